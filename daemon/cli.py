@@ -1,0 +1,98 @@
+"""The `scanwatch` command line.
+
+Each command lives in its own module under ``daemon/commands/`` with two functions:
+``register(subparsers, common)`` adds its parser (and sets ``handler``), and the handler does the
+work. Those modules import only the standard library at module level, so ``scanwatch --help``
+stays fast: apprise, SQLModel and httpx are imported by the handlers that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from daemon import __version__
+from daemon.errors import ConfigError, ScanwatchError
+
+# Order is the order of `scanwatch --help`.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand accepts, wherever they stand on the line."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="configuration file (default: $SCANWATCH_CONFIG, else /etc/scanwatch/config.toml)",
+    )
+    common.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS,
+        help="log verbosity on stderr (default: info)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scanwatch",
+        description=(
+            "Keeps Harbor registries scanned on schedules, under rate limits, keeps the history "
+            "of every report, and sends alerts that say what to fix."
+        ),
+        epilog="Run `scanwatch COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"scanwatch {__version__}")
+    parser.add_argument("--config", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help=argparse.SUPPRESS)
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    common = common_options()
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"daemon.commands.{name}")
+        module.register(subparsers, common)
+    return parser
+
+
+def _print_error(message: str) -> None:
+    print(f"scanwatch: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        # A group without its subcommand (`scanwatch config`) shows that group's help.
+        (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
+        return 2
+    from daemon import log
+
+    log.configure(args.log_level)
+    try:
+        return int(handler(args) or 0)
+    except ConfigError as exc:
+        _print_error(str(exc))
+        if len(exc.problems) > 1:
+            for line in exc.problems:
+                print(f"  {line}", file=sys.stderr)
+        return exc.exit_code
+    except ScanwatchError as exc:
+        _print_error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `scanwatch findings | head`: the reader left; that is not an error.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

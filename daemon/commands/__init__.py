@@ -1,0 +1,1 @@
+"""One module per `scanwatch` command; see ``daemon/cli.py`` for the contract."""

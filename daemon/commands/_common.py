@@ -1,0 +1,52 @@
+"""Helpers shared by command modules: config lookup and output formats.
+
+Standard library only at module level (``scanwatch --help`` must stay fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("/etc/scanwatch/config.toml")
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    """`--config PATH`, else `$SCANWATCH_CONFIG`, else /etc/scanwatch/config.toml."""
+    given = getattr(args, "config", None)
+    if given:
+        return Path(given)
+    env = os.environ.get("SCANWATCH_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG
+
+
+def add_format(parser: argparse.ArgumentParser, *extra: str) -> None:
+    choices = ("table", "json", *extra)
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default="table",
+        help=f"output format: {', '.join(choices)} (default: table)",
+    )
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A plain aligned text table on stdout."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))

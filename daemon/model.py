@@ -1,0 +1,202 @@
+"""The plain, frozen values that pass between the pipeline's stages.
+
+schedule → enumerate → select → scan queue → collect → store → diff → alerts. Each stage takes
+and returns these and nothing else; no stage hands another an ORM object or an HTTP response.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+REPORT_MIME_V11 = "application/vnd.security.vulnerability.report; version=1.1"
+REPORT_MIME_HARBOR_V10 = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
+
+
+class Severity(enum.IntEnum):
+    """Harbor's severities, ordered so that ``Critical > High > … > None``."""
+
+    NONE = 0
+    UNKNOWN = 1
+    LOW = 2
+    MEDIUM = 3
+    HIGH = 4
+    CRITICAL = 5
+
+    @property
+    def label(self) -> str:
+        """Harbor's casing: ``Critical``, ``High``, …, ``None``."""
+        return self.name.capitalize()
+
+    @classmethod
+    def parse(cls, text: str | None) -> Severity:
+        """Read any casing of a severity name; Trivy's ``NEGLIGIBLE`` is ``None``, as in Harbor.
+
+        Anything unrecognised is ``Unknown`` (Harbor does the same when it stores a report).
+        """
+        if not text:
+            return cls.UNKNOWN
+        key = text.strip().upper()
+        if key == "NEGLIGIBLE":
+            return cls.NONE
+        return cls.__members__.get(key, cls.UNKNOWN)
+
+    @classmethod
+    def from_name(cls, text: str) -> Severity | None:
+        """Strict lookup for configuration: ``None`` when the name is not a severity."""
+        return cls.__members__.get(text.strip().upper())
+
+
+SEVERITY_LABELS: tuple[str, ...] = tuple(s.label for s in sorted(Severity, reverse=True))
+
+
+class ScanState(enum.Enum):
+    """A scan job's state as Harbor records it."""
+
+    PENDING = "Pending"
+    SCHEDULED = "Scheduled"
+    RUNNING = "Running"
+    SUCCESS = "Success"
+    ERROR = "Error"
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (ScanState.SUCCESS, ScanState.ERROR, ScanState.STOPPED)
+
+
+class UserStatus(enum.Enum):
+    """The six statuses users see, named as Harbor's UI names them."""
+
+    NOT_SCANNED = "Not Scanned"
+    NOT_SUPPORTED = "Not Supported"
+    QUEUED = "Queued"
+    SCANNING = "Scanning"
+    ERROR = "Error"
+    COMPLETE = "Complete"
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One (vulnerability, package, installed version) inside one report: Harbor's dedupe key."""
+
+    id: str
+    package: str
+    version: str
+    fix_version: str = ""
+    severity: Severity = Severity.UNKNOWN
+    status: str = ""
+    cvss_v3: float | None = None
+    description: str = ""
+    links: tuple[str, ...] = ()
+    artifact_digests: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.id, self.package, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A complete, successful vulnerability report, normalised and sorted by occurrence key."""
+
+    scanner_name: str
+    scanner_version: str
+    generated_at: datetime | None
+    occurrences: tuple[Occurrence, ...]
+    scanner_vendor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """An artifact's identity: (registry, project, repository, digest)."""
+
+    registry: str
+    project: str
+    repository: str  # without the project prefix, e.g. "team/app"
+    digest: str
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.project}/{self.repository}@{self.digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class FindingKey:
+    """A finding's identity, the unit of history and alerting."""
+
+    registry: str
+    project: str
+    repository: str
+    vulnerability: str
+    package: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerInfo:
+    name: str
+    vendor: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOverview:
+    """What an artifact listing says about the artifact's last scan."""
+
+    report_id: str
+    state: ScanState
+    complete_percent: int = 0
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    scanner: ScannerInfo | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # severity label -> count
+    total: int = 0
+    fixable: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    name: str
+    push_time: datetime | None = None
+    pull_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """One artifact as the inventory walk found it."""
+
+    ref: ArtifactRef
+    type: str
+    media_type: str = ""
+    manifest_media_type: str = ""
+    tags: tuple[Tag, ...] = ()
+    push_time: datetime | None = None
+    pull_time: datetime | None = None
+    scannable: bool = False
+    overview: ScanOverview | None = None
+    children: tuple[str, ...] = ()  # child digests of an image index
+    size: int = 0
+
+    @property
+    def is_index(self) -> bool:
+        return bool(self.children)
+
+
+class ChangeKind(enum.Enum):
+    NEW = "new"
+    FIXED = "fixed"
+    FIX_AVAILABLE = "fix_available"
+    SEVERITY_CHANGED = "severity_changed"
+    REOPENED = "reopened"
+
+
+class Reason(enum.Enum):
+    NEW_IMAGE = "new_image"
+    ADVISORY_PUBLISHED = "advisory_published"
+    FIXED_BY_REBUILD = "fixed_by_rebuild"
+    ADVISORY_WITHDRAWN = "advisory_withdrawn"
+    IMAGE_REMOVED = "image_removed"
+    FIX_RELEASED = "fix_released"
+    RESCORED = "rescored"
+    REOPENED = "reopened"
+    FIRST_SIGHT = "first_sight"

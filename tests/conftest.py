@@ -1,0 +1,43 @@
+"""Fixtures shared by every test.
+
+Tests that need the shared spec and fixtures (``../shared`` beside the checkout, or
+``$SCANWATCH_SHARED``) ask for the ``shared_dir`` fixture. Where it is absent they skip with a
+reason, as on a user's fresh clone; with ``SCANWATCH_REQUIRE_SHARED=1`` (set by ``.ci/run``) the
+same absence is a failure, because CI has it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def locate_shared() -> Path | None:
+    env = os.environ.get("SCANWATCH_SHARED")
+    candidate = Path(env) if env else REPO.parent / "shared"
+    return candidate if (candidate / "DESIGN.md").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    found = locate_shared()
+    if found is None:
+        reason = "../shared (the Harbor spec and Trivy fixtures) is absent; set SCANWATCH_SHARED"
+        if os.environ.get("SCANWATCH_REQUIRE_SHARED") == "1":
+            pytest.fail(f"{reason}, and SCANWATCH_REQUIRE_SHARED=1 says it must be there")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture(scope="session")
+def trivy_fixtures(shared_dir: Path) -> Path:
+    return shared_dir / "fixtures" / "trivy"
+
+
+@pytest.fixture(scope="session")
+def swagger_path(shared_dir: Path) -> Path:
+    return shared_dir / "harbor" / "swagger.yaml"

@@ -200,3 +200,66 @@ class Reason(enum.Enum):
     RESCORED = "rescored"
     REOPENED = "reopened"
     FIRST_SIGHT = "first_sight"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One per-artifact difference between a report and its baseline (``daemon/diff.py``)."""
+
+    kind: ChangeKind
+    reason: Reason
+    occurrence: Occurrence  # the current occurrence; for FIXED, the baseline's
+    previous: Occurrence | None = None  # the baseline's occurrence, where there was one
+    direction: str = ""  # "up" or "down" for SEVERITY_CHANGED
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """The outcome of one scan of one artifact, as collect hands it to the store.
+
+    ``report`` is set only for a complete, successful report. An Error or Stopped scan carries
+    its log excerpt and never resolves anything; a report still being written (``{}``) is never
+    a ScanResult at all.
+    """
+
+    ref: ArtifactRef
+    state: ScanState
+    report_id: str
+    trigger: str  # "schedule:<name>", "manual", "imported"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    scanner: ScannerInfo | None = None
+    scanner_db_updated_at: datetime | None = None
+    report: Report | None = None
+    log_excerpt: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """What history knows of an artifact's scans, for selection."""
+
+    digest: str
+    state: ScanState
+    report_id: str
+    finished_at: datetime | None = None
+    last_success_at: datetime | None = None
+    scanner_db_updated_at: datetime | None = None
+    consecutive_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """A change of a finding (the unit of history and alerting), as history records it."""
+
+    kind: ChangeKind
+    reason: Reason
+    finding: FindingKey
+    severity: Severity
+    at: datetime
+    installed_version: str = ""
+    fix_version: str = ""
+    previous_severity: Severity | None = None
+    digests: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    ignored: bool = False

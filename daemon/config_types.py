@@ -1,0 +1,168 @@
+"""The configuration as typed, frozen values: what ``daemon/config.py`` loads and validates.
+
+Every stage reads its settings from these and never from raw TOML. Defaults here are the
+documented defaults of ``config.example.toml``; only what cannot have a default is required.
+Secrets are resolved at load time into ``Secret`` values whose ``repr``/``str`` never show them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from daemon.model import Severity
+
+DEFAULT_SELECT = ("changed", "unscanned", "failed")
+ALL_LANES = ("changed", "unscanned", "failed", "db_updated", "stale")
+EVENTS = (
+    "new",
+    "fix_available",
+    "fixed",
+    "severity_up",
+    "severity_down",
+    "reopened",
+    "sla_overdue",
+    "scan_failed",
+    "scanner_unavailable",
+)
+
+
+class Secret:
+    """A resolved secret. Printing, logging or ``repr`` shows ``***``; ``.reveal()`` gives it."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str | None, source: str) -> None:
+        self._value = value
+        self.source = source  # "env:NAME", "file:/path" or "literal": safe to show
+
+    def reveal(self) -> str:
+        return self._value or ""
+
+    @property
+    def present(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret(source={self.source!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    database: str = ""  # an SQLAlchemy URL; "" means the default, see config.default_database()
+    listen: str = ""  # "127.0.0.1:9468" to serve /metrics, /healthz, /readyz; "" is off
+    stop_timeout: timedelta = timedelta(seconds=30)
+    max_scans_in_flight: int = 10  # a global cap across registries
+    run_timeout: timedelta = timedelta(hours=6)
+    outbox_drain_timeout: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    name: str
+    url: str  # https://harbor.example.com, no trailing slash
+    username: str
+    password: Secret
+    projects: tuple[str, ...] = ("*",)
+    exclude_projects: tuple[str, ...] = ()
+    repositories: tuple[str, ...] = ("*",)
+    exclude_repositories: tuple[str, ...] = ()
+    requests_per_second: float = 5.0
+    burst: int = 5
+    max_concurrent_requests: int = 4
+    max_scans_in_flight: int = 2
+    timeout: timedelta = timedelta(seconds=30)
+    max_retries: int = 5
+    verify_tls: bool = True
+    ca_bundle: str = ""
+    use_harbor_allowlist: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str
+    cron: str
+    registries: tuple[str, ...]
+    timezone: str = "UTC"
+    select: tuple[str, ...] = DEFAULT_SELECT
+    stale_after: timedelta = timedelta(days=7)
+    failed_backoff: timedelta = timedelta(hours=1)  # doubles per consecutive failure
+    max_scans: int = 1000
+    jitter: timedelta = timedelta(0)
+    on_missed: str = "run_once"  # or "skip"
+    tags: tuple[str, ...] = ()  # tag globs; () means every artifact
+    only_pulled_within: timedelta | None = None
+    types: tuple[str, ...] = ("IMAGE",)
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    name: str
+    urls: tuple[Secret, ...]  # apprise URLs; they often carry tokens, so each is a Secret
+    max_age: timedelta = timedelta(days=1)
+    format: str = ""  # "", "slack", "email", "json": "" means from the URL's scheme
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    receivers: tuple[str, ...]
+    name: str = ""
+    registries: tuple[str, ...] = ("*",)
+    projects: tuple[str, ...] = ("*",)
+    repositories: tuple[str, ...] = ("*",)
+    min_severity: Severity = Severity.HIGH
+    events: tuple[str, ...] = ("new", "fix_available", "reopened", "sla_overdue", "scan_failed")
+    group: str = "immediate"  # or "digest"
+    digest_cron: str = "0 8 * * 1-5"
+    digest_timezone: str = "UTC"
+    escalate_to: tuple[str, ...] = ()
+    continue_: bool = False  # `continue = true` in TOML
+    repeat_open_every: timedelta | None = None
+    heartbeat: bool = False
+
+
+@dataclass(frozen=True)
+class IgnoreConfig:
+    reason: str
+    expires: date
+    vulnerability: str = ""
+    package: str = ""
+    registries: tuple[str, ...] = ("*",)
+    projects: tuple[str, ...] = ("*",)
+    repositories: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True)
+class SlaConfig:
+    deadlines: dict[Severity, timedelta] = field(default_factory=dict)
+    due_soon: timedelta = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class Config:
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    registries: tuple[RegistryConfig, ...] = ()
+    schedules: tuple[ScheduleConfig, ...] = ()
+    receivers: tuple[ReceiverConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    ignores: tuple[IgnoreConfig, ...] = ()
+    sla: SlaConfig = field(default_factory=SlaConfig)
+    source: str = ""  # the file it came from
+    warnings: tuple[str, ...] = ()
+
+    def registry(self, name: str) -> RegistryConfig | None:
+        return next((r for r in self.registries if r.name == name), None)
+
+    def schedule(self, name: str) -> ScheduleConfig | None:
+        return next((s for s in self.schedules if s.name == name), None)
+
+    def receiver(self, name: str) -> ReceiverConfig | None:
+        return next((r for r in self.receivers if r.name == name), None)

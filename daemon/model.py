@@ -91,6 +91,7 @@ class Occurrence:
     description: str = ""
     links: tuple[str, ...] = ()
     artifact_digests: tuple[str, ...] = ()
+    cwe_ids: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -200,6 +201,7 @@ class Reason(enum.Enum):
     RESCORED = "rescored"
     REOPENED = "reopened"
     FIRST_SIGHT = "first_sight"
+    IGNORE_EXPIRED = "ignore_expired"  # an ignore rule or allowlist expired: open again
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,3 +265,54 @@ class ChangeEvent:
     digests: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     ignored: bool = False
+    # How many findings the event stands for: > 1 only for a first-sight summary (kind NEW,
+    # reason FIRST_SIGHT, empty vulnerability/package), which alerts summarise, never list.
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TagMove:
+    """A tag that pointed to ``old_digest`` at the last walk and now points to ``new_digest``."""
+
+    project: str
+    repository: str
+    tag: str
+    old_digest: str
+    new_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryDelta:
+    """What a full inventory walk of one registry changed (``Store.record_inventory``).
+
+    ``removed`` holds the artifacts that stop counting for findings: those the registry no longer
+    lists (``deleted``) and those that lost their last tag with no unscanned successor
+    (``untagged``). Hand ``removed`` to ``Store.resolve_removed``.
+    """
+
+    new: tuple[ArtifactRef, ...] = ()
+    moved: tuple[TagMove, ...] = ()
+    deleted: tuple[ArtifactRef, ...] = ()
+    untagged: tuple[ArtifactRef, ...] = ()
+
+    @property
+    def new_digests(self) -> tuple[str, ...]:
+        return tuple(r.digest for r in self.new)
+
+    @property
+    def removed(self) -> tuple[ArtifactRef, ...]:
+        return self.deleted + self.untagged
+
+    @property
+    def removed_digests(self) -> tuple[str, ...]:
+        return tuple(r.digest for r in self.removed)
+
+
+@dataclass(frozen=True, slots=True)
+class CveAllowlist:
+    """A Harbor CVE allowlist: system-wide (``project`` "") or a project's, one expiry for all."""
+
+    registry: str
+    cve_ids: frozenset[str]
+    expires_at: datetime | None = None
+    project: str = ""

@@ -1,0 +1,462 @@
+"""Load and validate the TOML configuration into the typed values of ``daemon/config_types.py``.
+
+``load()`` reports every problem at once, one line each, with its TOML path (a table by its
+name where it has one, else by its 1-based position), the offending value (never a secret)
+and what would be valid::
+
+    registry[prod-harbor].requests_per_second: must be a number > 0, got "fast"
+
+Secrets come from ``"${ENV_NAME}"`` (whole value or inside a URL) or from a ``*_file`` key, and
+are resolved here into ``Secret`` values. With ``strict=False`` (``config check``: the service's
+environment may differ from the shell's) an unset variable or a missing file is a warning; with
+``strict=True`` (``run``) it is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon import config_types as ct
+from daemon.config_checks import (
+    BAD,
+    Ctx,
+    bool_,
+    cron,
+    date_,
+    did_you_mean,
+    duration,
+    globs,
+    int_,
+    list_of,
+    listen,
+    name,
+    names,
+    number_gt0,
+    one_of,
+    severity,
+    show,
+    str_,
+    timezone,
+    url,
+)
+from daemon.config_secrets import receiver_urls, secret_pair
+from daemon.errors import ConfigError
+from daemon.model import Severity
+
+LOOKUP_ORDER = "--config PATH, else $SCANWATCH_CONFIG, else /etc/scanwatch/config.toml"
+
+Parser = Any  # a callable (ctx, path, value) -> parsed value or BAD
+
+SECTIONS = ("daemon", "registry", "schedule", "receiver", "route", "ignore", "sla")
+
+DAEMON_KEYS: dict[str, Parser] = {
+    "database": str_,
+    "listen": listen,
+    "stop_timeout": duration(),
+    "max_scans_in_flight": int_(1),
+    "run_timeout": duration(),
+    "outbox_drain_timeout": duration(zero=True),
+}
+REGISTRY_KEYS: dict[str, Parser] = {
+    "name": name,
+    "url": url,
+    "username": str_,
+    "password": None,  # secrets are handled apart
+    "password_file": None,
+    "projects": globs,
+    "exclude_projects": globs,
+    "repositories": globs,
+    "exclude_repositories": globs,
+    "requests_per_second": number_gt0,
+    "burst": int_(1),
+    "max_concurrent_requests": int_(1),
+    "max_scans_in_flight": int_(1),
+    "timeout": duration(),
+    "max_retries": int_(0),
+    "verify_tls": bool_,
+    "ca_bundle": str_,
+    "use_harbor_allowlist": bool_,
+}
+SCHEDULE_KEYS: dict[str, Parser] = {
+    "name": name,
+    "cron": cron,
+    "registries": names,
+    "timezone": timezone,
+    "select": list_of(ct.ALL_LANES, "lane"),
+    "stale_after": duration(),
+    "failed_backoff": duration(),
+    "max_scans": int_(0),
+    "jitter": duration(zero=True),
+    "on_missed": one_of(("run_once", "skip")),
+    "tags": globs,
+    "only_pulled_within": duration(),
+    "types": list_of(("IMAGE", "CHART", "CNAB"), "artifact type"),
+}
+RECEIVER_KEYS: dict[str, Parser] = {
+    "name": name,
+    "urls": None,
+    "urls_file": None,
+    "max_age": duration(),
+    "format": one_of(("", "slack", "email", "json")),
+}
+ROUTE_KEYS: dict[str, Parser] = {
+    "name": name,
+    "receivers": names,
+    "registries": globs,
+    "projects": globs,
+    "repositories": globs,
+    "min_severity": severity,
+    "events": list_of(ct.EVENTS, "event"),
+    "group": one_of(("immediate", "digest")),
+    "digest_cron": cron,
+    "digest_timezone": timezone,
+    "escalate_to": names,
+    "continue": bool_,
+    "repeat_open_every": duration(),
+    "heartbeat": bool_,
+}
+IGNORE_KEYS: dict[str, Parser] = {
+    "vulnerability": str_,
+    "package": str_,
+    "registries": globs,
+    "projects": globs,
+    "repositories": globs,
+    "reason": str_,
+    "expires": date_,
+}
+SLA_KEYS = tuple(s.label for s in sorted(Severity, reverse=True)) + ("due_soon",)
+
+REQUIRED = {
+    "registry": ("name", "url", "username"),
+    "schedule": ("name", "cron", "registries"),
+    "receiver": ("name",),
+    "route": ("receivers",),
+    "ignore": ("reason", "expires"),
+}
+HINTS = {
+    "name": 'a name such as "prod-harbor"',
+    "url": 'an http(s) URL such as "https://harbor.example.com"',
+    "username": 'a user name such as "robot$scanwatch"',
+    "cron": 'a 5-field crontab expression such as "0 2 * * *"',
+    "registries": 'a list of registry names such as ["prod-harbor"]',
+    "receivers": 'a list of receiver names such as ["secops-slack"]',
+    "reason": "a string saying why the finding is accepted",
+    "expires": "a date such as 2027-01-31",
+}
+
+
+def default_database(environ: Mapping[str, str] | None = None) -> str:
+    """SQLite in ``$STATE_DIRECTORY`` under systemd (``StateDirectory=``), else the cwd."""
+    env = os.environ if environ is None else environ
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return f"sqlite:///{Path(state) / 'history.db'}"
+    return "sqlite:///./scanwatch.db"
+
+
+@dataclass
+class Outcome:
+    """What ``analyse`` found: a Config when there are no problems, and every line to show."""
+
+    config: ct.Config | None
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load(
+    path: Path | str,
+    *,
+    strict: bool = True,
+    environ: Mapping[str, str] | None = None,
+    today: date | None = None,
+) -> ct.Config:
+    """Read, validate and resolve the file; raise ConfigError listing every problem."""
+    outcome = analyse(path, strict=strict, environ=environ, today=today)
+    if outcome.config is None:
+        raise ConfigError(outcome.problems, str(path))
+    return outcome.config
+
+
+def analyse(
+    path: Path | str,
+    *,
+    strict: bool = True,
+    environ: Mapping[str, str] | None = None,
+    today: date | None = None,
+) -> Outcome:
+    """Like ``load`` but returns problems and warnings instead of raising (``config check``)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Outcome(None, [f"no such file (the configuration is looked for at {LOOKUP_ORDER})"])
+    except IsADirectoryError:
+        return Outcome(None, ["is a directory, not a configuration file"])
+    except OSError as exc:
+        return Outcome(None, [f"cannot read the file: {exc.strerror or exc}"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Outcome(None, [f"not UTF-8 text (bad byte at offset {exc.start}); is it TOML?"])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return Outcome(None, [_syntax_message(str(exc), len(text.splitlines()) or 1)])
+    ctx = Ctx(
+        environ=os.environ if environ is None else environ,
+        strict=strict,
+        base=path.resolve().parent,
+        today=today or date.today(),
+    )
+    config = _build(ctx, data, str(path))
+    if ctx.problems:
+        return Outcome(None, ctx.problems, ctx.warnings)
+    return Outcome(config, [], ctx.warnings)
+
+
+def _syntax_message(message: str, last_line: int) -> str:
+    found = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    what = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+    what = what[:1].lower() + what[1:]
+    if found:
+        return f"line {found[1]}, column {found[2]}: TOML syntax error: {what}"
+    return f"line {last_line} (the end of the file): TOML syntax error: {what}"
+
+
+def _build(ctx: Ctx, data: dict[str, Any], source: str) -> ct.Config:
+    for key, value in data.items():
+        if key not in SECTIONS:
+            ctx.problem(key, "unknown section" + (
+                did_you_mean(key, SECTIONS) or f"; valid sections: {', '.join(SECTIONS)}"))
+        elif key in ("daemon", "sla") and not isinstance(value, dict):
+            ctx.problem(key, f"must be a table ([{key}]), got {show(value)}")
+        elif key not in ("daemon", "sla") and not (
+            isinstance(value, list) and all(isinstance(v, dict) for v in value)
+        ):
+            ctx.problem(key, f"must be an array of tables ([[{key}]]), got {show(value)}")
+    tables: dict[str, list[dict[str, Any]]] = {
+        k: data[k] if _is_tables(data.get(k)) else [] for k in REQUIRED
+    }
+    known = {k: _names_of(tables[k]) for k in REQUIRED}
+    daemon = _daemon(ctx, data.get("daemon"))
+    registries = [_registry(ctx, w, t) for w, t in _each(tables, "registry")]
+    schedules = [_schedule(ctx, w, t, known["registry"]) for w, t in _each(tables, "schedule")]
+    receivers = [_receiver(ctx, w, t) for w, t in _each(tables, "receiver")]
+    routes = [_route(ctx, w, t, known) for w, t in _each(tables, "route")]
+    ignores = [_ignore(ctx, w, t, known["registry"]) for w, t in _each(tables, "ignore")]
+    sla = _sla(ctx, data.get("sla"))
+    for section in ("registry", "schedule", "receiver", "route"):
+        _check_unique(ctx, section, tables[section])
+    if not registries and "registry" not in data:
+        ctx.warn("registry", "no [[registry]] table: there is nothing to scan")
+    if ctx.problems:
+        return ct.Config()
+    return ct.Config(
+        daemon=daemon,
+        registries=tuple(r for r in registries if r is not None),
+        schedules=tuple(s for s in schedules if s is not None),
+        receivers=tuple(r for r in receivers if r is not None),
+        routes=tuple(r for r in routes if r is not None),
+        ignores=tuple(i for i in ignores if i is not None),
+        sla=sla,
+        source=source,
+        warnings=tuple(ctx.warnings),
+    )
+
+
+def _is_tables(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _each(
+    tables: dict[str, list[dict[str, Any]]], section: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each table of a section with its TOML path: by name where it has one, else by position."""
+    label = _label if section != "ignore" else (lambda _t, i: str(i))  # ignores have no name
+    return [(f"{section}[{label(t, i)}]", t) for i, t in enumerate(tables[section], start=1)]
+
+
+def _label(table: dict[str, Any], position: int) -> str:
+    value = table.get("name")
+    return value if isinstance(value, str) and value.strip() else str(position)
+
+
+def _names_of(tables: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(t["name"] for t in tables if isinstance(t.get("name"), str))
+
+
+def _check_unique(ctx: Ctx, section: str, tables: list[dict[str, Any]]) -> None:
+    seen: dict[str, int] = {}
+    for position, table in enumerate(tables, start=1):
+        value = table.get("name")
+        if not isinstance(value, str) or not value:
+            continue
+        if value in seen:
+            ctx.problem(f"{section}[{value}].name", f"duplicate name {show(value)}: used by "
+                        f"{section} #{seen[value]} and #{position}; names must be unique")
+        else:
+            seen[value] = position
+
+
+def _fields(
+    ctx: Ctx, where: str, table: dict[str, Any], keys: dict[str, Parser], section: str
+) -> dict[str, Any]:
+    """Parse the known keys of one table; report unknown and missing required keys."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in keys:
+            ctx.problem(f"{where}.{key}", "unknown key" + (
+                did_you_mean(key, keys) or f"; valid keys: {', '.join(keys)}"))
+            continue
+        parser = keys[key]
+        if parser is None:
+            continue
+        parsed = parser(ctx, f"{where}.{key}", value)
+        if parsed is not BAD:
+            out[key] = parsed
+    for key in REQUIRED.get(section, ()):
+        if key not in table:
+            ctx.problem(f"{where}.{key}", f"required: {HINTS[key]}")
+    return out
+
+
+def _daemon(ctx: Ctx, table: Any) -> ct.DaemonConfig:
+    if not isinstance(table, dict):
+        return ct.DaemonConfig(database=default_database(ctx.environ))
+    values = _fields(ctx, "daemon", table, DAEMON_KEYS, "daemon")
+    database = values.get("database") or default_database(ctx.environ)
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", database):
+        ctx.problem("daemon.database", 'must be an SQLAlchemy URL such as '
+                    f'"sqlite:////var/lib/scanwatch/history.db", got {show(database)}')
+    elif re.search(r"://[^/@]*:[^/@]*@", database):
+        ctx.warn("daemon.database", "a literal password in the file; prefer a password-less URL "
+                 "(peer auth, ~/.pgpass or PGPASSFILE)")
+    values["database"] = database
+    return ct.DaemonConfig(**values)
+
+
+def _registry(ctx: Ctx, where: str, table: dict[str, Any]) -> ct.RegistryConfig | None:
+    values = _fields(ctx, where, table, REGISTRY_KEYS, "registry")
+    password = secret_pair(ctx, where, table, "password")
+    if values.get("ca_bundle"):
+        bundle = ctx.base / values["ca_bundle"]
+        if not bundle.is_file():
+            ctx.missing(f"{where}.ca_bundle", f"no such file: {show(str(bundle), limit=300)}")
+    if password is None or not all(k in values for k in REQUIRED["registry"]):
+        return None
+    return ct.RegistryConfig(**{**values, "password": password})
+
+
+def _schedule(
+    ctx: Ctx, where: str, table: dict[str, Any], registries: tuple[str, ...]
+) -> ct.ScheduleConfig | None:
+    values = _fields(ctx, where, table, SCHEDULE_KEYS, "schedule")
+    _check_refs(ctx, f"{where}.registries", values.get("registries", ()), registries, "registry",
+                required=True)
+    if not all(k in values for k in REQUIRED["schedule"]):
+        return None
+    return ct.ScheduleConfig(**values)
+
+
+def _receiver(ctx: Ctx, where: str, table: dict[str, Any]) -> ct.ReceiverConfig | None:
+    values = _fields(ctx, where, table, RECEIVER_KEYS, "receiver")
+    urls = receiver_urls(ctx, where, table)
+    if urls is None or "name" not in values:
+        return None
+    return ct.ReceiverConfig(**{**values, "urls": urls})
+
+
+def _route(
+    ctx: Ctx, where: str, table: dict[str, Any], known: dict[str, tuple[str, ...]]
+) -> ct.RouteConfig | None:
+    values = _fields(ctx, where, table, ROUTE_KEYS, "route")
+    _check_refs(ctx, f"{where}.receivers", values.get("receivers", ()), known["receiver"],
+                "receiver", required=True)
+    _check_refs(ctx, f"{where}.escalate_to", values.get("escalate_to", ()), known["receiver"],
+                "receiver")
+    _check_refs(ctx, f"{where}.registries", values.get("registries", ()), known["registry"],
+                "registry", globs_ok=True)
+    if "continue" in values:
+        values["continue_"] = values.pop("continue")
+    if "receivers" not in values:
+        return None
+    return ct.RouteConfig(**values)
+
+
+def _ignore(
+    ctx: Ctx, where: str, table: dict[str, Any], registries: tuple[str, ...]
+) -> ct.IgnoreConfig | None:
+    values = _fields(ctx, where, table, IGNORE_KEYS, "ignore")
+    _check_refs(ctx, f"{where}.registries", values.get("registries", ()), registries, "registry",
+                globs_ok=True)
+    if "reason" in values and not values["reason"].strip():
+        ctx.problem(f"{where}.reason", "must not be empty: say why the finding is accepted")
+    expires = values.get("expires")
+    if isinstance(expires, date) and expires < ctx.today:
+        ctx.warn(f"{where}.expires", f"{expires.isoformat()} has passed: the rule no longer "
+                 "applies")
+    if not values.get("vulnerability") and not values.get("package"):
+        ctx.warn(where, "neither vulnerability nor package: it silences every finding it matches")
+    if not all(k in values for k in REQUIRED["ignore"]):
+        return None
+    return ct.IgnoreConfig(**values)
+
+
+def _sla(ctx: Ctx, table: Any) -> ct.SlaConfig:
+    if not isinstance(table, dict):
+        return ct.SlaConfig()
+    deadlines: dict[Severity, timedelta] = {}
+    due_soon = ct.SlaConfig().due_soon
+    for key, value in table.items():
+        where = f"sla.{key}"
+        if key == "due_soon":
+            parsed = duration(zero=True)(ctx, where, value)
+            due_soon = parsed if parsed is not BAD else due_soon
+            continue
+        level = Severity.from_name(key) if isinstance(key, str) else None
+        if level is None:
+            ctx.problem(where, "unknown key" + (
+                did_you_mean(key, SLA_KEYS) or f"; valid keys: {', '.join(SLA_KEYS)}"))
+            continue
+        parsed = duration()(ctx, where, value)
+        if parsed is not BAD:
+            deadlines[level] = parsed
+    return ct.SlaConfig(deadlines=deadlines, due_soon=due_soon)
+
+
+def _check_refs(
+    ctx: Ctx,
+    where: str,
+    given: tuple[str, ...],
+    known: tuple[str, ...],
+    kind: str,
+    *,
+    required: bool = False,
+    globs_ok: bool = False,
+) -> None:
+    if required and given == ():
+        ctx.problem(where, f"must name at least one {kind}")
+    for value in given:
+        if globs_ok and any(c in value for c in "*?["):
+            continue
+        if value not in known:
+            listing = ", ".join(dict.fromkeys(known)) or f"no [[{kind}]] is defined"
+            ctx.problem(where, f"unknown {kind} {show(value)}" + (
+                did_you_mean(value, known) or f"; known: {listing}"))
+
+
+def next_run(schedule_cron: str, tz: str, now: datetime) -> datetime:
+    """The next fire time of a cron expression in a time zone (cronsim: DST-correct)."""
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
+
+    zone = ZoneInfo(tz)
+    return next(CronSim(schedule_cron, now.astimezone(zone)))

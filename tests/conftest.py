@@ -41,3 +41,21 @@ def trivy_fixtures(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def swagger_path(shared_dir: Path) -> Path:
     return shared_dir / "harbor" / "swagger.yaml"
+
+
+@pytest.fixture
+def make_sim():  # type: ignore[no-untyped-def]
+    """A factory: ``make_sim(projects=2, scan_seconds=0.1)`` starts a Harbor simulator on a free
+    port (``SimOptions`` keyword overrides); every one started is stopped at teardown."""
+    from daemon.sim import SimOptions, start_simulator
+
+    started = []
+
+    def factory(**overrides):  # type: ignore[no-untyped-def]
+        sim = start_simulator(SimOptions(**overrides))
+        started.append(sim)
+        return sim
+
+    yield factory
+    for sim in started:
+        sim.stop()

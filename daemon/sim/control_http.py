@@ -1,0 +1,62 @@
+"""``/_sim/``: the simulator's control endpoints (not Harbor; no auth; never in the statistics).
+
+POST /_sim/push        {} | {"project", "repository", "tag"}   → {project, repository, digest, tag}
+POST /_sim/db-update   {} | {"added", "fix_released", "rescored"} (shares) → {added, fix_released,
+                       rescored, db_updated_at}
+POST /_sim/faults      {"faults": [FaultRule fields…]} (replaces; [] clears) ; GET lists them
+POST /_sim/adapter     {"up": bool, "disabled"?: bool, "registered"?: bool}
+GET  /_sim/inventory   counts ; GET /_sim/stats ; POST /_sim/stats/reset
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from daemon.errors import ScanwatchError
+from daemon.sim.api import Response, dumps, error_response
+from daemon.sim.state import Control, SimState
+
+
+def _body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("the body must be a JSON object")
+    return value
+
+
+def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Response:
+    control = Control(state)
+    try:
+        body = _body(raw)
+        result: Any
+        if (method, path) == ("POST", "/_sim/push"):
+            result = control.push(body.get("project"), body.get("repository"), body.get("tag"))
+        elif (method, path) == ("POST", "/_sim/db-update"):
+            shares = {k: float(body[k]) for k in ("added", "fix_released", "rescored") if k in body}
+            result = control.db_update(**shares)
+        elif (method, path) == ("POST", "/_sim/faults"):
+            control.set_faults(body.get("faults", []))
+            result = {"faults": control.faults()}
+        elif (method, path) == ("GET", "/_sim/faults"):
+            result = {"faults": control.faults()}
+        elif (method, path) == ("POST", "/_sim/adapter"):
+            if "up" in body:
+                control.set_adapter(bool(body["up"]))
+            control.set_scanner(registered=body.get("registered"), disabled=body.get("disabled"))
+            result = {"up": control.adapter_up(), "registered": state.scanner_registered,
+                      "disabled": state.scanner_disabled}
+        elif (method, path) == ("GET", "/_sim/inventory"):
+            result = control.inventory()
+        elif (method, path) == ("GET", "/_sim/stats"):
+            result = control.stats()
+        elif (method, path) == ("POST", "/_sim/stats/reset"):
+            control.reset_stats()
+            result = control.stats()
+        else:
+            return error_response(404, "NOT_FOUND", f"no control endpoint {method} {path}")
+    except (ValueError, TypeError, ScanwatchError) as exc:
+        return error_response(400, "BAD_REQUEST", str(exc))
+    return Response(200, dumps(result))

@@ -1,0 +1,360 @@
+"""Harbor's v2.0 endpoints, each a function of a :class:`Request` returning a :class:`Response`."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from daemon.sim import render
+from daemon.sim.api import ApiError, Request, Response, dumps, json_response, matches
+from daemon.sim.engine import ScanError
+from daemon.sim.inventory import Artifact, Project, Repository
+from daemon.sim.state import SCANNER_UUID
+
+REPO = "/projects/{project_name}/repositories/{repository_name}"
+ART = REPO + "/artifacts/{reference}"
+COMPONENTS = ("core", "portal", "jobservice", "registry", "registryctl", "database", "redis")
+
+
+def ping(req: Request) -> Response:
+    return Response(200, b"Pong", "text/plain")
+
+
+def health(req: Request) -> Response:
+    up = req.state.engine.adapter_up
+    components: list[dict[str, Any]] = [{"name": n, "status": "healthy"} for n in COMPONENTS]
+    trivy: dict[str, Any] = {"name": "trivy", "status": "healthy" if up else "unhealthy"}
+    if not up:
+        trivy["error"] = "failed to check health: Get " \
+                         "\"http://trivy-adapter:8080/probe/healthy\": " \
+                         "dial tcp: connect: connection refused"
+    components.append(trivy)
+    return json_response({"status": "healthy" if up else "unhealthy", "components": components})
+
+
+def systeminfo(req: Request) -> Response:
+    req.check_credentials()
+    body: dict[str, Any] = {"auth_mode": "db_auth", "primary_auth_mode": False,
+                            "self_registration": False, "has_ca_root": False,
+                            "banner_message": "", "oidc_provider_name": ""}
+    if req.principal is not None:
+        body.update({"harbor_version": f"{req.state.options.harbor_version}-f1c4e8a2",
+                     "external_url": "https://harbor.example.test",
+                     "registry_url": "harbor.example.test", "read_only": False,
+                     "notification_enable": True, "project_creation_restriction": "everyone",
+                     "registry_storage_provider_name": "filesystem",
+                     "current_time": render.ts(req.state.wall())})
+    return json_response(body)
+
+
+# ---- projects and repositories ------------------------------------------------------------------
+def list_projects(req: Request) -> Response:
+    req.check_credentials()
+    projects = req.state.inventory.projects
+    if req.principal is None:
+        projects = []  # anonymous callers see public projects only, and these are private
+    elif isinstance(req.principal, tuple):
+        projects = [p for p in projects if p.name == req.principal[1]]
+    name = req.query.get("name")
+    if name:
+        projects = [p for p in projects if name in p.name]
+    for key, op, want in req.q():
+        field = {"name": lambda p: p.name, "project_id": lambda p: p.id}.get(key)
+        if field is not None:
+            projects = [p for p in projects if matches(op, want, field(p))]
+    chosen, headers = req.paginate(projects)
+    return Response(200, dumps([render.project(p) for p in chosen]), headers=headers)
+
+
+def get_project(req: Request) -> Response:
+    return json_response(render.project(req.project()))
+
+
+def project_scanner(req: Request) -> Response:
+    req.project()
+    if not req.state.scanner_registered:
+        return Response(200, b"null")
+    return json_response(registration(req, with_health=True))
+
+
+def list_repositories(req: Request) -> Response:
+    project = req.project("project_name", by_name=True)
+    repos = sorted(project.repositories, key=lambda r: -r.id)
+    for key, op, want in req.q():
+        if key == "name":
+            repos = [r for r in repos if matches(op, want, r.name)]
+    chosen, headers = req.paginate(repos)
+    return Response(200, dumps([render.repository(r) for r in chosen]), headers=headers)
+
+
+def _repo(req: Request) -> tuple[Project, Repository]:
+    project = req.project("project_name", by_name=True)
+    short = unquote(req.params["repository_name"])  # Harbor's second decoding
+    repo = req.state.inventory.repository(project, short)
+    if repo is None:
+        raise ApiError(404, "NOT_FOUND", f"repository {project.name}/{short} not found")
+    return project, repo
+
+
+def get_repository(req: Request) -> Response:
+    return json_response(render.repository(_repo(req)[1]))
+
+
+def _artifact(req: Request) -> Artifact:
+    project, repo = _repo(req)
+    reference = req.params["reference"]
+    art = req.state.inventory.artifact(repo, reference)
+    if art is None:
+        raise ApiError(404, "NOT_FOUND", f"artifact {repo.name}:{reference} not found")
+    return art
+
+
+# ---- artifacts ----------------------------------------------------------------------------------
+def _filter(req: Request, arts: list[Artifact]) -> list[Artifact]:
+    terms = req.q()
+    if not any(k == "base" and w == "*" for k, _, w in terms):
+        arts = [a for a in arts if a.top_level]
+    for key, op, want in terms:
+        if key == "tags":
+            if op == "exact" and want == "*":
+                arts = [a for a in arts if a.tags]
+            elif op == "exact" and want == "nil":
+                arts = [a for a in arts if not a.tags]
+            else:
+                arts = [a for a in arts if a.tags and matches(op, want, [t.name for t in a.tags])]
+        elif key in ("digest", "type", "media_type", "manifest_media_type", "repository_name"):
+            arts = [a for a in arts if matches(op, want, _field(a, key))]
+        elif key == "push_time":
+            arts = [a for a in arts if matches(op, want, int(a.push_time))]
+        elif key == "labels":
+            arts = []  # nothing carries labels here
+    return sorted(arts, key=lambda a: (-a.push_time, -a.id))
+
+
+def _field(art: Artifact, key: str) -> str:
+    return art.repo.name if key == "repository_name" else str(getattr(art, key))
+
+
+def _render_page(req: Request, arts: Any, default_overview: bool) -> bytes:
+    state = req.state
+    with_tag = req.flag("with_tag", True)
+    with_overview = req.flag("with_scan_overview", default_overview)
+    mimes = render.accepted_mimes(req.headers.get("X-Accept-Vulnerabilities"))
+    cache = state.fragment_cache
+    parts = []
+    for art in arts:
+        key = (art.id, with_tag, with_overview, tuple(mimes))
+        cached = cache.get(key)
+        if cached is None or cached[0] != art.version:
+            body = dumps(render.artifact(art, with_tag=with_tag, with_overview=with_overview,
+                                         mimes=mimes, scannable=state.engine.scannable(art)))
+            cache[key] = (art.version, body)
+            parts.append(body)
+        else:
+            parts.append(cached[1])
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _cached_list(req: Request, collect: Any) -> Response:
+    state = req.state
+    key = (req.path, req.raw_query, req.headers.get("X-Accept-Vulnerabilities"))
+    hit = state.page_cache.get(key)
+    if hit is not None and hit[0] == state.version:
+        status, body, headers = hit[1]
+        return Response(status, body, headers=list(headers))
+    arts = collect()
+    chosen, headers = req.paginate(arts)
+    body = _render_page(req, chosen, False)
+    if len(state.page_cache) > 2000:
+        state.page_cache.clear()
+    state.page_cache[key] = (state.version, (200, body, tuple(headers)))
+    return Response(200, body, headers=headers)
+
+
+def list_artifacts(req: Request) -> Response:
+    with req.state.lock:
+        _, repo = _repo(req)
+        return _cached_list(req, lambda: _filter(req, list(repo.artifacts)))
+
+
+def list_project_artifacts(req: Request) -> Response:
+    with req.state.lock:
+        project = req.project()
+
+        def collect() -> list[Artifact]:
+            arts = _filter(req, [a for r in project.repositories for a in r.artifacts])
+            if req.flag("latest_in_repository", False):
+                seen: set[int] = set()
+                arts = [a for a in arts if not (a.repo.id in seen or seen.add(a.repo.id))]  # type: ignore[func-returns-value]
+            return arts
+
+        return _cached_list(req, collect)
+
+
+def get_artifact(req: Request) -> Response:
+    with req.state.lock:
+        art = _artifact(req)
+        return Response(200, _render_page(req, [art], False)[1:-1])
+
+
+# ---- scanning -----------------------------------------------------------------------------------
+def _scan_type(req: Request, required: bool) -> None:
+    if not req.body.strip():
+        if required:
+            raise ApiError(422, "UNPROCESSABLE_ENTITY", "scanType in body is required")
+        return
+    try:
+        body = json.loads(req.body)
+    except ValueError:
+        raise ApiError(422, "UNPROCESSABLE_ENTITY", "parsing scanType body failed: "
+                       "invalid JSON") from None
+    kind = body.get("scan_type", "vulnerability") if isinstance(body, dict) else None
+    if kind not in ("vulnerability", "sbom"):
+        raise ApiError(422, "UNPROCESSABLE_ENTITY", "validation failure list:\nscan_type in body "
+                       "should be one of [vulnerability sbom]")
+    if kind == "sbom":
+        raise ApiError(400, "BAD_REQUEST", "the configured scanner Trivy does not support "
+                       "generating SBOM")
+
+
+def _precondition(req: Request) -> None:
+    if not req.state.scanner_registered:
+        raise ApiError(412, "PRECONDITION", "no available scanner for project")
+    if req.state.scanner_disabled:
+        raise ApiError(412, "PRECONDITION", "scanner Trivy is disabled")
+
+
+def scan(req: Request) -> Response:
+    with req.state.lock:
+        art = _artifact(req)
+        _scan_type(req, required=False)
+        _precondition(req)
+        try:
+            req.state.engine.trigger(art)
+        except ScanError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        return Response(202, b"")
+
+
+def stop_scan(req: Request) -> Response:
+    with req.state.lock:
+        art = _artifact(req)
+        _scan_type(req, required=req.state.options.version_tuple() >= (2, 11))
+        try:
+            req.state.engine.stop_scan(art)
+        except ScanError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        return Response(202, b"")
+
+
+def scan_log(req: Request) -> Response:
+    with req.state.lock:
+        art = _artifact(req)
+        wanted = req.params["report_id"]
+        scans = [c.scan for c in (art.children or [art]) if c.scan is not None]
+        if art.children:
+            merged = base64.b64encode("|".join(s.report_id for s in scans).encode()).decode()
+            if wanted == merged and scans:
+                text = "".join(f"---------- Logs of report {s.report_id} ----------\n"
+                               + "\n".join(s.log) + "\n" for s in scans)
+                return Response(200, text.encode(), "text/plain")
+        for s in scans:
+            if s.report_id == wanted and s.log:
+                return Response(200, ("\n".join(s.log) + "\n").encode(), "text/plain")
+        raise ApiError(404, "NOT_FOUND", f"report with uuid {wanted} does not exist")
+
+
+def vulnerabilities(req: Request) -> Response:
+    with req.state.lock:
+        art = _artifact(req)
+        if not req.state.engine.scannable(art):
+            raise ApiError(404, "NOT_FOUND", f"report not found for {art.repo.name}@{art.digest}")
+        mimes = render.accepted_mimes(req.headers.get("X-Accept-Vulnerabilities"))
+        req.state.fetches += 1
+        found = render.report(art, with_status=req.state.options.version_tuple() >= (2, 14),
+                              order_seed=req.state.fetches) if render.MIME_11 in mimes else None
+        return json_response({} if found is None else {render.MIME_11: found})
+
+
+# ---- scanners and allowlists --------------------------------------------------------------------
+def registration(req: Request, with_health: bool) -> dict[str, Any]:
+    state = req.state
+    created = render.ts(state.inventory.started - 40 * 86400)
+    body: dict[str, Any] = {
+        "uuid": SCANNER_UUID, "name": "Trivy", "description": "The Trivy scanner adapter",
+        "url": "http://trivy-adapter:8080", "disabled": state.scanner_disabled, "is_default": True,
+        "auth": "", "skip_certVerify": False, "use_internal_addr": True, "create_time": created,
+        "update_time": created, "adapter": "Trivy", "vendor": "Aqua Security",
+        "version": "v0.50.1", "health": "", "capabilities": {"support_vulnerability": True,
+                                                           "support_sbom": True},
+    }
+    if with_health:
+        body["health"] = "healthy" if state.engine.adapter_up else "unhealthy"
+    return body
+
+
+def list_scanners(req: Request) -> Response:
+    req.require_admin()
+    items = [registration(req, False)] if req.state.scanner_registered else []
+    chosen, headers = req.paginate(items)
+    return Response(200, dumps(list(chosen)), headers=headers)
+
+
+def _registration_or_404(req: Request) -> None:
+    req.require_admin()
+    if req.params["registration_id"] != SCANNER_UUID or not req.state.scanner_registered:
+        raise ApiError(404, "NOT_FOUND", f"registration {req.params['registration_id']} not found")
+
+
+def get_scanner(req: Request) -> Response:
+    _registration_or_404(req)
+    return json_response(registration(req, False))
+
+
+def scanner_metadata(req: Request) -> Response:
+    _registration_or_404(req)
+    state = req.state
+    if not state.engine.adapter_up:
+        raise ApiError(500, "UNKNOWN", "v1 client: get metadata: Get \"http://trivy-adapter:8080/"
+                       "api/v1/metadata\": dial tcp: connect: connection refused")
+    consumes = ["application/vnd.oci.image.manifest.v1+json",
+                "application/vnd.docker.distribution.manifest.v2+json"]
+    return json_response({
+        "scanner": {**render.SCANNER, "version": "v0.50.1"},
+        "capabilities": [
+            {"type": "vulnerability", "consumes_mime_types": consumes,
+             "produces_mime_types": [render.MIME_11]},
+            {"type": "sbom", "consumes_mime_types": consumes,
+             "produces_mime_types": ["application/vnd.security.sbom.report+json; version=1.0"]}],
+        "properties": {
+            "harbor.scanner-adapter/scanner-type": "os-package-vulnerability",
+            "harbor.scanner-adapter/vulnerability-database-updated-at":
+                render.ts_nano(state.db_updated_at),
+            "harbor.scanner-adapter/vulnerability-database-next-update-at":
+                render.ts_nano(state.db_updated_at + 12 * 3600),
+            "org.label-schema.version": "v0.50.1", "env.SCANNER_TRIVY_SKIP_UPDATE": "false",
+        }})
+
+
+def system_allowlist(req: Request) -> Response:
+    req.require_auth()
+    return json_response(render.allowlist(0, req.state.inventory.started - 40 * 86400))
+
+
+ROUTES_BASE: list[tuple[str, str, Any]] = [
+    ("GET", "/ping", ping), ("GET", "/health", health), ("GET", "/systeminfo", systeminfo),
+    ("GET", "/projects", list_projects),
+    ("GET", "/projects/{project_name_or_id}", get_project),
+    ("GET", "/projects/{project_name_or_id}/scanner", project_scanner),
+    ("GET", "/projects/{project_name}/repositories", list_repositories),
+    ("GET", REPO, get_repository), ("GET", REPO + "/artifacts", list_artifacts),
+    ("GET", ART, get_artifact), ("POST", ART + "/scan", scan),
+    ("POST", ART + "/scan/stop", stop_scan), ("GET", ART + "/scan/{report_id}/log", scan_log),
+    ("GET", ART + "/additions/vulnerabilities", vulnerabilities),
+    ("GET", "/scanners", list_scanners), ("GET", "/scanners/{registration_id}", get_scanner),
+    ("GET", "/scanners/{registration_id}/metadata", scanner_metadata),
+    ("GET", "/system/CVEAllowlist", system_allowlist),
+]
+PROJECT_ARTIFACTS = ("GET", "/projects/{project_name_or_id}/artifacts", list_project_artifacts)

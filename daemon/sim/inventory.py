@@ -1,0 +1,309 @@
+"""The registry's content: projects, repositories, artifacts and tags, built from a seed.
+
+Mutable on purpose (scans and pushes change it); every mutation happens under the simulator's
+lock and bumps ``Artifact.version`` so that cached JSON is re-rendered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from dataclasses import dataclass, field
+
+from daemon.sim import catalog
+from daemon.sim.options import SimOptions
+from daemon.sim.trivy import TrivyReport
+from daemon.sim.vulndb import Item, VulnDB, stable_seed
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+CNAB_CONFIG = "application/vnd.cnab.manifest.v1"
+PLATFORMS = (("amd64", None), ("arm64", "v8"), ("arm", "v7"))
+Packages = tuple[tuple[str, str], ...]
+FINAL = ("Success", "Error", "Stopped")
+
+
+@dataclass(eq=False)
+class Scan:
+    report_id: str
+    status: str
+    start_wall: float
+    end_wall: float | None = None
+    queued_mono: float = 0.0
+    adapter_start: float | None = None
+    adapter_end: float | None = None
+    percent: int = 0
+    fail: bool = False
+    items: tuple[Item, ...] | None = None
+    log: list[str] = field(default_factory=list)
+    scanner_version: str = "v0.50.1"
+
+
+@dataclass(eq=False)
+class Tag:
+    id: int
+    name: str
+    push_time: float
+
+
+@dataclass(eq=False)
+class Artifact:
+    id: int
+    project: Project
+    repo: Repository
+    digest: str
+    type: str
+    manifest_media_type: str
+    media_type: str
+    size: int
+    push_time: float
+    tags: list[Tag] = field(default_factory=list)
+    children: list[Artifact] = field(default_factory=list)
+    parents: list[Artifact] = field(default_factory=list)
+    packages: tuple[tuple[str, str], ...] = ()
+    platform: tuple[str, str | None] = ("amd64", None)
+    os_family: str = "linux"
+    scan: Scan | None = None
+    scanner_version: str = "v0.50.1"
+    version: int = 0
+
+    @property
+    def top_level(self) -> bool:
+        return not (self.parents and not self.tags)
+
+    @property
+    def is_index(self) -> bool:
+        return self.manifest_media_type == OCI_INDEX and self.type == "IMAGE"
+
+    def touch(self) -> None:
+        self.version += 1
+        for parent in self.parents:
+            parent.version += 1
+
+
+@dataclass(eq=False)
+class Repository:
+    id: int
+    project: Project
+    name: str  # full name, with the project: "payments/team/app"
+    creation_time: float
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    @property
+    def short(self) -> str:
+        return self.name.split("/", 1)[1]
+
+    def top_level(self) -> list[Artifact]:
+        return [a for a in self.artifacts if a.top_level]
+
+
+@dataclass(eq=False)
+class Project:
+    id: int
+    name: str
+    creation_time: float
+    robot_secret: str
+    repositories: list[Repository] = field(default_factory=list)
+
+
+def digest_of(*parts: object) -> str:
+    return "sha256:" + hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()
+
+
+class Inventory:
+    def __init__(self, options: SimOptions, db: VulnDB, reports: list[TrivyReport],
+                 started: float) -> None:
+        self.options = options
+        self.db = db
+        self.reports = reports
+        self.rng = random.Random(stable_seed(options.seed, "inventory"))
+        self.projects: list[Project] = []
+        self.by_digest: dict[tuple[int, str], Artifact] = {}
+        self._ids = {"artifact": 0, "tag": 0, "repo": 0}
+        self.started = started
+        self._build()
+
+    def next_id(self, kind: str) -> int:
+        self._ids[kind] += 1
+        return self._ids[kind]
+
+    def new_report_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    # ---- building -----------------------------------------------------------------------------
+    def _build(self) -> None:
+        o = self.options
+        base = self.started - 30 * 86400
+        slots = o.projects * o.repositories_per_project * o.artifacts_per_repository
+        order = list(range(slots))
+        self.rng.shuffle(order)
+
+        def take(share: float) -> set[int]:
+            n = 0 if share <= 0 else max(1, round(share * slots))
+            chosen = set(order[:n])
+            del order[:n]
+            return chosen
+
+        kinds = {**{i: "CHART" for i in take(o.chart_share)},
+                 **{i: "CNAB" for i in take(o.cnab_share)},
+                 **{i: "INDEX" for i in take(o.index_share)}}
+        slot = 0
+        for p in range(o.projects):
+            name = catalog.PROJECT_NAMES[p % len(catalog.PROJECT_NAMES)]
+            if p >= len(catalog.PROJECT_NAMES):
+                name = f"{name}{p // len(catalog.PROJECT_NAMES) + 1}"
+            secret = hashlib.sha256(f"{o.seed}/{name}/robot".encode()).hexdigest()[:32]
+            project = Project(p + 1, name, base - 86400 * (o.projects - p), secret)
+            self.projects.append(project)
+            names = [catalog.NESTED_REPOS[p % len(catalog.NESTED_REPOS)]]
+            plain = list(catalog.PLAIN_REPOS)
+            self.rng.shuffle(plain)
+            while len(names) < o.repositories_per_project:
+                k = len(names) - 1
+                names.append(plain[k % len(plain)] + (f"-{k // len(plain) + 1}" if k >= len(plain)
+                                                       else ""))
+            for r, short in enumerate(names):
+                repo = Repository(self.next_id("repo"), project, f"{name}/{short}",
+                                  base + r * 3600)
+                project.repositories.append(repo)
+                for a in range(o.artifacts_per_repository):
+                    when = base + (slot % 997) * 1200 + a * 86400
+                    tag = None if (a == 0 and o.artifacts_per_repository >= 3
+                                   and self.rng.random() < 0.15) else f"1.{a}.0"
+                    self._add(repo, kinds.get(slot, "IMAGE"), tag, when, None)
+                    slot += 1
+                if repo.artifacts and repo.artifacts[-1].tags:
+                    newest = repo.artifacts[-1]
+                    newest.tags.append(Tag(self.next_id("tag"), "latest", newest.push_time))
+        self._scan_at_start()
+
+    def _image_content(self, seedparts: tuple[object, ...],
+                       base: Packages | None) -> tuple[Packages, str]:
+        rng = random.Random(stable_seed(self.options.seed, "content", *seedparts))
+        if self.reports:
+            report = self.reports[rng.randrange(len(self.reports))]
+            return report.packages, report.scanner_version
+        if base is not None:
+            upgraded = tuple((n, self.db.upgrade(rng, n, v)) if rng.random() < 0.3 else (n, v)
+                             for n, v in base)
+            return upgraded, "v0.50.1"
+        return tuple(self.db.choose_packages(rng, self.options.vulnerabilities_per_artifact)), \
+            "v0.50.1"
+
+    def _add(self, repo: Repository, kind: str, tag: str | None, when: float,
+             base: tuple[tuple[str, str], ...] | None) -> Artifact:
+        project = repo.project
+        n = len(repo.artifacts)
+        digest = digest_of(self.options.seed, repo.name, n, kind)
+        size = 2_000_000 + stable_seed(digest) % 80_000_000
+        if kind == "CHART":
+            art = Artifact(self.next_id("artifact"), project, repo, digest, "CHART", OCI_MANIFEST,
+                           HELM_CONFIG, 4000 + size % 20000, when)
+        elif kind == "CNAB":
+            art = Artifact(self.next_id("artifact"), project, repo, digest, "CNAB", OCI_INDEX,
+                           CNAB_CONFIG, 3000 + size % 5000, when)
+        elif kind == "INDEX":
+            art = Artifact(self.next_id("artifact"), project, repo, digest, "IMAGE", OCI_INDEX,
+                           OCI_INDEX, 1500, when)
+            packages, version = self._image_content((repo.name, n, "index"), base)
+            for c, (arch, variant) in enumerate(PLATFORMS[: 2 + n % 2]):
+                child_packages = packages
+                if c > 0 and packages:  # an arm build differs a little from the amd64 one
+                    name, ver = packages[0]
+                    child_packages = ((name, self.db.upgrade(self.rng, name, ver)), *packages[1:])
+                child = Artifact(self.next_id("artifact"), project, repo,
+                                 digest_of(digest, arch, variant), "IMAGE", OCI_MANIFEST,
+                                 OCI_CONFIG, size // (c + 1), when, packages=child_packages,
+                                 platform=(arch, variant), scanner_version=version)
+                child.parents.append(art)
+                art.children.append(child)
+                repo.artifacts.append(child)
+                self.by_digest[(repo.id, child.digest)] = child
+        else:
+            docker = stable_seed(digest) % 2 == 0
+            packages, version = self._image_content((repo.name, n, "image"), base)
+            art = Artifact(self.next_id("artifact"), project, repo, digest, "IMAGE",
+                           DOCKER_MANIFEST if docker else OCI_MANIFEST,
+                           DOCKER_CONFIG if docker else OCI_CONFIG, size, when,
+                           packages=packages, scanner_version=version)
+        if tag is not None:
+            art.tags.append(Tag(self.next_id("tag"), tag, when))
+        repo.artifacts.append(art)
+        self.by_digest[(repo.id, art.digest)] = art
+        return art
+
+    def _scan_at_start(self) -> None:
+        share = self.options.scanned_share
+        tops = [a for p in self.projects for r in p.repositories for a in r.artifacts
+                if a.top_level and a.type == "IMAGE"]
+        if share <= 0 or not tops:
+            return
+        count = max(1, round(share * len(tops)))
+        for art in self.rng.sample(tops, count):
+            for target in art.children or [art]:
+                end = self.started - 3600 - self.rng.random() * 72000
+                scan = Scan(self.new_report_id(), "Success", end - 3 - self.rng.random() * 20,
+                            end, percent=100, scanner_version=target.scanner_version)
+                scan.items = self.items_for(target)
+                scan.log = [f"scan of {target.repo.name}@{target.digest} finished: "
+                            f"{len(scan.items)} vulnerabilities"]
+                target.scan = scan
+
+    # ---- queries --------------------------------------------------------------------------------
+    def items_for(self, art: Artifact) -> tuple[Item, ...]:
+        return tuple(i for name, ver in art.packages for i in self.db.lookup(name, ver))
+
+    def project(self, key: str, by_id: bool) -> Project | None:
+        for project in self.projects:
+            if (by_id and str(project.id) == key) or (not by_id and project.name == key):
+                return project
+        return None
+
+    def repository(self, project: Project, short: str) -> Repository | None:
+        for repo in project.repositories:
+            if repo.short == short:
+                return repo
+        return None
+
+    def artifact(self, repo: Repository, reference: str) -> Artifact | None:
+        if reference.startswith("sha256:"):
+            return self.by_digest.get((repo.id, reference))
+        for art in repo.artifacts:
+            if any(t.name == reference for t in art.tags):
+                return art
+        return None
+
+    def all_artifacts(self) -> list[Artifact]:
+        return [a for p in self.projects for r in p.repositories for a in r.artifacts]
+
+    # ---- pushes ---------------------------------------------------------------------------------
+    def push(self, project: Project, short: str | None, tag: str | None, now: float) -> Artifact:
+        repos = [r for r in project.repositories
+                 if any(a.type == "IMAGE" for a in r.artifacts)] or project.repositories
+        if short is None:
+            repo = repos[self.rng.randrange(len(repos))]
+        else:
+            found = self.repository(project, short)
+            if found is None:
+                found = Repository(self.next_id("repo"), project, f"{project.name}/{short}", now)
+                project.repositories.append(found)
+            repo = found
+        if tag is None:
+            taken = {t.name for a in repo.artifacts for t in a.tags}
+            k = len(repo.artifacts)
+            while f"1.{k}.0" in taken:
+                k += 1
+            tag = f"1.{k}.0"
+        previous = self.artifact(repo, tag)
+        images = [a for a in repo.artifacts if a.type == "IMAGE" and not a.children]
+        model = previous if previous is not None and previous.packages else \
+            (images[-1] if images else None)
+        if previous is not None:
+            previous.tags = [t for t in previous.tags if t.name != tag]
+            previous.touch()
+        return self._add(repo, "IMAGE", tag, now, model.packages if model else None)

@@ -1,0 +1,159 @@
+"""Everything the simulator knows, behind one lock, and the control operations on it.
+
+:class:`Control` is what ``/_sim/`` drives over HTTP and what tests call in-process.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from daemon.errors import UsageError
+from daemon.sim.engine import ScanEngine
+from daemon.sim.faults import Faults
+from daemon.sim.inventory import Artifact, Inventory
+from daemon.sim.options import FaultRule, SimOptions
+from daemon.sim.render import overview
+from daemon.sim.stats import Stats
+from daemon.sim.trivy import load_dir
+from daemon.sim.vulndb import VulnDB, stable_seed
+
+SCANNER_UUID = "2d1f3c0e-5b8a-11ee-8c99-0242ac120002"
+
+
+class SimState:
+    def __init__(self, options: SimOptions) -> None:
+        self.options = options
+        self.lock = threading.RLock()
+        self._wall0 = time.time()
+        self._mono0 = time.monotonic()
+        self.db = VulnDB(options.seed)
+        reports = load_dir(Path(options.trivy_reports)) if options.trivy_reports else []
+        for report in reports:
+            self.db.load(report.items)
+        self.inventory = Inventory(options, self.db, reports, self.wall())
+        self.db_updated_at = self.wall() - 2 * 86400
+        self.version = 0  # bumped on every change: cached pages are keyed on it
+        self.engine = ScanEngine(options, self.inventory, self.lock, self.wall, self.bump)
+        self.faults = Faults(options.seed, options.faults)
+        self.stats = Stats()
+        self.rng = random.Random(stable_seed(options.seed, "control"))
+        self.page_cache: dict[Any, tuple[int, Any]] = {}
+        self.fragment_cache: dict[Any, tuple[int, bytes]] = {}
+        self.fetches = 0
+        self.scanner_registered = True
+        self.scanner_disabled = False
+
+    def wall(self) -> float:
+        return self._wall0 + (time.monotonic() - self._mono0)
+
+    def bump(self) -> None:
+        self.version += 1
+
+
+class Control:
+    """The simulator's knobs: push, advance the scanner DB, faults, adapter, counts, statistics."""
+
+    def __init__(self, state: SimState) -> None:
+        self._s = state
+
+    def push(self, project: str | None = None, repository: str | None = None,
+             tag: str | None = None) -> dict[str, Any]:
+        """A new artifact: into an existing repository with a new tag, or (given a tag) that
+        tag moved onto a rebuilt image with a new digest."""
+        s = self._s
+        with s.lock:
+            inv = s.inventory
+            if project is None:
+                target = inv.projects[s.rng.randrange(len(inv.projects))]
+            else:
+                found = inv.project(project, by_id=False)
+                if found is None:
+                    raise UsageError(f"no project {project!r}")
+                target = found
+            short = repository
+            if short is not None and short.startswith(f"{target.name}/"):
+                short = short[len(target.name) + 1:]
+            art = inv.push(target, short, tag, s.wall())
+            s.bump()
+            return {"project": target.name, "repository": art.repo.name, "digest": art.digest,
+                    "tag": art.tags[0].name if art.tags else None}
+
+    def db_update(self, added: float = 0.05, fix_released: float = 0.1,
+                  rescored: float = 0.05) -> dict[str, Any]:
+        """Advance the scanner DB; reports change only when their artifact is rescanned."""
+        s = self._s
+        with s.lock:
+            in_use: dict[tuple[str, str], set[str]] = {}
+            for art in s.inventory.all_artifacts():
+                if art.type == "IMAGE" and not art.children:
+                    for pkg in art.packages:
+                        in_use.setdefault(pkg, set()).add(art.repo.name)
+            changes = s.db.update(in_use, added=added, fix_released=fix_released,
+                                  rescored=rescored, rng=s.rng)
+            s.db_updated_at = max(s.wall(), s.engine.last_scan_end + 0.001,
+                                  s.db_updated_at + 0.001)
+            s.bump()
+            from daemon.sim.render import ts
+            return {**changes, "db_updated_at": ts(s.db_updated_at)}
+
+    def set_faults(self, faults: Iterable[FaultRule | dict[str, Any]]) -> None:
+        rules = [f if isinstance(f, FaultRule) else FaultRule.from_json(f) for f in faults]
+        self._s.faults.set(rules)
+
+    def faults(self) -> list[dict[str, Any]]:
+        return [f.to_json() for f in self._s.faults.rules]
+
+    def set_adapter(self, up: bool) -> None:
+        s = self._s
+        with s.lock:
+            s.engine.set_adapter(up)
+            for art in s.inventory.all_artifacts():
+                art.touch()
+            s.bump()
+
+    def set_scanner(self, *, registered: bool | None = None, disabled: bool | None = None) -> None:
+        """No scanner at all, or a disabled one: scan triggers then get 412."""
+        s = self._s
+        with s.lock:
+            if registered is not None:
+                s.scanner_registered = registered
+            if disabled is not None:
+                s.scanner_disabled = disabled
+            s.bump()
+
+    def adapter_up(self) -> bool:
+        return self._s.engine.adapter_up
+
+    def inventory(self) -> dict[str, Any]:
+        s = self._s
+        with s.lock:
+            per: dict[str, dict[str, int]] = {}
+            totals = {"projects": 0, "repositories": 0, "artifacts": 0, "scannable": 0,
+                      "scanned": 0}
+            for project in s.inventory.projects:
+                tops = [a for r in project.repositories for a in r.top_level()]
+                scanned = sum(1 for a in tops if _succeeded(a))
+                per[project.name] = {"repositories": len(project.repositories),
+                                     "artifacts": len(tops), "scanned": scanned}
+                totals["projects"] += 1
+                totals["repositories"] += len(project.repositories)
+                totals["artifacts"] += len(tops)
+                totals["scannable"] += sum(1 for a in tops if a.type == "IMAGE")
+                totals["scanned"] += scanned
+            return {**totals, "per_project": per}
+
+    def stats(self) -> dict[str, Any]:
+        return self._s.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self._s.stats.reset()
+
+
+def _succeeded(art: Artifact) -> bool:
+    summary = overview(art)
+    return summary is not None and summary["scan_status"] == "Success"

@@ -1,0 +1,46 @@
+"""Opening the history database for a read command: ``--database URL`` or the config's.
+
+Standard library only at module level; the store is imported when a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from daemon.commands._common import config_path
+
+if TYPE_CHECKING:
+    from daemon.config_types import Config
+    from daemon.store.db import Store
+
+
+def add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database", metavar="URL",
+        help="history database as an SQLAlchemy URL (default: [daemon] database of the config)",
+    )
+
+
+def load_config(args: argparse.Namespace) -> Config | None:
+    """The configuration when it can be read (lenient); None with ``--database`` and no file."""
+    from daemon import config
+
+    path = config_path(args)
+    if getattr(args, "database", None) and not path.exists():
+        return None
+    return config.load(path, strict=False)
+
+
+def open_for_reading(args: argparse.Namespace, cfg: Config | None) -> Store:
+    from daemon import config
+    from daemon.errors import StoreError
+    from daemon.store.base import sqlite_path
+    from daemon.store.db import open_store
+
+    url = getattr(args, "database", None) or (cfg.daemon.database if cfg else "")
+    url = url or config.default_database()
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreError(f"no history database at {path} (nothing has been recorded yet)")
+    return open_store(url)

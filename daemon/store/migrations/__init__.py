@@ -1,0 +1,77 @@
+"""The ordered schema migrations, applied in place at start (``migrate``).
+
+Each migration module has ``VERSION``, ``DESCRIPTION`` and ``upgrade(conn)``; versions are 1, 2, …
+without gaps. ``schema_version`` holds one row per applied version. A database whose version is
+above ``LATEST`` was written by a newer scanwatch: it is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import ModuleType
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, inspect, select
+from sqlalchemy.engine import Connection, Engine
+
+from daemon.errors import SchemaTooNew
+from daemon.store.migrations import m0001_initial, m0002_notifications, m0003_alert_cursor
+from daemon.store.tables import UTCDateTime
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    upgrade: Callable[[Connection], None]
+
+
+def _of(module: ModuleType) -> Migration:
+    return Migration(module.VERSION, module.DESCRIPTION, module.upgrade)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor))
+LATEST = MIGRATIONS[-1].version
+
+_md = MetaData()
+schema_version = Table(
+    "schema_version", _md,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(), nullable=False),
+    Column("applied_at", UTCDateTime(), nullable=False),
+)
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version of the database: 0 when it is empty."""
+    if not inspect(conn).has_table("schema_version"):
+        return 0
+    return int(conn.execute(select(func.max(schema_version.c.version))).scalar() or 0)
+
+
+def migrate(engine: Engine, *, target: int = LATEST, where: str = "") -> int:
+    """Bring the database to ``target``, one transaction per migration; return the version.
+
+    Raises SchemaTooNew (before writing anything) when the database is newer than this code.
+    """
+    with engine.connect() as conn:
+        found = current_version(conn)
+        conn.rollback()
+    if found > LATEST:
+        raise SchemaTooNew(
+            f"{where or 'the database'} has schema version {found}, newer than this scanwatch "
+            f"understands ({LATEST}); upgrade scanwatch or point [daemon] database elsewhere"
+        )
+    for migration in MIGRATIONS:
+        if found < migration.version <= target:
+            with engine.begin() as conn:
+                if migration.version == 1:
+                    schema_version.create(conn, checkfirst=True)
+                migration.upgrade(conn)
+                conn.execute(schema_version.insert().values(
+                    version=migration.version, description=migration.description,
+                    applied_at=datetime.now(UTC)))
+            found = migration.version
+    return found

@@ -1,0 +1,285 @@
+"""Reading history: scan records for selection, open findings, a target's history, runs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
+
+from daemon.errors import UnknownTarget
+from daemon.model import (
+    ChangeEvent,
+    ChangeKind,
+    FindingKey,
+    Reason,
+    ScanRecord,
+    ScanState,
+    Severity,
+)
+from daemon.store import tables as t
+from daemon.store.history import HistoryMixin
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """An open finding as ``scanwatch findings`` shows it: the fix first."""
+
+    key: FindingKey
+    severity: Severity
+    fix_version: str
+    installed_versions: tuple[str, ...]
+    digests: tuple[str, ...]
+    tags: tuple[str, ...]
+    first_seen: datetime
+    opened_at: datetime
+    last_seen: datetime
+    ignored: bool = False
+    ignore_reason: str = ""
+
+    @property
+    def fixable(self) -> bool:
+        return bool(self.fix_version)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One scan of a target (or a change without a scan: image removed, ignore expired)."""
+
+    at: datetime
+    digest: str
+    status: str  # Success / Error / Stopped, or "" for a change without a scan
+    tags: tuple[str, ...] = ()
+    report_id: str = ""
+    scanner: str = ""
+    scanner_db_updated_at: datetime | None = None
+    confirmations: int = 1
+    last_confirmed_at: datetime | None = None
+    occurrences: int = 0
+    error: str = ""
+    trigger: str = ""
+    changes: tuple[ChangeEvent, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    schedule: str
+    started_at: datetime
+    finished_at: datetime | None
+    result: str
+    detail: str = ""
+
+
+class QueryMixin(HistoryMixin):
+    def scan_records(self, registry: str) -> dict[str, ScanRecord]:
+        """The last scan of each listed artifact of ``registry``, keyed by digest."""
+        a, r, g = t.artifact.c, t.repository.c, t.registry.c
+        last, good = aliased(t.scan), aliased(t.scan)
+        query = (select(a.digest, last.c.status, last.c.report_id, last.c.last_confirmed_at,
+                        last.c.finished_at, good.c.last_confirmed_at.label("ok_at"),
+                        good.c.scanner_db_updated_at.label("ok_db"), a.consecutive_failures)
+                 .join(t.repository, r.id == a.repository_id)
+                 .join(t.registry, g.id == r.registry_id)
+                 .join(last, last.c.id == a.last_scan_id)
+                 .outerjoin(good, good.c.id == a.last_success_scan_id)
+                 .where(g.name == registry, a.removed_at.is_(None)))
+        out: dict[str, ScanRecord] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                record = ScanRecord(
+                    digest=row.digest, state=ScanState(row.status), report_id=row.report_id,
+                    finished_at=row.last_confirmed_at or row.finished_at,
+                    last_success_at=row.ok_at, scanner_db_updated_at=row.ok_db,
+                    consecutive_failures=row.consecutive_failures)
+                prior = out.get(row.digest)
+                if prior is None or _later(record.finished_at, prior.finished_at):
+                    out[row.digest] = record
+        return out
+
+    def known_report_ids(self, registry: str) -> set[str]:
+        """Report ids already stored for ``registry`` (collect fetches each report once)."""
+        a, r, g, s = t.artifact.c, t.repository.c, t.registry.c, t.scan.c
+        query = (select(s.report_id).distinct()
+                 .join(t.artifact, a.id == s.artifact_id)
+                 .join(t.repository, r.id == a.repository_id)
+                 .join(t.registry, g.id == r.registry_id)
+                 .where(g.name == registry, s.report_id != ""))
+        with self.engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
+    # --- findings -------------------------------------------------------------------------
+    def open_findings(
+        self, *, registry: str | None = None, project: str | None = None,
+        repository: str | None = None, min_severity: Severity | None = None,
+        fixable: bool | None = None, include_ignored: bool = False,
+    ) -> list[FindingRow]:
+        """Open findings, with the digests, tags and installed versions that carry them now."""
+        f, r, g = t.finding.c, t.repository.c, t.registry.c
+        query = (select(f.id, f.repository_id, f.vulnerability, f.package, f.severity,
+                        f.fix_version, f.installed_versions, f.first_seen, f.opened_at,
+                        f.last_seen, f.ignored, f.ignore_reason, r.project, r.name,
+                        g.name.label("registry"))
+                 .join(t.repository, r.id == f.repository_id)
+                 .join(t.registry, g.id == r.registry_id)
+                 .where(f.resolved_at.is_(None)))
+        for column, value in ((g.name, registry), (r.project, project), (r.name, repository)):
+            if value is not None:
+                query = query.where(column == value)
+        if min_severity is not None:
+            query = query.where(f.severity >= int(min_severity))
+        if not include_ignored:
+            query = query.where(f.ignored.is_(False))
+        if fixable is True:
+            query = query.where(f.fix_version != "")
+        out: list[FindingRow] = []
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            carriers = self._carriers(conn, {row.repository_id for row in rows})
+            for row in rows:
+                seen = carriers.get((row.repository_id, row.vulnerability, row.package), {})
+                digests = tuple(sorted(seen))
+                versions = tuple(sorted({v for d in seen.values() for v in d[0]})) or tuple(
+                    v for v in row.installed_versions.split(", ") if v)
+                fixes = sorted({x for d in seen.values() for x in d[1] if x})
+                fix = row.fix_version or (fixes[0] if fixes else "")
+                if fixable is True and not fix:
+                    continue
+                if fixable is False and fix:
+                    continue
+                out.append(FindingRow(
+                    key=FindingKey(row.registry, row.project, row.name, row.vulnerability,
+                                   row.package),
+                    severity=Severity(row.severity), fix_version=fix,
+                    installed_versions=versions, digests=digests,
+                    tags=tuple(sorted({tg for d in seen.values() for tg in d[2]})),
+                    first_seen=row.first_seen, opened_at=row.opened_at, last_seen=row.last_seen,
+                    ignored=row.ignored, ignore_reason=row.ignore_reason))
+        out.sort(key=lambda x: (not x.fixable, -x.severity, x.key.package, x.key.vulnerability,
+                                x.key.registry, x.key.project, x.key.repository))
+        return out
+
+    def _carriers(
+        self, conn: Connection, repository_ids: set[int]
+    ) -> dict[tuple[int, str, str], dict[str, tuple[set[str], set[str], set[str]]]]:
+        """(repository, vuln, package) → digest → (versions, fix versions, tags)."""
+        if not repository_ids:
+            return {}
+        a, tg = t.artifact.c, t.tag.c
+        arts = conn.execute(select(a.id, a.repository_id, a.digest, a.content_id).where(
+            a.repository_id.in_(sorted(repository_ids)), a.counting.is_(True),
+            a.content_id.is_not(None))).all()
+        tags: dict[int, set[str]] = defaultdict(set)
+        for art_id, name in conn.execute(select(tg.artifact_id, tg.name).where(
+                tg.until.is_(None), tg.repository_id.in_(sorted(repository_ids)))):
+            tags[art_id].add(name)
+        out: dict[tuple[int, str, str], dict[str, tuple[set[str], set[str], set[str]]]] = {}
+        for art in arts:
+            for occ in self._content(conn, art.content_id):
+                slot = out.setdefault((art.repository_id, occ.id, occ.package), {})
+                entry = slot.setdefault(art.digest, (set(), set(), tags.get(art.id, set())))
+                entry[0].add(occ.version)
+                entry[1].add(occ.fix_version)
+        return out
+
+    # --- a target's history ---------------------------------------------------------------
+    def history(
+        self, registry: str, project: str, repository: str, tag: str | None = None
+    ) -> list[HistoryEntry]:
+        """A repository's (or one tag's) scans over time with the changes each brought.
+
+        Raises UnknownTarget when the registry, repository or tag is not in the history.
+        """
+        r, g, a, s, tg, e = (t.repository.c, t.registry.c, t.artifact.c, t.scan.c, t.tag.c,
+                             t.finding_event.c)
+        with self.engine.connect() as conn:
+            if conn.execute(select(g.id).where(g.name == registry)).first() is None:
+                raise UnknownTarget(f"unknown registry {registry!r} (not in the history)")
+            repo = conn.execute(select(r.id).join(t.registry, g.id == r.registry_id).where(
+                g.name == registry, r.project == project, r.name == repository)).first()
+            if repo is None:
+                raise UnknownTarget(f"unknown repository {registry}/{project}/{repository}")
+            repo_id = repo[0]
+            tag_rows = conn.execute(select(tg.name, tg.artifact_id, tg.since, tg.until)
+                                    .where(tg.repository_id == repo_id)).all()
+            tags_of: dict[int, set[str]] = defaultdict(set)
+            for row in tag_rows:
+                tags_of[row.artifact_id].add(row.name)
+            artifact_filter = None
+            if tag is not None:
+                wanted = {row.artifact_id for row in tag_rows if row.name == tag}
+                if not wanted:
+                    raise UnknownTarget(
+                        f"unknown tag {registry}/{project}/{repository}:{tag}")
+                artifact_filter = a.id.in_(sorted(wanted))
+            query = (select(s, a.digest).join(t.artifact, a.id == s.artifact_id)
+                     .where(a.repository_id == repo_id).order_by(s.id))
+            if artifact_filter is not None:
+                query = query.where(artifact_filter)
+            scans = conn.execute(query).all()
+            events = conn.execute(
+                select(e, t.finding.c.vulnerability, t.finding.c.package)
+                .outerjoin(t.finding, t.finding.c.id == e.finding_id)
+                .where(e.repository_id == repo_id).order_by(e.id)).all()
+        by_scan: dict[int | None, list[ChangeEvent]] = defaultdict(list)
+        scan_ids = {row.id for row in scans}
+        for ev in events:
+            if ev.scan_id is not None and ev.scan_id not in scan_ids:
+                continue
+            by_scan[ev.scan_id].append(_event(ev, registry, project, repository))
+        entries = [HistoryEntry(
+            at=row.finished_at or row.started_at, digest=row.digest, status=row.status,
+            tags=tuple(sorted(tags_of.get(row.artifact_id, ()))), report_id=row.report_id,
+            scanner=" ".join(x for x in (row.scanner_name, row.scanner_version) if x),
+            scanner_db_updated_at=row.scanner_db_updated_at, confirmations=row.confirmations,
+            last_confirmed_at=row.last_confirmed_at, occurrences=row.occurrence_count,
+            error=row.error, trigger=row.trigger, changes=tuple(by_scan.get(row.id, ())),
+        ) for row in scans]
+        for change in by_scan.get(None, []):
+            if tag is None or set(change.digests) & {x.digest for x in entries}:
+                entries.append(HistoryEntry(at=change.at, digest=",".join(change.digests),
+                                            status="", changes=(change,)))
+        entries.sort(key=lambda x: x.at)
+        return entries
+
+    # --- schedule runs --------------------------------------------------------------------
+    def record_run_start(self, schedule: str, now: datetime) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(t.schedule_run.insert().values(
+                schedule=schedule, started_at=now, finished_at=None, result="running",
+                detail=""))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def record_run_finish(self, run_id: int, now: datetime, result: str, detail: str = "") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(t.schedule_run.update().where(t.schedule_run.c.id == run_id).values(
+                finished_at=now, result=result, detail=detail))
+
+    def last_run(self, schedule: str) -> RunRow | None:
+        """The latest run of ``schedule`` (started, finished or not), for ``on_missed``."""
+        c = t.schedule_run.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(c.id, c.schedule, c.started_at, c.finished_at, c.result,
+                                      c.detail).where(c.schedule == schedule)
+                               .order_by(c.started_at.desc(), c.id.desc()).limit(1)).first()
+        return None if row is None else RunRow(*row)
+
+
+def _event(ev: Any, registry: str, project: str, repository: str) -> ChangeEvent:
+    return ChangeEvent(
+        kind=ChangeKind(ev.kind), reason=Reason(ev.reason),
+        finding=FindingKey(registry, project, repository, ev.vulnerability or "",
+                           ev.package or ""),
+        severity=Severity(ev.severity), at=ev.at, installed_version=ev.installed_version,
+        fix_version=ev.fix_version,
+        previous_severity=None if ev.previous_severity is None else Severity(
+            ev.previous_severity),
+        digests=tuple(d for d in ev.digests.split(",") if d), count=ev.count)
+
+
+def _later(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and (b is None or a > b)

@@ -1,0 +1,78 @@
+"""The same store code on PostgreSQL (``$SCANWATCH_TEST_POSTGRES``, set by .ci/run)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from daemon.errors import DatabaseLocked
+from daemon.store.db import open_store
+from daemon.store.migrations import LATEST
+from tests.store.store_helpers import REG, artifact, at, failure, success
+
+ADMIN_URL = os.environ.get("SCANWATCH_TEST_POSTGRES", "")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh database for this test, dropped afterwards."""
+    if not ADMIN_URL:
+        pytest.skip("SCANWATCH_TEST_POSTGRES is not set (an SQLAlchemy URL; .ci/run sets it)")
+    name = f"scanwatch_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def test_it_migrates_and_records_history_on_postgresql(pg_url: str) -> None:
+    store = open_store(pg_url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT max(version) FROM schema_version").scalar() \
+                == LATEST
+        store.record_inventory(REG, [artifact("sha256:a", "latest")], at(0))
+        first = store.record_scan(success("sha256:a", ["CVE-1:openssl:1.0:1.1:Critical",
+                                                       "CVE-2:zlib:1.2::High"], at(0)), at(0))
+        assert [(e.reason.value, e.count) for e in first] == [("first_sight", 2)]
+        assert store.record_scan(success("sha256:a", ["CVE-1:openssl:1.0:1.1:Critical",
+                                                      "CVE-2:zlib:1.2::High"], at(1)), at(1)) == []
+        assert store.record_scan(failure("sha256:a", at(2)), at(2)) == []
+        delta = store.record_inventory(REG, [artifact("sha256:a"),
+                                             artifact("sha256:b", "latest")], at(3))
+        assert store.resolve_removed(REG, delta.removed, at(3)) == []
+        events = store.record_scan(success("sha256:b", ["CVE-2:zlib:1.2::High"], at(3)), at(3))
+        assert [(e.kind.value, e.reason.value, e.finding.vulnerability) for e in events] == [
+            ("fixed", "fixed_by_rebuild", "CVE-1")]
+        (finding,) = store.open_findings()
+        assert finding.key.vulnerability == "CVE-2" and finding.first_seen == at(0)
+        assert store.scan_records(REG)["sha256:a"].consecutive_failures == 1
+        run = store.record_run_start("nightly", at(4))
+        store.record_run_finish(run, at(5), "ok")
+        last = store.last_run("nightly")
+        assert last is not None and last.finished_at == at(5)
+        assert [e.digest for e in store.history(REG, "payments", "api", "latest")] == [
+            "sha256:a", "sha256:a", "sha256:b"]
+    finally:
+        store.close()
+
+
+def test_a_second_daemon_on_the_same_postgresql_database_is_refused(pg_url: str) -> None:
+    first, second = open_store(pg_url), open_store(pg_url)
+    try:
+        first.acquire_daemon_lock()
+        with pytest.raises(DatabaseLocked, match="in use by another scanwatch daemon"):
+            second.acquire_daemon_lock()
+    finally:
+        first.close()
+        second.close()

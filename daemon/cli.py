@@ -17,7 +17,7 @@ from daemon import __version__
 from daemon.errors import ConfigError, ScanwatchError
 
 # Order is the order of `scanwatch --help`.
-COMMAND_MODULES: tuple[str, ...] = ("report", "config", "sim", "history", "findings")
+COMMAND_MODULES: tuple[str, ...] = ("report", "config", "sim", "history", "findings", "alerts", "notify")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

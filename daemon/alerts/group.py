@@ -1,0 +1,268 @@
+"""Grouping: deliveries become one message per receiver and registry (pure).
+
+The unit of a message is the remediation action, (package, installed version) → the fix that
+resolves every vulnerability it carries. Findings without a fix form "no fix yet" actions; fixed
+findings are summarised; overdue findings and scan problems get their own sections. An empty
+group sends nothing, unless a heartbeat was asked for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from daemon.alerts import versions
+from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, event_name, scope
+from daemon.alerts.message import (
+    Action,
+    FixedSummary,
+    Heartbeat,
+    Image,
+    Message,
+    Overdue,
+    Problem,
+    Vuln,
+)
+from daemon.alerts.route import Delivery
+from daemon.model import ChangeEvent, ChangeKind, FindingKey, Severity
+
+BASE_IMAGE_THRESHOLD = 3  # this many images on one vulnerable version: suggest the base image
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the grouping needs to know about the run (or digest) that produced the items."""
+
+    name: str = ""  # the schedule's name, "digest", "preview", …
+    kind: str = "immediate"  # "immediate" or "digest"
+    registry_urls: Mapping[str, str] = field(default_factory=dict)
+    project_ids: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    images_checked: Mapping[str, int] = field(default_factory=dict)  # per registry
+    scanner_db_updated_at: Mapping[str, datetime] = field(default_factory=dict)  # per registry
+
+
+def harbor_link(ctx: RunContext, registry: str, project: str, repository: str,
+                digest: str = "") -> str:
+    """The artifact's page in Harbor's UI, else its repository, else the project list."""
+    base = ctx.registry_urls.get(registry, "").rstrip("/")
+    if not base:
+        return ""
+    pid = ctx.project_ids.get((registry, project))
+    if pid is None:
+        return f"{base}/harbor/projects"
+    repo = f"{base}/harbor/projects/{pid}/repositories/{quote(repository, safe='')}"
+    if digest:
+        return f"{repo}/artifacts-tab/artifacts/{quote(digest, safe=':')}"
+    return repo
+
+
+@dataclass
+class _ActionDraft:
+    vulns: dict[str, Vuln] = field(default_factory=dict)
+    images: dict[tuple[str, str], tuple[set[str], set[str]]] = field(default_factory=dict)
+    reminders_only: bool = True
+
+
+def _fix_for(installed: str, vulns: Sequence[Vuln]) -> tuple[str, tuple[str, ...]]:
+    """(the fix resolving them all, "") or ("", every candidate) when they cannot be ordered."""
+    lowest: list[str] = []
+    for vuln in vulns:
+        pick = versions.lowest_fix(installed, vuln.fix_version)
+        if pick is None:
+            break
+        lowest.append(pick)
+    else:
+        best = versions.highest(lowest)
+        if best is not None:
+            return best, ()
+    every = sorted({c for v in vulns for c in versions.candidates(v.fix_version)})
+    return "", tuple(every)
+
+
+def _image(ctx: RunContext, registry: str, project: str, repository: str,
+           tags: set[str], digests: set[str]) -> Image:
+    ordered = tuple(sorted(digests))
+    link = harbor_link(ctx, registry, project, repository, ordered[0] if len(ordered) == 1 else "")
+    return Image(project, repository, tuple(sorted(tags)), ordered, link)
+
+
+def _finish(ctx: RunContext, registry: str, package: str, installed: str,
+            draft: _ActionDraft, fixable: bool) -> Action:
+    vulns = sorted(draft.vulns.values(), key=lambda v: (-v.severity, v.id))
+    fix, candidates = _fix_for(installed, vulns) if fixable else ("", ())
+    images = tuple(_image(ctx, registry, p, r, t, d)
+                   for (p, r), (t, d) in sorted(draft.images.items()))
+    digests = {d for _, (_, ds) in draft.images.items() for d in ds}
+    count = max(len(images), len(digests))
+    return Action(package, installed, fix, tuple(vulns), images, candidates,
+                  shared_images=count if count >= BASE_IMAGE_THRESHOLD else 0,
+                  reminder=draft.reminders_only)
+
+
+def _action_sort(a: Action) -> tuple[int, int, str, str]:
+    return (-a.top_severity, -len(a.vulnerabilities), a.package, a.installed_version)
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    key: FindingKey
+    severity: Severity
+    installed: str
+    fix: str
+    tags: tuple[str, ...]
+    digests: tuple[str, ...]
+    reminder: bool
+
+
+def _facts(item: ChangeEvent | Reminder) -> _Facts:
+    if isinstance(item, Reminder):
+        o = item.open
+        return _Facts(o.finding, o.severity, o.installed_version, o.fix_version, o.tags,
+                      o.digests, True)
+    return _Facts(item.finding, item.severity, item.installed_version, item.fix_version,
+                  item.tags, item.digests, False)
+
+
+def build_message(
+    receiver: str,
+    registry: str,
+    deliveries: Sequence[Delivery],
+    ctx: RunContext,
+    now: datetime,
+    message_id: str,
+    notices: Sequence[str] = (),
+) -> Message:
+    """One receiver's message about one registry from its deliveries (all of that registry)."""
+    drafts: dict[tuple[bool, str, str], _ActionDraft] = defaultdict(_ActionDraft)
+    fixed: list[ChangeEvent] = []
+    overdue: list[Overdue] = []
+    problems: list[Problem] = []
+    reported: dict[tuple[FindingKey, str], None] = {}
+    for d in deliveries:
+        item = d.item
+        if isinstance(item, ScanProblem):
+            image = None
+            if item.project:
+                image = Image(item.project, item.repository, item.tags,
+                              (item.digest,) if item.digest else (),
+                              harbor_link(ctx, registry, item.project, item.repository,
+                                          item.digest))
+            problems.append(Problem(item.kind, image, item.detail))
+            continue
+        if isinstance(item, OverdueFinding):
+            k = item.finding
+            image = _image(ctx, registry, k.project, k.repository, set(item.tags),
+                           set(item.digests))
+            overdue.append(Overdue(k.vulnerability, k.package, item.severity, image,
+                                   max(0, (now - item.opened_at) // timedelta(days=1)),
+                                   item.deadline.days, d.escalation))
+            reported[(k, event_name(item))] = None
+            continue
+        if isinstance(item, ChangeEvent) and item.kind is ChangeKind.FIXED:
+            fixed.append(item)
+            reported[(item.finding, event_name(item))] = None
+            continue
+        f = _facts(item)
+        reported[(f.key, event_name(item))] = None
+        has_fix = bool(f.fix.strip())
+        draft = drafts[(has_fix, f.key.package, f.installed)]
+        draft.vulns[f.key.vulnerability] = Vuln(f.key.vulnerability, f.severity, f.fix)
+        tags, digests = draft.images.setdefault((f.key.project, f.key.repository), (set(), set()))
+        tags.update(f.tags)
+        digests.update(f.digests)
+        draft.reminders_only = draft.reminders_only and f.reminder
+    actions = [(_finish(ctx, registry, pkg, inst, dr, fixable), fixable)
+               for (fixable, pkg, inst), dr in drafts.items()]
+    fix_now = sorted((a for a, fixable in actions if fixable), key=_action_sort)
+    no_fix = sorted((a for a, fixable in actions if not fixable), key=_action_sort)
+    return Message(
+        id=message_id,
+        receiver=receiver,
+        registry=registry,
+        routes=tuple(dict.fromkeys(d.route for d in deliveries)),
+        kind=ctx.kind,
+        context=ctx.name,
+        created_at=now,
+        fix_now=tuple(fix_now),
+        no_fix=tuple(no_fix),
+        fixed=_fixed_summary(fixed),
+        overdue=tuple(sorted(overdue, key=lambda o: (-o.severity, -o.open_days,
+                                                     o.vulnerability, o.image.name))),
+        problems=tuple(problems),
+        notices=tuple(notices),
+        findings=tuple(reported),
+    )
+
+
+def _fixed_summary(events: Sequence[ChangeEvent]) -> FixedSummary | None:
+    if not events:
+        return None
+    reasons = Counter(e.reason.value for e in events)
+    images = sorted({f"{e.finding.project}/{e.finding.repository}" for e in events})
+    vulns = sorted({e.finding.vulnerability for e in events})
+    return FixedSummary(len({e.finding for e in events}), tuple(images),
+                        tuple(sorted(reasons.items())), tuple(vulns))
+
+
+def group(
+    deliveries: Iterable[Delivery],
+    ctx: RunContext,
+    now: datetime,
+    *,
+    heartbeats: Iterable[tuple[str, str]] = (),
+    notices: Mapping[str, Sequence[str]] | None = None,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> list[Message]:
+    """Messages, one per (receiver, registry) that has something to say.
+
+    ``heartbeats`` names (receiver, registry) pairs that want a "nothing new" message when they
+    would otherwise get none. ``notices`` adds lines (per receiver) to that receiver's messages.
+    """
+    by_target: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
+    for d in deliveries:
+        registry = scope(d.item)[0]
+        by_target[(d.receiver, registry)].append(d)
+    notices = notices or {}
+    out: list[Message] = []
+    for (receiver, registry), items in sorted(by_target.items()):
+        message = build_message(receiver, registry, items, ctx, now, new_id(),
+                                notices.get(receiver, ()))
+        if not message.empty:
+            out.append(message)
+    sent = {(m.receiver, m.registry) for m in out}
+    for receiver, registry in sorted(set(heartbeats) - sent):
+        out.append(Message(
+            id=new_id(), receiver=receiver, registry=registry, routes=(), kind="heartbeat",
+            context=ctx.name, created_at=now, notices=tuple(notices.get(receiver, ())),
+            heartbeat=Heartbeat(ctx.images_checked.get(registry, 0),
+                                ctx.scanner_db_updated_at.get(registry)),
+        ))
+    return out
+
+
+def due_reminders(
+    open_findings: Iterable[Reminder],
+    deliveries_for: Callable[[Reminder], Sequence[Delivery]],
+    repeat_every: Mapping[str, timedelta],
+    last_sent: Mapping[tuple[str, FindingKey], datetime],
+    now: datetime,
+) -> list[Delivery]:
+    """Reminder deliveries whose route's ``repeat_open_every`` elapsed since the last send.
+
+    ``deliveries_for`` routes a reminder (``route.route_items``); ``repeat_every`` maps a route
+    key to its interval; ``last_sent`` is the notification log's latest send per
+    (receiver, finding). A finding never sent to a receiver is not "reminded" (it was silenced
+    or below threshold when it appeared, or it predates the route).
+    """
+    out: list[Delivery] = []
+    for reminder in open_findings:
+        for d in deliveries_for(reminder):
+            every = repeat_every.get(d.route)
+            last = last_sent.get((d.receiver, reminder.open.finding))
+            if every and last is not None and now - last >= every:
+                out.append(d)
+    return out

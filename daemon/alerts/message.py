@@ -1,0 +1,123 @@
+"""The one message model that every channel renders (``alerts/render.py``).
+
+A message leads with remediation actions: (package, installed version) → the fix version that
+resolves all of its vulnerabilities, with every vulnerability id, the affected images and a hint
+when many images share the vulnerable version (fix the base image). Then what has no fix yet,
+what was fixed, what is overdue, and which scans went wrong.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from daemon.model import FindingKey, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class Vuln:
+    id: str
+    severity: Severity
+    fix_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    project: str
+    repository: str
+    tags: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ()
+    link: str = ""  # Harbor UI link to the artifact (or its project), "" if the URL is unknown
+
+    @property
+    def name(self) -> str:
+        return f"{self.project}/{self.repository}"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """Upgrade ``package`` from ``installed_version`` to ``fix_version`` (or, when there is no
+    fix, watch it). ``candidate_fixes`` lists the fixes when they could not be ordered."""
+
+    package: str
+    installed_version: str
+    fix_version: str
+    vulnerabilities: tuple[Vuln, ...]
+    images: tuple[Image, ...]
+    candidate_fixes: tuple[str, ...] = ()
+    shared_images: int = 0  # > 0: that many images share the version; rebuild the base image
+    reminder: bool = False  # every finding in it is a repeat_open_every reminder
+
+    @property
+    def top_severity(self) -> Severity:
+        return max((v.severity for v in self.vulnerabilities), default=Severity.UNKNOWN)
+
+    def severity_counts(self) -> list[tuple[Severity, int]]:
+        counts = Counter(v.severity for v in self.vulnerabilities)
+        return sorted(counts.items(), key=lambda kv: -kv[0])
+
+
+@dataclass(frozen=True, slots=True)
+class FixedSummary:
+    findings: int
+    images: tuple[str, ...]
+    reasons: tuple[tuple[str, int], ...]
+    vulnerabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    vulnerability: str
+    package: str
+    severity: Severity
+    image: Image
+    open_days: int
+    deadline_days: int
+    escalation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    kind: str  # "scan_failed" or "scanner_unavailable"
+    image: Image | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    images_checked: int
+    scanner_db_updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message for one receiver about one registry."""
+
+    id: str
+    receiver: str
+    registry: str
+    routes: tuple[str, ...]
+    kind: str  # "immediate", "digest", "heartbeat" or "test"
+    context: str  # the run's schedule name, "digest", …
+    created_at: datetime
+    fix_now: tuple[Action, ...] = ()
+    no_fix: tuple[Action, ...] = ()
+    fixed: FixedSummary | None = None
+    overdue: tuple[Overdue, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    notices: tuple[str, ...] = ()  # e.g. ignores about to expire
+    heartbeat: Heartbeat | None = None
+    findings: tuple[tuple[FindingKey, str], ...] = field(default=())  # (finding, event) reported
+
+    @property
+    def empty(self) -> bool:
+        return not (self.fix_now or self.no_fix or self.fixed or self.overdue or self.problems
+                    or self.heartbeat)
+
+    def severity_counts(self) -> list[tuple[Severity, int]]:
+        """Vulnerabilities per severity across fix-now actions, highest first."""
+        counts: Counter[Severity] = Counter()
+        for action in self.fix_now:
+            counts.update(v.severity for v in action.vulnerabilities)
+        return sorted(counts.items(), key=lambda kv: -kv[0])

@@ -1,0 +1,249 @@
+"""Alert building: events past each route's cursor → routed, silenced, grouped, rendered rows.
+
+``build_and_queue`` is what a run (and ``run --once``) calls at its end, and what the scheduler
+calls when a digest is due: the outbox rows are inserted and the routes' cursors moved in one
+transaction (``daemon/store/outbox.py``), so a crash before the commit leaves every event for
+the next pass and none is queued twice. ``plan`` is the same decision without writing, for
+``scanwatch alerts preview``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from daemon import log
+from daemon.alerts.events import (
+    AlertItem,
+    OpenFinding,
+    OverdueFinding,
+    Reminder,
+    ScanProblem,
+    event_name,
+    finding_of,
+)
+from daemon.alerts.group import RunContext, due_reminders, group
+from daemon.alerts.message import Message
+from daemon.alerts.render import format_for_url, render
+from daemon.alerts.route import Delivery, in_scope, route_items, route_key
+from daemon.alerts.silence import Allowlists, apply_silences, expiry_warnings
+from daemon.config_types import Config, RouteConfig
+from daemon.model import ChangeEvent, FindingKey
+
+_log = log.get(__name__)
+
+
+def digest_due(route: RouteConfig, last: datetime | None, now: datetime) -> bool:
+    """The route's digest cron fired since its last digest (never before a first one)."""
+    if last is None:
+        return False
+    from cronsim import CronSim
+
+    start = last.astimezone(ZoneInfo(route.digest_timezone or "UTC"))
+    return next(CronSim(route.digest_cron, start)) <= now
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Messages and the outbox rows (one per receiver URL) they become."""
+
+    messages: list[Message]
+    rows: list[dict[str, Any]]
+
+
+def rows_for(message: Message, config: Config) -> list[dict[str, Any]]:
+    """One outbox row per URL of the message's receiver, each rendered for its channel.
+
+    URLs carry tokens, so rows name them by position (``url_index``), never by value.
+    """
+    receiver = config.receiver(message.receiver)
+    if receiver is None:
+        _log.warning("alert_receiver_unknown", receiver=message.receiver)
+        return []
+    findings = [[*_key(k), kind] for k, kind in message.findings]
+    out = []
+    for index, url in enumerate(receiver.urls):
+        fmt = format_for_url(url.reveal(), receiver.format)
+        r = render(message, fmt)
+        payload = {"message": message.id, "url_index": index, "format": fmt, "title": r.title,
+                   "body": r.body, "body_format": r.body_format, "registry": message.registry,
+                   "kind": message.kind, "findings": findings}
+        out.append({"message_id": f"{message.id}.{index}", "receiver": message.receiver,
+                    "route": ",".join(message.routes), "payloads": json.dumps(payload)})
+    return out
+
+
+def _key(k: FindingKey) -> list[str]:
+    return [k.registry, k.project, k.repository, k.vulnerability, k.package]
+
+
+def _fresh(d: Delivery, notified: Mapping[tuple[str, FindingKey, str], datetime]) -> bool:
+    """Not already told: the log (or a pending message) has this finding and event since."""
+    key = finding_of(d.item)
+    if key is None:
+        return True
+    told = notified.get((d.receiver, key, event_name(d.item)))
+    if told is None:
+        return True
+    if isinstance(d.item, ChangeEvent):
+        return told < d.item.at
+    return False  # an overdue finding is told once (reminders repeat it if asked)
+
+
+def plan(
+    config: Config,
+    *,
+    events: Sequence[tuple[int, ChangeEvent]],
+    scan_problems: Sequence[tuple[int, ScanProblem]],
+    problems: Sequence[ScanProblem],
+    cursors: Mapping[str, tuple[int, int, datetime | None]],
+    due_routes: Iterable[str],
+    run_context: RunContext,
+    now: datetime,
+    open_findings: Sequence[OpenFinding] = (),
+    notified: Mapping[tuple[str, FindingKey, str], datetime] | None = None,
+    allowlists: Allowlists | None = None,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> Planned:
+    """Decide the messages for the due routes (pure)."""
+    from daemon.sla import evaluate
+
+    notified = notified or {}
+    routes = config.routes
+    keys = [route_key(r, i) for i, r in enumerate(routes)]
+    by_key = dict(zip(keys, routes, strict=True))
+    due = set(due_routes)
+    overdue: list[AlertItem] = []
+    state = evaluate(((o, o.severity, o.opened_at or now) for o in open_findings
+                      if o.opened_at is not None), config.sla, now)
+    for item in state.overdue:
+        o: OpenFinding = item.key  # type: ignore[assignment]
+        overdue.append(OverdueFinding(o.finding, o.severity, item.first_seen,
+                                      item.deadline - item.first_seen, o.installed_version,
+                                      o.fix_version, o.tags, o.digests))
+    ids: dict[int, tuple[str, int]] = {}
+    for eid, ev in events:
+        ids[id(ev)] = ("event", eid)
+    for sid, sp in scan_problems:
+        ids[id(sp)] = ("scan", sid)
+    items: list[AlertItem] = [e for _, e in events]
+    items += [p for _, p in scan_problems]
+    items += list(problems) + overdue
+    kept, silenced = apply_silences(items, config.ignores, now, allowlists)
+    if silenced:
+        _log.debug("alert_items_silenced", count=len(silenced))
+
+    def admitted(d: Delivery) -> bool:
+        if d.route not in due:
+            return False
+        origin = ids.get(id(d.item))
+        if origin is not None:
+            last_event, last_scan, _ = cursors.get(d.route, (0, 0, None))
+            return origin[1] > (last_event if origin[0] == "event" else last_scan)
+        return True
+
+    deliveries = [d for d in route_items(kept, routes) if admitted(d) and _fresh(d, notified)]
+    repeat = {k: r.repeat_open_every for k, r in by_key.items()
+              if r.repeat_open_every and k in due}
+    if repeat:
+        reminders = [Reminder(o) for o in open_findings]
+        kept_reminders, _ = apply_silences(reminders, config.ignores, now, allowlists)
+        last_any: dict[tuple[str, FindingKey], datetime] = {}
+        for (rec, key, _kind), at in notified.items():
+            last_any[(rec, key)] = max(at, last_any.get((rec, key), at))
+        deliveries += due_reminders(
+            [r for r in kept_reminders if isinstance(r, Reminder)],
+            lambda r: [d for d in route_items([r], routes) if d.route in repeat],
+            repeat, last_any, now)
+    return _messages(config, deliveries, by_key, due, run_context, now, open_findings, new_id)
+
+
+def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, RouteConfig],
+              due: set[str], ctx: RunContext, now: datetime,
+              open_findings: Sequence[OpenFinding], new_id: Callable[[], str]) -> Planned:
+    immediate = [d for d in deliveries if by_key[d.route].group != "digest"]
+    heartbeats = [(rec, reg) for k, r in by_key.items()
+                  if k in due and r.heartbeat and r.group != "digest"
+                  for reg in ctx.images_checked
+                  if in_scope(r, ScanProblem("heartbeat", reg)) for rec in r.receivers]
+    messages = group(immediate, ctx, now, heartbeats=heartbeats, new_id=new_id)
+    warning = expiry_warnings(config.ignores, open_findings, now)
+    for key, route in by_key.items():
+        if key not in due or route.group != "digest":
+            continue
+        notices = {rec: [warning.text] for rec in route.receivers} if warning else {}
+        mine = [d for d in deliveries if d.route == key]
+        digest_ctx = replace(ctx, name=key, kind="digest")
+        messages += group(mine, digest_ctx, now, notices=notices, new_id=new_id)
+    rows = [row for m in messages for row in rows_for(m, config)]
+    return Planned(messages, rows)
+
+
+def build_and_queue(
+    store: Any,
+    config: Config,
+    *,
+    run_context: RunContext,
+    now: datetime,
+    problems: Sequence[ScanProblem] = (),
+    allowlists: Allowlists | None = None,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+) -> list[str]:
+    """Queue the messages for every due route; return the outbox message ids.
+
+    Immediate routes are due at every call (the end of each run); digest routes when their cron
+    fired since their last digest. ``problems`` are this run's registry-wide problems (a
+    scanner that is down); failed scans are read from the history.
+    """
+    from daemon.store import outbox as store_outbox
+
+    routes = config.routes
+    keys = [route_key(r, i) for i, r in enumerate(routes)]
+    if not keys:
+        return []
+    receivers = {n for r in routes for n in (*r.receivers, *r.escalate_to)}
+    notified = store_outbox.last_notified(store, receivers)
+    open_findings = _open_findings(store, config)
+
+    def build(batch: Any) -> None:
+        due = []
+        for key, route in zip(keys, routes, strict=True):
+            cur = batch.cursors[key]
+            if route.group == "digest" and not digest_due(route, cur.last_digest_at, now):
+                if not cur.known:  # start the digest clock now
+                    batch.advance[key] = replace(cur, last_digest_at=now)
+                continue
+            due.append(key)
+            batch.advance[key] = replace(
+                cur, last_event_id=batch.max_event_id, last_scan_id=batch.max_scan_id,
+                last_digest_at=now if route.group == "digest" else cur.last_digest_at)
+        scan_problems = [(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,
+                                            s.digest, (), s.error or s.status, s.at))
+                         for s in batch.failed_scans]
+        planned = plan(
+            config, events=batch.events, scan_problems=scan_problems, problems=problems,
+            cursors={k: (c.last_event_id, c.last_scan_id, c.last_digest_at)
+                     for k, c in batch.cursors.items()},
+            due_routes=due, run_context=run_context, now=now, open_findings=open_findings,
+            notified=notified, allowlists=allowlists, new_id=new_id)
+        batch.rows.extend(planned.rows)
+
+    ids = store_outbox.claim_and_queue(store, keys, build, now)
+    _log.info("alerts_queued", messages=len(ids))
+    return ids
+
+
+def _open_findings(store: Any, config: Config) -> list[OpenFinding]:
+    """Open findings, only when something needs them (SLA, reminders, ignore warnings)."""
+    if not (config.sla.deadlines or config.ignores
+            or any(r.repeat_open_every for r in config.routes)):
+        return []
+    rows = store.open_findings(include_ignored=bool(config.ignores))
+    return [OpenFinding(r.key, r.severity, r.first_seen,
+                        r.installed_versions[0] if r.installed_versions else "", r.fix_version,
+                        r.tags, r.digests) for r in rows]

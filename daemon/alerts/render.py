@@ -1,0 +1,320 @@
+"""Rendering: one message model, one form per channel (pure).
+
+- ``text``: plain text, every vulnerability id of every section listed in full.
+- ``slack``: Slack mrkdwn. Every string from scan data is escaped (``&``, ``<``, ``>``), so no
+  ``<!channel>``, ``<@U…>`` or ``<url|text>`` markup can pass through; the body stays under
+  ``SLACK_MAX_CHARS`` and, where it is cut, points to ``scanwatch findings``.
+- ``email``: an HTML body (apprise derives the text/plain alternative from it, so it lists every
+  vulnerability id too) and a subject such as ``[scanwatch] prod-harbor: 3 fixes for 2 Critical``.
+- ``json``: the documented ``scanwatch.alert/v1`` document (``to_document``), as a JSON string.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.alerts import wording as w
+from daemon.alerts.message import Action, Image, Message
+
+SCHEMA = "scanwatch.alert/v1"
+SLACK_MAX_CHARS = 12000  # well under Slack's 40k message text and apprise's 35k body cap
+SLACK_MAX_IDS = 10  # vulnerability ids listed per action in Slack
+SLACK_MAX_IMAGES = 5
+MAX_JSON_ACTIONS = 1000
+FORMATS = ("text", "slack", "email", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What one channel sends: a title, a body and apprise's body format."""
+
+    format: str
+    title: str
+    body: str
+    body_format: str  # "text", "html" or "markdown" (apprise NotifyFormat values)
+
+
+# -- plain text -------------------------------------------------------------------------------
+
+
+def render_text(message: Message) -> Rendered:
+    """Plain text; every vulnerability id listed, images capped at MAX_IMAGES per action."""
+    out = [w.headline(message), ""]
+    if message.fix_now:
+        out.append("Fix now")
+        for n, a in enumerate(message.fix_now, 1):
+            out.append(f"{n}. {w.action_line(a)}  ({w.counts_text(a.severity_counts())})")
+            out.extend(_text_details(a))
+    if message.no_fix:
+        out.append("No fix yet (watch)")
+        for a in message.no_fix:
+            out.append(f"- {w.action_line(a)}  ({w.counts_text(a.severity_counts())})")
+            out.extend(_text_details(a))
+    if message.fixed:
+        out.append(_fixed_line(message))
+        out.append("   " + ", ".join(w.one_line(v) for v in message.fixed.vulnerabilities))
+    if message.overdue:
+        out.append("Overdue (SLA)")
+        out.extend(f"- {w.overdue_line(o)}" for o in message.overdue)
+    if message.problems:
+        out.append("Scan problems")
+        out.extend(f"- {w.problem_line(p)}" for p in message.problems)
+    if message.heartbeat:
+        out.append(w.heartbeat_line(message))
+    if message.notices:
+        out.append("Notices")
+        out.extend(f"- {w.one_line(n, w.MAX_DETAIL)}" for n in message.notices)
+    out += ["", f"Details: {w.findings_hint(message)}"]
+    return Rendered("text", w.subject(message), "\n".join(out) + "\n", "text")
+
+
+def _fixed_line(message: Message) -> str:
+    f = message.fixed
+    assert f is not None
+    reasons = ", ".join(f"{r}: {n}" for r, n in f.reasons)
+    return f"Fixed since last time: {f.findings} findings in {len(f.images)} images ({reasons})"
+
+
+def _ids(a: Action) -> list[str]:
+    return [f"{w.one_line(v.id)} ({v.severity.label})" for v in a.vulnerabilities]
+
+
+def _names(a: Action) -> list[str]:
+    return [n for i in a.images for n in w.image_names(i)]
+
+
+def _text_details(a: Action) -> list[str]:
+    names = _names(a)
+    more = f" (and {len(names) - w.MAX_IMAGES} more)" if len(names) > w.MAX_IMAGES else ""
+    lines = [f"   {', '.join(_ids(a))}", f"   in {', '.join(names[: w.MAX_IMAGES])}{more}"]
+    if a.shared_images:
+        lines.append(f"   {w.shared_line(a)}")
+    links = dict.fromkeys(i.link for i in a.images[: w.MAX_IMAGES] if i.link)
+    lines.extend(f"   {link}" for link in links)
+    return lines
+
+
+# -- Slack ------------------------------------------------------------------------------------
+
+
+def slack_escape(text: str) -> str:
+    """Slack's three escapes; nothing in the result can open Slack markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_link(url: str, label: str) -> str:
+    """A link whose URL comes from config and quoting, and whose label is escaped data."""
+    if not url:
+        return slack_escape(label)
+    safe_url = slack_escape(url).replace("|", "%7C")
+    return f"<{safe_url}|{slack_escape(label).replace('|', '¦')}>"
+
+
+def _slack_image(image: Image) -> str:
+    names = w.image_names(image)
+    shown = _slack_link(image.link, names[0])
+    if len(names) > 1:
+        shown += ", " + ", ".join(slack_escape(n) for n in names[1:3])
+        if len(names) > 3:
+            shown += f" (+{len(names) - 3} tags)"
+    return shown
+
+
+def _slack_action(prefix: str, a: Action) -> list[str]:
+    ids = _ids(a)
+    shown = ", ".join(slack_escape(i) for i in ids[:SLACK_MAX_IDS])
+    if len(ids) > SLACK_MAX_IDS:
+        shown += f" … +{len(ids) - SLACK_MAX_IDS} more"
+    images = ", ".join(_slack_image(i) for i in a.images[:SLACK_MAX_IMAGES])
+    if len(a.images) > SLACK_MAX_IMAGES:
+        images += f" (and {len(a.images) - SLACK_MAX_IMAGES} more)"
+    head = slack_escape(w.action_line(a))
+    lines = [f"{prefix} *{head}*  ({w.counts_text(a.severity_counts())})",
+             f"      {shown}", f"      in {images}"]
+    if a.shared_images:
+        lines.append(f"      _{slack_escape(w.shared_line(a))}_")
+    return lines
+
+
+def render_slack(message: Message) -> Rendered:
+    """Slack mrkdwn, escaped and bounded by SLACK_MAX_CHARS with a pointer where it is cut."""
+    lines = [f"*{slack_escape(w.headline(message))}*"]
+    if message.fix_now:
+        lines.append("*Fix now*")
+        for n, a in enumerate(message.fix_now, 1):
+            lines.extend(_slack_action(f"{n}.", a))
+    if message.no_fix:
+        lines.append("*No fix yet (watch)*")
+        for a in message.no_fix:
+            lines.extend(_slack_action("•", a))
+    if message.fixed:
+        lines.append(slack_escape(_fixed_line(message)))
+    if message.overdue:
+        lines.append("*Overdue (SLA)*")
+        lines.extend(f"• {slack_escape(w.overdue_line(o))}" for o in message.overdue)
+    if message.problems:
+        lines.append("*Scan problems*")
+        lines.extend(f"• {slack_escape(w.problem_line(p))}" for p in message.problems)
+    if message.heartbeat:
+        lines.append(slack_escape(w.heartbeat_line(message)))
+    lines.extend(f"_{slack_escape(w.one_line(n, w.MAX_DETAIL))}_" for n in message.notices)
+    hint = f"`{slack_escape(w.findings_hint(message)).replace('`', chr(39))}`"
+    footer = f"More: {hint}"
+    budget = SLACK_MAX_CHARS - len(footer) - 80
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) + 1 > budget:
+            footer = f"… {len(lines) - len(kept)} more lines cut. All of it: {hint}"
+            break
+        kept.append(line)
+        used += len(line) + 1
+    body = "\n".join([*kept, footer])
+    return Rendered("slack", w.subject(message), body, "markdown")
+
+
+# -- email ------------------------------------------------------------------------------------
+
+
+def _h(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _html_image(image: Image) -> str:
+    names = ", ".join(_h(n) for n in w.image_names(image))
+    if image.link:
+        return f'<a href="{_h(image.link)}">{names}</a>'
+    return names
+
+
+def _html_action(a: Action) -> str:
+    ids = ", ".join(_h(i) for i in _ids(a))
+    images = ", ".join(_html_image(i) for i in a.images[: w.MAX_IMAGES])
+    if len(a.images) > w.MAX_IMAGES:
+        images += f" (and {len(a.images) - w.MAX_IMAGES} more)"
+    parts = [f"<li><b>{_h(w.action_line(a))}</b> ({_h(w.counts_text(a.severity_counts()))})",
+             f"<br>{ids}", f"<br>in {images}"]
+    if a.shared_images:
+        parts.append(f"<br><i>{_h(w.shared_line(a))}</i>")
+    return "".join(parts) + "</li>"
+
+
+def render_email(message: Message) -> Rendered:
+    """HTML (every id listed); the subject is ``subject(message)``."""
+    out = [f"<h2>{_h(w.headline(message))}</h2>"]
+    if message.fix_now:
+        out.append("<h3>Fix now</h3><ol>")
+        out.extend(_html_action(a) for a in message.fix_now)
+        out.append("</ol>")
+    if message.no_fix:
+        out.append("<h3>No fix yet (watch)</h3><ul>")
+        out.extend(_html_action(a) for a in message.no_fix)
+        out.append("</ul>")
+    if message.fixed:
+        ids = ", ".join(_h(w.one_line(v)) for v in message.fixed.vulnerabilities)
+        out.append(f"<h3>Fixed</h3><p>{_h(_fixed_line(message))}<br>{ids}</p>")
+    for title, items in (("Overdue (SLA)", [w.overdue_line(o) for o in message.overdue]),
+                         ("Scan problems", [w.problem_line(p) for p in message.problems]),
+                         ("Notices", [w.one_line(n, w.MAX_DETAIL) for n in message.notices])):
+        if items:
+            out.append(f"<h3>{title}</h3><ul>")
+            out.extend(f"<li>{_h(i)}</li>" for i in items)
+            out.append("</ul>")
+    if message.heartbeat:
+        out.append(f"<p>{_h(w.heartbeat_line(message))}</p>")
+    out.append(f"<p>Details: <code>{_h(w.findings_hint(message))}</code></p>")
+    return Rendered("email", w.subject(message), "\n".join(out) + "\n", "html")
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+def _image_doc(i: Image) -> dict[str, Any]:
+    return {"project": w.one_line(i.project), "repository": w.one_line(i.repository),
+            "tags": [w.one_line(t) for t in i.tags], "digests": [w.one_line(d) for d in i.digests],
+            "link": i.link or None}
+
+
+def _action_doc(a: Action) -> dict[str, Any]:
+    return {
+        "package": w.one_line(a.package),
+        "installed_version": w.one_line(a.installed_version),
+        "fix_version": w.one_line(a.fix_version) or None,
+        "candidate_fix_versions": [w.one_line(v) for v in a.candidate_fixes],
+        "vulnerabilities": [{"id": w.one_line(v.id), "severity": v.severity.label,
+                             "fix_version": w.one_line(v.fix_version) or None}
+                            for v in a.vulnerabilities],
+        "images": [_image_doc(i) for i in a.images],
+        "shared_images": a.shared_images,
+        "reminder": a.reminder,
+    }
+
+
+def to_document(message: Message) -> dict[str, Any]:
+    """The ``scanwatch.alert/v1`` JSON document (its schema is documented in README)."""
+    actions = [*message.fix_now, *message.no_fix]
+    f = message.fixed
+    hb = message.heartbeat
+    return {
+        "schema": SCHEMA,
+        "id": message.id,
+        "kind": message.kind,
+        "registry": w.one_line(message.registry),
+        "context": w.one_line(message.context),
+        "receiver": message.receiver,
+        "routes": list(message.routes),
+        "created_at": message.created_at.isoformat(),
+        "subject": w.subject(message),
+        "severity_counts": {s.label: n for s, n in message.severity_counts()},
+        "fix_now": [_action_doc(a) for a in message.fix_now[:MAX_JSON_ACTIONS]],
+        "no_fix": [_action_doc(a) for a in message.no_fix[:MAX_JSON_ACTIONS]],
+        "truncated": len(actions) > len(message.fix_now[:MAX_JSON_ACTIONS])
+        + len(message.no_fix[:MAX_JSON_ACTIONS]),
+        "fixed": None if f is None else {
+            "findings": f.findings, "images": [w.one_line(i) for i in f.images],
+            "reasons": dict(f.reasons), "vulnerabilities": [w.one_line(v) for v in
+                                                            f.vulnerabilities]},
+        "overdue": [{"vulnerability": w.one_line(o.vulnerability),
+                     "package": w.one_line(o.package), "severity": o.severity.label,
+                     "image": _image_doc(o.image), "open_days": o.open_days,
+                     "deadline_days": o.deadline_days, "escalation": o.escalation}
+                    for o in message.overdue],
+        "scan_problems": [{"kind": p.kind, "image": _image_doc(p.image) if p.image else None,
+                           "detail": w.one_line(p.detail, w.MAX_DETAIL)}
+                          for p in message.problems],
+        "notices": [w.one_line(n, w.MAX_DETAIL) for n in message.notices],
+        "heartbeat": None if hb is None else {
+            "images_checked": hb.images_checked,
+            "scanner_db_updated_at": hb.scanner_db_updated_at.isoformat()
+            if hb.scanner_db_updated_at else None},
+        "details_command": w.findings_hint(message),
+    }
+
+
+def render(message: Message, fmt: str) -> Rendered:
+    """The message in one channel's form: ``text``, ``slack``, ``email`` or ``json``."""
+    if fmt == "slack":
+        return render_slack(message)
+    if fmt == "email":
+        return render_email(message)
+    if fmt == "json":
+        body = json.dumps(to_document(message), ensure_ascii=False, sort_keys=True)
+        return Rendered("json", w.subject(message), body, "text")
+    return render_text(message)
+
+
+def format_for_url(url: str, configured: str = "") -> str:
+    """The form a receiver URL gets: its configured ``format``, else from the URL's scheme."""
+    if configured:
+        return configured
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("slack", "slacks"):
+        return "slack"
+    if scheme in ("mailto", "mailtos", "email"):
+        return "email"
+    if scheme in ("json", "jsons"):
+        return "json"
+    return "text"

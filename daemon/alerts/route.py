@@ -1,0 +1,150 @@
+"""Routing: which receivers hear about which item (pure).
+
+Routes are tried in order, as in Alertmanager: the first route that takes an item wins, unless it
+says ``continue = true``, in which case the next routes are tried too. A route takes an item when
+its registry, project and repository globs match, the item's severity reaches ``min_severity``
+(scan problems have no severity and pass), and the item's event is in ``events`` (its
+``receivers`` get it) or it is an overdue finding (its ``escalate_to`` receivers get it).
+A receiver hears about an item once, however many routes name it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from daemon.alerts.events import (
+    REMINDER,
+    SLA_OVERDUE,
+    AlertItem,
+    event_name,
+    scope,
+    severity,
+)
+from daemon.config_types import EVENTS, Config, RouteConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One item for one receiver, through one route."""
+
+    receiver: str
+    route: str
+    item: AlertItem
+    escalation: bool = False
+
+
+def route_key(route: RouteConfig, index: int) -> str:
+    """A route's stable name: its ``name``, else ``route<N>`` counting from 1."""
+    return route.name or f"route{index + 1}"
+
+
+def _any(globs: Sequence[str], value: str) -> bool:
+    return any(fnmatchcase(value, g) for g in globs)
+
+
+def in_scope(route: RouteConfig, item: AlertItem) -> bool:
+    """The route's globs and threshold admit the item (events aside).
+
+    Repository globs match ``project/repository`` (as the config documents) or, for
+    convenience, the repository name alone.
+    Registry-wide items (a scanner that is down) carry no project or repository: only the
+    registry glob applies to them.
+    """
+    registry, project, repository = scope(item)
+    if not _any(route.registries, registry):
+        return False
+    if project and not _any(route.projects, project):
+        return False
+    if repository and not (_any(route.repositories, f"{project}/{repository}")
+                           or _any(route.repositories, repository)):
+        return False
+    level = severity(item)
+    return level is None or level >= route.min_severity
+
+
+def _targets(route: RouteConfig, item: AlertItem) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(receivers, escalation receivers) the route sends the item to, if it is in scope."""
+    name = event_name(item)
+    if name == REMINDER:
+        return (route.receivers if route.repeat_open_every else (), ())
+    plain = route.receivers if name in route.events else ()
+    escalated = route.escalate_to if name == SLA_OVERDUE else ()
+    return (plain, escalated)
+
+
+def route_items(items: Iterable[AlertItem], routes: Sequence[RouteConfig]) -> list[Delivery]:
+    """Every (receiver, item) pair the routes produce, in item order then route order."""
+    out: list[Delivery] = []
+    for item in items:
+        seen: set[str] = set()
+        for index, route in enumerate(routes):
+            if not in_scope(route, item):
+                continue
+            plain, escalated = _targets(route, item)
+            if not plain and not escalated:
+                continue
+            key = route_key(route, index)
+            for receiver in plain:
+                if receiver not in seen:
+                    seen.add(receiver)
+                    out.append(Delivery(receiver, key, item))
+            for receiver in escalated:
+                if receiver not in seen:
+                    seen.add(receiver)
+                    out.append(Delivery(receiver, key, item, escalation=True))
+            if not route.continue_:
+                break
+    return out
+
+
+def _covers(first: RouteConfig, later: RouteConfig) -> bool:
+    """``first`` (without continue) takes every item ``later`` could take."""
+    if first.continue_:
+        return False
+    wide = all(g == ("*",) for g in (first.registries, first.projects, first.repositories))
+    if not wide or first.min_severity > later.min_severity:
+        return False
+    later_events = set(later.events) | ({SLA_OVERDUE} if later.escalate_to else set())
+    first_events = set(first.events) | ({SLA_OVERDUE} if first.escalate_to else set())
+    return bool(later_events) and later_events <= first_events and (
+        not later.repeat_open_every or bool(first.repeat_open_every)
+    )
+
+
+def unmatched_routes(config: Config) -> list[str]:
+    """Problems that make a route unable to match anything, one line each, for `config check`.
+
+    A route is reported when it names no known event (and escalates nothing), when its registry
+    globs name no configured registry, when it names an unknown receiver, or when an earlier
+    route without ``continue`` already takes everything it could take.
+    """
+    problems: list[str] = []
+    registries = [r.name for r in config.registries]
+    receivers = {r.name for r in config.receivers}
+    for index, route in enumerate(config.routes):
+        where = f"route[{route_key(route, index)}]"
+        unknown = [e for e in route.events if e not in EVENTS]
+        if unknown:
+            problems.append(f"{where}.events: unknown {', '.join(unknown)}; valid: "
+                            f"{', '.join(EVENTS)}")
+        if not [e for e in route.events if e in EVENTS] and not route.escalate_to:
+            problems.append(f"{where}: no events, so it can never match")
+        if registries and not any(_any(route.registries, name) for name in registries):
+            problems.append(f"{where}.registries: {list(route.registries)} names no configured "
+                            f"registry (configured: {', '.join(registries)})")
+        for field, names in (("receivers", route.receivers), ("escalate_to", route.escalate_to)):
+            for name in names:
+                if name not in receivers:
+                    problems.append(f"{where}.{field}: unknown receiver {name!r}")
+        if not route.receivers and not route.escalate_to:
+            problems.append(f"{where}: no receivers, so it sends nothing")
+        for earlier_index in range(index):
+            earlier = config.routes[earlier_index]
+            if _covers(earlier, route):
+                first = route_key(earlier, earlier_index)
+                problems.append(f"{where}: can never match, route[{first}] (without continue) "
+                                "takes everything it would")
+                break
+    return problems

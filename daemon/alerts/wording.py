@@ -1,0 +1,122 @@
+"""The words of a message, shared by every channel's renderer (pure).
+
+Every string from scan data passes through ``clip``/``one_line`` so that hostile input stays
+bounded; escaping for a channel's markup is the renderer's job (``alerts/render.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from daemon.alerts.message import Action, Image, Message, Overdue, Problem
+from daemon.model import Severity
+
+MAX_FIELD = 200  # characters of one scan-data string (package, tag, id, …)
+MAX_DETAIL = 500  # characters of a scan log excerpt
+MAX_IMAGES = 20  # images listed per action in text and email
+
+
+def clip(value: str, limit: int = MAX_FIELD) -> str:
+    """At most ``limit`` characters, control characters (but newlines) replaced."""
+    value = "".join(c if c.isprintable() or c == "\n" else "\N{REPLACEMENT CHARACTER}"
+                    for c in value[: limit + 1])
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def one_line(value: str, limit: int = MAX_FIELD) -> str:
+    return clip(" ".join(value[: limit * 2].split()), limit)
+
+
+def findings_hint(message: Message) -> str:
+    return f"scanwatch findings --registry {one_line(message.registry)}"
+
+
+def counts_text(counts: Sequence[tuple[Severity, int]]) -> str:
+    return ", ".join(f"{n} {s.label}" for s, n in counts)
+
+
+def subject(message: Message) -> str:
+    """``[scanwatch] prod-harbor: 3 fixes for 2 Critical, 5 High``, and the other sections."""
+    parts: list[str] = []
+    if message.fix_now:
+        n = len(message.fix_now)
+        counts = counts_text(message.severity_counts())
+        parts.append(f"{n} fix{'es' if n != 1 else ''} for {counts}")
+    if message.no_fix:
+        parts.append(f"{len(message.no_fix)} without a fix")
+    if message.overdue:
+        parts.append(f"{len(message.overdue)} overdue")
+    if message.fixed:
+        parts.append(f"{message.fixed.findings} fixed")
+    if message.problems:
+        n = len(message.problems)
+        parts.append(f"{n} scan problem{'s' if n != 1 else ''}")
+    if message.heartbeat and not parts:
+        parts.append(f"nothing new, {message.heartbeat.images_checked} images checked")
+    if message.kind == "test":
+        parts = ["test message"]
+    return f"[scanwatch] {one_line(message.registry)}: {'; '.join(parts) or 'nothing to report'}"
+
+
+def headline(message: Message) -> str:
+    """``prod-harbor · nightly · 3 actions, 2 without a fix``."""
+    bits = [one_line(message.registry)]
+    if message.context:
+        bits.append(one_line(message.context))
+    n = len(message.fix_now) + len(message.no_fix)
+    if n:
+        summary = f"{n} action{'s' if n != 1 else ''}"
+        if message.no_fix:
+            summary += f", {len(message.no_fix)} without a fix"
+        bits.append(summary)
+    elif message.heartbeat:
+        bits.append("nothing new")
+    return " · ".join(bits)
+
+
+def image_names(image: Image) -> list[str]:
+    """``project/repo:tag`` for each tag, else ``project/repo@sha256:0123456789ab``."""
+    name = one_line(image.name)
+    if image.tags:
+        return [f"{name}:{one_line(t)}" for t in image.tags]
+    if image.digests:
+        return [f"{name}@{one_line(d)[:19]}" for d in image.digests]
+    return [name]
+
+
+def action_line(action: Action) -> str:
+    pkg, inst = one_line(action.package), one_line(action.installed_version)
+    if action.fix_version:
+        return f"Upgrade {pkg} {inst} → {one_line(action.fix_version)}"
+    if action.candidate_fixes:
+        options = ", ".join(one_line(v) for v in action.candidate_fixes)
+        return f"Upgrade {pkg} {inst} to a fixed version ({options})"
+    return f"{pkg} {inst}"
+
+
+def shared_line(action: Action) -> str:
+    return (f"{action.shared_images} of these images share the same package version: "
+            "rebuild from the updated base image.")
+
+
+def overdue_line(o: Overdue) -> str:
+    esc = " (escalated)" if o.escalation else ""
+    return (f"{one_line(o.vulnerability)} ({o.severity.label}) {one_line(o.package)} in "
+            f"{one_line(o.image.name)}, open {o.open_days} days (SLA {o.deadline_days} days)"
+            f"{esc}")
+
+
+def problem_line(p: Problem) -> str:
+    what = "scan failed" if p.kind == "scan_failed" else "scanner unavailable"
+    where = f" {image_names(p.image)[0]}" if p.image else ""
+    detail = f": {one_line(p.detail, MAX_DETAIL)}" if p.detail else ""
+    return f"{what}{where}{detail}"
+
+
+def heartbeat_line(message: Message) -> str:
+    hb = message.heartbeat
+    assert hb is not None
+    db = hb.scanner_db_updated_at.date().isoformat() if hb.scanner_db_updated_at else "unknown"
+    return f"Nothing new, {hb.images_checked} images checked, scanner DB of {db}."
+
+

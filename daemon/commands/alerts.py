@@ -1,0 +1,136 @@
+"""`scanwatch alerts preview` and `scanwatch alerts outbox`: what would be sent, what was."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._store import add_database, load_config, open_for_reading
+from daemon.errors import UsageError
+
+HELP = "preview the alerts the next run would send, or list the outbox (pending, sent, dead)"
+CHANNELS = ("text", "slack", "email", "json")
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    group = subparsers.add_parser("alerts", parents=[common], help=HELP, description=HELP + ".")
+    group.set_defaults(group_parser=group)
+    sub = group.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    preview = sub.add_parser(
+        "preview", parents=[common],
+        help="render the messages the recorded changes would produce; sends nothing",
+        description="Route, group and render the changes not yet alerted (or those since "
+                    "--since) exactly as the daemon would, and print them. Nothing is sent and "
+                    "nothing is marked as queued.")
+    preview.add_argument("--since", metavar="WHEN",
+                         help="changes since a duration ago (7d, 12h, 30m) or a date "
+                              "(2026-11-01); default: the changes not yet alerted")
+    preview.add_argument("--channel", choices=CHANNELS,
+                         help="render every message in this form (default: each receiver "
+                              "URL's own form)")
+    add_format(preview)
+    add_database(preview)
+    preview.set_defaults(handler=run_preview)
+    outbox = sub.add_parser(
+        "outbox", parents=[common], help="list outbox messages: pending, sent, dead-lettered",
+        description="List the alert outbox, newest first, with attempts and the last error.")
+    outbox.add_argument("--status", choices=("pending", "sent", "dead"),
+                        help="only messages in this state")
+    outbox.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    add_format(outbox)
+    add_database(outbox)
+    outbox.set_defaults(handler=run_outbox)
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``7d``/``12h``/``30m`` ago, or an ISO date or time (UTC unless it says otherwise)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text)
+    if m:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[m.group(2)]
+        return now - timedelta(**{unit: int(m.group(1))})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since {text!r}: expected a duration like 7d, 12h, 30m or a date "
+                         "like 2026-11-01") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    from daemon.alerts.events import ScanProblem
+    from daemon.alerts.group import RunContext
+    from daemon.alerts.outbox import _open_findings, plan
+    from daemon.alerts.render import render, to_document
+    from daemon.alerts.route import route_key
+    from daemon.store import outbox as store_outbox
+
+    cfg = load_config(args)
+    if cfg is None or not cfg.routes:
+        raise UsageError("no [[route]] in the configuration: nothing would be sent")
+    now = datetime.now(UTC)
+    since = parse_since(args.since, now) if args.since else None
+    keys = [route_key(r, i) for i, r in enumerate(cfg.routes)]
+    with open_for_reading(args, cfg) as store:
+        batch = store_outbox.peek(store, keys, since)
+        receivers = {n for r in cfg.routes for n in (*r.receivers, *r.escalate_to)}
+        notified = store_outbox.last_notified(store, receivers)
+        open_findings = _open_findings(store, cfg)
+    ctx = RunContext(name="preview", registry_urls={r.name: r.url for r in cfg.registries})
+    planned = plan(
+        cfg, events=batch.events,
+        scan_problems=[(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,
+                                          s.digest, (), s.error or s.status, s.at))
+                       for s in batch.failed_scans],
+        problems=(), cursors={k: (c.last_event_id, c.last_scan_id, None)
+                              for k, c in batch.cursors.items()},
+        due_routes=keys, run_context=ctx, now=now, open_findings=open_findings,
+        notified=notified, new_id=_counter())
+    if args.format == "json":
+        print_json([to_document(m) for m in planned.messages])
+        return 0
+    if not planned.messages:
+        print("Nothing would be sent.")
+        return 0
+    for m in planned.messages:
+        fmt = args.channel or "text"
+        r = render(m, fmt)
+        print(f"=== to {m.receiver} ({fmt}) — {r.title}")
+        print(r.body.rstrip("\n"))
+        print()
+    return 0
+
+
+def _counter() -> Any:
+    count = iter(range(1, 1_000_000))
+    return lambda: f"preview-{next(count)}"
+
+
+def run_outbox(args: argparse.Namespace) -> int:
+    from daemon.store import outbox as store_outbox
+
+    cfg = load_config(args)
+    with open_for_reading(args, cfg) as store:
+        rows = store_outbox.listing(store, args.status, limit=args.limit)
+    if args.format == "json":
+        print_json([{
+            "message_id": r.message_id, "status": r.status, "receiver": r.receiver,
+            "route": r.route, "title": r.payload.get("title", ""),
+            "format": r.payload.get("format", ""), "created_at": r.created_at,
+            "attempts": r.attempts, "next_attempt_at": r.next_attempt_at, "sent_at": r.sent_at,
+            "dead_at": r.dead_at, "last_error": r.last_error} for r in rows])
+        return 0
+    if not rows:
+        print("The outbox is empty.")
+        return 0
+
+    def when(r: Any) -> str:
+        at = r.sent_at or r.dead_at or r.next_attempt_at or r.created_at
+        return str(at.strftime("%Y-%m-%d %H:%M"))
+
+    print_table(("MESSAGE", "STATUS", "RECEIVER", "ATTEMPTS", "AT", "ERROR"),
+                [(r.message_id[:14], r.status, r.receiver, r.attempts, when(r), r.last_error)
+                 for r in rows])
+    return 0

@@ -1,0 +1,277 @@
+"""The alert outbox, route cursors and the notification log (SQLAlchemy Core).
+
+``claim_and_queue`` is the one transaction that makes alerting lossless: it reads the change
+events and failed scans past each due route's cursor, lets the caller turn them into outbox rows,
+inserts those rows and moves the cursors, all before one commit. ``mark_sent`` writes the
+notification log and marks the row sent in one transaction, only after a successful send.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
+from daemon.store import tables as t
+
+
+class HasEngine(Protocol):
+    engine: Engine
+
+
+@dataclass(frozen=True)
+class Cursor:
+    route: str
+    last_event_id: int
+    last_scan_id: int
+    last_digest_at: datetime | None
+    known: bool = True  # False: the route has no row yet
+
+
+@dataclass(frozen=True)
+class FailedScan:
+    id: int
+    registry: str
+    project: str
+    repository: str
+    digest: str
+    status: str
+    error: str
+    at: datetime | None
+
+
+@dataclass
+class Batch:
+    """What a claim pass read; the caller fills ``rows`` and ``cursors`` to write."""
+
+    cursors: dict[str, Cursor]
+    events: list[tuple[int, ChangeEvent]]
+    failed_scans: list[FailedScan]
+    max_event_id: int
+    max_scan_id: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    advance: dict[str, Cursor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    message_id: str
+    receiver: str
+    route: str
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    dead_at: datetime | None
+    last_error: str
+
+    @property
+    def status(self) -> str:
+        return "sent" if self.sent_at else "dead" if self.dead_at else "pending"
+
+
+def _cursors(conn: Connection) -> dict[str, Cursor]:
+    c = t.alert_cursor.c
+    return {row.route: Cursor(row.route, row.last_event_id, row.last_scan_id, row.last_digest_at)
+            for row in conn.execute(select(c.route, c.last_event_id, c.last_scan_id,
+                                           c.last_digest_at))}
+
+
+def _events_after(conn: Connection, after: int, upto: int) -> list[tuple[int, ChangeEvent]]:
+    e, f, r, g = t.finding_event.c, t.finding.c, t.repository.c, t.registry.c
+    query = (select(e.id, e.kind, e.reason, e.at, e.severity, e.previous_severity,
+                    e.installed_version, e.fix_version, e.digests, f.vulnerability, f.package,
+                    f.ignored, r.project, r.name, g.name.label("registry"))
+             .join(t.finding, f.id == e.finding_id)  # first-sight summaries have no finding
+             .join(t.repository, r.id == e.repository_id)
+             .join(t.registry, g.id == r.registry_id)
+             .where(e.id > after, e.id <= upto).order_by(e.id))
+    out = []
+    for row in conn.execute(query):
+        out.append((row.id, ChangeEvent(
+            kind=ChangeKind(row.kind), reason=Reason(row.reason),
+            finding=FindingKey(row.registry, row.project, row.name, row.vulnerability,
+                               row.package),
+            severity=Severity(row.severity), at=row.at, installed_version=row.installed_version,
+            fix_version=row.fix_version,
+            previous_severity=None if row.previous_severity is None else Severity(
+                row.previous_severity),
+            digests=tuple(d for d in row.digests.split(",") if d), ignored=bool(row.ignored))))
+    return out
+
+
+def _failed_after(conn: Connection, after: int, upto: int) -> list[FailedScan]:
+    s, a, r, g = t.scan.c, t.artifact.c, t.repository.c, t.registry.c
+    query = (select(s.id, s.status, s.error, s.log_excerpt, s.finished_at, a.digest, r.project,
+                    r.name, g.name.label("registry"))
+             .join(t.artifact, a.id == s.artifact_id).join(t.repository, r.id == a.repository_id)
+             .join(t.registry, g.id == r.registry_id)
+             .where(s.id > after, s.id <= upto, s.status.in_(("Error", "Stopped")))
+             .order_by(s.id))
+    return [FailedScan(row.id, row.registry, row.project, row.name, row.digest, row.status,
+                       row.log_excerpt or row.error, row.finished_at)
+            for row in conn.execute(query)]
+
+
+def claim_and_queue(store: HasEngine, routes: Sequence[str],
+                    build: Callable[[Batch], None], now: datetime) -> list[str]:
+    """Read past the cursors of ``routes``, let ``build`` fill the batch, write it, commit.
+
+    A route without a cursor starts at the newest event and scan (it does not replay history),
+    except in a database where no route has a cursor yet (the first run). Returns the message
+    ids inserted.
+    """
+    with store.engine.begin() as conn:
+        cursors = _cursors(conn)
+        max_event = int(conn.execute(select(func.max(t.finding_event.c.id))).scalar() or 0)
+        max_scan = int(conn.execute(select(func.max(t.scan.c.id))).scalar() or 0)
+        first_run = not cursors
+        for route in routes:
+            if route not in cursors:
+                start_e, start_s = (0, 0) if first_run else (max_event, max_scan)
+                cursors[route] = Cursor(route, start_e, start_s, None, known=False)
+        wanted = [cursors[r] for r in routes]
+        low_e = min((c.last_event_id for c in wanted), default=max_event)
+        low_s = min((c.last_scan_id for c in wanted), default=max_scan)
+        batch = Batch(cursors, _events_after(conn, low_e, max_event),
+                      _failed_after(conn, low_s, max_scan), max_event, max_scan)
+        build(batch)
+        if batch.rows:
+            conn.execute(t.outbox.insert(), [{**row, "created_at": now} for row in batch.rows])
+        for route, cur in batch.advance.items():
+            values = {"last_event_id": cur.last_event_id, "last_scan_id": cur.last_scan_id,
+                      "last_digest_at": cur.last_digest_at, "updated_at": now}
+            if cursors[route].known:
+                conn.execute(t.alert_cursor.update().where(t.alert_cursor.c.route == route)
+                             .values(**values))
+            else:
+                conn.execute(t.alert_cursor.insert().values(route=route, **values))
+        _pause_hook("before_commit")
+    _pause_hook("after_queue")  # committed, not yet sent
+    return [row["message_id"] for row in batch.rows]
+
+
+def _pause_hook(point: str) -> None:
+    """Test hook: ``SCANWATCH_TEST_CRASH_AT=<point>`` kills the process there (fault tests)."""
+    import os
+    import signal
+
+    if os.environ.get("SCANWATCH_TEST_CRASH_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def last_notified(store: HasEngine, receivers: Iterable[str]
+                  ) -> dict[tuple[str, FindingKey, str], datetime]:
+    """(receiver, finding, kind) → latest send, from the log and from messages still pending."""
+    n, f, r, g = t.notification_log.c, t.finding.c, t.repository.c, t.registry.c
+    names = sorted(set(receivers))
+    out: dict[tuple[str, FindingKey, str], datetime] = {}
+    with store.engine.connect() as conn:
+        query = (select(n.receiver, n.kind, func.max(n.sent_at), f.vulnerability, f.package,
+                        r.project, r.name, g.name)
+                 .join(t.finding, f.id == n.finding_id).join(t.repository, r.id == f.repository_id)
+                 .join(t.registry, g.id == r.registry_id).where(n.receiver.in_(names))
+                 .group_by(n.receiver, n.kind, f.vulnerability, f.package, r.project, r.name,
+                           g.name))
+        for rec, kind, at, vuln, pkg, project, repo, reg in conn.execute(query):
+            out[(rec, FindingKey(reg, project, repo, vuln, pkg), kind)] = at
+        o = t.outbox.c
+        pending = conn.execute(select(o.receiver, o.payloads, o.created_at).where(
+            o.sent_at.is_(None), o.dead_at.is_(None), o.receiver.in_(names)))
+        for rec, payloads, created in pending:
+            for *key, kind in json.loads(payloads).get("findings", []):
+                slot = (rec, FindingKey(*key), kind)
+                if slot not in out or out[slot] < created:
+                    out[slot] = created
+    return out
+
+
+def _row(row: Any) -> OutboxRow:
+    return OutboxRow(row.id, row.message_id, row.receiver, row.route, json.loads(row.payloads),
+                     row.created_at, row.attempts, row.next_attempt_at, row.sent_at, row.dead_at,
+                     row.last_error)
+
+
+def due(store: HasEngine, now: datetime, limit: int = 100) -> list[OutboxRow]:
+    """Pending rows whose next attempt is due, oldest first."""
+    o = t.outbox.c
+    query = (select(t.outbox).where(o.sent_at.is_(None), o.dead_at.is_(None))
+             .where((o.next_attempt_at.is_(None)) | (o.next_attempt_at <= now))
+             .order_by(o.id).limit(limit))
+    with store.engine.connect() as conn:
+        return [_row(r) for r in conn.execute(query)]
+
+
+def listing(store: HasEngine, status: str | None = None, limit: int = 200) -> list[OutboxRow]:
+    """Rows for ``scanwatch alerts outbox``, newest first; status pending, sent or dead."""
+    o = t.outbox.c
+    query = select(t.outbox).order_by(o.id.desc()).limit(limit)
+    if status == "pending":
+        query = query.where(o.sent_at.is_(None), o.dead_at.is_(None))
+    elif status == "sent":
+        query = query.where(o.sent_at.is_not(None))
+    elif status == "dead":
+        query = query.where(o.dead_at.is_not(None))
+    with store.engine.connect() as conn:
+        return [_row(r) for r in conn.execute(query)]
+
+
+def mark_sent(store: HasEngine, row: OutboxRow, now: datetime) -> None:
+    """Log every finding the message reported, and mark it sent: one transaction."""
+    f, r, g = t.finding.c, t.repository.c, t.registry.c
+    with store.engine.begin() as conn:
+        log_rows = []
+        for reg, project, repo, vuln, pkg, kind in row.payload.get("findings", []):
+            found = conn.execute(select(f.id).join(t.repository, r.id == f.repository_id)
+                                 .join(t.registry, g.id == r.registry_id)
+                                 .where(g.name == reg, r.project == project, r.name == repo,
+                                        f.vulnerability == vuln, f.package == pkg)).first()
+            if found is not None:
+                log_rows.append({"receiver": row.receiver, "finding_id": found[0], "kind": kind,
+                                 "sent_at": now, "message_id": row.message_id})
+        if log_rows:
+            conn.execute(t.notification_log.insert(), log_rows)
+        conn.execute(t.outbox.update().where(t.outbox.c.id == row.id).values(
+            sent_at=now, attempts=row.attempts + 1, last_error=""))
+
+
+def mark_failed(store: HasEngine, row: OutboxRow, *, error: str, next_attempt_at: datetime | None,
+                dead_at: datetime | None = None) -> None:
+    """Record a failed attempt: retry at ``next_attempt_at``, or dead-letter at ``dead_at``."""
+    with store.engine.begin() as conn:
+        conn.execute(t.outbox.update().where(t.outbox.c.id == row.id).values(
+            attempts=row.attempts + 1, last_error=error[:500], next_attempt_at=next_attempt_at,
+            dead_at=dead_at))
+
+
+def peek(store: HasEngine, routes: Sequence[str], since: datetime | None = None) -> Batch:
+    """What the next claim would read (writing nothing), for ``scanwatch alerts preview``.
+
+    With ``since``, the events and failed scans recorded since then instead, whatever the
+    cursors say.
+    """
+    with store.engine.connect() as conn:
+        cursors = _cursors(conn)
+        max_event = int(conn.execute(select(func.max(t.finding_event.c.id))).scalar() or 0)
+        max_scan = int(conn.execute(select(func.max(t.scan.c.id))).scalar() or 0)
+        if since is not None:
+            e, s = t.finding_event.c, t.scan.c
+            low_e = int(conn.execute(select(func.min(e.id)).where(e.at >= since)).scalar()
+                        or max_event + 1) - 1
+            low_s = int(conn.execute(select(func.min(s.id)).where(
+                func.coalesce(s.finished_at, s.started_at) >= since)).scalar() or max_scan + 1) - 1
+            cursors = {r: Cursor(r, low_e, low_s, None) for r in routes}
+        for route in routes:
+            cursors.setdefault(route, Cursor(route, 0, 0, None, known=False))
+        low_e = min((cursors[r].last_event_id for r in routes), default=max_event)
+        low_s = min((cursors[r].last_scan_id for r in routes), default=max_scan)
+        return Batch(cursors, _events_after(conn, low_e, max_event),
+                     _failed_after(conn, low_s, max_scan), max_event, max_scan)

@@ -1,0 +1,115 @@
+"""`scanwatch alerts preview`, `scanwatch alerts outbox` and `scanwatch notify test`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from alertkit import HookServer, seeded_store
+
+from daemon import cli
+from daemon.alerts.deliver import deliver_pending
+from daemon.alerts.group import RunContext
+from daemon.alerts.outbox import build_and_queue
+from daemon.config import load
+from daemon.store import outbox as store_outbox
+from tests.store.store_helpers import at
+
+NOW = at(1) + timedelta(minutes=10)
+
+
+def write_config(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[daemon]
+database = "sqlite:///{tmp_path / 'h.db'}"
+
+[[receiver]]
+name = "secops"
+urls = ["json://127.0.0.1:{port}/hook"]
+max_age = "30m"
+
+[[route]]
+name = "sec"
+receivers = ["secops"]
+events = ["new", "scan_failed"]
+""")
+    return path
+
+
+@pytest.fixture
+def hook():  # type: ignore[no-untyped-def]
+    server = HookServer()
+    yield server
+    server.close()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_preview_renders_what_would_be_sent_and_sends_nothing(tmp_path, hook, capsys) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(tmp_path, hook.port)
+    store = seeded_store(f"sqlite:///{tmp_path / 'h.db'}")
+    store.close()
+    code, out, _ = run_cli(capsys, "alerts", "preview", "--config", str(config))
+    assert code == 0
+    assert "=== to secops (text)" in out and "CVE-2026-0000" in out and "scan failed" in out
+    code, out, _ = run_cli(capsys, "alerts", "preview", "--config", str(config), "--format",
+                           "json")
+    [doc] = json.loads(out)
+    assert doc["schema"] == "scanwatch.alert/v1"
+    code, out, _ = run_cli(capsys, "alerts", "outbox", "--config", str(config))
+    assert out.strip() == "The outbox is empty." and hook.requests == []
+
+
+def test_preview_with_a_bad_since_is_one_line_and_exit_2(tmp_path, hook, capsys) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(tmp_path, hook.port)
+    seeded_store(f"sqlite:///{tmp_path / 'h.db'}").close()
+    code, _, err = run_cli(capsys, "alerts", "preview", "--since", "last tuesday", "--config",
+                           str(config))
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("scanwatch: --since 'last tuesday': expected")
+
+
+async def test_outbox_lists_a_dead_lettered_message_with_its_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    config_path = write_config(tmp_path, 9)  # nothing listens on port 9
+    store = seeded_store(f"sqlite:///{tmp_path / 'h.db'}")
+    config = load(config_path, strict=False)
+    build_and_queue(store, config, run_context=RunContext(name="nightly"), now=NOW)
+    await deliver_pending(store, config, now_fn=lambda: NOW)
+    await deliver_pending(store, config, now_fn=lambda: NOW + timedelta(hours=1))
+    [row] = store_outbox.listing(store)
+    store.close()
+    code, out, _ = run_cli(capsys, "alerts", "outbox", "--config", str(config_path), "--format",
+                           "json")
+    [shown] = json.loads(out)
+    assert code == 0 and shown["status"] == "dead" and shown["message_id"] == row.message_id
+    assert "older than max_age" in shown["last_error"] and shown["attempts"] == 2
+    code, out, _ = run_cli(capsys, "alerts", "outbox", "--status", "dead", "--config",
+                           str(config_path))
+    assert "dead" in out and "older than max_age" in out
+
+
+def test_notify_test_sends_a_real_message(tmp_path, hook, capsys) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(tmp_path, hook.port)
+    code, out, _ = run_cli(capsys, "notify", "test", "secops", "--config", str(config))
+    assert code == 0 and "secops URL 1: sent" in out
+    [payload] = hook.json_bodies()
+    assert json.loads(payload["message"])["kind"] == "test"
+
+
+@pytest.mark.parametrize(
+    ("receiver", "port", "code", "reason"),
+    [("secops", 9, 1, "receiver secops URL 1: no response (connection failed)"),
+     ("nobody", 9, 2, "unknown receiver 'nobody' (configured: secops)")],
+    ids=["unreachable-exit-1", "unknown-receiver-exit-2"],
+)
+def test_notify_test_fails_with_the_reason(tmp_path, capsys, receiver, port, code, reason) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(tmp_path, port)
+    got, _, err = run_cli(capsys, "notify", "test", receiver, "--config", str(config))
+    assert got == code and f"scanwatch: {reason}" in err

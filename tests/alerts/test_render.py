@@ -1,0 +1,104 @@
+"""Rendering pinned by golden files; set SCANWATCH_UPDATE_GOLDEN=1 to rewrite them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from alertkit import NOW, hostile_items, sample_items
+
+from daemon.alerts.group import RunContext, group
+from daemon.alerts.message import Message
+from daemon.alerts.render import SCHEMA, SLACK_MAX_CHARS, render
+from daemon.alerts.route import route_items
+from daemon.config_types import EVENTS, RouteConfig
+from daemon.model import Severity
+
+GOLDEN = Path(__file__).parent / "golden"
+CTX = RunContext(name="nightly", registry_urls={"prod-harbor": "https://harbor.example.com"},
+                 project_ids={("prod-harbor", "payments"): 3})
+ROUTE = RouteConfig(("secops",), events=EVENTS, min_severity=Severity.NONE)
+EXTENSION = {"text": "txt", "slack": "slack.txt", "email": "html", "json": "json"}
+
+
+def build(items) -> Message:  # type: ignore[no-untyped-def]
+    counter = itertools.count(1)
+    [m] = group(route_items(items, [ROUTE]), CTX, NOW, new_id=lambda: f"msg{next(counter)}",
+                notices={"secops": ["2 ignores expire in 7 days: these 3 images will alert again"]})
+    return m
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("SCANWATCH_UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"{path} missing: run with SCANWATCH_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["text", "slack", "email", "json"])
+def test_it_renders_each_channel_as_its_golden_file(fmt: str) -> None:
+    r = render(build(sample_items()), fmt)
+    body = r.body if fmt != "json" else json.dumps(json.loads(r.body), indent=2,
+                                                      ensure_ascii=False) + "\n"
+    check_golden(f"sample.{EXTENSION[fmt]}", f"{r.title}\n---\n{body}")
+
+
+def test_it_writes_the_subject_with_fix_count_and_severities() -> None:
+    r = render(build(sample_items()), "email")
+    assert r.title == ("[scanwatch] prod-harbor: 2 fixes for 1 Critical, 2 High; 1 without a fix;"
+                       " 1 overdue; 2 fixed; 1 scan problem")
+
+
+def test_it_lists_every_vulnerability_id_in_text_and_email_but_cuts_slack() -> None:
+    from alertkit import event
+    items = [event(f"CVE-2024-{n:04d}", severity=Severity.HIGH) for n in range(40)]
+    m = build(items)
+    for fmt in ("text", "email", "json"):
+        body = render(m, fmt).body
+        assert all(f"CVE-2024-{n:04d}" in body for n in range(40)), fmt
+    slack = render(m, "slack").body
+    assert "CVE-2024-0039" not in slack and "+30 more" in slack
+
+
+# Slack markup that scan data must never open: specials, mentions, links.
+SLACK_MARKUP = re.compile(r"<[!@#]|<https?:|<mailto:")
+
+
+def test_it_escapes_and_bounds_hostile_scan_data_in_every_format() -> None:
+    m = build(hostile_items())
+    slack = render(m, "slack").body
+    # Every "<" left in the Slack body opens one of our own Harbor links.
+    assert not SLACK_MARKUP.search(slack.replace("<https://harbor.example.com/", ""))
+    assert "&lt;!channel&gt;" in slack and "&lt;@U123&gt;" in slack
+    assert "&lt;https://evil|click&gt;" in slack or "&lt;https://evil¦click&gt;" in slack
+    assert "<!here>" not in slack and "ünïcødé-标签" in slack
+    assert len(slack) <= SLACK_MAX_CHARS
+    email = render(m, "email").body
+    assert "<!channel>" not in email and "<script>" not in email and "<b>&" not in email
+    assert "&lt;!channel&gt;" in email and "ünïcødé-标签" in email
+    doc = json.loads(render(m, "json").body)
+    assert doc["fix_now"][0]["package"] == "<!channel>"  # JSON carries data as data
+    text = render(m, "text").body
+    for fmt, body in (("slack", slack), ("email", email), ("text", text),
+                      ("json", render(m, "json").body)):
+        assert len(body) < 20_000, fmt  # 50 KB fields were clipped
+
+
+def test_it_cuts_a_long_slack_message_with_a_pointer_to_scanwatch_findings() -> None:
+    from alertkit import event
+    items = [event(f"CVE-2024-{n:04d}", f"pkg{n}", severity=Severity.HIGH) for n in range(400)]
+    slack = render(build(items), "slack").body
+    assert len(slack) <= SLACK_MAX_CHARS
+    assert slack.rstrip().endswith("All of it: `scanwatch findings --registry prod-harbor`")
+
+
+def test_it_documents_its_schema_in_every_json_body() -> None:
+    doc = json.loads(render(build(sample_items()), "json").body)
+    assert doc["schema"] == SCHEMA
+    assert set(doc) >= {"id", "kind", "registry", "fix_now", "no_fix", "fixed", "overdue",
+                        "scan_problems", "notices", "heartbeat", "truncated"}

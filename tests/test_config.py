@@ -494,3 +494,12 @@ def test_no_secret_value_appears_in_messages_repr_or_check_output(
         assert "registry[r4].url: must not carry credentials" in seen
         assert "registry[r4].password: must be a string" in seen
         assert "receiver[r5].urls[1]: must be an apprise URL" in seen
+
+
+def test_config_check_warns_about_a_route_that_can_never_match(tmp_path: Path) -> None:
+    shadowed = BASE + '\n[[route]]\nreceivers = ["slack"]\nrepositories = ["team/*"]\n'
+    done = scanwatch("config", "check", "--config", str(write(tmp_path, shadowed)), env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "route[2]: can never match: the earlier route[1]" in done.stderr, done.stderr
+    clean = scanwatch("config", "check", "--config", str(write(tmp_path, BASE, "ok.toml")), env=ENV)
+    assert "route[" not in clean.stderr, clean.stderr

@@ -40,6 +40,11 @@ def route_key(route: RouteConfig, index: int) -> str:
     return route.name or f"route{index + 1}"
 
 
+def _config_label(route: RouteConfig, index: int) -> str:
+    """How `config check` names a table: by its name, else by its 1-based position."""
+    return route.name or str(index + 1)
+
+
 def _any(globs: Sequence[str], value: str) -> bool:
     return any(fnmatchcase(value, g) for g in globs)
 
@@ -124,7 +129,7 @@ def unmatched_routes(config: Config) -> list[str]:
     registries = [r.name for r in config.registries]
     receivers = {r.name for r in config.receivers}
     for index, route in enumerate(config.routes):
-        where = f"route[{route_key(route, index)}]"
+        where = f"route[{_config_label(route, index)}]"
         unknown = [e for e in route.events if e not in EVENTS]
         if unknown:
             problems.append(f"{where}.events: unknown {', '.join(unknown)}; valid: "
@@ -143,8 +148,8 @@ def unmatched_routes(config: Config) -> list[str]:
         for earlier_index in range(index):
             earlier = config.routes[earlier_index]
             if _covers(earlier, route):
-                first = route_key(earlier, earlier_index)
-                problems.append(f"{where}: can never match, route[{first}] (without continue) "
-                                "takes everything it would")
+                first = _config_label(earlier, earlier_index)
+                problems.append(f"{where}: can never match: the earlier route[{first}] (without "
+                                "continue) takes everything it would")
                 break
     return problems

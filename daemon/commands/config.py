@@ -67,6 +67,11 @@ def check_command(args: argparse.Namespace) -> int:
 
     path = config_path(args)
     outcome = analyse(path, strict=args.strict)
+    if outcome.config is not None:
+        from daemon.alerts.route import unmatched_routes
+
+        # A route that can never match is legal TOML but a mistake worth saying out loud.
+        outcome.warnings.extend(unmatched_routes(outcome.config))
     if args.format == "json":
         body: dict[str, Any] = {"ok": outcome.config is not None, "path": str(path)}
         body.update(summary_data(outcome.config) if outcome.config else {})

@@ -89,21 +89,22 @@ def test_it_skips_a_route_in_scope_whose_events_do_not_take_the_item():
     ("routes", "expected"),
     [
         ((RouteConfig(("a",)),), []),
-        ((RouteConfig(("a",), events=()),), ["route[route1]: no events, so it can never match"]),
+        ((RouteConfig(("a",), events=()),), ["route[1]: no events, so it can never match"]),
         ((RouteConfig(("a",), registries=("stage-*",)),),
-         ["route[route1].registries: ['stage-*'] names no configured registry "
+         ["route[1].registries: ['stage-*'] names no configured registry "
           "(configured: prod-harbor)"]),
         ((RouteConfig(("nobody",), name="r"),), ["route[r].receivers: unknown receiver 'nobody'"]),
         ((RouteConfig(("a",), name="all", events=ALL, min_severity=Severity.NONE),
           RouteConfig(("b",), name="late")),
-         ["route[late]: can never match, route[all] (without continue) takes everything it "
+         ["route[late]: can never match: the earlier route[all] (without continue) "
+          "takes everything it "
           "would"]),
         ((RouteConfig(("a",), name="all", events=ALL, min_severity=Severity.NONE,
                       continue_=True), RouteConfig(("b",), name="late")), []),
         ((RouteConfig(("a",), name="crit", min_severity=Severity.CRITICAL),
           RouteConfig(("b",), name="late")), []),
         ((RouteConfig(("a",), events=("new", "bogus")),),
-         [f"route[route1].events: unknown bogus; valid: {', '.join(ALL)}"]),
+         [f"route[1].events: unknown bogus; valid: {', '.join(ALL)}"]),
     ],
     ids=["fine", "no-events", "registry-glob-matches-nothing", "unknown-receiver", "shadowed",
          "continue-is-not-shadowing", "narrower-first-is-not-shadowing", "unknown-event"],

@@ -17,7 +17,10 @@ from daemon import __version__
 from daemon.errors import ConfigError, ScanwatchError
 
 # Order is the order of `scanwatch --help`.
-COMMAND_MODULES: tuple[str, ...] = ("report", "config", "sim", "history", "findings", "alerts", "notify")
+COMMAND_MODULES: tuple[str, ...] = (
+    "run", "scan", "status", "scan_log", "history", "findings", "report",
+    "alerts", "notify", "config", "sim",
+)
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

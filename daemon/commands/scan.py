@@ -1,0 +1,174 @@
+"""`scanwatch scan TARGET… [--wait]`: scan artifacts now, and keep the results in history."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._harbor import (
+    artifact_name,
+    group_targets,
+    load_config,
+    open_store_for_writing,
+    status_of,
+)
+
+HELP = "scan artifacts now (on demand), optionally waiting for the results"
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "scan", parents=[common], help=HELP, description=HELP + ".",
+        epilog="TARGET is registry/project/repository[:tag|@digest]; any part may be a glob "
+               "('prod/payments/*:1.*'). With --wait, progress shows live on a terminal "
+               "(Queued → Scanning n% → Complete), as plain lines otherwise; the exit status "
+               "is 1 if any scan ended in Error. Results are stored in history.")
+    p.add_argument("targets", nargs="+", metavar="TARGET", help="what to scan")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the scans to their end, then store and show the results")
+    add_format(p)
+    p.set_defaults(handler=run)
+
+
+class Display:
+    """Progress: a redrawn block on a TTY, one plain line per change otherwise."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._drawn = 0
+        self._last: dict[str, str] = {}
+
+    def update(self, job: Any) -> None:
+        row = _job_row(job)
+        self.rows[row["artifact"]] = row
+        if self.live:
+            self._redraw()
+            return
+        line = f"{row['artifact']}  {row['status']}  {row['detail']}".rstrip()
+        if self._last.get(row["artifact"]) != line:
+            self._last[row["artifact"]] = line
+            print(line, flush=True)
+
+    def _redraw(self) -> None:
+        out = sys.stdout
+        if self._drawn:
+            out.write(f"\x1b[{self._drawn}F")
+        width = max(len(a) for a in self.rows)
+        for row in self.rows.values():
+            out.write(f"\x1b[2K{row['artifact'].ljust(width)}  {row['status']}  "
+                      f"{row['detail']}\n")
+        self._drawn = len(self.rows)
+        out.flush()
+
+
+def _job_row(job: Any) -> dict[str, Any]:
+    outcome = job.outcome
+    if outcome in ("not_supported", "no_scanner", "gone", "trigger_failed"):
+        label = {"not_supported": "Not Supported", "no_scanner": "Error",
+                 "gone": "Error", "trigger_failed": "Error"}[outcome]
+        detail = {"no_scanner": "no scanner for the project", "gone": "no longer exists",
+                  "trigger_failed": "the scan could not be started"}.get(outcome, "")
+        return {"artifact": artifact_name(job.artifact), "digest": job.artifact.ref.digest,
+                "status": label, "detail": detail}
+    row = status_of(job.artifact)
+    if job.artifact.overview is None and outcome == "":
+        row = {**row, "status": "Queued", "detail": ""}
+    return row
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    grouped = group_targets(cfg, list(args.targets))
+    store = open_store_for_writing(cfg) if args.wait else None
+    live = args.wait and args.format == "table" and sys.stdout.isatty()
+    display = Display(live) if args.wait and args.format == "table" else None
+    jobs = asyncio.run(_scan_all(cfg, grouped, store, args.wait, display))
+    rows = [_job_row(j) for j in jobs]
+    if args.format == "json":
+        print_json(rows)
+    elif not args.wait:
+        print_table(("ARTIFACT", "STATUS", "DETAIL"),
+                    [(r["artifact"], r["status"], r["detail"]) for r in rows])
+    failed = any(r["status"] == "Error" for r in rows)
+    return 1 if failed else 0
+
+
+async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Any, wait: bool,
+                    display: Display | None) -> list[Any]:
+    from daemon.scan.ratelimit import WeightedCap
+
+    global_cap = WeightedCap(cfg.daemon.max_scans_in_flight)
+    results = await asyncio.gather(*(
+        _scan_registry(cfg.registry(name), targets, store, wait, display, global_cap)
+        for name, targets in grouped.items()))
+    return [job for jobs in results for job in jobs]
+
+
+async def _scan_registry(registry: Any, targets: list[Any], store: Any, wait: bool,
+                         display: Display | None, global_cap: Any) -> list[Any]:
+    from datetime import UTC, datetime
+
+    from daemon.harbor.client import HarborClient
+    from daemon.harbor.inventory import PROJECT_LISTING_SINCE
+    from daemon.harbor.targets import resolve
+    from daemon.scan.collect import Collector
+    from daemon.scan.queue import Job, ScanQueue
+    from daemon.scan.ratelimit import WeightedCap
+    from daemon.scan.select import is_scannable
+
+    async with HarborClient(registry) as client:
+        system = await client.system_info()
+        artifacts: dict[str, Any] = {}
+        for target in targets:
+            for artifact in await resolve(client, target, system):
+                artifacts.setdefault(str(artifact.ref), artifact)
+        skipped = []
+        for key, artifact in list(artifacts.items()):
+            if not is_scannable(artifact):  # a chart or the like: never triggered
+                job = Job(artifact, "manual", "manual", outcome="not_supported")
+                skipped.append(job)
+                del artifacts[key]
+                if display:
+                    display.update(job)
+        if not wait:
+            jobs = [Job(a, "manual", "manual") for a in artifacts.values()]
+            for job in jobs:
+                await _trigger_only(client, job)
+            return skipped + jobs
+        db_times: dict[str, Any] = {}
+        for project in {a.ref.project for a in artifacts.values()}:
+            scanner = await client.project_scanner(project)
+            db_times[project] = (await client.scanner_db_updated_at(scanner.uuid)
+                                 if scanner is not None else None)
+
+        def record(result: Any) -> None:
+            store.record_scan(result, datetime.now(UTC))
+
+        sizes: dict[tuple[str, str], int] = {}
+        for a in artifacts.values():
+            repo_key = (a.ref.project, a.ref.repository)
+            sizes[repo_key] = sizes.get(repo_key, 0) + 1
+        queue = ScanQueue(
+            client, Collector(client, db_times=db_times),
+            registry_cap=WeightedCap(registry.max_scans_in_flight), global_cap=global_cap,
+            by_project=system.at_least(*PROJECT_LISTING_SINCE), repository_sizes=sizes,
+            on_progress=display.update if display else None, on_result=record)
+        result = await queue.run([(a, "manual") for a in artifacts.values()], (), "manual")
+        return skipped + result.jobs
+
+
+async def _trigger_only(client: Any, job: Any) -> None:
+    from daemon.errors import AlreadyScanning, HarborError, NoScanner, NotFound, Unsupported
+
+    ref = job.artifact.ref
+    try:
+        await client.trigger_scan(ref.project, ref.repository, ref.digest)
+    except AlreadyScanning:
+        pass
+    except (Unsupported, NoScanner, NotFound, HarborError) as exc:
+        job.outcome = {Unsupported: "not_supported", NoScanner: "no_scanner",
+                       NotFound: "gone"}.get(type(exc), "trigger_failed")

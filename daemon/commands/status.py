@@ -1,0 +1,75 @@
+"""`scanwatch status [TARGET…]`: each artifact's scan status, live from Harbor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._harbor import group_targets, load_config, status_of
+
+HELP = "show each artifact's scan status, live from Harbor, as Harbor's UI names it"
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "status", parents=[common], help=HELP, description=HELP + ".",
+        epilog="TARGET is registry[/project[/repository[:tag|@digest]]]; any part may be a glob "
+               "('prod/payments/*'). Without TARGET: every configured registry. Statuses: Not "
+               "Scanned, Not Supported, Queued, Scanning (percent), Error (see `scanwatch "
+               "scan-log`), Complete (counts per severity).")
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="what to show (default: all)")
+    add_format(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    texts = list(args.targets) or [r.name for r in cfg.registries]
+    grouped = group_targets(cfg, texts, partial=True)
+    rows = asyncio.run(_collect(cfg, grouped))
+    if args.format == "json":
+        print_json(rows)
+    else:
+        print_table(("ARTIFACT", "STATUS", "DETAIL"),
+                    [(r["artifact"], r["status"], r["detail"]) for r in rows])
+    return 0
+
+
+async def _collect(cfg: Any, grouped: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    from daemon.harbor.client import HarborClient
+    from daemon.harbor.targets import resolve
+
+    rows: list[dict[str, Any]] = []
+    for name, targets in grouped.items():
+        registry = cfg.registry(name)
+        async with HarborClient(registry) as client:
+            system = await client.system_info()
+            seen: set[str] = set()
+            db_cache: dict[str, Any] = {}
+            for target in targets:
+                for artifact in await resolve(client, target, system):
+                    key = f"{artifact.ref.project}/{artifact.ref.repository}@{artifact.ref.digest}"
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    db_time = await _db_time(client, artifact.ref.project, db_cache)
+                    rows.append({"registry": name, **status_of(artifact, db_time)})
+    return rows
+
+
+async def _db_time(client: Any, project: str, cache: dict[str, Any]) -> Any:
+    """The project's scanner DB date, read once per project and once per scanner."""
+    from daemon.errors import HarborError
+
+    if project not in cache:
+        try:
+            scanner = await client.project_scanner(project)
+        except HarborError:
+            scanner = None
+        uuid = scanner.uuid if scanner is not None else ""
+        if uuid and f"scanner:{uuid}" not in cache:
+            cache[f"scanner:{uuid}"] = await client.scanner_db_updated_at(uuid)
+        cache[project] = cache.get(f"scanner:{uuid}") if uuid else None
+    return cache[project]

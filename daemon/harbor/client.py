@@ -1,0 +1,338 @@
+"""A thin async client for Harbor's v2.0 API: the only module that imports httpx.
+
+What it does for every call (API-NOTES §17): Basic auth, no cookies (sending ``sid`` back turns
+on Harbor's CSRF check and every POST fails 403), ``X-Is-Resource-Name: true``, repository names
+double-encoded, ``X-Accept-Vulnerabilities`` with both report types, ``page_size=100`` paging by
+``X-Total-Count``, the registry's rate limiter in front of every attempt, and one retry loop:
+
+- 429 and 503 wait for ``Retry-After`` (seconds or an HTTP date), else back off;
+- other 5xx, transport errors (resets, timeouts, truncated bodies) and a 200 whose body is not
+  JSON back off exponentially with full jitter, up to ``max_retries``;
+- everything else fails at once with a typed error from ``daemon.errors``.
+
+Error messages name the registry, the method and the path, never the credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from daemon import __version__, log
+from daemon.config_types import RegistryConfig
+from daemon.errors import (
+    AlreadyScanning,
+    AuthFailed,
+    BadResponse,
+    HarborError,
+    NoScanner,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unsupported,
+)
+from daemon.harbor import wire
+from daemon.model import REPORT_MIME_HARBOR_V10, REPORT_MIME_V11, Artifact
+from daemon.scan.ratelimit import RegistryLimiter
+
+PAGE_SIZE = 100
+ACCEPT_VULNERABILITIES = f"{REPORT_MIME_V11}, {REPORT_MIME_HARBOR_V10}"
+RETRY_AFTER_CAP = 120.0
+BACKOFF_CAP = 30.0
+LOG_TAIL_BYTES = 4096
+SCAN_BODY = {"scan_type": "vulnerability"}
+
+_log = log.get(__name__)
+
+
+class _NoCookies(DefaultCookiePolicy):
+    """Accept no cookie and send none: Harbor's ``sid`` would switch CSRF checks on."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+def encode_repository(project: str, repository: str) -> str:
+    """``team/app`` (or ``proj/team/app``) → ``team%252Fapp``: Harbor decodes path names twice."""
+    name = wire.strip_project(project, repository)
+    return quote(quote(name, safe=""), safe="")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else time.time()
+    return max(0.0, when.timestamp() - current)
+
+
+class HarborClient:
+    """One registry's API. Use as ``async with HarborClient(cfg) as client:``."""
+
+    def __init__(
+        self,
+        registry: RegistryConfig,
+        *,
+        limiter: RegistryLimiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self.registry = registry
+        self.name = registry.name
+        self.limiter = limiter or RegistryLimiter.for_registry(registry)
+        self.max_retries = max(0, registry.max_retries)
+        self.calls = 0  # attempts sent, retries included
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._backoff_base = backoff_base
+        timeout = registry.timeout.total_seconds()
+        verify: ssl.SSLContext | bool = registry.verify_tls
+        if registry.verify_tls and registry.ca_bundle:
+            verify = ssl.create_default_context(cafile=registry.ca_bundle)
+        self._http = httpx.AsyncClient(
+            base_url=registry.url.rstrip("/") + "/api/v2.0",
+            auth=httpx.BasicAuth(registry.username, registry.password.reveal()),
+            cookies=CookieJar(policy=_NoCookies()),
+            headers={
+                "X-Is-Resource-Name": "true",
+                "X-Accept-Vulnerabilities": ACCEPT_VULNERABILITIES,
+                "Accept": "application/json",
+                "User-Agent": f"scanwatch/{__version__}",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=max(1, registry.max_concurrent_requests)),
+            verify=verify,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> HarborClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the one request loop ------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        return self._rng.uniform(0, min(BACKOFF_CAP, self._backoff_base * 2**attempt))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        want: str = "json",
+    ) -> tuple[Any, httpx.Headers]:
+        """Send with retries; return (parsed body, headers). ``want``: json, text or none."""
+        where = f"registry {self.name}: {method} {path}"
+        attempt = 0
+        while True:
+            wait: float | None = None
+            failure: HarborError
+            try:
+                async with self.limiter.slot():
+                    self.calls += 1
+                    response = await self._http.request(method, path, params=params,
+                                                        json=json_body)
+                    content = response.content  # read inside the slot: truncation raises here
+            except httpx.TransportError as exc:
+                failure = ServerError(f"{where}: {type(exc).__name__}: {_short(exc)}")
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    try:
+                        return _decode(content, response, want), response.headers
+                    except ValueError:
+                        failure = BadResponse(f"{where}: the body is not valid JSON", status)
+                elif status in (429, 503):
+                    wait = parse_retry_after(response.headers.get("Retry-After"))
+                    kind = RateLimited if status == 429 else ServerError
+                    failure = kind(f"{where}: {status} {_reason(response)}", status)
+                elif status >= 500:
+                    failure = ServerError(f"{where}: {status} {_reason(response)}", status)
+                else:
+                    raise _typed(where, response)
+            if attempt >= self.max_retries:
+                raise failure
+            if wait is not None:
+                wait = min(wait, RETRY_AFTER_CAP)
+                self.limiter.hold(wait)
+            else:
+                wait = self._backoff(attempt)
+            _log.info("harbor_retry", registry=self.name, path=path, attempt=attempt + 1,
+                      wait=round(wait, 3), error=str(failure))
+            attempt += 1
+            await self._sleep(wait)
+
+    async def _get_all(self, path: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Every item of a list endpoint: page 1, then the rest (in parallel) by X-Total-Count."""
+        base = {**(params or {}), "page_size": PAGE_SIZE}
+        first, headers = await self._request("GET", path, params={**base, "page": 1})
+        items = list(_as_list(first, path))
+        total = _total(headers)
+        if total is None:  # no count: walk until a short page
+            page = 1
+            last = items
+            while len(last) == PAGE_SIZE:
+                page += 1
+                body, _ = await self._request("GET", path, params={**base, "page": page})
+                last = list(_as_list(body, path))
+                items.extend(last)
+            return items
+        pages = -(-total // PAGE_SIZE)
+        rest = await asyncio.gather(
+            *(self._request("GET", path, params={**base, "page": p}) for p in range(2, pages + 1))
+        )
+        for body, _ in rest:
+            items.extend(_as_list(body, path))
+        return items
+
+    # -- typed calls -----------------------------------------------------------------------
+
+    async def system_info(self) -> wire.SystemInfo:
+        body, _ = await self._request("GET", "/systeminfo")
+        return wire.system_info(body)
+
+    async def projects(self) -> list[wire.Project]:
+        return [wire.project(p) for p in await self._get_all("/projects")]
+
+    async def project(self, project: str) -> wire.Project:
+        body, _ = await self._request("GET", f"/projects/{quote(project, safe='')}")
+        return wire.project(body)
+
+    async def project_scanner(self, project: str) -> wire.Scanner | None:
+        body, _ = await self._request("GET", f"/projects/{quote(project, safe='')}/scanner")
+        return wire.scanner(body)
+
+    async def scanner_db_updated_at(self, uuid: str) -> datetime | None:
+        """The scanner's vulnerability DB time; ``None`` when unknown or not ours to read."""
+        try:
+            body, _ = await self._request("GET", f"/scanners/{quote(uuid, safe='')}/metadata")
+        except AuthFailed:
+            return None  # a project robot has no system scanner:read: proceed without a DB time
+        return wire.scanner_db_updated_at(body)
+
+    async def repositories(self, project: str) -> list[wire.Repository]:
+        items = await self._get_all(f"/projects/{quote(project, safe='')}/repositories")
+        return [wire.repository(r, project) for r in items]
+
+    def _artifact_params(self) -> dict[str, Any]:
+        return {"with_scan_overview": "true", "with_tag": "true", "with_label": "false"}
+
+    async def project_artifacts(self, project: str) -> list[Artifact]:
+        """Every artifact of a project in one listing (Harbor ≥ v2.12)."""
+        items = await self._get_all(f"/projects/{quote(project, safe='')}/artifacts",
+                                    self._artifact_params())
+        return [wire.artifact(a, self.name, project) for a in items]
+
+    async def repository_artifacts(self, project: str, repository: str) -> list[Artifact]:
+        path = self._repo_path(project, repository) + "/artifacts"
+        items = await self._get_all(path, self._artifact_params())
+        return [wire.artifact(a, self.name, project) for a in items]
+
+    async def artifact(self, project: str, repository: str, reference: str) -> Artifact:
+        path = f"{self._repo_path(project, repository)}/artifacts/{quote(reference, safe=':')}"
+        body, _ = await self._request("GET", path, params=self._artifact_params())
+        return wire.artifact(body, self.name, project)
+
+    async def trigger_scan(self, project: str, repository: str, reference: str) -> None:
+        """202, else AlreadyScanning (409), Unsupported (400), NoScanner (412), NotFound."""
+        path = f"{self._repo_path(project, repository)}/artifacts/{quote(reference, safe=':')}"
+        await self._request("POST", path + "/scan", json_body=SCAN_BODY, want="none")
+
+    async def vulnerabilities(self, project: str, repository: str, reference: str) -> object:
+        """The raw vulnerabilities addition (``{}`` while not scanned or scanning)."""
+        path = f"{self._repo_path(project, repository)}/artifacts/{quote(reference, safe=':')}"
+        body, _ = await self._request("GET", path + "/additions/vulnerabilities")
+        return body
+
+    async def scan_log(self, project: str, repository: str, reference: str,
+                       report_id: str) -> str:
+        path = (f"{self._repo_path(project, repository)}/artifacts/"
+                f"{quote(reference, safe=':')}/scan/{quote(report_id, safe='')}/log")
+        body, _ = await self._request("GET", path, want="text")
+        return str(body)
+
+    def _repo_path(self, project: str, repository: str) -> str:
+        return (f"/projects/{quote(project, safe='')}/repositories/"
+                f"{encode_repository(project, repository)}")
+
+
+def _decode(content: bytes, response: httpx.Response, want: str) -> Any:
+    if want == "none":
+        return None
+    if want == "text":
+        return content.decode(response.encoding or "utf-8", errors="replace")
+    if not content.strip():
+        return None
+    return json.loads(content)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        message = wire.harbor_error_message(response.json())
+    except ValueError:
+        message = ""
+    return message or response.reason_phrase
+
+
+def _typed(where: str, response: httpx.Response) -> HarborError:
+    status = response.status_code
+    message = f"{where}: {status} {_reason(response)}"
+    kinds: dict[int, type[HarborError]] = {
+        400: Unsupported, 401: AuthFailed, 403: AuthFailed, 404: NotFound,
+        409: AlreadyScanning, 412: NoScanner,
+    }
+    return kinds.get(status, HarborError)(message, status)
+
+
+def _total(headers: httpx.Headers) -> int | None:
+    value = headers.get("X-Total-Count")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _as_list(body: object, path: str) -> list[Any]:
+    if body is None:
+        return []
+    if not isinstance(body, list):
+        raise BadResponse(f"{path}: expected a list, got {type(body).__name__}")
+    return body

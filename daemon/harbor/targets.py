@@ -1,0 +1,148 @@
+"""TARGET arguments: ``registry/project/repository[:tag|@digest]``, any part a glob.
+
+``parse_target`` is pure; ``resolve`` asks Harbor which artifacts a target names, with as few
+calls as the target allows (a single artifact is one GET). A target that names a registry,
+project, repository or tag that does not exist raises ``UnknownTarget`` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from daemon.config_types import Config, RegistryConfig
+from daemon.errors import NotFound, UnknownTarget
+from daemon.harbor.client import HarborClient
+from daemon.harbor.inventory import PROJECT_LISTING_SINCE, drop_children
+from daemon.harbor.wire import SystemInfo
+from daemon.model import Artifact
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(text: str) -> bool:
+    return any(ch in GLOB_CHARS for ch in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    text: str
+    registry: str
+    project: str = "*"
+    repository: str = "*"
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def exact_artifact(self) -> bool:
+        parts = (self.project, self.repository, self.tag or self.digest or "*")
+        return not any(is_glob(p) for p in parts)
+
+    def matches(self, artifact: Artifact) -> bool:
+        ref = artifact.ref
+        if not fnmatchcase(ref.project, self.project):
+            return False
+        if not fnmatchcase(ref.repository, self.repository):
+            return False
+        if self.digest is not None:
+            return ref.digest == self.digest or fnmatchcase(ref.digest, self.digest)
+        if self.tag is not None:
+            return any(fnmatchcase(t.name, self.tag) for t in artifact.tags)
+        return True
+
+
+def parse_target(text: str, *, partial: bool = False) -> Target:
+    """Read a TARGET. With ``partial``, ``registry`` and ``registry/project`` are allowed too."""
+    value = text.strip()
+    digest = None
+    if "@" in value:
+        value, _, digest = value.partition("@")
+        if not digest:
+            raise UnknownTarget(f"target {text!r}: nothing after '@' (expected a digest)")
+    tag = None
+    head, slash, last = value.rpartition("/")
+    if ":" in last and digest is None:
+        last, _, tag = last.partition(":")
+        if not tag:
+            raise UnknownTarget(f"target {text!r}: nothing after ':' (expected a tag)")
+    parts = [*head.split("/"), last] if slash else [last]
+    if any(not p for p in parts):
+        raise UnknownTarget(f"target {text!r}: empty part (expected "
+                            "registry/project/repository[:tag|@digest])")
+    if len(parts) < 3 and (not partial or tag or digest):
+        raise UnknownTarget(
+            f"target {text!r}: expected registry/project/repository[:tag|@digest]")
+    return Target(
+        text=text, registry=parts[0],
+        project=parts[1] if len(parts) > 1 else "*",
+        repository="/".join(parts[2:]) if len(parts) > 2 else "*",
+        tag=tag, digest=digest,
+    )
+
+
+def registry_for(config: Config, target: Target) -> RegistryConfig:
+    found = config.registry(target.registry)
+    if found is None:
+        known = ", ".join(r.name for r in config.registries) or "none configured"
+        raise UnknownTarget(f"unknown registry {target.registry!r} (known: {known})")
+    return found
+
+
+async def resolve(
+    client: HarborClient, target: Target, system: SystemInfo | None = None
+) -> list[Artifact]:
+    """The artifacts ``target`` names, freshly listed (with their scan overviews)."""
+    where = target.registry
+    if target.exact_artifact:
+        reference = target.digest or target.tag or ""
+        if reference:
+            try:
+                return [await client.artifact(target.project, target.repository, reference)]
+            except NotFound:
+                await _check_repository(client, target)
+                what = "digest" if target.digest else "tag"
+                raise UnknownTarget(
+                    f"unknown {what} {reference!r} in {where}/{target.project}/"
+                    f"{target.repository}") from None
+    projects = await client.projects()
+    names = [p.name for p in projects if fnmatchcase(p.name, target.project)]
+    if not names:
+        raise UnknownTarget(f"unknown project {target.project!r} in registry {where}")
+    system = system or await client.system_info()
+    found: list[Artifact] = []
+    for project in names:
+        if not is_glob(target.repository):
+            try:
+                listed = await client.repository_artifacts(project, target.repository)
+            except NotFound:
+                if is_glob(target.project):
+                    continue
+                raise UnknownTarget(f"unknown repository {target.repository!r} in "
+                                    f"{where}/{project}") from None
+            found.extend(drop_children(listed))
+        elif system.at_least(*PROJECT_LISTING_SINCE):
+            found.extend(drop_children(await client.project_artifacts(project)))
+        else:
+            for repo in await client.repositories(project):
+                if fnmatchcase(repo.name, target.repository):
+                    found.extend(drop_children(
+                        await client.repository_artifacts(project, repo.name)))
+    matched = [a for a in found if target.matches(a)]
+    exact = not is_glob(target.repository) and not is_glob(target.project)
+    if not matched and exact and (target.tag or target.digest):
+        raise UnknownTarget(f"no artifact matches {target.text!r}")
+    return matched
+
+
+async def _check_repository(client: HarborClient, target: Target) -> None:
+    """Name the first missing part: project, then repository."""
+    try:
+        await client.project(target.project)
+    except NotFound:
+        raise UnknownTarget(
+            f"unknown project {target.project!r} in registry {target.registry}") from None
+    try:
+        await client.repository_artifacts(target.project, target.repository)
+    except NotFound:
+        raise UnknownTarget(f"unknown repository {target.repository!r} in "
+                            f"{target.registry}/{target.project}") from None

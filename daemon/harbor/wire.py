@@ -1,0 +1,254 @@
+"""Harbor's JSON bodies read into typed values: pure, no I/O.
+
+Harbor's Go models serialise nil slices and maps as ``null`` (API-NOTES §5): every list and
+object read here treats ``null`` as empty. A body of the wrong shape raises ``BadResponse``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon.errors import BadResponse
+from daemon.model import (
+    REPORT_MIME_HARBOR_V10,
+    REPORT_MIME_V11,
+    Artifact,
+    ArtifactRef,
+    ScannerInfo,
+    ScanOverview,
+    ScanState,
+    Tag,
+)
+
+DB_UPDATED_KEY = "harbor.scanner-adapter/vulnerability-database-updated-at"
+SCANNABLE_TYPES = ("IMAGE",)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemInfo:
+    harbor_version: str  # "v2.14.0-abcdef"
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        return parse_version(self.harbor_version)
+
+    def at_least(self, *wanted: int) -> bool:
+        return self.version >= wanted
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    name: str
+    project_id: int
+    repo_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    name: str  # without the project prefix
+    artifact_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scanner:
+    uuid: str
+    name: str
+    vendor: str = ""
+    version: str = ""
+    health: str = ""
+    disabled: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.disabled and self.health != "unhealthy"
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    core = text.lstrip("vV").split("-", 1)[0]
+    parts: list[int] = []
+    for piece in core.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def parse_time(value: object) -> datetime | None:
+    """Harbor's RFC 3339 times (``…Z``, sometimes with nanoseconds); ``0001-01-01`` is "never"."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # Python wants at most 6 fractional digits
+        head, _, rest = text.partition(".")
+        digits = re.match(r"\d*", rest).group(0)  # type: ignore[union-attr]
+        tail = rest[len(digits):]
+        text = f"{head}.{digits[:6]}{tail}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return None if parsed.year <= 1 else parsed
+
+
+def _obj(value: object, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadResponse(f"{what}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadResponse(f"{what}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def system_info(body: object) -> SystemInfo:
+    data = _obj(body, "systeminfo")
+    version = _str(data.get("harbor_version"))
+    if not version:
+        raise BadResponse("systeminfo: no harbor_version (is the robot authenticated?)")
+    return SystemInfo(version)
+
+
+def project(body: object) -> Project:
+    data = _obj(body, "project")
+    name = _str(data.get("name"))
+    if not name:
+        raise BadResponse("project without a name")
+    return Project(name=name, project_id=_int(data.get("project_id")),
+                   repo_count=_int(data.get("repo_count")))
+
+
+def repository(body: object, project_name: str) -> Repository:
+    data = _obj(body, "repository")
+    name = strip_project(project_name, _str(data.get("name")))
+    return Repository(name=name, artifact_count=_int(data.get("artifact_count")))
+
+
+def scanner(body: object) -> Scanner | None:
+    if body is None:  # Harbor answers 200 `null` when the project has no scanner at all
+        return None
+    data = _obj(body, "scanner")
+    return Scanner(
+        uuid=_str(data.get("uuid")),
+        name=_str(data.get("name")),
+        vendor=_str(data.get("vendor")),
+        version=_str(data.get("version")),
+        health=_str(data.get("health")),
+        disabled=bool(data.get("disabled")),
+    )
+
+
+def scanner_db_updated_at(body: object) -> datetime | None:
+    properties = _obj(_obj(body, "scanner metadata").get("properties"), "properties")
+    return parse_time(properties.get(DB_UPDATED_KEY))
+
+
+def strip_project(project_name: str, full: str) -> str:
+    prefix = f"{project_name}/"
+    return full[len(prefix):] if full.startswith(prefix) else full
+
+
+def overview(body: object) -> ScanOverview | None:
+    """The ``scan_overview`` object: exactly one key (v1.1 or harbor+json 1.0); accept either."""
+    data = _obj(body, "scan_overview")
+    summary_data: object = None
+    for mime in (REPORT_MIME_V11, REPORT_MIME_HARBOR_V10):
+        if mime in data:
+            summary_data = data[mime]
+            break
+    else:
+        summary_data = next(iter(data.values()), None) if data else None
+    if summary_data is None:
+        return None
+    s = _obj(summary_data, "scan_overview summary")
+    status = _str(s.get("scan_status"))
+    try:
+        state = ScanState(status)
+    except ValueError:
+        # Harbor's summary code turns an unknown status into Error; no status is Not Scanned.
+        if not status:
+            return None
+        state = ScanState.ERROR
+    scanner_data = s.get("scanner")
+    info = None
+    if isinstance(scanner_data, dict):
+        info = ScannerInfo(_str(scanner_data.get("name")), _str(scanner_data.get("vendor")),
+                           _str(scanner_data.get("version")))
+    outer = _obj(s.get("summary"), "summary")
+    counts = {str(k): _int(v) for k, v in _obj(outer.get("summary"), "summary.summary").items()}
+    return ScanOverview(
+        report_id=_str(s.get("report_id")),
+        state=state,
+        complete_percent=_int(s.get("complete_percent")),
+        start_time=parse_time(s.get("start_time")),
+        end_time=parse_time(s.get("end_time")),
+        scanner=info,
+        counts=counts,
+        total=_int(outer.get("total")),
+        fixable=_int(outer.get("fixable")),
+    )
+
+
+def artifact(body: object, registry: str, project_name: str) -> Artifact:
+    data = _obj(body, "artifact")
+    digest = _str(data.get("digest"))
+    if not digest:
+        raise BadResponse("artifact without a digest")
+    tags = []
+    for t in _list(data.get("tags"), "tags"):
+        tag = _obj(t, "tag")
+        if _str(tag.get("name")):
+            tags.append(Tag(_str(tag["name"]), parse_time(tag.get("push_time")),
+                            parse_time(tag.get("pull_time"))))
+    children = []
+    for r in _list(data.get("references"), "references"):
+        child = _str(_obj(r, "reference").get("child_digest"))
+        if child:
+            children.append(child)
+    links = _obj(data.get("addition_links"), "addition_links")
+    repo = strip_project(project_name, _str(data.get("repository_name")))
+    return Artifact(
+        ref=ArtifactRef(registry, project_name, repo, digest),
+        type=_str(data.get("type")) or "UNKNOWN",
+        media_type=_str(data.get("media_type")),
+        manifest_media_type=_str(data.get("manifest_media_type")),
+        tags=tuple(tags),
+        push_time=parse_time(data.get("push_time")),
+        pull_time=parse_time(data.get("pull_time")),
+        scannable="vulnerabilities" in links,
+        overview=overview(data.get("scan_overview")),
+        children=tuple(children),
+        size=_int(data.get("size")),
+    )
+
+
+def harbor_error_message(body: object) -> str:
+    """``{"errors":[{"code":"NOT_FOUND","message":"…"}]}`` → ``NOT_FOUND: …`` (or "")."""
+    if not isinstance(body, dict):
+        return ""
+    errors = body.get("errors")
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return ""
+    first = errors[0]
+    code, message = _str(first.get("code")), _str(first.get("message"))
+    return f"{code}: {message}" if code and message else code or message

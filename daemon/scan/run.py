@@ -1,0 +1,258 @@
+"""One full run of a schedule: walk → record → import → select → scan → collect, per registry.
+
+``run_schedule`` is what ``scanwatch run --once`` calls and what the scheduler fires on cron.
+Scans that end in Error are results, not failures; a registry that cannot be walked (after the
+client's retries) is a failed registry, and the run says so in ``RunResult.failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from daemon import log
+from daemon.config_types import Config, RegistryConfig, ScheduleConfig
+from daemon.errors import HarborError, UsageError
+from daemon.harbor.client import HarborClient
+from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
+from daemon.model import Artifact, ChangeEvent, ScanResult
+from daemon.scan.collect import Collector
+from daemon.scan.queue import Progress, QueueOptions, ScanQueue
+from daemon.scan.ratelimit import WeightedCap
+from daemon.scan.select import select
+
+IMPORT_BATCH = 100
+
+_log = log.get(__name__)
+
+
+@dataclass
+class RegistryRun:
+    registry: str
+    harbor_version: str = ""
+    artifacts: int = 0
+    imported: int = 0
+    lanes: dict[str, int] = field(default_factory=dict)
+    followed: int = 0
+    not_supported: int = 0
+    over_budget: int = 0
+    triggered: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)  # project -> reason
+    failed_projects: dict[str, str] = field(default_factory=dict)
+    not_stored: int = 0
+    events: list[ChangeEvent] = field(default_factory=list)
+    calls: int = 0
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "events"}
+        data["events"] = len(self.events)
+        return data
+
+
+@dataclass
+class RunResult:
+    schedule: str
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    registries: list[RegistryRun] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RegistryRun]:
+        return [r for r in self.registries if r.error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def events(self) -> list[ChangeEvent]:
+        return [e for r in self.registries for e in r.events]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schedule": self.schedule, "trigger": self.trigger,
+                "started_at": self.started_at.isoformat(),
+                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+                "ok": self.ok, "registries": [r.as_dict() for r in self.registries]}
+
+
+async def run_schedule(
+    config: Config,
+    store: Any,
+    schedule: ScheduleConfig,
+    *,
+    trigger: str,
+    now_fn: Callable[[], datetime],
+    options: QueueOptions | None = None,
+    on_progress: Progress | None = None,
+) -> RunResult:
+    """Run ``schedule`` once over its registries (concurrently) and record everything."""
+    registries: list[RegistryConfig] = []
+    for name in schedule.registries:
+        found = config.registry(name)
+        if found is None:
+            raise UsageError(f"schedule {schedule.name}: unknown registry {name!r}")
+        registries.append(found)
+    started = now_fn()
+    result = RunResult(schedule.name, trigger, started)
+    run_id = store.record_run_start(schedule.name, started)
+    global_cap = WeightedCap(config.daemon.max_scans_in_flight)
+    deadline = time.monotonic() + config.daemon.run_timeout.total_seconds()
+    opts = options or QueueOptions()
+    opts = QueueOptions(opts.poll_initial, opts.poll_max, opts.poll_factor,
+                        opts.early_error_window, opts.deadline or deadline)
+    _log.info("run_started", schedule=schedule.name, trigger=trigger,
+              registries=[r.name for r in registries])
+    try:
+        result.registries = list(await asyncio.gather(*(
+            _run_registry(store, reg, schedule, global_cap, now_fn, opts, on_progress)
+            for reg in registries)))
+    except BaseException as exc:
+        store.record_run_finish(run_id, now_fn(), "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    result.finished_at = now_fn()
+    detail = "; ".join(f"{r.registry}: {r.error}" for r in result.failed)
+    store.record_run_finish(run_id, result.finished_at, "ok" if result.ok else "failed", detail)
+    _log.info("run_finished", schedule=schedule.name, ok=result.ok,
+              triggered=sum(r.triggered for r in result.registries),
+              imported=sum(r.imported for r in result.registries),
+              events=len(result.events))
+    return result
+
+
+async def _run_registry(
+    store: Any,
+    registry: RegistryConfig,
+    schedule: ScheduleConfig,
+    global_cap: WeightedCap,
+    now_fn: Callable[[], datetime],
+    options: QueueOptions,
+    on_progress: Progress | None,
+) -> RegistryRun:
+    out = RegistryRun(registry.name)
+    async with HarborClient(registry) as client:
+        try:
+            await _registry_steps(client, store, registry, schedule, global_cap, now_fn,
+                                  options, on_progress, out)
+        except HarborError as exc:
+            out.error = str(exc)
+            _log.error("registry_run_failed", registry=registry.name, error=str(exc))
+        out.calls = client.calls
+    return out
+
+
+async def _registry_steps(
+    client: HarborClient,
+    store: Any,
+    registry: RegistryConfig,
+    schedule: ScheduleConfig,
+    global_cap: WeightedCap,
+    now_fn: Callable[[], datetime],
+    options: QueueOptions,
+    on_progress: Progress | None,
+    out: RegistryRun,
+) -> None:
+    inventory = await walk(client, registry)
+    out.harbor_version = inventory.harbor_version
+    out.artifacts = len(inventory.artifacts())
+    out.unavailable = {p.name: p.unavailable for p in inventory.projects if p.unavailable}
+    out.failed_projects = {p.name: p.error for p in inventory.projects if p.error}
+    new_digests: set[str] = set()
+    if inventory.complete:
+        delta = store.record_inventory(registry.name, inventory.artifacts(), now_fn())
+        new_digests = set(delta.new_digests)
+        usable = {p.name for p in inventory.projects if p.usable}
+        removed = [r for r in delta.removed if r.project in usable]
+        if removed:
+            out.events.extend(store.resolve_removed(registry.name, removed, now_fn()))
+    else:
+        # A project could not be listed: its artifacts would look deleted. Record nothing of
+        # the walk this time (no tag moves, nothing resolved); scans still go ahead.
+        _log.warning("inventory_not_recorded", registry=registry.name,
+                     failed=sorted(out.failed_projects))
+    collector = Collector(client, db_times=inventory.db_times())
+    out.imported = await import_reports(store, collector, inventory, now_fn, out)
+    history = store.scan_records(registry.name)
+    selection = select(inventory.usable_artifacts(), history, schedule=schedule,
+                       new_digests=new_digests, db_updated_at=inventory.db_times(),
+                       now=now_fn())
+    out.lanes = selection.lanes()
+    out.followed = len(selection.follow)
+    out.not_supported = selection.not_supported
+    out.over_budget = selection.over_budget
+    _log.info("scans_selected", registry=registry.name, lanes=out.lanes,
+              follow=out.followed, over_budget=out.over_budget)
+
+    def record(result: ScanResult) -> None:
+        out.events.extend(store.record_scan(result, now_fn()))
+
+    queue = make_queue(client, collector, registry, global_cap, inventory, options,
+                       on_progress, record)
+    queued = await queue.run([(p.artifact, p.lane) for p in selection.scans], selection.follow,
+                             f"schedule:{schedule.name}")
+    out.triggered = queued.triggered
+    out.outcomes = queued.outcomes()
+    out.not_stored = len(collector.skipped)
+
+
+def make_queue(
+    client: HarborClient,
+    collector: Collector,
+    registry: RegistryConfig,
+    global_cap: WeightedCap,
+    inventory: RegistryInventory,
+    options: QueueOptions,
+    on_progress: Progress | None,
+    on_result: Callable[[ScanResult], None],
+) -> ScanQueue:
+    return ScanQueue(
+        client, collector,
+        registry_cap=WeightedCap(registry.max_scans_in_flight),
+        global_cap=global_cap,
+        by_project=_version_at_least(inventory.harbor_version, PROJECT_LISTING_SINCE),
+        repository_sizes=inventory.repository_sizes(),
+        options=options, on_progress=on_progress, on_result=on_result,
+    )
+
+
+def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
+    from daemon.harbor.wire import parse_version
+
+    return parse_version(version) >= wanted
+
+
+async def import_reports(
+    store: Any,
+    collector: Collector,
+    inventory: RegistryInventory,
+    now_fn: Callable[[], datetime],
+    out: RegistryRun | None = None,
+) -> int:
+    """Store every finished report Harbor shows that history does not know yet, without a
+    rescan (trigger ``imported``). Unchanged artifacts cost nothing: their ids are known."""
+    known = store.known_report_ids(inventory.registry)
+    todo: list[Artifact] = [
+        a for a in inventory.usable_artifacts()
+        if a.overview is not None and a.overview.state.finished and a.overview.report_id
+        and a.overview.report_id not in known
+    ]
+    stored = 0
+    for start in range(0, len(todo), IMPORT_BATCH):
+        batch: Sequence[Artifact] = todo[start:start + IMPORT_BATCH]
+        results = await asyncio.gather(*(collector.collect(a, "imported") for a in batch))
+        done = [r for r in results if r is not None]
+        if done:
+            events = store.record_scans(done, now_fn())
+            if out is not None:
+                out.events.extend(events)
+            stored += len(done)
+    if todo:
+        _log.info("reports_imported", registry=inventory.registry, stored=stored,
+                  candidates=len(todo))
+    return stored

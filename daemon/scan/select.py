@@ -1,0 +1,190 @@
+"""Which artifacts a schedule scans, in which order: a pure decision that takes ``now``.
+
+Lanes, served in this order (DESIGN.md "Selection and rate limits"):
+
+- ``changed``: a digest first seen since the last run that Harbor has not scanned; fresh pushes
+  first;
+- ``unscanned``: Harbor shows it Not Scanned (older, or never scanned);
+- ``failed``: the last scan ended Error or Stopped, retried after ``failed_backoff`` doubled per
+  consecutive failure;
+- ``db_updated``: the scanner's vulnerability DB is newer than the last successful scan;
+- ``stale``: the last successful scan is older than ``stale_after``.
+
+Only lanes named in the schedule's ``select`` are served. Filters: tag globs, ``types``,
+``only_pulled_within``. Only ``IMAGE`` artifacts (an index of images is ``IMAGE`` too) whose
+scanner offers a vulnerabilities addition are scannable; the rest are Not Supported. Artifacts that
+Harbor already shows Pending or Running are followed, never triggered again. ``max_scans`` caps
+the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+
+from daemon.config_types import ALL_LANES, ScheduleConfig
+from daemon.model import Artifact, ScanRecord, ScanState
+
+SCANNABLE_TYPES = frozenset({"IMAGE"})
+IN_PROGRESS = frozenset({ScanState.PENDING, ScanState.RUNNING, ScanState.SCHEDULED})
+_EPOCH = datetime.min
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """One artifact to scan, with the lane that chose it."""
+
+    artifact: Artifact
+    lane: str
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    scans: tuple[Pick, ...]
+    follow: tuple[Artifact, ...] = ()  # Harbor shows them Pending/Running: follow, don't trigger
+    not_supported: int = 0
+    filtered_out: int = 0
+    over_budget: int = 0
+    backing_off: int = 0  # failed, but not due again yet
+
+    def lanes(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for pick in self.scans:
+            counts[pick.lane] = counts.get(pick.lane, 0) + 1
+        return counts
+
+
+def is_scannable(artifact: Artifact) -> bool:
+    return artifact.scannable and artifact.type.upper() in SCANNABLE_TYPES
+
+
+def passes_filters(artifact: Artifact, schedule: ScheduleConfig, now: datetime) -> bool:
+    """The schedule's tag globs, types and ``only_pulled_within``."""
+    if schedule.types and artifact.type.upper() not in {t.upper() for t in schedule.types}:
+        return False
+    if schedule.tags and not any(
+        fnmatchcase(tag.name, pattern) for tag in artifact.tags for pattern in schedule.tags
+    ):
+        return False
+    if schedule.only_pulled_within is not None:
+        pulled = [t for t in (artifact.pull_time, *(t.pull_time for t in artifact.tags)) if t]
+        if not pulled or max(pulled) < now - schedule.only_pulled_within:
+            return False
+    return True
+
+
+def failure_due_at(
+    finished: datetime | None, failures: int, backoff: timedelta
+) -> datetime | None:
+    """When a failed artifact may be retried: ``backoff × 2^(failures-1)`` after it failed."""
+    if finished is None:
+        return None
+    factor: int = 2 ** max(0, min(failures, 30) - 1)
+    due: datetime = finished + backoff * factor
+    return due
+
+
+def lane_of(
+    artifact: Artifact,
+    record: ScanRecord | None,
+    *,
+    is_new: bool,
+    db_updated_at: datetime | None,
+    schedule: ScheduleConfig,
+    now: datetime,
+) -> str | None:
+    """The lane an artifact belongs to, ``"follow"``, ``"backoff"``, or ``None`` (nothing to do)."""
+    overview = artifact.overview
+    if overview is None:
+        return "changed" if is_new else "unscanned"
+    if overview.state in IN_PROGRESS:
+        return "follow"
+    if overview.state in (ScanState.ERROR, ScanState.STOPPED):
+        same = record is not None and record.report_id == overview.report_id
+        failures = record.consecutive_failures if same and record else 0
+        finished = overview.end_time or (record.finished_at if same and record else None)
+        due = failure_due_at(finished, max(1, failures), schedule.failed_backoff)
+        return "failed" if due is None or now >= due else "backoff"
+    # Success: Harbor's end time is the truth; our record tells which DB the report came from.
+    last_success = overview.end_time or (record.last_success_at if record else None)
+    scanned_with = last_success
+    if record is not None and record.report_id == overview.report_id:
+        scanned_with = record.scanner_db_updated_at or last_success
+    if db_updated_at is not None and scanned_with is not None and db_updated_at > scanned_with:
+        return "db_updated"
+    if last_success is not None and now - last_success > schedule.stale_after:
+        return "stale"
+    return None
+
+
+def _order_key(lane: str, artifact: Artifact) -> tuple[object, ...]:
+    overview = artifact.overview
+    if lane in ("changed", "unscanned"):
+        pushed = artifact.push_time
+        # Fresh pushes first: newest push time first; unknown push times last.
+        return (pushed is None, -(pushed.timestamp()) if pushed else 0.0, str(artifact.ref))
+    ended = overview.end_time if overview else None
+    # Rescans: the longest-waiting first.
+    return (ended is None, ended.timestamp() if ended else 0.0, str(artifact.ref))
+
+
+def _ordered(lane: str, artifacts: list[Artifact]) -> list[Artifact]:
+    return sorted(artifacts, key=lambda a: _order_key(lane, a))
+
+
+def select(
+    artifacts: Iterable[Artifact],
+    history: Mapping[str, ScanRecord],
+    *,
+    schedule: ScheduleConfig,
+    new_digests: Collection[str] = (),
+    db_updated_at: Mapping[str, datetime | None] | None = None,
+    now: datetime,
+) -> Selection:
+    """The ordered scan list for one run; ``db_updated_at`` is keyed by project name."""
+    wanted_lanes = [lane for lane in ALL_LANES if lane in schedule.select]
+    by_lane: dict[str, list[Artifact]] = {lane: [] for lane in wanted_lanes}
+    follow: list[Artifact] = []
+    not_supported = filtered = backing_off = 0
+    seen: set[tuple[str, str]] = set()
+    for artifact in artifacts:
+        key = (artifact.ref.project, artifact.ref.digest)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not passes_filters(artifact, schedule, now):
+            filtered += 1
+            continue
+        if not is_scannable(artifact):
+            not_supported += 1
+            continue
+        lane = lane_of(
+            artifact,
+            history.get(artifact.ref.digest),
+            is_new=artifact.ref.digest in new_digests,
+            db_updated_at=(db_updated_at or {}).get(artifact.ref.project),
+            schedule=schedule,
+            now=now,
+        )
+        if lane == "follow":
+            follow.append(artifact)
+        elif lane == "backoff":
+            backing_off += 1
+        elif lane is not None and lane in by_lane:
+            by_lane[lane].append(artifact)
+    ordered = [
+        Pick(artifact, lane)
+        for lane in wanted_lanes
+        for artifact in _ordered(lane, by_lane[lane])
+    ]
+    budget = max(0, schedule.max_scans)
+    return Selection(
+        scans=tuple(ordered[:budget]),
+        follow=tuple(follow),
+        not_supported=not_supported,
+        filtered_out=filtered,
+        over_budget=max(0, len(ordered) - budget),
+        backing_off=backing_off,
+    )

@@ -285,8 +285,8 @@ def listen(ctx: Ctx, where: str, value: Any) -> Any:
         return ""
     if isinstance(value, str):
         host, _, port = value.rpartition(":")
-        if host and port.isdigit() and 0 < int(port) < 65536:
+        if host and port.isdigit() and 0 <= int(port) < 65536:
             return value
-    ctx.problem(where, 'must be "HOST:PORT" such as "127.0.0.1:9468", or "" for no listener, '
+    ctx.problem(where, 'must be "HOST:PORT" such as "127.0.0.1:9468" (port 0: any free port), or "" for no listener, '
                 f"got {show(value)}")
     return BAD

@@ -188,8 +188,8 @@ BAD = [
     pytest.param(BASE + '\n[sla]\nHihg = "7d"\n',
                  'sla.Hihg: unknown key; did you mean "High"?', id="sla-key"),
     pytest.param('[daemon]\nlisten = "9468"\n' + BASE,
-                 'daemon.listen: must be "HOST:PORT" such as "127.0.0.1:9468", or "" for no '
-                 'listener, got "9468"', id="listen"),
+                 'daemon.listen: must be "HOST:PORT" such as "127.0.0.1:9468" (port 0: any free '
+                 'port), or "" for no listener, got "9468"', id="listen"),
     pytest.param('[daemon]\ndatabase = "history.db"\n' + BASE,
                  'daemon.database: must be an SQLAlchemy URL such as '
                  '"sqlite:////var/lib/scanwatch/history.db", got "history.db"', id="database"),

@@ -1,41 +1,48 @@
-"""`scanwatch run --once [--schedule NAME]`: one full run of a schedule (or of all), then exit."""
+"""`scanwatch run`: the service; `scanwatch run --once [--schedule NAME]`: one run, then exit."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from typing import Any
 
 from daemon.commands._common import add_format, print_json, print_table
-from daemon.commands._harbor import open_store_for_writing
 from daemon.errors import UsageError
 
-HELP = "run the schedules: --once runs each (or --schedule NAME) once now and exits"
+HELP = "run the service (schedules on cron), or --once: each schedule once now, then exit"
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "run", parents=[common], help=HELP, description=HELP + ".",
-        epilog="A run walks the schedule's registries, imports reports Harbor already has, "
-               "scans what the schedule selects under the rate limits, and stores every result. "
-               "Scans that end in Error are results: the exit status is 0 unless the run "
-               "itself failed (registry unreachable, bad configuration, database error).")
-    p.add_argument("--once", action="store_true", help="run once now, then exit")
-    p.add_argument("--schedule", metavar="NAME", help="only this schedule (default: all)")
+        epilog="Without --once, scanwatch runs as a service (under systemd: Type=notify): it "
+               "fires each [[schedule]] on its cron in its time zone, catches up missed runs "
+               "as on_missed says, delivers alerts, reloads the configuration on SIGHUP and "
+               "stops cleanly on SIGTERM. A run walks the schedule's registries, imports "
+               "reports Harbor already has, scans what the schedule selects under the rate "
+               "limits, stores every result and queues the alerts its changes call for. Scans "
+               "that end in Error are results: the exit status is 0 unless the run itself "
+               "failed (registry unreachable, bad configuration, database error).")
+    p.add_argument("--once", action="store_true",
+                   help="run once now (every schedule, or --schedule NAME), deliver the "
+                        "alerts, then exit")
+    p.add_argument("--schedule", metavar="NAME", help="with --once: only this schedule")
     add_format(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.once:
-        print("scanwatch: only `scanwatch run --once` is available yet; the daemon mode "
-              "(without --once) is not implemented", file=sys.stderr)
-        return 2
     from daemon import config
     from daemon.commands._common import config_path
 
-    cfg = config.load(config_path(args), strict=True)
+    path = config_path(args)
+    cfg = config.load(path, strict=True)
+    if not args.once:
+        if args.schedule:
+            raise UsageError("--schedule goes with --once (the service runs every schedule)")
+        from daemon.service.daemon import run_daemon
+
+        return run_daemon(path, cfg)
     schedules = list(cfg.schedules)
     if args.schedule:
         chosen = cfg.schedule(args.schedule)
@@ -44,23 +51,40 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown schedule {args.schedule!r} (known: {known})")
         schedules = [chosen]
     if not schedules:
-        raise UsageError(f"{cfg.source or config_path(args)}: no [[schedule]] to run")
-    store = open_store_for_writing(cfg)
-    results = [asyncio.run(_run(cfg, store, s)) for s in schedules]
+        raise UsageError(f"{cfg.source or path}: no [[schedule]] to run")
+    from daemon.service.daemon import open_store_for
+
+    store = open_store_for(cfg)
+    try:
+        store.acquire_daemon_lock()
+        cycles, report = asyncio.run(_run(cfg, store, schedules))
+    finally:
+        store.close()
+    results = [c.run for c in cycles]
     if args.format == "json":
-        print_json([r.as_dict() for r in results])
+        print_json({"runs": [r.as_dict() for r in results],
+                    "alerts": {"queued": sum(len(c.message_ids) for c in cycles),
+                               "sent": report.sent, "pending": report.pending,
+                               "dead": report.dead}})
     else:
         _print_summary(results)
+        queued = sum(len(c.message_ids) for c in cycles)
+        print(f"alerts: {queued} queued, {report.sent} sent, {report.pending} still pending, "
+              f"{report.dead} dead-lettered")
     return 0 if all(r.ok for r in results) else 1
 
 
-async def _run(cfg: Any, store: Any, schedule: Any) -> Any:
-    from datetime import UTC, datetime
+async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], Any]:
+    """Each schedule once, then drain the outbox of what they queued (bounded in time)."""
+    from daemon.service.cycle import deliver, run_cycle
+    from daemon.service.daemon import utcnow
 
-    from daemon.scan.run import run_schedule
-
-    return await run_schedule(cfg, store, schedule, trigger="once",
-                              now_fn=lambda: datetime.now(UTC))
+    cycles = []
+    for schedule in schedules:
+        store.refresh_ignores(utcnow())
+        cycles.append(await run_cycle(cfg, store, schedule, trigger="once", now_fn=utcnow))
+    report = await deliver(cfg, store, now_fn=utcnow, within=cfg.daemon.outbox_drain_timeout)
+    return cycles, report
 
 
 def _print_summary(results: list[Any]) -> None:

@@ -15,6 +15,7 @@ there and resolves nothing there.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,7 @@ class ProjectInventory:
     db_updated_at: datetime | None = None
     unavailable: str = ""  # why scans cannot run here ("" when they can)
     error: str = ""  # the listing failed: the walk of this project is incomplete
+    project_id: int = 0  # Harbor's id, for links into its UI
 
     @property
     def usable(self) -> bool:
@@ -138,9 +140,11 @@ async def walk(
     empty = tuple(p.name for p in wanted if p.repo_count == 0)
     db = _ScannerDB(client)
     by_project = system.at_least(*PROJECT_LISTING_SINCE)
-    listed = await asyncio.gather(*(
-        _walk_project(client, registry, p.name, db, by_project)
-        for p in wanted if p.repo_count > 0))
+    ids = {p.name: p.project_id for p in wanted}
+    listed = [dataclasses.replace(found, project_id=ids.get(found.name, 0))
+              for found in await asyncio.gather(*(
+                  _walk_project(client, registry, p.name, db, by_project)
+                  for p in wanted if p.repo_count > 0))]
     inventory = RegistryInventory(registry.name, system.harbor_version, tuple(listed), empty)
     _log.info("inventory_walked", registry=registry.name, version=system.harbor_version,
               projects=len(listed), empty_projects=len(empty),

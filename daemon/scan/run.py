@@ -26,6 +26,7 @@ from daemon.scan.ratelimit import WeightedCap
 from daemon.scan.select import select
 
 IMPORT_BATCH = 100
+INTERRUPTED = "interrupted"  # a run's result when a stop cut it short
 
 _log = log.get(__name__)
 
@@ -43,6 +44,8 @@ class RegistryRun:
     triggered: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)  # project -> reason
+    project_ids: dict[str, int] = field(default_factory=dict)  # project -> Harbor's id
+    scanner_db_updated_at: datetime | None = None  # the newest DB among the projects' scanners
     failed_projects: dict[str, str] = field(default_factory=dict)
     not_stored: int = 0
     events: list[ChangeEvent] = field(default_factory=list)
@@ -113,6 +116,11 @@ async def run_schedule(
         result.registries = list(await asyncio.gather(*(
             _run_registry(store, reg, schedule, global_cap, now_fn, opts, on_progress)
             for reg in registries)))
+    except asyncio.CancelledError:
+        # A stop (SIGTERM) past the stop timeout: scans Harbor already runs keep running, and
+        # the next start resumes this schedule to follow them and store their reports.
+        store.record_run_finish(run_id, now_fn(), INTERRUPTED, "stopped before the run ended")
+        raise
     except BaseException as exc:
         store.record_run_finish(run_id, now_fn(), "failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -163,6 +171,9 @@ async def _registry_steps(
     out.artifacts = len(inventory.artifacts())
     out.unavailable = {p.name: p.unavailable for p in inventory.projects if p.unavailable}
     out.failed_projects = {p.name: p.error for p in inventory.projects if p.error}
+    out.project_ids = {p.name: p.project_id for p in inventory.projects if p.project_id}
+    out.scanner_db_updated_at = max(
+        (t for t in inventory.db_times().values() if t is not None), default=None)
     new_digests: set[str] = set()
     if inventory.complete:
         delta = store.record_inventory(registry.name, inventory.artifacts(), now_fn())

@@ -56,7 +56,7 @@ async def watchdog_loop(interval: float) -> None:
 
 
 class Signals:
-    """SIGTERM/SIGINT set ``stopping``; SIGHUP calls ``on_reload`` (from the loop, not a handler)."""
+    """SIGTERM and SIGINT set ``stopping``; SIGHUP calls ``on_reload`` (from the loop)."""
 
     def __init__(self, on_reload: Callable[[], None]) -> None:
         self.stopping = asyncio.Event()

@@ -13,15 +13,13 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from cronsim import CronSim
-
-UTC = timezone.utc
 
 
 def next_fire_times(expr: str, tz: str, after: datetime, count: int) -> list[datetime]:

@@ -110,6 +110,11 @@ class StoreBase:
                 pass
             self._lock_conn = None
 
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (for /readyz)."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def close(self) -> None:
         self.release_daemon_lock()
         self.engine.dispose()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from daemon.service.scheduler import CronSimTrigger, RegistryLocks, decide_catch_up, next_fire_times
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def chain(expr: str, tz: str, start: datetime, end: datetime) -> list[datetime]:
@@ -27,8 +27,10 @@ def chain(expr: str, tz: str, start: datetime, end: datetime) -> list[datetime]:
 # (expr, what it means, days in the window it must fire on, local hour:minute)
 DST_WINDOWS = {
     # spring forward and fall back, each zone's own dates
-    "Europe/Berlin": [(date(2025, 3, 20), date(2025, 4, 10)), (date(2025, 10, 18), date(2025, 11, 8))],
-    "America/New_York": [(date(2025, 3, 2), date(2025, 3, 23)), (date(2025, 10, 26), date(2025, 11, 16))],
+    "Europe/Berlin": [(date(2025, 3, 20), date(2025, 4, 10)),
+                      (date(2025, 10, 18), date(2025, 11, 8))],
+    "America/New_York": [(date(2025, 3, 2), date(2025, 3, 23)),
+                         (date(2025, 10, 26), date(2025, 11, 16))],
 }
 
 

@@ -1,0 +1,105 @@
+"""One cycle of a schedule, as every caller runs it: the scan run, then its alerts queued.
+
+``scanwatch run --once``, the daemon's cron jobs and ``scanwatch demo`` all call ``run_cycle``,
+so a schedule behaves the same whoever fires it. Alerts are queued (committed to the outbox)
+at the end of the cycle; sending them is the delivery worker's job (``deliver``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from daemon import log
+from daemon.config_types import Config, ScheduleConfig
+
+_log = log.get(__name__)
+
+
+@dataclass
+class CycleResult:
+    run: Any  # daemon.scan.run.RunResult
+    message_ids: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.run.ok)
+
+
+def run_context(config: Config, run: Any) -> Any:
+    """What alert grouping needs to know about a finished run."""
+    from daemon.alerts.group import RunContext
+
+    return RunContext(
+        name=run.schedule,
+        kind="immediate",
+        registry_urls={r.name: r.url for r in config.registries},
+        project_ids={(reg.registry, project): pid
+                     for reg in run.registries for project, pid in reg.project_ids.items()},
+        images_checked={reg.registry: reg.artifacts for reg in run.registries},
+        scanner_db_updated_at={reg.registry: reg.scanner_db_updated_at
+                               for reg in run.registries if reg.scanner_db_updated_at},
+    )
+
+
+def scan_problems(run: Any, now: datetime) -> list[Any]:
+    """Registry-wide problems of the run: a scanner that is down, a registry that failed."""
+    from daemon.alerts.events import SCANNER_UNAVAILABLE, ScanProblem
+
+    problems = []
+    for reg in run.registries:
+        for project, why in sorted(reg.unavailable.items()):
+            problems.append(ScanProblem(SCANNER_UNAVAILABLE, reg.registry, project,
+                                        detail=why, at=now))
+    return problems
+
+
+async def run_cycle(
+    config: Config,
+    store: Any,
+    schedule: ScheduleConfig,
+    *,
+    trigger: str,
+    now_fn: Callable[[], datetime],
+    on_progress: Any = None,
+    options: Any = None,
+) -> CycleResult:
+    """Run ``schedule`` once and queue the alerts its changes call for."""
+    from daemon.alerts.outbox import build_and_queue
+    from daemon.scan.run import run_schedule
+
+    run = await run_schedule(config, store, schedule, trigger=trigger, now_fn=now_fn,
+                             options=options, on_progress=on_progress)
+    now = now_fn()
+    ids = build_and_queue(store, config, run_context=run_context(config, run), now=now,
+                          problems=scan_problems(run, now))
+    return CycleResult(run, ids)
+
+
+async def deliver(
+    config: Config,
+    store: Any,
+    *,
+    now_fn: Callable[[], datetime],
+    within: timedelta | None,
+    metrics: Any = None,
+) -> Any:
+    """Send what the outbox holds; with ``within``, keep retrying until that much time passed."""
+    from daemon.alerts.deliver import deliver_pending
+
+    on_sent = on_dead = None
+    if metrics is not None:
+        def on_sent(receiver: str) -> None:
+            metrics.alerts_sent.labels(receiver).inc()
+
+        def on_dead(receiver: str, reason: str) -> None:
+            metrics.alerts_dead.labels(receiver).inc()
+
+    deadline = now_fn() + within if within is not None else None
+    report = await deliver_pending(store, config, now_fn=now_fn, deadline=deadline,
+                                   on_sent=on_sent, on_dead=on_dead)
+    _log.info("alerts_delivered", **{k: v for k, v in vars(report).items()
+                                     if isinstance(v, int)})
+    return report

@@ -1,0 +1,309 @@
+"""`scanwatch run`: the long-running service.
+
+One asyncio loop holds everything: APScheduler fires each ``[[schedule]]`` (and each digest
+route) from a cronsim trigger; each firing runs one cycle (``service/cycle.py``) under the
+registry locks; a delivery worker drains the outbox; the watchdog is petted from the loop; the
+optional HTTP listener serves /metrics, /healthz, /readyz. SIGTERM stops new work, lets running
+cycles finish within ``stop_timeout`` and cancels them after it (Harbor's scans keep running and
+the next start resumes them). SIGHUP reloads the configuration, keeping the old one if the new
+one has problems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon import log
+from daemon.config_types import Config, ScheduleConfig
+from daemon.errors import ConfigError, ScanwatchError
+from daemon.service.cycle import deliver, run_cycle
+from daemon.service.lifecycle import Signals, sd_notify, watchdog_interval, watchdog_loop
+from daemon.service.metrics import Metrics
+from daemon.service.scheduler import (
+    RegistryLocks,
+    add_cron_job,
+    decide_catch_up,
+    jitter_delay,
+    make_scheduler,
+    next_fire_times,
+)
+
+_log = log.get(__name__)
+RESUME_RESULTS = ("running", "interrupted")  # a run a stop or a crash cut short
+DELIVERY_IDLE = 30.0  # seconds between outbox passes when nothing wakes the worker
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_store_for(config: Config) -> Any:
+    """The history database of ``config``, with its ignore rules in force."""
+    from daemon import config as config_module
+    from daemon.store.db import open_store
+
+    store = open_store(config.daemon.database or config_module.default_database())
+    store.set_ignores(config.ignores)
+    return store
+
+
+class Daemon:
+    def __init__(self, config_path: Path, config: Config) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.store: Any = None
+        self.metrics = Metrics()
+        self.scheduler = make_scheduler()
+        self.registry_locks = RegistryLocks()
+        self.schedule_locks: dict[str, asyncio.Lock] = {}
+        self.running: set[asyncio.Task[Any]] = set()
+        self.signals = Signals(on_reload=self.request_reload)
+        self.wake_delivery = asyncio.Event()
+        self.last_result: dict[str, str] = {}
+        self.status_line = "starting"
+
+    # ---- life -------------------------------------------------------------------------------
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.store = open_store_for(self.config)
+        self.store.acquire_daemon_lock()
+        for warning in self.config.warnings:
+            _log.warning("config_warning", problem=warning)
+        self.signals.install(loop)
+        listener = await self._start_http()
+        self._install_jobs()
+        self.scheduler.start()
+        helpers = [asyncio.ensure_future(self._delivery_loop())]
+        interval = watchdog_interval()
+        if interval:
+            helpers.append(asyncio.ensure_future(watchdog_loop(interval)))
+        sd_notify("READY=1", f"STATUS={self._idle_status()}")
+        _log.info("daemon_ready", schedules=[s.name for s in self.config.schedules],
+                  database=_safe_db(self.store.url))
+        self._start_catch_up()
+        try:
+            await self.signals.stopping.wait()
+        finally:
+            await self._stop(helpers, listener)
+        return 0
+
+    async def _stop(self, helpers: list[asyncio.Future[Any]], listener: Any) -> None:
+        timeout = self.config.daemon.stop_timeout.total_seconds()
+        self.scheduler.pause()
+        if self.running:
+            _log.info("waiting_for_runs", runs=len(self.running), timeout=timeout)
+            _, late = await asyncio.wait(set(self.running), timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                _log.warning("runs_abandoned", runs=len(late),
+                             note="Harbor keeps their scans; the next start resumes them")
+                await asyncio.wait(late, timeout=5)
+        self.scheduler.shutdown(wait=False)
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        if listener is not None:
+            await listener.stop()
+        self.store.close()
+        _log.info("daemon_stopped")
+
+    async def _start_http(self) -> Any:
+        if not self.config.daemon.listen:
+            return None
+        from daemon.service.http import HttpListener
+
+        listener = HttpListener(self.metrics, self.readiness)
+        await listener.start(self.config.daemon.listen)
+        return listener
+
+    def readiness(self) -> tuple[bool, str]:
+        try:
+            self.store.ping()
+        except Exception as exc:  # noqa: BLE001 (any database failure means "not ready")
+            return False, f"database unreachable: {type(exc).__name__}"
+        failed = sorted(n for n, r in self.last_result.items() if r != "ok")
+        if failed:
+            return False, f"last run failed: {', '.join(failed)}"
+        return True, "ready"
+
+    # ---- schedules --------------------------------------------------------------------------
+
+    def _install_jobs(self) -> None:
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        for schedule in self.config.schedules:
+            self.schedule_locks.setdefault(schedule.name, asyncio.Lock())
+            add_cron_job(self.scheduler, f"schedule:{schedule.name}", schedule.cron,
+                         schedule.timezone, self.fire, jitter=schedule.jitter,
+                         kwargs={"name": schedule.name, "trigger": "schedule"})
+        for index, route in enumerate(self.config.routes):
+            if route.group == "digest":
+                add_cron_job(self.scheduler, f"digest:{index}", route.digest_cron,
+                             route.digest_timezone, self.digest)
+
+    def _start_catch_up(self) -> None:
+        now = utcnow()
+        for schedule in self.config.schedules:
+            last = self.store.last_run(schedule.name)
+            if last is not None and last.result in RESUME_RESULTS:
+                _log.info("run_resuming", schedule=schedule.name, last_started=last.started_at)
+                self._spawn(schedule.name, "resume", 0.0)
+                continue
+            decision = decide_catch_up(schedule.cron, schedule.timezone, schedule.on_missed,
+                                       _aware(last.started_at) if last else None, now)
+            if decision.missed_at is not None:
+                _log.info("runs_missed", schedule=schedule.name, missed_at=decision.missed_at,
+                          catch_up=decision.run_now, reason=decision.reason)
+            if decision.run_now:
+                self._spawn(schedule.name, "catch_up", jitter_delay(schedule.jitter))
+
+    def _spawn(self, name: str, trigger: str, delay: float) -> None:
+        async def later() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            await self.fire(name, trigger)
+
+        asyncio.ensure_future(later())
+
+    async def fire(self, name: str, trigger: str = "schedule") -> None:
+        """One cycle of schedule ``name``, unless it is running already or we are stopping."""
+        if self.signals.stopping.is_set():
+            return
+        schedule = self.config.schedule(name)
+        lock = self.schedule_locks.setdefault(name, asyncio.Lock())
+        if schedule is None or lock.locked():
+            _log.info("run_skipped", schedule=name,
+                      reason="no longer configured" if schedule is None else "still running")
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.running.add(task)
+        try:
+            async with lock, self.registry_locks.hold(schedule.registries):
+                await self._cycle(schedule, trigger)
+        finally:
+            self.running.discard(task)
+            sd_notify(f"STATUS={self._idle_status()}")
+
+    async def _cycle(self, schedule: ScheduleConfig, trigger: str) -> None:
+        sd_notify(f"STATUS=running {schedule.name}")
+        self.store.refresh_ignores(utcnow())
+        try:
+            cycle = await run_cycle(self.config, self.store, schedule, trigger=trigger,
+                                    now_fn=utcnow)
+        except ScanwatchError as exc:
+            self.last_result[schedule.name] = "failed"
+            self.metrics.runs.labels(schedule.name, "failed").inc()
+            _log.error("run_failed", schedule=schedule.name, error=str(exc))
+            return
+        except Exception:
+            self.last_result[schedule.name] = "failed"
+            self.metrics.runs.labels(schedule.name, "failed").inc()
+            _log.exception("run_crashed", schedule=schedule.name)
+            return
+        result = "ok" if cycle.ok else "failed"
+        self.last_result[schedule.name] = result
+        self._observe(schedule.name, result, cycle.run)
+        if cycle.message_ids:
+            self.wake_delivery.set()
+
+    async def digest(self) -> None:
+        """A digest route's cron fired: queue what it owes (build_and_queue checks what is due)."""
+        from daemon.alerts.group import RunContext
+        from daemon.alerts.outbox import build_and_queue
+
+        ctx = RunContext(name="digest", kind="digest",
+                         registry_urls={r.name: r.url for r in self.config.registries})
+        if build_and_queue(self.store, self.config, run_context=ctx, now=utcnow()):
+            self.wake_delivery.set()
+
+    def _observe(self, schedule: str, result: str, run: Any) -> None:
+        m = self.metrics
+        m.runs.labels(schedule, result).inc()
+        if result == "ok" and run.finished_at is not None:
+            m.last_success.labels(schedule).set(run.finished_at.timestamp())
+        for reg in run.registries:
+            m.scans_triggered.labels(reg.registry).inc(reg.triggered)
+            for outcome, count in reg.outcomes.items():
+                m.scans_finished.labels(reg.registry, outcome).inc(count)
+            m.api_calls.labels(reg.registry).inc(reg.calls)
+            if reg.error:
+                m.api_errors.labels(reg.registry).inc()
+            m.queue_depth.labels(reg.registry).set(0)
+            if reg.scanner_db_updated_at is not None:
+                age = (utcnow() - reg.scanner_db_updated_at).total_seconds()
+                m.scanner_db_age.labels(reg.registry).set(max(age, 0.0))
+        counts: dict[str, int] = {}
+        for row in self.store.open_findings():
+            label = row.severity.label
+            counts[label] = counts.get(label, 0) + 1
+        for label in ("Critical", "High", "Medium", "Low", "Unknown", "None"):
+            m.open_findings.labels(label).set(counts.get(label, 0))
+
+    def _idle_status(self) -> str:
+        parts = []
+        for schedule in self.config.schedules:
+            nxt = next_fire_times(schedule.cron, schedule.timezone, utcnow(), 1)[0]
+            last = self.last_result.get(schedule.name, "not run yet")
+            parts.append(f"{schedule.name}: next {nxt.isoformat(timespec='minutes')}, "
+                         f"last {last}")
+        return "; ".join(parts) or "no schedules"
+
+    # ---- delivery ---------------------------------------------------------------------------
+
+    async def _delivery_loop(self) -> None:
+        while True:
+            self.wake_delivery.clear()
+            try:
+                await deliver(self.config, self.store, now_fn=utcnow, within=None,
+                              metrics=self.metrics)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("delivery_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake_delivery.wait(), timeout=DELIVERY_IDLE)
+
+    # ---- reload -----------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        asyncio.ensure_future(self._reload())
+
+    async def _reload(self) -> None:
+        from daemon import config as config_module
+
+        sd_notify("RELOADING=1", "STATUS=reloading the configuration")
+        try:
+            new = config_module.load(self.config_path, strict=True)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                _log.error("config_reload_refused", path=str(self.config_path), problem=problem)
+            _log.error("config_kept", path=str(self.config_path),
+                       problems=len(exc.problems), note="the previous configuration stays")
+            sd_notify("READY=1", f"STATUS={self._idle_status()}")
+            return
+        if (new.daemon.database or "") != (self.config.daemon.database or ""):
+            _log.warning("config_reload_partial", note="the database changes at the next start")
+        self.config = new
+        self.store.set_ignores(new.ignores)
+        self._install_jobs()
+        _log.info("config_reloaded", schedules=[s.name for s in new.schedules])
+        sd_notify("READY=1", f"STATUS={self._idle_status()}")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _safe_db(url: str) -> str:
+    return log.scrub(url)
+
+
+def run_daemon(config_path: Path, config: Config) -> int:
+    return asyncio.run(Daemon(config_path, config).serve())

@@ -19,7 +19,7 @@ from daemon.errors import ConfigError, ScanwatchError
 # Order is the order of `scanwatch --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "run", "scan", "status", "scan_log", "history", "findings", "report",
-    "alerts", "notify", "config", "sim",
+    "alerts", "notify", "config", "sim", "demo",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"scanwatch {__version__}")
     parser.add_argument("--config", metavar="PATH", help=argparse.SUPPRESS)
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help=argparse.SUPPRESS)
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=None, help=argparse.SUPPRESS)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     common = common_options()
     for name in COMMAND_MODULES:
@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from daemon import log
 
-    log.configure(args.log_level)
+    # A command may choose its own default verbosity (the demo keeps stderr quiet).
+    log.configure(args.log_level or getattr(args, "default_log_level", "info"))
     try:
         return int(handler(args) or 0)
     except ConfigError as exc:

@@ -253,3 +253,11 @@ async def send_test(config: Config, receiver_name: str, *, sender: Sender = appr
         r = render(message, format_for_url(url.reveal(), receiver.format))
         out.append(await sender(url.reveal(), r.title, r.body, r.body_format))
     return out
+
+
+def email_text_part(html: str) -> str:
+    """The plain-text part apprise's email plugin builds from an HTML body."""
+    from apprise import NotifyFormat
+    from apprise.conversion import convert_between
+
+    return str(convert_between(NotifyFormat.HTML, NotifyFormat.TEXT, html))

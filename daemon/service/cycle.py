@@ -85,6 +85,7 @@ async def deliver(
     now_fn: Callable[[], datetime],
     within: timedelta | None,
     metrics: Any = None,
+    sender: Any = None,
 ) -> Any:
     """Send what the outbox holds; with ``within``, keep retrying until that much time passed."""
     from daemon.alerts.deliver import deliver_pending
@@ -98,8 +99,9 @@ async def deliver(
             metrics.alerts_dead.labels(receiver).inc()
 
     deadline = now_fn() + within if within is not None else None
+    extra = {"sender": sender} if sender is not None else {}
     report = await deliver_pending(store, config, now_fn=now_fn, deadline=deadline,
-                                   on_sent=on_sent, on_dead=on_dead)
+                                   on_sent=on_sent, on_dead=on_dead, **extra)
     _log.info("alerts_delivered", **{k: v for k, v in vars(report).items()
                                      if isinstance(v, int)})
     return report

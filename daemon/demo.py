@@ -1,0 +1,275 @@
+"""`scanwatch demo`: what scanwatch is for, in under a minute, with nothing installed.
+
+It starts the Harbor simulator in-process, writes a configuration for it, runs a first cycle
+(the first sight of the registry), advances the simulator's scanner database and pushes a
+rebuilt image, runs a second cycle, and shows the remediation alert exactly as the Slack and
+email receivers are handed it. Everything it writes goes under one directory it names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from daemon.model import SEVERITY_LABELS
+
+PASSWORD_ENV = "SCANWATCH_DEMO_PASSWORD"
+SLACK_URL = "slack://T0DEMO/B0DEMO/demotoken/#security"
+MAIL_URL = "mailto://scanwatch@127.0.0.1?to=secops@example.org&from=scanwatch@example.org"
+
+CONFIG = """\
+# Written by `scanwatch demo` for its simulated Harbor. Try, for instance:
+#   {password_env}={password} scanwatch findings --config {config}
+#   {password_env}={password} scanwatch history demo-harbor/{project}/{repository} --config {config}
+# (the simulator stopped when the demo ended, so commands that call Harbor need
+#  `scanwatch sim serve` and this file's url changed to the one it prints).
+
+[daemon]
+database = "sqlite:///{database}"
+
+[[registry]]
+name = "demo-harbor"
+url = "{url}"
+username = "admin"
+password = "${{{password_env}}}"
+requests_per_second = 50
+burst = 20
+max_concurrent_requests = 4
+max_scans_in_flight = 4
+
+[[schedule]]
+name = "nightly"
+cron = "0 2 * * *"
+registries = ["demo-harbor"]
+select = ["changed", "unscanned", "failed", "db_updated", "stale"]
+
+[[receiver]]
+name = "secops-slack"
+urls = ["{slack}"]
+
+[[receiver]]
+name = "secops-mail"
+urls = ["{mail}"]
+
+[[route]]
+receivers = ["secops-slack", "secops-mail"]
+min_severity = "Low"
+events = ["new", "fix_available", "severity_up", "reopened", "scan_failed", "scanner_unavailable"]
+"""
+
+
+@dataclass
+class Captured:
+    """What a receiver is handed: the exact title and body apprise would send."""
+
+    url: str
+    title: str
+    body: str
+    body_format: str
+
+
+@dataclass
+class Demo:
+    directory: Path
+    out: TextIO = sys.stdout
+    captured: list[Captured] = field(default_factory=list)
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+
+class ProgressLine:
+    """A one-line live display of a cycle's scans on a terminal; plain lines otherwise."""
+
+    def __init__(self, out: TextIO, label: str) -> None:
+        self.out, self.label = out, label
+        self.live = out.isatty()
+        self.jobs: dict[int, Any] = {}
+        self.reported: set[int] = set()
+
+    def __call__(self, job: Any) -> None:
+        self.jobs[id(job)] = job
+        states = Counter(self._state(j) for j in self.jobs.values())
+        text = f"{self.label}: {len(self.jobs)} scans: " + ", ".join(
+            f"{n} {s}" for s, n in sorted(states.items()))
+        if self.live:
+            self.out.write("\r\x1b[2K" + text)
+            self.out.flush()
+        elif job.outcome and id(job) not in self.reported:
+            self.reported.add(id(job))
+            ref = job.artifact.ref
+            self.out.write(f"  {ref.project}/{ref.repository}@{ref.digest[7:19]}: "
+                           f"{job.outcome}\n")
+
+    @staticmethod
+    def _state(job: Any) -> str:
+        if job.outcome:
+            return job.outcome
+        overview = job.artifact.overview
+        if overview is not None and overview.state.value == "Running":
+            return "scanning"
+        return "queued"
+
+    def done(self) -> None:
+        if self.live and self.jobs:
+            self.out.write("\n")
+
+
+def _severity_counts(rows: list[Any]) -> str:
+    counts = Counter(r.severity.label for r in rows)
+    return ", ".join(f"{counts[s]} {s}" for s in SEVERITY_LABELS if counts.get(s))
+
+
+async def _capture(url: str, title: str, body: str, body_format: str) -> Any:
+    from daemon.alerts.deliver import SendOutcome
+
+    _current.captured.append(Captured(url, title, body, body_format))
+    return SendOutcome(ok=True)
+
+
+_current: Demo
+
+
+async def run_demo(demo: Demo) -> int:
+    from daemon import config as config_module
+    from daemon.commands._harbor import status_of
+    from daemon.service.cycle import deliver, run_cycle
+    from daemon.service.daemon import open_store_for
+    from daemon.sim import SimOptions, start_simulator
+
+    global _current
+    _current = demo
+    say = demo.say
+    directory = demo.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    database = (directory / "history.db").resolve()
+    for stale in directory.glob("history.db*"):
+        stale.unlink()
+    say("scanwatch demo: a simulated Harbor, two scan cycles, and the alert they produce.")
+    say(f"Everything is written under {directory}/.\n")
+    options = SimOptions(seed=7, projects=3, repositories_per_project=2,
+                         artifacts_per_repository=2, scanned_share=0.4, index_share=0.15,
+                         chart_share=0.1, scan_seconds=0.4, scanner_concurrency=4,
+                         vulnerabilities_per_artifact=25, port=0)
+    with start_simulator(options) as sim:
+        os.environ[PASSWORD_ENV] = sim.admin[1]
+        inventory = sim.control.inventory()
+        say(f"1. Started a simulated Harbor at {sim.url}: {inventory['projects']} projects, "
+            f"{inventory['repositories']} repositories, {inventory['artifacts']} artifacts "
+            f"({inventory['scanned']} already scanned, charts and image indexes among them).")
+        config_path = directory / "config.toml"
+        config_path.write_text(CONFIG.format(
+            password_env=PASSWORD_ENV, password=sim.admin[1], config=config_path,
+            project="<project>", repository="<repository>", database=database, url=sim.url,
+            slack=SLACK_URL, mail=MAIL_URL))
+        cfg = config_module.load(config_path, strict=True)
+        schedule = cfg.schedules[0]
+        store = open_store_for(cfg)
+        try:
+            now = lambda: datetime.now(UTC)  # noqa: E731
+            say(f"   Wrote {config_path} for it.\n")
+            say("2. First cycle: walk the registry, import the reports Harbor already has, "
+                "scan the rest.")
+            progress = ProgressLine(demo.out, "   cycle 1")
+            first = await run_cycle(cfg, store, schedule, trigger="demo", now_fn=now,
+                                    on_progress=progress)
+            progress.done()
+            await deliver(cfg, store, now_fn=now, within=None, sender=_capture)
+            demo.captured.clear()  # the first sight is a summary, not an alert per CVE
+            reg = first.run.registries[0]
+            say(f"   {reg.artifacts} artifacts, {reg.imported} reports imported, "
+                f"{reg.triggered} scans triggered, {reg.not_supported} not supported.\n")
+            rows = await _status_rows(cfg, status_of)
+            say("   Status, as Harbor's UI names it:")
+            _print_table(demo, ("ARTIFACT", "STATUS", "DETAIL"),
+                         [(r["artifact"], r["status"], r["detail"]) for r in rows])
+            findings = store.open_findings()
+            fixable = [f for f in findings if f.fix_version]
+            say(f"\n   First sight: {len(findings)} open findings "
+                f"({_severity_counts(findings)}); {len(fixable)} have a fix. History keeps "
+                "them;\n   they are summarised once, not announced one by one as new.\n")
+            changes = sim.control.db_update()
+            target = _rebuild_target(findings)
+            pushed = sim.control.push(*target) if target else sim.control.push()
+            say("3. Meanwhile: the scanner's vulnerability database was updated "
+                f"({len(changes['added'])} CVEs published, {len(changes['fix_released'])} "
+                f"fixes released, {len(changes['rescored'])} rescored), and "
+                f"{pushed['repository']}:{pushed['tag']} was rebuilt and pushed "
+                f"({pushed['digest'][:19]}…).\n")
+            say("4. Second cycle: the rebuilt image is scanned first, then every image the DB "
+                "update may touch.")
+            progress = ProgressLine(demo.out, "   cycle 2")
+            second = await run_cycle(cfg, store, schedule, trigger="demo", now_fn=now,
+                                     on_progress=progress)
+            progress.done()
+            report = await deliver(cfg, store, now_fn=now, within=None, sender=_capture)
+            reg = second.run.registries[0]
+            say(f"   {reg.triggered} scans, {len(second.run.events)} changes recorded, "
+                f"{report.sent} alert messages delivered.\n")
+        finally:
+            store.close()
+        _show_alerts(demo)
+    say("Next: `scanwatch config init /etc/scanwatch/config.toml` for your own Harbor, "
+        "`scanwatch sim serve` to keep a simulator running, and README.md for systemd.")
+    return 0
+
+
+async def _status_rows(cfg: Any, status_of: Any) -> list[dict[str, Any]]:
+    from daemon.harbor.client import HarborClient
+    from daemon.harbor.inventory import walk
+
+    registry = cfg.registries[0]
+    async with HarborClient(registry) as client:
+        inventory = await walk(client, registry)
+    rows = [status_of(a) for a in inventory.artifacts()]
+    return sorted(rows, key=lambda r: r["artifact"])
+
+
+def _rebuild_target(findings: list[Any]) -> tuple[str, str, str] | None:
+    for row in sorted(findings, key=lambda f: (-int(f.severity), f.key.repository)):
+        if row.tags:
+            return (row.key.project, row.key.repository, sorted(row.tags)[0])
+    return None
+
+
+def _print_table(demo: Demo, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    cells = [list(headers)] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for row in cells:
+        demo.say("   " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _show_alerts(demo: Demo) -> None:
+    from daemon.alerts.deliver import email_text_part
+
+    slack = [c for c in demo.captured if c.url.startswith("slack")]
+    mail = [c for c in demo.captured if c.url.startswith("mailto")]
+    if not slack and not mail:
+        demo.say("5. No alert: nothing this route cares about changed.")
+        return
+    files = []
+    if slack:
+        path = demo.directory / "alert-slack.txt"
+        path.write_text("\n\n".join(c.body for c in slack))
+        files.append(path)
+        demo.say("5. The alert, as the Slack receiver gets it (mrkdwn):\n")
+        demo.say(slack[0].body)
+    if mail:
+        html = demo.directory / "alert-email.html"
+        text = demo.directory / "alert-email.txt"
+        html.write_text(mail[0].body)
+        text.write_text(f"Subject: {mail[0].title}\n\n{email_text_part(mail[0].body)}")
+        files += [text, html]
+        demo.say(f"   And as email: subject \"{mail[0].title}\", with a plain-text and an HTML "
+                 "part.")
+    demo.say("   Written to: " + ", ".join(str(p) for p in files) + "\n")
+
+
+def main(directory: Path, out: TextIO = sys.stdout) -> int:
+    return asyncio.run(run_demo(Demo(directory, out)))

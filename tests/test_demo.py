@@ -1,0 +1,40 @@
+"""`scanwatch demo` runs from nothing, writes only under its directory, and shows a real alert."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_it_runs_two_cycles_and_shows_the_alert_as_slack_and_email_get_it(tmp_path: Path):
+    scanwatch = Path(sys.executable).with_name("scanwatch")
+    command = [str(scanwatch)] if scanwatch.exists() else [sys.executable, "-m", "daemon"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANWATCH_")}
+    done = subprocess.run([*command, "demo"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    # Everything it wrote is under the directory it names.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scanwatch-demo"]
+    out_dir = tmp_path / "scanwatch-demo"
+    assert f"under {out_dir}" in done.stdout or "under scanwatch-demo" in done.stdout
+    assert re.search(r"First sight: \d+ open findings", done.stdout)
+    for status in ("Complete", "Not Supported"):
+        assert status in done.stdout
+    slack = (out_dir / "alert-slack.txt").read_text()
+    email_text = (out_dir / "alert-email.txt").read_text()
+    email_html = (out_dir / "alert-email.html").read_text()
+    assert slack.strip() and slack.strip() in done.stdout, "the printed alert is the file"
+    cves = set(re.findall(r"CVE-\d{4}-\d+", slack))
+    assert cves, "the alert names the CVEs to fix"
+    assert cves <= set(re.findall(r"CVE-\d{4}-\d+", email_text))
+    assert email_text.startswith("Subject: [scanwatch] demo-harbor:")
+    assert "<h2>" in email_html and "Upgrade" in email_text
+    # The config it wrote is a real one: `config check` accepts it.
+    check = subprocess.run([*command, "config", "check", "--config",
+                            str(out_dir / "config.toml")], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stderr

@@ -190,8 +190,8 @@ _STARTER: tuple[tuple[str, str, tuple[tuple[str, Any, str, bool], ...]], ...] = 
     )),
     ("[[registry]]", "A Harbor registry to keep scanned. Repeat the table for more.", (
         ("name", "harbor", "A short name used in schedules, routes and the CLI.", True),
-        ("url", "http://127.0.0.1:8080", "The Harbor URL (this is `scanwatch sim serve`'s).",
-         True),
+        ("url", "http://127.0.0.1:8080",
+         "The Harbor URL (`scanwatch sim serve --port 8080` serves this one).", True),
         ("username", "admin", "A robot account with scan rights is best.", True),
         ("password", "${HARBOR_PASSWORD}",
          'From the environment; or password_file = "/run/credentials/scanwatch.service/harbor"',

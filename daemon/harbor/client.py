@@ -231,6 +231,10 @@ class HarborClient:
         body, _ = await self._request("GET", f"/projects/{quote(project, safe='')}")
         return wire.project(body)
 
+    async def system_allowlist(self) -> wire.Allowlist:
+        body, _ = await self._request("GET", "/system/CVEAllowlist")
+        return wire.allowlist(body)
+
     async def project_scanner(self, project: str) -> wire.Scanner | None:
         body, _ = await self._request("GET", f"/projects/{quote(project, safe='')}/scanner")
         return wire.scanner(body)

@@ -26,7 +26,7 @@ from daemon.config_types import RegistryConfig
 from daemon.errors import HarborError
 from daemon.harbor import wire
 from daemon.harbor.client import HarborClient
-from daemon.model import Artifact
+from daemon.model import Artifact, CveAllowlist
 
 PROJECT_LISTING_SINCE = (2, 12)
 
@@ -54,6 +54,7 @@ class RegistryInventory:
     harbor_version: str
     projects: tuple[ProjectInventory, ...] = ()
     skipped_empty: tuple[str, ...] = field(default=())
+    allowlists: tuple[CveAllowlist, ...] = ()  # only with use_harbor_allowlist = true
 
     @property
     def complete(self) -> bool:
@@ -145,13 +146,29 @@ async def walk(
               for found in await asyncio.gather(*(
                   _walk_project(client, registry, p.name, db, by_project)
                   for p in wanted if p.repo_count > 0))]
-    inventory = RegistryInventory(registry.name, system.harbor_version, tuple(listed), empty)
+    allowlists = (await _allowlists(client, registry.name, wanted)
+                  if registry.use_harbor_allowlist else ())
+    inventory = RegistryInventory(registry.name, system.harbor_version, tuple(listed), empty,
+                                  allowlists)
     _log.info("inventory_walked", registry=registry.name, version=system.harbor_version,
               projects=len(listed), empty_projects=len(empty),
               artifacts=len(inventory.artifacts()),
               unavailable=[p.name for p in listed if p.unavailable],
               failed=[p.name for p in listed if p.error])
     return inventory
+
+
+async def _allowlists(
+    client: HarborClient, registry: str, projects: Sequence[wire.Project]
+) -> tuple[CveAllowlist, ...]:
+    """Each project's effective CVE allowlist: its own, or the system's where it reuses that."""
+    system = await client.system_allowlist()
+    out = []
+    for p in projects:
+        chosen = system if p.reuse_system_allowlist else p.allowlist
+        if chosen.cve_ids:
+            out.append(CveAllowlist(registry, chosen.cve_ids, chosen.expires_at, p.name))
+    return tuple(out)
 
 
 async def _walk_project(

@@ -41,10 +41,20 @@ class SystemInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Allowlist:
+    """A Harbor CVE allowlist: its ids, and one expiry for the whole list (None: never)."""
+
+    cve_ids: frozenset[str] = frozenset()
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Project:
     name: str
     project_id: int
     repo_count: int
+    allowlist: Allowlist = Allowlist()
+    reuse_system_allowlist: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +144,25 @@ def project(body: object) -> Project:
     name = _str(data.get("name"))
     if not name:
         raise BadResponse("project without a name")
+    metadata = data.get("metadata") or {}
+    reuse = isinstance(metadata, Mapping) and metadata.get("reuse_sys_cve_allowlist") == "true"
     return Project(name=name, project_id=_int(data.get("project_id")),
-                   repo_count=_int(data.get("repo_count")))
+                   repo_count=_int(data.get("repo_count")),
+                   allowlist=allowlist(data.get("cve_allowlist")),
+                   reuse_system_allowlist=reuse)
+
+
+def allowlist(body: object) -> Allowlist:
+    """``{items: [{cve_id}], expires_at: <unix seconds> | null}``; null or absent is empty."""
+    if not isinstance(body, Mapping):
+        return Allowlist()
+    items = body.get("items") or []
+    ids = frozenset(_str(i.get("cve_id")) for i in items
+                    if isinstance(i, Mapping) and _str(i.get("cve_id")))
+    expires = body.get("expires_at")
+    when = (datetime.fromtimestamp(expires, UTC)
+            if isinstance(expires, (int, float)) and not isinstance(expires, bool) else None)
+    return Allowlist(ids, when)
 
 
 def repository(body: object, project_name: str) -> Repository:

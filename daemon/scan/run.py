@@ -174,6 +174,11 @@ async def _registry_steps(
     out.project_ids = {p.name: p.project_id for p in inventory.projects if p.project_id}
     out.scanner_db_updated_at = max(
         (t for t in inventory.db_times().values() if t is not None), default=None)
+    if registry.use_harbor_allowlist:
+        # Harbor's allowlists hide findings from alerts (history keeps them), per registry.
+        others = [a for a in store.allowlists if a.registry != registry.name]
+        store.set_ignores(store.ignores, [*others, *inventory.allowlists])
+        store.refresh_ignores(now_fn(), registry.name)
     new_digests: set[str] = set()
     if inventory.complete:
         delta = store.record_inventory(registry.name, inventory.artifacts(), now_fn())

@@ -48,6 +48,9 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
             control.set_scanner(registered=body.get("registered"), disabled=body.get("disabled"))
             result = {"up": control.adapter_up(), "registered": state.scanner_registered,
                       "disabled": state.scanner_disabled}
+        elif (method, path) == ("POST", "/_sim/allowlist"):
+            result = control.set_allowlist(body.get("project"), body.get("cve_ids", []),
+                                           body.get("expires_at"), body.get("reuse_system"))
         elif (method, path) == ("GET", "/_sim/inventory"):
             result = control.inventory()
         elif (method, path) == ("GET", "/_sim/stats"):

@@ -340,7 +340,10 @@ def scanner_metadata(req: Request) -> Response:
 
 def system_allowlist(req: Request) -> Response:
     req.require_auth()
-    return json_response(render.allowlist(0, req.state.inventory.started - 40 * 86400))
+    state = req.state
+    return json_response(render.allowlist(0, state.inventory.started - 40 * 86400,
+                                          state.system_allowlist,
+                                          state.system_allowlist_expires_at))
 
 
 ROUTES_BASE: list[tuple[str, str, Any]] = [

@@ -109,6 +109,9 @@ class Project:
     creation_time: float
     robot_secret: str
     repositories: list[Repository] = field(default_factory=list)
+    allowlist: tuple[str, ...] = ()  # the project's own CVE allowlist
+    allowlist_expires_at: float | None = None
+    reuse_system_allowlist: bool = True  # metadata.reuse_sys_cve_allowlist, as a new project has
 
 
 def digest_of(*parts: object) -> str:

@@ -44,8 +44,11 @@ def accepted_mimes(header: str | None) -> list[str]:
 
 
 # ---- projects, repositories -------------------------------------------------------------------
-def allowlist(project_id: int, created: float) -> dict[str, Any]:
-    return {"id": project_id + 1, "project_id": project_id, "expires_at": None, "items": [],
+def allowlist(project_id: int, created: float, items: tuple[str, ...] = (),
+              expires_at: float | None = None) -> dict[str, Any]:
+    return {"id": project_id + 1, "project_id": project_id,
+            "expires_at": None if expires_at is None else int(expires_at),
+            "items": [{"cve_id": cve} for cve in items],
             "creation_time": ts(created), "update_time": ts(created)}
 
 
@@ -56,9 +59,10 @@ def project(p: Project) -> dict[str, Any]:
         "togglable": True, "current_user_role_id": 1, "current_user_role_ids": [1],
         "repo_count": len(p.repositories),
         "metadata": {"public": "false", "auto_scan": "false", "severity": "low",
-                     "prevent_vul": "false", "reuse_sys_cve_allowlist": "true",
+                     "prevent_vul": "false",
+                     "reuse_sys_cve_allowlist": "true" if p.reuse_system_allowlist else "false",
                      "enable_content_trust": "false"},
-        "cve_allowlist": allowlist(p.id, p.creation_time),
+        "cve_allowlist": allowlist(p.id, p.creation_time, p.allowlist, p.allowlist_expires_at),
     }
 
 

@@ -47,6 +47,8 @@ class SimState:
         self.fetches = 0
         self.scanner_registered = True
         self.scanner_disabled = False
+        self.system_allowlist: tuple[str, ...] = ()
+        self.system_allowlist_expires_at: float | None = None
 
     def wall(self) -> float:
         return self._wall0 + (time.monotonic() - self._mono0)
@@ -82,6 +84,31 @@ class Control:
             s.bump()
             return {"project": target.name, "repository": art.repo.name, "digest": art.digest,
                     "tag": art.tags[0].name if art.tags else None}
+
+    def set_allowlist(self, project: str | None = None, cve_ids: Iterable[str] = (),
+                      expires_at: float | None = None,
+                      reuse_system: bool | None = None) -> dict[str, Any]:
+        """Set the system CVE allowlist (no project) or a project's, as an admin would in the UI.
+
+        ``expires_at`` (Unix seconds) applies to the whole list; ``reuse_system`` sets the
+        project's ``reuse_sys_cve_allowlist``.
+        """
+        s = self._s
+        ids = tuple(dict.fromkeys(str(c) for c in cve_ids))
+        if any(not c for c in ids):
+            raise UsageError("empty CVE id in the allowlist")
+        with s.lock:
+            if project is None:
+                s.system_allowlist, s.system_allowlist_expires_at = ids, expires_at
+            else:
+                found = s.inventory.project(project, by_id=False)
+                if found is None:
+                    raise UsageError(f"no project {project!r}")
+                found.allowlist, found.allowlist_expires_at = ids, expires_at
+                if reuse_system is not None:
+                    found.reuse_system_allowlist = bool(reuse_system)
+            s.bump()
+        return {"project": project, "cve_ids": list(ids), "expires_at": expires_at}
 
     def db_update(self, added: float = 0.05, fix_released: float = 0.1,
                   rescored: float = 0.05) -> dict[str, Any]:

@@ -88,14 +88,18 @@ def _cursors(conn: Connection) -> dict[str, Cursor]:
 def _events_after(conn: Connection, after: int, upto: int) -> list[tuple[int, ChangeEvent]]:
     e, f, r, g = t.finding_event.c, t.finding.c, t.repository.c, t.registry.c
     query = (select(e.id, e.kind, e.reason, e.at, e.severity, e.previous_severity,
-                    e.installed_version, e.fix_version, e.digests, f.vulnerability, f.package,
-                    f.ignored, r.project, r.name, g.name.label("registry"))
+                    e.installed_version, e.fix_version, e.digests, e.repository_id,
+                    f.vulnerability, f.package, f.ignored, r.project, r.name,
+                    g.name.label("registry"))
              .join(t.finding, f.id == e.finding_id)  # first-sight summaries have no finding
              .join(t.repository, r.id == e.repository_id)
              .join(t.registry, g.id == r.registry_id)
              .where(e.id > after, e.id <= upto).order_by(e.id))
+    rows = list(conn.execute(query))
+    tags = _current_tags(conn, {d for row in rows for d in row.digests.split(",") if d})
     out = []
-    for row in conn.execute(query):
+    for row in rows:
+        digests = tuple(d for d in row.digests.split(",") if d)
         out.append((row.id, ChangeEvent(
             kind=ChangeKind(row.kind), reason=Reason(row.reason),
             finding=FindingKey(row.registry, row.project, row.name, row.vulnerability,
@@ -104,7 +108,25 @@ def _events_after(conn: Connection, after: int, upto: int) -> list[tuple[int, Ch
             fix_version=row.fix_version,
             previous_severity=None if row.previous_severity is None else Severity(
                 row.previous_severity),
-            digests=tuple(d for d in row.digests.split(",") if d), ignored=bool(row.ignored))))
+            digests=digests, ignored=bool(row.ignored),
+            tags=tuple(sorted({n for d in digests for n in tags.get((row.repository_id, d), ())})),
+        )))
+    return out
+
+
+def _current_tags(conn: Connection, digests: set[str]) -> dict[tuple[int, str], list[str]]:
+    """The tags that point at each digest now, keyed by (repository id, digest)."""
+    if not digests:
+        return {}
+    tg = t.tag.c
+    out: dict[tuple[int, str], list[str]] = {}
+    ordered = sorted(digests)
+    for start in range(0, len(ordered), 500):  # stay under SQLite's bound-parameter limit
+        chunk = ordered[start:start + 500]
+        query = select(tg.repository_id, tg.digest, tg.name).where(
+            tg.until.is_(None), tg.digest.in_(chunk))
+        for row in conn.execute(query):
+            out.setdefault((row.repository_id, row.digest), []).append(row.name)
     return out
 
 

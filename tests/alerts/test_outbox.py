@@ -156,3 +156,10 @@ def test_a_digest_route_queues_nothing_until_its_cron_fires_then_everything_sinc
     [queued] = build_and_queue(store, config, run_context=ctx, now=NOW + timedelta(days=1))
     [row] = store_outbox.listing(store)
     assert row.message_id == queued and row.payload["kind"] == "digest"
+
+
+def test_events_read_for_alerts_carry_the_tags_that_point_at_their_images(store) -> None:  # type: ignore[no-untyped-def]
+    batch = store_outbox.peek(store, ["route1"])
+    new = [ev for _, ev in batch.events if ev.finding.package == "openssl"]
+    assert new and all(ev.digests == ("sha256:a",) for ev in new)
+    assert all(ev.tags == ("1.0",) for ev in new)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from daemon.commands._common import add_format, print_json, print_table
@@ -61,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     results = [c.run for c in cycles]
+    for result in results:  # one line each on stderr, whatever the format: what failed, where
+        for reg in result.failed:
+            found = cfg.registry(reg.registry)
+            where = f" ({found.url})" if found is not None else ""
+            print(f"scanwatch: schedule {result.schedule}: {reg.error}{where}", file=sys.stderr)
     if args.format == "json":
         print_json({"runs": [r.as_dict() for r in results],
                     "alerts": {"queued": sum(len(c.message_ids) for c in cycles),

@@ -15,6 +15,7 @@ from daemon.commands._harbor import (
     open_store_for_writing,
     status_of,
 )
+from daemon.errors import UsageError
 
 HELP = "scan artifacts now (on demand), optionally waiting for the results"
 
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     live = args.wait and args.format == "table" and sys.stdout.isatty()
     display = Display(live) if args.wait and args.format == "table" else None
     jobs = asyncio.run(_scan_all(cfg, grouped, store, args.wait, display))
+    if not jobs:
+        raise UsageError(f"no artifact matches {' '.join(args.targets)}")
     rows = [_job_row(j) for j in jobs]
     if args.format == "json":
         print_json(rows)

@@ -55,7 +55,13 @@ async def _collect(cfg: Any, grouped: dict[str, list[Any]]) -> list[dict[str, An
                         continue
                     seen.add(key)
                     db_time = await _db_time(client, artifact.ref.project, db_cache)
-                    rows.append({"registry": name, **status_of(artifact, db_time)})
+                    rows.append({"registry": name, **status_of(artifact, db_time),
+                                 "_repo": (artifact.ref.project, artifact.ref.repository)})
+    # One repository's artifacts together (Harbor lists a project's newest first, across its
+    # repositories); within a repository, Harbor's order (newest first) stays.
+    rows.sort(key=lambda r: (r["registry"], r["_repo"]))
+    for row in rows:
+        del row["_repo"]
     return rows
 
 

@@ -23,11 +23,11 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 from daemon import log
 from daemon.config_types import Config
+from daemon.retry import parse_retry_after
 
 _log = log.get(__name__)
 
@@ -67,20 +67,6 @@ def _install_recorder() -> None:
     requests.Session.send = send  # type: ignore[method-assign]
 
 
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds (delta or HTTP-date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
 def _classify(ok: bool, seen: list[tuple[int, str | None]], error: str) -> SendOutcome:
     if ok:
         return SendOutcome(True)
@@ -90,7 +76,7 @@ def _classify(ok: bool, seen: list[tuple[int, str | None]], error: str) -> SendO
     message = f"HTTP {status}"
     if status in PERMANENT_STATUSES:
         return SendOutcome(False, permanent=True, error=f"{message}: refused for good")
-    return SendOutcome(False, retry_after=retry_after_seconds(retry_after, datetime.now(UTC)),
+    return SendOutcome(False, retry_after=parse_retry_after(retry_after),
                        error=message)
 
 

@@ -16,13 +16,11 @@ Error messages name the registry, the method and the path, never the credentials
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import ssl
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +42,7 @@ from daemon.errors import (
 )
 from daemon.harbor import wire
 from daemon.model import REPORT_MIME_HARBOR_V10, REPORT_MIME_V11, Artifact
+from daemon.retry import parse_retry_after
 from daemon.scan.ratelimit import RegistryLimiter
 
 PAGE_SIZE = 100
@@ -70,23 +69,6 @@ def encode_repository(project: str, repository: str) -> str:
     """``team/app`` (or ``proj/team/app``) → ``team%252Fapp``: Harbor decodes path names twice."""
     name = wire.strip_project(project, repository)
     return quote(quote(name, safe=""), safe="")
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now if now is not None else time.time()
-    return max(0.0, when.timestamp() - current)
 
 
 class HarborClient:

@@ -13,13 +13,14 @@ import pytest
 from alertkit import NOW, HookServer, hostile_items, sample_items
 
 from daemon import log
-from daemon.alerts.deliver import apprise_send, retry_after_seconds
+from daemon.alerts.deliver import apprise_send
 from daemon.alerts.group import RunContext, group
 from daemon.alerts.message import Message
 from daemon.alerts.render import render
 from daemon.alerts.route import route_items
 from daemon.config_types import EVENTS, RouteConfig
 from daemon.model import Severity
+from daemon.retry import parse_retry_after
 
 CTX = RunContext(name="nightly", registry_urls={"prod-harbor": "https://harbor.example.com"},
                  project_ids={("prod-harbor", "payments"): 3})
@@ -138,9 +139,9 @@ async def test_it_reports_a_server_that_is_down_as_transient() -> None:
 
 
 def test_it_reads_retry_after_as_seconds_or_http_date() -> None:
-    assert retry_after_seconds("120", NOW) == 120.0
-    assert retry_after_seconds("Mon, 02 Nov 2026 08:00:30 GMT", NOW) == 30.0
-    assert retry_after_seconds("soon", NOW) is None
+    assert parse_retry_after("120", NOW.timestamp()) == 120.0
+    assert parse_retry_after("Mon, 02 Nov 2026 08:00:30 GMT", NOW.timestamp()) == 30.0
+    assert parse_retry_after("soon", NOW.timestamp()) is None
 
 
 async def test_it_keeps_the_slack_token_out_of_apprise_debug_logs(

@@ -13,8 +13,9 @@ import pytest
 
 from daemon import errors
 from daemon.config_types import RegistryConfig, Secret
-from daemon.harbor.client import HarborClient, encode_repository, parse_retry_after
+from daemon.harbor.client import HarborClient, encode_repository
 from daemon.model import ScanState
+from daemon.retry import parse_retry_after
 from daemon.scan.ratelimit import RegistryLimiter
 
 Handler = Callable[[httpx.Request], httpx.Response]

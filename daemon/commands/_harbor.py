@@ -37,7 +37,11 @@ def artifact_name(artifact: Artifact) -> str:
 
 
 def full_target(artifact: Artifact) -> str:
+    """A target that names exactly this artifact: by its tag where it has one, else its digest."""
     ref = artifact.ref
+    if artifact.tags:
+        tag = sorted(t.name for t in artifact.tags)[0]
+        return f"{ref.registry}/{ref.project}/{ref.repository}:{tag}"
     return f"{ref.registry}/{ref.project}/{ref.repository}@{ref.digest}"
 
 

@@ -87,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
     store = open_store_for_writing(cfg) if args.wait else None
     live = args.wait and args.format == "table" and sys.stdout.isatty()
     display = Display(live) if args.wait and args.format == "table" else None
-    jobs = asyncio.run(_scan_all(cfg, grouped, store, args.wait, display))
+    try:
+        jobs = asyncio.run(_scan_all(cfg, grouped, store, args.wait, display))
+    finally:
+        if store is not None:
+            store.close()
     if not jobs:
         raise UsageError(f"no artifact matches {' '.join(args.targets)}")
     rows = [_job_row(j) for j in jobs]

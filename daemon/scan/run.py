@@ -55,6 +55,8 @@ class RegistryRun:
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
         data["events"] = len(self.events)
+        if self.scanner_db_updated_at is not None:
+            data["scanner_db_updated_at"] = self.scanner_db_updated_at.isoformat()
         return data
 
 

@@ -127,6 +127,7 @@ def _one_url(ctx: Ctx, where: str, item: Any, *, from_file: bool = False) -> ct.
                     "got a value without scheme://")
         return None
     # A literal password in userinfo is worth a warning; tokens in paths cannot be told apart.
-    if not from_file and re.match(r"^[^:]+://[^/@\s]*:(?!\$\{)[^/@\s]+@", item):
+    # (Userinfo ends before any "/?#": an "@" in the query, as in mailto's from=, is no password.)
+    if not from_file and re.match(r"^[^:]+://[^/?#@\s]*:(?!\$\{)[^/?#@\s]+@", item):
         ctx.warn(where, "a literal password in the URL; prefer ${ENV} or urls_file")
     return secret

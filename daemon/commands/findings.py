@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if args.overdue and not overdue:
             continue
         if deadline is None:
-            sla = ""
+            sla = "-"  # no [sla] deadline for this severity
         elif overdue:
             sla = f"overdue {(now - deadline).days}d"
         else:

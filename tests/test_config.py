@@ -503,3 +503,24 @@ def test_config_check_warns_about_a_route_that_can_never_match(tmp_path: Path) -
     assert "route[2]: can never match: the earlier route[1]" in done.stderr, done.stderr
     clean = scanwatch("config", "check", "--config", str(write(tmp_path, BASE, "ok.toml")), env=ENV)
     assert "route[" not in clean.stderr, clean.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        pytest.param("mailtos://scanwatch:pw-literal@smtp.example.com?to=a@example.com", True,
+                      id="password-in-userinfo"),
+        pytest.param("mailto://127.0.0.1:2525?from=scanwatch@example.org&to=a@example.org",
+                     False, id="port-then-at-in-query"),
+        pytest.param("mailtos://scanwatch:${SMTP}@smtp.example.com?to=a@example.com", False,
+                     id="password-from-env"),
+    ],
+)
+def test_it_warns_about_a_literal_password_in_a_receiver_url(tmp_path: Path, url: str,
+                                                             warned: bool) -> None:
+    text = BASE.replace('urls = ["json://127.0.0.1:9/hook"]', f'urls = ["{url}"]')
+    outcome = config.analyse(write(tmp_path, text), environ={**ENV, "SMTP": "x"},
+                             today=date(2026, 11, 1))
+    assert outcome.problems == []
+    flagged = [w for w in outcome.warnings if "literal password" in w]
+    assert bool(flagged) is warned, outcome.warnings

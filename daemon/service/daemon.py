@@ -64,17 +64,24 @@ class Daemon:
         self.signals = Signals(on_reload=self.request_reload)
         self.wake_delivery = asyncio.Event()
         self.last_result: dict[str, str] = {}
-        self.status_line = "starting"
+        self.background: set[asyncio.Task[Any]] = set()  # held so they are not collected
 
     # ---- life -------------------------------------------------------------------------------
 
     async def serve(self) -> int:
-        loop = asyncio.get_running_loop()
+        # Signals first: a SIGTERM while the database opens is a clean stop, not a kill.
+        self.signals.install(asyncio.get_running_loop())
         self.store = open_store_for(self.config)
-        self.store.acquire_daemon_lock()
+        try:
+            self.store.acquire_daemon_lock()
+        except BaseException:
+            self.store.close()
+            raise
         for warning in self.config.warnings:
             _log.warning("config_warning", problem=warning)
-        self.signals.install(loop)
+        if self.signals.stopping.is_set():
+            self.store.close()
+            return 0
         listener = await self._start_http()
         self._install_jobs()
         self.scheduler.start()
@@ -169,7 +176,12 @@ class Daemon:
                 await asyncio.sleep(delay)
             await self.fire(name, trigger)
 
-        asyncio.ensure_future(later())
+        self._keep(later())
+
+    def _keep(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def fire(self, name: str, trigger: str = "schedule") -> None:
         """One cycle of schedule ``name``, unless it is running already or we are stopping."""
@@ -273,7 +285,7 @@ class Daemon:
     # ---- reload -----------------------------------------------------------------------------
 
     def request_reload(self) -> None:
-        asyncio.ensure_future(self._reload())
+        self._keep(self._reload())
 
     async def _reload(self) -> None:
         from daemon import config as config_module

@@ -287,6 +287,6 @@ def listen(ctx: Ctx, where: str, value: Any) -> Any:
         host, _, port = value.rpartition(":")
         if host and port.isdigit() and 0 <= int(port) < 65536:
             return value
-    ctx.problem(where, 'must be "HOST:PORT" such as "127.0.0.1:9468" (port 0: any free port), or "" for no listener, '
-                f"got {show(value)}")
+    ctx.problem(where, 'must be "HOST:PORT" such as "127.0.0.1:9468" (port 0: any free port), '
+                f'or "" for no listener, got {show(value)}')
     return BAD

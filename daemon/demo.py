@@ -110,7 +110,7 @@ class ProgressLine:
     @staticmethod
     def _state(job: Any) -> str:
         if job.outcome:
-            return job.outcome
+            return str(job.outcome)
         overview = job.artifact.overview
         if overview is not None and overview.state.value == "Running":
             return "scanning"

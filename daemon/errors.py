@@ -8,7 +8,7 @@ line to stderr and exits with the error's ``exit_code``.
     ScanwatchError                 exit 1  base: a runtime failure
     ├── UsageError                 exit 2  bad command-line use
     │   └── UnknownTarget          exit 2  a registry/project/repository/tag that does not exist
-    ├── ConfigError                exit 2  the configuration file cannot be used (lists every problem)
+    ├── ConfigError                exit 2  the configuration cannot be used (lists every problem)
     ├── ReportFormatError          exit 2  a report file that is not a Harbor or Trivy report
     ├── StoreError                 exit 1  the history database cannot be used
     │   ├── SchemaTooNew           exit 1  the database was written by a newer scanwatch

@@ -246,4 +246,4 @@ def email_text_part(html: str) -> str:
     from apprise import NotifyFormat
     from apprise.conversion import convert_between
 
-    return str(convert_between(NotifyFormat.HTML, NotifyFormat.TEXT, html))
+    return str(convert_between(NotifyFormat.HTML, NotifyFormat.TEXT, html))  # type: ignore[no-untyped-call]

@@ -61,7 +61,8 @@ def preview(args: argparse.Namespace) -> int:
 def _store(cfg: Any) -> Any:
     """The history database if it exists (a preview never creates one)."""
     from daemon import config as config_module
-    from daemon.store.db import open_store, sqlite_path
+    from daemon.store.base import sqlite_path
+    from daemon.store.db import open_store
 
     url = cfg.daemon.database or config_module.default_database()
     path = sqlite_path(url)

@@ -85,7 +85,7 @@ class Daemon:
         listener = await self._start_http()
         self._install_jobs()
         self.scheduler.start()
-        helpers = [asyncio.ensure_future(self._delivery_loop())]
+        helpers: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._delivery_loop())]
         interval = watchdog_interval()
         if interval:
             helpers.append(asyncio.ensure_future(watchdog_loop(interval)))
@@ -112,8 +112,8 @@ class Daemon:
                              note="Harbor keeps their scans; the next start resumes them")
                 await asyncio.wait(late, timeout=5)
         self.scheduler.shutdown(wait=False)
-        for task in helpers:
-            task.cancel()
+        for helper in helpers:
+            helper.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
         if listener is not None:
             await listener.stop()
@@ -179,7 +179,7 @@ class Daemon:
         self._keep(later())
 
     def _keep(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+        task: asyncio.Task[Any] = asyncio.create_task(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 

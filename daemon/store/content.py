@@ -13,20 +13,27 @@ import json
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from operator import attrgetter
 
 from daemon.model import Occurrence, Severity
 
 _SEVERITIES = {s.value: s for s in Severity}
 
 
+_ROW = attrgetter("id", "package", "version", "fix_version", "severity", "status", "cvss_v3",
+                  "artifact_digests")
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
+
 def canonical(occurrences: Sequence[Occurrence]) -> bytes:
-    """The canonical bytes of a report's occurrences (sorted by occurrence key)."""
-    rows = sorted(
-        (o.id, o.package, o.version, o.fix_version, int(o.severity), o.status, o.cvss_v3,
-         list(o.artifact_digests))
-        for o in occurrences
-    )
-    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+    """The canonical bytes of a report's occurrences (sorted by occurrence key).
+
+    JSON writes a tuple as an array and an IntEnum as its number, so the rows are the fields
+    as they are (this runs once per stored scan: no per-field Python work).
+    """
+    rows = list(map(_ROW, occurrences))
+    rows.sort()
+    return _ENCODER.encode(rows).encode()
 
 
 def content_hash(data: bytes) -> str:
@@ -35,6 +42,11 @@ def content_hash(data: bytes) -> str:
 
 def pack(data: bytes) -> bytes:
     return zlib.compress(data, 1)
+
+
+def unpack_keys(blob: bytes) -> frozenset[tuple[str, str]]:
+    """Only the (vulnerability, package) keys of a stored content: cheaper than ``unpack``."""
+    return frozenset((r[0], r[1]) for r in json.loads(zlib.decompress(blob)))
 
 
 def unpack(blob: bytes) -> tuple[Occurrence, ...]:
@@ -50,11 +62,37 @@ def unpack(blob: bytes) -> tuple[Occurrence, ...]:
 
 
 class ContentCache:
-    """Decoded contents by row id. Content rows never change, so caching them is always safe."""
+    """Decoded contents by row id. Content rows never change, so caching them is always safe.
 
-    def __init__(self, size: int = 256) -> None:
+    Two bounded LRUs: whole decoded reports (for diffs and ``findings``) and the far smaller
+    sets of finding keys (for "does another image still carry it"), which are asked for most.
+    """
+
+    def __init__(self, size: int = 256, key_size: int = 1024) -> None:
         self._size = size
         self._items: OrderedDict[int, tuple[Occurrence, ...]] = OrderedDict()
+        self._key_size = key_size
+        self._keys: OrderedDict[int, frozenset[tuple[str, str]]] = OrderedDict()
+
+    def has_keys(self, content_id: int) -> bool:
+        return content_id in self._keys or content_id in self._items
+
+    def get_keys(self, content_id: int) -> frozenset[tuple[str, str]] | None:
+        found = self._keys.get(content_id)
+        if found is not None:
+            self._keys.move_to_end(content_id)
+            return found
+        whole = self._items.get(content_id)
+        if whole is not None:
+            found = frozenset((o.id, o.package) for o in whole)
+            self.put_keys(content_id, found)
+        return found
+
+    def put_keys(self, content_id: int, keys: frozenset[tuple[str, str]]) -> None:
+        self._keys[content_id] = keys
+        self._keys.move_to_end(content_id)
+        while len(self._keys) > self._key_size:
+            self._keys.popitem(last=False)
 
     def get(self, content_id: int) -> tuple[Occurrence, ...] | None:
         found = self._items.get(content_id)

@@ -13,8 +13,10 @@ from sqlalchemy.engine import Connection, Row
 
 from daemon import log
 from daemon.model import ArtifactRef, ChangeEvent, ChangeKind, FindingKey, Reason, Severity
+from daemon.store import statements as q
 from daemon.store import tables as t
-from daemon.store.history import HistoryMixin, _Pending, _Target
+from daemon.store.batch import _Pending, _Target
+from daemon.store.history import HistoryMixin
 from daemon.store.ignores import ignore_reason
 
 _log = log.get(__name__)
@@ -47,7 +49,7 @@ class ResolveMixin(HistoryMixin):
             plain = {r for r in removed if isinstance(r, str)}
             rows = [row for row in rows
                     if row.digest in plain or (row.project, row.name, row.digest) in exact]
-            by_repo: dict[int, list[Row[Any]]] = defaultdict(list)
+            by_repo: dict[int, list[Any]] = defaultdict(list)
             for row in rows:
                 by_repo[row.repository_id].append(row)
             for repo_id, gone in by_repo.items():
@@ -60,9 +62,9 @@ class ResolveMixin(HistoryMixin):
         self, conn: Connection, registry: str, repo_id: int, gone: list[Row[Any]], now: datetime
     ) -> list[ChangeEvent]:
         ids = {row.id for row in gone}
-        conn.execute(update(t.artifact).where(t.artifact.c.id.in_(sorted(ids)))
-                     .values(counting=False))
-        carried = self._carried_keys(conn, repo_id, ids)
+        conn.execute(q.UNCOUNT_ARTIFACTS, {"ids": sorted(ids)})
+        dropped = set().union(*(self._content_keys(conn, row.content_id) for row in gone))
+        carried = self._carried_keys(conn, repo_id, ids, dropped)
         findings = self._findings(conn, repo_id)
         tg = t.tag.c
         moved = set()
@@ -77,10 +79,7 @@ class ResolveMixin(HistoryMixin):
         reasons: dict[tuple[str, str], tuple[Reason, list[str]]] = {}
         for row in gone:
             reason = Reason.FIXED_BY_REBUILD if row.id in moved else Reason.IMAGE_REMOVED
-            for occ in self._content(conn, row.content_id):
-                key = (occ.id, occ.package)
-                if key in carried:
-                    continue
+            for key in self._content_keys(conn, row.content_id) - carried:
                 entry = reasons.setdefault(key, (reason, []))
                 if row.digest not in entry[1]:
                     entry[1].append(row.digest)
@@ -88,7 +87,7 @@ class ResolveMixin(HistoryMixin):
         updates: list[dict[str, Any]] = []
         for key, (reason, digests) in sorted(reasons.items()):
             f = findings.get(key)
-            if f is None or f.resolved_at is not None:
+            if f is None or f.resolved:
                 continue
             updates.append({"_id": f.id, "severity": f.severity, "fix_version": f.fix_version,
                             "installed_versions": f.installed_versions, "last_seen": now,
@@ -120,7 +119,7 @@ class ResolveMixin(HistoryMixin):
         events: list[ChangeEvent] = []
         with self.engine.begin() as conn:
             changes: list[dict[str, Any]] = []
-            back: dict[int, list[tuple[Row[Any], _Pending]]] = defaultdict(list)
+            back: dict[int, list[tuple[Any, _Pending]]] = defaultdict(list)
             for row in conn.execute(query):
                 key = FindingKey(row.registry, row.project, row.name, row.vulnerability,
                                  row.package)

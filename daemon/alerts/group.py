@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from daemon.alerts import versions
+from daemon import versions
 from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, event_name, scope
 from daemon.alerts.message import (
     Action,

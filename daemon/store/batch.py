@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Row
 
+from daemon import versions
 from daemon.model import ChangeKind, Occurrence, Reason, Severity
 from daemon.store import statements as q
 
@@ -135,13 +136,29 @@ def _group(occurrences: Iterable[Occurrence]) -> dict[Key, list[Occurrence]]:
 
 
 def _summary(occs: list[Occurrence]) -> tuple[Severity, str, str]:
+    """A finding's severity, fix and installed versions over the occurrences that carry it.
+
+    Where the repository carries the package at several versions, the fix is the one that
+    covers them all (the highest of their fixes), or the fixes listed where they cannot be
+    ordered: the first one found would leave the other versions vulnerable.
+    """
     if len(occs) == 1:
         o = occs[0]
         return o.severity, o.fix_version, o.version
     severity = max(o.severity for o in occs)
-    fix = next((o.fix_version for o in occs if o.fix_version), "")
-    versions = ", ".join(sorted({o.version for o in occs}))
-    return severity, fix, versions
+    fixes = sorted({o.fix_version for o in occs if o.fix_version})
+    fix = (versions.highest(fixes) or ", ".join(fixes)) if fixes else ""
+    installed = ", ".join(sorted({o.version for o in occs}))
+    return severity, fix, installed
+
+
+def _by_version(occs: list[Occurrence]) -> list[tuple[Severity, str, str]]:
+    """(severity, fix, installed version) for each installed version: one event each, so an
+    alert's action (package, installed version) gets the fix of that version."""
+    groups: dict[str, list[Occurrence]] = {}
+    for o in occs:
+        groups.setdefault(o.version, []).append(o)
+    return [_summary(group) for _, group in sorted(groups.items())]
 
 
 def _insert(conn: Connection, statement: Any, values: dict[str, Any]) -> int:

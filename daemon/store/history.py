@@ -51,6 +51,7 @@ from daemon.store.batch import (
     Key,
     _Art,
     _Batch,
+    _by_version,
     _chunks,
     _Findings,
     _group,
@@ -390,21 +391,26 @@ class HistoryMixin(StoreBase):
                 summary[1] = max(summary[1], severity)
             else:
                 reason = Reason.ADVISORY_PUBLISHED if same else Reason.NEW_IMAGE
-                pending.append(_Pending(ChangeKind.NEW, reason, key, severity, versions,
-                                        fix, digests=digests, ignored=bool(why)))
+                pending.extend(_Pending(ChangeKind.NEW, reason, key, sev, installed, fixed,
+                                        digests=digests, ignored=bool(why))
+                               for sev, fixed, installed in _by_version(occs))
         elif row.resolved:
             updates.append({"_id": row.id, **values, "opened_at": now, "resolved_at": None,
                             "resolved_reason": ""})
-            pending.append(_Pending(ChangeKind.REOPENED, Reason.REOPENED, key, severity,
-                                    versions, fix, Severity(row.severity),
-                                    digests=digests, ignored=row.ignored))
+            pending.extend(_Pending(ChangeKind.REOPENED, Reason.REOPENED, key, sev, installed,
+                                    fixed, Severity(row.severity), digests=digests,
+                                    ignored=row.ignored)
+                           for sev, fixed, installed in _by_version(occs))
         else:
             changed = False
+            several = len({o.version for o in occs}) > 1
             for change in changes:
                 prev = change.previous
-                if change.kind is ChangeKind.FIX_AVAILABLE and not row.fix_version:
-                    pending.append(_Pending(change.kind, change.reason, key, severity,
-                                            versions, fix, digests=digests,
+                if change.kind is ChangeKind.FIX_AVAILABLE and (several or not row.fix_version):
+                    # Per installed version: another version's fix may have been announced.
+                    occ = change.occurrence
+                    pending.append(_Pending(change.kind, change.reason, key, occ.severity,
+                                            occ.version, occ.fix_version, digests=digests,
                                             ignored=row.ignored))
                     changed = True
                 elif change.kind is ChangeKind.SEVERITY_CHANGED \

@@ -284,13 +284,6 @@ def test_it_names_every_cve_of_the_message_in_the_mails_plain_text(scenario: Sce
     assert added <= ids
 
 
-KNOWN_JOIN_BUG = (
-    "known bug: a finding is (repository, CVE, package); when one repository carries the package "
-    "at two versions, history joins them into one installed_version ('v0.7.0, v0.7.1') with the "
-    "first fix found (daemon/store/history.py _summary), so the action's upgrade does not fix "
-    "every installed version")
-
-
 def test_it_gives_each_installed_version_of_a_finding_its_own_fix(scenario: Scenario) -> None:
     found = actions(scenario.document)
     carried = versions_in_repositories(scenario.sim)
@@ -303,8 +296,8 @@ def test_it_gives_each_installed_version_of_a_finding_its_own_fix(scenario: Scen
                 if v["id"] == entry["id"] and a["package"] == entry["package"]
                 and repository in where(a)]
         assert mine, entry
-        if any(", " in a["installed_version"] for a, _ in mine):
-            pytest.xfail(KNOWN_JOIN_BUG)
+        # One action per installed version, each with that version's own fix.
+        assert not any(", " in a["installed_version"] for a, _ in mine), mine
         matches = [(a, v) for a, v in mine if a["installed_version"] == entry["version"]]
         assert len(matches) == 1, (entry, [a["installed_version"] for a, _ in mine])
         assert matches[0][1]["fix_version"] == entry["fix_version"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.alerts.versions import compare, highest, lowest_fix
+from daemon.versions import compare, highest, lowest_fix
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Row
 
 from daemon import log
+from daemon import versions as versions_mod
 from daemon.diff import diff_reports
 from daemon.model import (
     ArtifactRef,
@@ -403,12 +404,16 @@ class HistoryMixin(StoreBase):
                            for sev, fixed, installed in _by_version(occs))
         else:
             changed = False
-            several = len({o.version for o in occs}) > 1
+            if row.fix_version and fix and row.fix_version != fix:
+                # Other images of the repository may carry another version: keep a fix that
+                # covers them too (the findings command recomputes it from the images anyway).
+                values["fix_version"] = versions_mod.highest([row.fix_version, fix]) or fix
             for change in changes:
                 prev = change.previous
-                if change.kind is ChangeKind.FIX_AVAILABLE and (several or not row.fix_version):
+                occ = change.occurrence
+                if change.kind is ChangeKind.FIX_AVAILABLE and (
+                        not row.fix_version or occ.fix_version != row.fix_version):
                     # Per installed version: another version's fix may have been announced.
-                    occ = change.occurrence
                     pending.append(_Pending(change.kind, change.reason, key, occ.severity,
                                             occ.version, occ.fix_version, digests=digests,
                                             ignored=row.ignored))

@@ -234,3 +234,22 @@ def test_history_of_a_tag_follows_the_digests_it_pointed_to(tmp_path: Path) -> N
             ("fixed", "fixed_by_rebuild")]
     finally:
         store.close()
+
+
+def test_a_finding_at_two_versions_gets_one_event_and_one_fix_per_version(tmp_path):
+    from daemon.model import ChangeKind
+    from daemon.store.db import open_store
+    from tests.store.store_helpers import REG, artifact, at, success
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    store.record_inventory(REG, [artifact("sha256:a", "1.0"), artifact("sha256:b", "2.0")], at(0))
+    store.record_scans([success("sha256:a", ["CVE-1:zlib:1.0"], at(0)),
+                        success("sha256:b", ["CVE-1:zlib:1.1"], at(0))], at(0))
+    # The advisory gains fixes: 1.0 is fixed in 1.1, but 1.1 only in 1.2.
+    events = store.record_scans([success("sha256:a", ["CVE-1:zlib:1.0:1.1"], at(1)),
+                                 success("sha256:b", ["CVE-1:zlib:1.1:1.2"], at(1))], at(1))
+    fixes = sorted((e.installed_version, e.fix_version) for e in events
+                   if e.kind is ChangeKind.FIX_AVAILABLE)
+    assert fixes == [("1.0", "1.1"), ("1.1", "1.2")]
+    (row,) = store.open_findings()
+    assert row.fix_version == "1.2", "the finding's fix must cover every installed version"

@@ -14,7 +14,9 @@ from daemon import __version__
 from daemon.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
-HEAVY = ("apprise", "sqlmodel", "sqlalchemy", "httpx", "apscheduler", "prometheus_client")
+# asyncio alone costs ~60 ms: command modules import it in their handlers.
+HEAVY = ("apprise", "sqlmodel", "sqlalchemy", "httpx", "apscheduler", "prometheus_client",
+         "asyncio")
 
 
 def scanwatch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -82,6 +81,8 @@ def _job_row(job: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     cfg = load_config(args)
     grouped = group_targets(cfg, list(args.targets))
     store = open_store_for_writing(cfg) if args.wait else None
@@ -106,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Any, wait: bool,
                     display: Display | None) -> list[Any]:
+    import asyncio
+
     from daemon.scan.ratelimit import WeightedCap
 
     global_cap = WeightedCap(cfg.daemon.max_scans_in_flight)

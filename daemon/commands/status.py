@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from daemon.commands._common import add_format, print_json, print_table
@@ -25,6 +24,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     cfg = load_config(args)
     texts = list(args.targets) or [r.name for r in cfg.registries]
     grouped = group_targets(cfg, texts, partial=True)

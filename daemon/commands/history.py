@@ -7,7 +7,7 @@ from typing import Any
 
 from daemon.commands._common import add_format, print_json, print_table
 from daemon.commands._store import add_database, load_config, open_for_reading
-from daemon.errors import UnknownTarget
+from daemon.errors import UnknownTarget, UsageError
 
 HELP = "show a repository's or tag's scans over time and the changes each brought, and why"
 
@@ -15,25 +15,25 @@ HELP = "show a repository's or tag's scans over time and the changes each brough
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "history", parents=[common], help=HELP, description=HELP + ".",
-        epilog="TARGET is registry/project/repository[:tag], e.g. prod-harbor/payments/api:1.4 "
-               "(the repository may contain slashes).")
-    p.add_argument("target", metavar="TARGET", help="registry/project/repository[:tag]")
+        epilog="TARGET is registry/project/repository[:tag|@digest], e.g. "
+               "prod-harbor/payments/api:1.4 (the repository may contain slashes).")
+    p.add_argument("target", metavar="TARGET",
+                   help="registry/project/repository[:tag|@digest]")
     add_format(p)
     add_database(p)
     p.set_defaults(handler=run)
 
 
-def parse_target(text: str) -> tuple[str, str, str, str | None]:
-    """``registry/project/repo[/more][:tag]`` → (registry, project, repository, tag)."""
-    head, _, last = text.rpartition("/")
-    tag = None
-    if ":" in last:
-        last, _, tag = last.partition(":")
-    parts = [*head.split("/"), last] if head else [last]
-    if len(parts) < 3 or any(not x for x in parts) or tag == "":
-        raise UnknownTarget(
-            f"target {text!r}: expected registry/project/repository[:tag]")
-    return parts[0], parts[1], "/".join(parts[2:]), tag
+def parse_history_target(text: str) -> tuple[str, str, str, str | None, str | None]:
+    """(registry, project, repository, tag, digest): one repository, optionally one image."""
+    from daemon.targets import is_glob, parse_target
+
+    target = parse_target(text)
+    if any(is_glob(p) for p in (target.registry, target.project, target.repository,
+                                target.tag or "", target.digest or "")):
+        raise UsageError(f"target {text!r}: history is about one repository (or one tag or "
+                         "digest of it), not a glob; `scanwatch findings` lists many")
+    return target.registry, target.project, target.repository, target.tag, target.digest
 
 
 def _change_line(c: Any) -> str:
@@ -49,13 +49,17 @@ def _change_line(c: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    registry, project, repository, tag = parse_target(args.target)
+    registry, project, repository, tag, digest = parse_history_target(args.target)
     cfg = load_config(args)
     store = open_for_reading(args, cfg)
     try:
         entries = store.history(registry, project, repository, tag)
     finally:
         store.close()
+    if digest is not None:
+        entries = [e for e in entries if e.digest == digest]
+        if not entries:
+            raise UnknownTarget(f"unknown digest {registry}/{project}/{repository}@{digest}")
     if args.format == "json":
         print_json([{
             "at": e.at.isoformat(), "digest": e.digest, "tags": list(e.tags),

@@ -1,13 +1,12 @@
-"""TARGET arguments: ``registry/project/repository[:tag|@digest]``, any part a glob.
+"""Which artifacts a TARGET names, asked of Harbor (the parsing is in ``daemon/targets.py``).
 
-``parse_target`` is pure; ``resolve`` asks Harbor which artifacts a target names, with as few
+``resolve`` asks Harbor which artifacts a target names, with as few
 calls as the target allows (a single artifact is one GET). A target that names a registry,
 project, repository or tag that does not exist raises ``UnknownTarget`` naming it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from daemon.config_types import Config, RegistryConfig
@@ -16,69 +15,9 @@ from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, drop_children
 from daemon.harbor.wire import SystemInfo
 from daemon.model import Artifact
+from daemon.targets import GLOB_CHARS, Target, is_glob, parse_target
 
-GLOB_CHARS = frozenset("*?[")
-
-
-def is_glob(text: str) -> bool:
-    return any(ch in GLOB_CHARS for ch in text)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    text: str
-    registry: str
-    project: str = "*"
-    repository: str = "*"
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def exact_artifact(self) -> bool:
-        parts = (self.project, self.repository, self.tag or self.digest or "*")
-        return not any(is_glob(p) for p in parts)
-
-    def matches(self, artifact: Artifact) -> bool:
-        ref = artifact.ref
-        if not fnmatchcase(ref.project, self.project):
-            return False
-        if not fnmatchcase(ref.repository, self.repository):
-            return False
-        if self.digest is not None:
-            return ref.digest == self.digest or fnmatchcase(ref.digest, self.digest)
-        if self.tag is not None:
-            return any(fnmatchcase(t.name, self.tag) for t in artifact.tags)
-        return True
-
-
-def parse_target(text: str, *, partial: bool = False) -> Target:
-    """Read a TARGET. With ``partial``, ``registry`` and ``registry/project`` are allowed too."""
-    value = text.strip()
-    digest = None
-    if "@" in value:
-        value, _, digest = value.partition("@")
-        if not digest:
-            raise UnknownTarget(f"target {text!r}: nothing after '@' (expected a digest)")
-    tag = None
-    head, slash, last = value.rpartition("/")
-    if ":" in last and digest is None:
-        last, _, tag = last.partition(":")
-        if not tag:
-            raise UnknownTarget(f"target {text!r}: nothing after ':' (expected a tag)")
-    parts = [*head.split("/"), last] if slash else [last]
-    if any(not p for p in parts):
-        raise UnknownTarget(f"target {text!r}: empty part (expected "
-                            "registry/project/repository[:tag|@digest])")
-    if len(parts) < 3 and (not partial or tag or digest):
-        raise UnknownTarget(
-            f"target {text!r}: expected registry/project/repository[:tag|@digest]")
-    return Target(
-        text=text, registry=parts[0],
-        project=parts[1] if len(parts) > 1 else "*",
-        repository="/".join(parts[2:]) if len(parts) > 2 else "*",
-        tag=tag, digest=digest,
-    )
-
+__all__ = ["GLOB_CHARS", "Target", "is_glob", "parse_target", "registry_for", "resolve"]
 
 def registry_for(config: Config, target: Target) -> RegistryConfig:
     found = config.registry(target.registry)

@@ -88,6 +88,9 @@ def test_history_shows_each_scan_and_the_changes_it_brought(seeded: tuple[str, P
     table = scanwatch("history", f"{REG}/payments/api:latest", "--database", seeded[0])
     assert table.returncode == 0, table.stderr
     assert "fixed (fixed_by_rebuild): CVE-1 in openssl 3.0.13" in table.stdout
+    one = scanwatch("history", f"{REG}/payments/api@sha256:b", "--database", seeded[0],
+                    "--format", "json")
+    assert [e["digest"] for e in json.loads(one.stdout)] == ["sha256:b"], one.stderr
 
 
 @pytest.mark.parametrize("target", [
@@ -95,6 +98,8 @@ def test_history_shows_each_scan_and_the_changes_it_brought(seeded: tuple[str, P
     pytest.param(f"{REG}/payments/api:nope", id="tag"),
     pytest.param("elsewhere/payments/api", id="registry"),
     pytest.param("just-a-name", id="malformed"),
+    pytest.param(f"{REG}/payments/api@sha256:nope", id="digest"),
+    pytest.param(f"{REG}/payments/*", id="glob"),
 ])
 def test_history_of_an_unknown_target_is_one_line_and_exit_2(
     seeded: tuple[str, Path], target: str,

@@ -67,6 +67,17 @@ def _print_error(message: str) -> None:
     print(f"scanwatch: {message}", file=sys.stderr)
 
 
+def _unexpected(exc: BaseException) -> str:
+    """One line for a failure no command turned into a ScanwatchError (secrets scrubbed)."""
+    from daemon.log import scrub
+
+    origin = type(exc).__module__.split(".")[0]
+    what = "database error" if origin in ("sqlalchemy", "sqlite3", "psycopg") else "error"
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    detail = scrub(text[0]) if text else type(exc).__name__
+    return f"{what}: {detail} ({type(exc).__name__}; --log-level debug shows where)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -92,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 (the last resort: one line, never a traceback)
+        _print_error(_unexpected(exc))
+        log.get(__name__).debug("unexpected_error", exc_info=True)
+        return 1
     except BrokenPipeError:
         # `scanwatch findings | head`: the reader left; that is not an error.
         sys.stderr.close()

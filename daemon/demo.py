@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from daemon.errors import UsageError
 from daemon.model import SEVERITY_LABELS
 
 PASSWORD_ENV = "SCANWATCH_DEMO_PASSWORD"
@@ -136,6 +137,31 @@ async def _capture(url: str, title: str, body: str, body_format: str) -> Any:
 _current: Demo
 
 
+MARKER = ".scanwatch-demo"
+
+
+def prepare_directory(directory: Path) -> None:
+    """Make ``directory`` the demo's, starting afresh; refuse any directory that is not.
+
+    The demo deletes its previous database there, so it only ever works in a new or empty
+    directory, or in one it made itself (its marker file): never in a real history's.
+    """
+    try:
+        if directory.exists():
+            if not directory.is_dir():
+                raise UsageError(f"{directory}: not a directory")
+            if any(directory.iterdir()) and not (directory / MARKER).is_file():
+                raise UsageError(f"{directory}: not empty and not a scanwatch demo directory; "
+                                 "choose a new or empty one with --dir")
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MARKER).write_text("written by `scanwatch demo`; safe to delete\n")
+        for stale in directory.glob("history.db*"):
+            stale.unlink()
+    except OSError as exc:
+        raise UsageError(f"{directory}: cannot write the demo there: "
+                         f"{exc.strerror or exc}") from exc
+
+
 async def run_demo(demo: Demo) -> int:
     from daemon import config as config_module
     from daemon.commands._harbor import status_of
@@ -147,10 +173,8 @@ async def run_demo(demo: Demo) -> int:
     _current = demo
     say = demo.say
     directory = demo.directory
-    directory.mkdir(parents=True, exist_ok=True)
+    prepare_directory(directory)
     database = (directory / "history.db").resolve()
-    for stale in directory.glob("history.db*"):
-        stale.unlink()
     say("scanwatch demo: a simulated Harbor, two scan cycles, and the alert they produce.")
     say(f"Everything is written under {directory}/.\n")
     options = SimOptions(seed=7, projects=3, repositories_per_project=2,

@@ -141,3 +141,21 @@ def test_config_init_into_a_missing_directory_exits_2(tmp_path: Path) -> None:
     result = scanwatch("config", "init", str(tmp_path / "no" / "dir" / "c.toml"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "cannot write: No such file" in result.stderr
+
+
+def test_an_unexpected_failure_is_one_line_and_exit_1(monkeypatch, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from daemon import cli
+    from daemon.harbor import reports
+
+    def locked(path):  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("database is locked\nmore detail")
+
+    monkeypatch.setattr(reports, "load_report_file", locked)
+    code = cli.main(["report", "show", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "scanwatch: database error: database is locked (OperationalError; --log-level debug "
+        "shows where)"]

@@ -38,3 +38,33 @@ def test_it_runs_two_cycles_and_shows_the_alert_as_slack_and_email_get_it(tmp_pa
                             str(out_dir / "config.toml")], env=env, capture_output=True,
                            text=True, timeout=60)
     assert check.returncode == 0, check.stderr
+
+
+def test_it_refuses_a_directory_that_is_not_its_own(tmp_path: Path):
+    from daemon.demo import prepare_directory
+    from daemon.errors import UsageError
+
+    real = tmp_path / "state"
+    real.mkdir()
+    (real / "history.db").write_text("a real history")
+    try:
+        prepare_directory(real)
+    except UsageError as exc:
+        assert "not a scanwatch demo directory" in str(exc)
+    else:
+        raise AssertionError("a directory with someone's history.db was accepted")
+    assert (real / "history.db").read_text() == "a real history"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad in (afile, afile / "below"):
+        try:
+            prepare_directory(bad)
+        except UsageError as exc:
+            assert str(bad) in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+    mine = tmp_path / "demo"
+    prepare_directory(mine)
+    (mine / "history.db").write_text("old demo")
+    prepare_directory(mine)  # its own directory: starts afresh
+    assert not (mine / "history.db").exists()

@@ -16,9 +16,16 @@ if TYPE_CHECKING:
 
 
 def load_config(args: argparse.Namespace) -> Config:
+    """The configuration, leniently: a missing secret is said on stderr, not fatal (it may be
+    a receiver's, which these commands do not need; a registry's shows as its 401 too)."""
+    import sys
+
     from daemon import config
 
-    return config.load(config_path(args), strict=False)
+    cfg = config.load(config_path(args), strict=False)
+    for warning in cfg.warnings:
+        print(f"scanwatch: warning: {warning}", file=sys.stderr)
+    return cfg
 
 
 def open_store_for_writing(cfg: Config) -> Any:

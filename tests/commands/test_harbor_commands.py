@@ -371,3 +371,15 @@ def test_it_names_a_registry_that_is_down_in_one_line(
     result = Cli(config, "unused")(*command)
     assert result.returncode == 1, result.stdout + result.stderr
     assert_one_line_error(result, "registry sim")
+
+
+def test_it_says_which_secret_is_missing_when_status_cannot_authenticate(
+    sim: Sim, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "config.toml", sim.url)
+    cli = Cli(config, "unused")
+    cli.env.pop("SIM_PASSWORD")
+    result = cli("status")
+    assert result.returncode == 1
+    assert "scanwatch: warning: registry[sim].password" in result.stderr
+    assert "SIM_PASSWORD" in result.stderr and "Traceback" not in result.stderr

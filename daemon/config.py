@@ -181,7 +181,23 @@ def load(
     outcome = analyse(path, strict=strict, environ=environ, today=today)
     if outcome.config is None:
         raise ConfigError(outcome.problems, str(path))
+    register_secrets(outcome.config)
     return outcome.config
+
+
+def register_secrets(config: ct.Config) -> None:
+    """Tell the log's redaction every secret this configuration resolved."""
+    from daemon import log
+    from daemon.config_secrets import secret_parts
+
+    for registry in config.registries:
+        log.register_secret(registry.password.reveal())
+    for receiver in config.receivers:
+        for receiver_url in receiver.urls:
+            for part in secret_parts(receiver_url.reveal()):
+                log.register_secret(part)
+    for part in secret_parts(config.daemon.database):
+        log.register_secret(part)
 
 
 def analyse(

@@ -115,6 +115,35 @@ def receiver_urls(
     return tuple(urls) if usable else None
 
 
+# apprise schemes whose URL carries its credential in the path or host part.
+TOKEN_SCHEMES = frozenset({
+    "slack", "slacks", "discord", "msteams", "tgram", "pover", "pbul", "gotify", "gotifys",
+    "ntfy", "ntfys", "opsgenie", "pagerduty", "wxteams", "zulip", "sns", "rocket", "rockets",
+    "mmost", "mmosts", "matrix", "matrixs", "signal", "signals", "twilio", "pushed", "join",
+})
+
+
+def secret_parts(url: str) -> list[str]:
+    """The pieces of a URL that are credentials: its userinfo password, the query values of
+    secret-named keys, and, for token schemes, the long host and path parts."""
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://([^/?#]*)([^?#]*)(?:\?([^#]*))?", url)
+    if not match:
+        return []
+    scheme, authority, path, query = match.groups()
+    parts: list[str] = []
+    userinfo, at, host = authority.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        parts.append(password if colon else user)
+    if scheme.lower() in TOKEN_SCHEMES:
+        parts += [p for p in (host, *path.split("/")) if len(p) >= 8 and "." not in p]
+    for pair in (query or "").split("&"):
+        key, _, value = pair.partition("=")
+        if re.search(r"pass|secret|token|key", key, re.IGNORECASE) and value:
+            parts.append(value)
+    return [p for p in parts if p]
+
+
 def _one_url(ctx: Ctx, where: str, item: Any, *, from_file: bool = False) -> ct.Secret | None:
     if not isinstance(item, str) or not item.strip():
         ctx.problem(where, 'must be an apprise URL such as "slack://T000/B000/XXXX/#security", '
@@ -126,8 +155,11 @@ def _one_url(ctx: Ctx, where: str, item: Any, *, from_file: bool = False) -> ct.
         ctx.problem(where, 'must be an apprise URL such as "slack://T000/B000/XXXX/#security", '
                     "got a value without scheme://")
         return None
-    # A literal password in userinfo is worth a warning; tokens in paths cannot be told apart.
+    # A literal password in userinfo is worth a warning, and so is a URL of a scheme whose
+    # path is its token (slack://T…/B…/token) written without any ${ENV}.
     # (Userinfo ends before any "/?#": an "@" in the query, as in mailto's from=, is no password.)
     if not from_file and re.match(r"^[^:]+://[^/?#@\s]*:(?!\$\{)[^/?#@\s]+@", item):
         ctx.warn(where, "a literal password in the URL; prefer ${ENV} or urls_file")
+    elif not from_file and "${" not in item and item.split("://", 1)[0].lower() in TOKEN_SCHEMES:
+        ctx.warn(where, "a literal token in the URL; prefer ${ENV} or urls_file")
     return secret

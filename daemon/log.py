@@ -35,13 +35,27 @@ _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?P<p>\b(?:discord|tgram|msteams|pover|pbul|gotify|ntfys?|matrixs?|"
                 r"rocket|mmosts?|opsgenie|pagerduty|json|jsons|xml|xmls|form|forms)://)"
                 r"[^\s\"']+"), r"\g<p>***"),
-    (re.compile(r"(?P<p>[?&](?:token|secret|password|pass|key|apikey|api_key|access_token)=)"
+    (re.compile(r"(?P<p>\b(?:token|secret|password|pass|key|apikey|api_key|access_token)=)"
                 r"[^&\s\"']+", re.IGNORECASE), r"\g<p>***"),
 )
 
 
+_KNOWN_SECRETS: set[str] = set()
+MIN_SECRET = 6  # shorter values would redact ordinary words
+
+
+def register_secret(value: str) -> None:
+    """A value the configuration resolved as secret: redacted wherever it appears, whatever
+    the scheme or format that carries it (the patterns below only know common shapes)."""
+    if len(value) >= MIN_SECRET:
+        _KNOWN_SECRETS.add(value)
+
+
 def scrub(text: str) -> str:
     """Remove the secrets that can hide inside a free-text string (URLs, auth headers)."""
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
     for pattern, repl in _SCRUBBERS:
         text = pattern.sub(repl, text)
     return text
@@ -109,8 +123,10 @@ def configure(level: str = "info", stream: Any = None) -> None:
     root.addHandler(handler)
     root.setLevel(numeric)
     # Third-party chatter stays at WARNING unless the user asked for debug.
-    for noisy in ("httpx", "httpcore", "apprise", "apscheduler", "sqlalchemy", "aiosmtpd"):
+    for noisy in ("httpx", "httpcore", "apprise", "apscheduler", "aiosmtpd"):
         logging.getLogger(noisy).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+    # SQLAlchemy's INFO/DEBUG are per-statement and per-mapper: never useful in the service log.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

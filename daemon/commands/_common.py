@@ -27,6 +27,19 @@ def config_path(args: argparse.Namespace) -> Path:
     return DEFAULT_CONFIG
 
 
+def pick_schedules(cfg: Any, name: str | None) -> list[Any]:
+    """Every schedule of ``cfg``, or the one named; an unknown name is a usage error."""
+    from daemon.errors import UsageError
+
+    if not name:
+        return list(cfg.schedules)
+    chosen = cfg.schedule(name)
+    if chosen is None:
+        known = ", ".join(s.name for s in cfg.schedules) or "none configured"
+        raise UsageError(f"unknown schedule {name!r} (known: {known})")
+    return [chosen]
+
+
 def add_format(parser: argparse.ArgumentParser, *extra: str) -> None:
     choices = ("table", "json", *extra)
     parser.add_argument(

@@ -62,7 +62,7 @@ def parse_since(text: str, now: datetime) -> datetime:
 def run_preview(args: argparse.Namespace) -> int:
     from daemon.alerts.events import ScanProblem
     from daemon.alerts.group import RunContext
-    from daemon.alerts.outbox import _open_findings, plan
+    from daemon.alerts.outbox import _open_findings, plan, with_first_sight
     from daemon.alerts.render import render, to_document
     from daemon.alerts.route import route_key
     from daemon.store import outbox as store_outbox
@@ -78,7 +78,8 @@ def run_preview(args: argparse.Namespace) -> int:
         receivers = {n for r in cfg.routes for n in (*r.receivers, *r.escalate_to)}
         notified = store_outbox.last_notified(store, receivers)
         open_findings = _open_findings(store, cfg)
-    ctx = RunContext(name="preview", registry_urls={r.name: r.url for r in cfg.registries})
+    ctx = with_first_sight(
+        RunContext(name="preview", registry_urls={r.name: r.url for r in cfg.registries}), batch)
     planned = plan(
         cfg, events=batch.events,
         scan_problems=[(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,

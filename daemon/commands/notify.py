@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from daemon.commands._common import add_format, print_json
 from daemon.commands._store import load_config
 from daemon.errors import DeliveryError, UsageError
 
@@ -18,8 +19,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     test = sub.add_parser(
         "test", parents=[common], help=HELP,
         description="Send a short test message to every URL of RECEIVER (a [[receiver]] name) "
-                    "now, without the outbox. Exits 1 with the reason when a URL fails.")
+                    "now, without the outbox. Exits 1 with the reason when a URL fails. "
+                    "--format json prints {receiver, ok, error, urls} (urls: how many were "
+                    "tried; error: the first failure, or null).")
     test.add_argument("receiver", metavar="RECEIVER", help="the [[receiver]] name to test")
+    add_format(test)
     test.set_defaults(handler=run_test)
 
 
@@ -35,8 +39,14 @@ def run_test(args: argparse.Namespace) -> int:
                          + (f" (configured: {known})" if known else ""))
     outcomes = asyncio.run(send_test(cfg, args.receiver))
     failed = [(n, o) for n, o in enumerate(outcomes, 1) if not o.ok]
-    for n, outcome in enumerate(outcomes, 1):
-        print(f"{args.receiver} URL {n}: {'sent' if outcome.ok else 'FAILED: ' + outcome.error}")
+    if args.format == "json":
+        print_json({"receiver": args.receiver, "ok": not failed,
+                    "error": f"URL {failed[0][0]}: {failed[0][1].error}" if failed else None,
+                    "urls": len(outcomes)})
+    else:
+        for n, outcome in enumerate(outcomes, 1):
+            state = "sent" if outcome.ok else "FAILED: " + outcome.error
+            print(f"{args.receiver} URL {n}: {state}")
     if failed:
         n, outcome = failed[0]
         raise DeliveryError(f"receiver {args.receiver} URL {n}: {outcome.error}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._common import add_format, pick_schedules, print_json, print_table
 from daemon.errors import UsageError
 
 HELP = "run the service (schedules on cron), or --once: each schedule once now, then exit"
@@ -45,13 +45,7 @@ def run(args: argparse.Namespace) -> int:
         from daemon.service.daemon import run_daemon
 
         return run_daemon(path, cfg)
-    schedules = list(cfg.schedules)
-    if args.schedule:
-        chosen = cfg.schedule(args.schedule)
-        if chosen is None:
-            known = ", ".join(s.name for s in cfg.schedules) or "none configured"
-            raise UsageError(f"unknown schedule {args.schedule!r} (known: {known})")
-        schedules = [chosen]
+    schedules = pick_schedules(cfg, args.schedule)
     if not schedules:
         raise UsageError(f"{cfg.source or path}: no [[schedule]] to run")
     from daemon.service.daemon import open_store_for

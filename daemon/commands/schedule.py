@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from daemon.commands._common import add_format, config_path, print_json
+from daemon.commands._common import add_format, config_path, pick_schedules, print_json
 from daemon.errors import UsageError
 
+MAX_TIMES = 1000
 HELP = "preview schedules: next fire times, and what the next run would scan and for how long"
 
 
@@ -34,15 +35,9 @@ def preview(args: argparse.Namespace) -> int:
     from daemon import config as config_module
 
     cfg = config_module.load(config_path(args), strict=False)
-    schedules = list(cfg.schedules)
-    if args.name:
-        chosen = cfg.schedule(args.name)
-        if chosen is None:
-            known = ", ".join(s.name for s in cfg.schedules) or "none configured"
-            raise UsageError(f"unknown schedule {args.name!r} (known: {known})")
-        schedules = [chosen]
-    if args.n < 1:
-        raise UsageError("-n must be 1 or more")
+    schedules = pick_schedules(cfg, args.name)
+    if not 1 <= args.n <= MAX_TIMES:
+        raise UsageError(f"-n must be from 1 to {MAX_TIMES}, got {args.n}")
     now = datetime.now(UTC)
     store = _store(cfg)
     try:

@@ -176,13 +176,16 @@ async def _deliver_one(
     payload = row.payload
     index = int(payload.get("url_index", 0))
     now = now_fn()
+    attempted = False  # only a real send counts as an attempt
     if receiver is None or index >= len(receiver.urls):
         outcome = SendOutcome(False, permanent=True, error="receiver or URL no longer configured")
     elif now - row.created_at > receiver.max_age:
         outcome = SendOutcome(False, error=row.last_error or "not sent")
     else:
+        attempted = True
         outcome = await sender(receiver.urls[index].reveal(), payload["title"], payload["body"],
                                payload["body_format"])
+    attempts = row.attempts + (1 if attempted else 0)
     now = now_fn()
     if outcome.ok:
         _crash_hook("before_mark")
@@ -197,11 +200,12 @@ async def _deliver_one(
     if outcome.permanent or too_old:
         reason = outcome.error if outcome.permanent else (
             f"older than max_age ({receiver.max_age if receiver else ''}); last: {outcome.error}")
-        store_outbox.mark_failed(store, row, error=reason, next_attempt_at=None, dead_at=now)
+        store_outbox.mark_failed(store, row, error=reason, next_attempt_at=None, dead_at=now,
+                                 attempted=attempted)
         report.dead += 1
         report.errors.append(f"{row.receiver}: {reason}")
         _log.error("alert_dead_lettered", receiver=row.receiver, message=row.message_id,
-                   attempts=row.attempts + 1, error=reason)
+                   attempts=attempts, error=reason)
         if on_dead:
             on_dead(row.receiver, "permanent" if outcome.permanent else "max_age")
         return

@@ -19,6 +19,7 @@ from daemon import versions
 from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, event_name, scope
 from daemon.alerts.message import (
     Action,
+    FirstSeen,
     FixedSummary,
     Heartbeat,
     Image,
@@ -28,7 +29,7 @@ from daemon.alerts.message import (
     Vuln,
 )
 from daemon.alerts.route import Delivery
-from daemon.model import ChangeEvent, ChangeKind, FindingKey, Severity
+from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
 
 BASE_IMAGE_THRESHOLD = 3  # this many images on one vulnerable version: suggest the base image
 
@@ -43,6 +44,12 @@ class RunContext:
     project_ids: Mapping[tuple[str, str], int] = field(default_factory=dict)
     images_checked: Mapping[str, int] = field(default_factory=dict)  # per registry
     scanner_db_updated_at: Mapping[str, datetime] = field(default_factory=dict)  # per registry
+    # (registry, project, repository) → findings per severity of a first-sight summary
+    first_seen_counts: Mapping[tuple[str, str, str], Mapping[Severity, int]] = field(
+        default_factory=dict)
+    # registry → (project, repository) that history holds findings for: tells a registry's
+    # first run (``first_run_registries``) from a repository added later
+    known_repositories: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
 
 
 def harbor_link(ctx: RunContext, registry: str, project: str, repository: str,
@@ -127,6 +134,44 @@ def _facts(item: ChangeEvent | Reminder) -> _Facts:
                   item.tags, item.digests, False)
 
 
+def is_first_sight(item: object) -> bool:
+    """A first-sight summary event (kind new, reason first_sight, no vulnerability)."""
+    return (isinstance(item, ChangeEvent) and item.reason is Reason.FIRST_SIGHT
+            and not item.finding.vulnerability)
+
+
+def first_run_registries(events: Iterable[ChangeEvent],
+                         known: Mapping[str, frozenset[tuple[str, str]]]) -> frozenset[str]:
+    """Registries whose events are all first-sight summaries covering every repository that
+    history holds findings for (``known``): the registry's first run, announced by nobody."""
+    covered: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    other: set[str] = set()
+    for e in events:
+        k = e.finding
+        if is_first_sight(e):
+            covered[k.registry].add((k.project, k.repository))
+        else:
+            other.add(k.registry)
+    return frozenset(reg for reg, repos in covered.items()
+                     if reg not in other and known.get(reg, frozenset()) <= repos)
+
+
+def _first_seen(ctx: RunContext, registry: str, events: Sequence[ChangeEvent]
+                ) -> tuple[FirstSeen, ...]:
+    """One line per repository (its artifacts' summaries added up), worst first."""
+    by_repo: dict[tuple[str, str], list[ChangeEvent]] = defaultdict(list)
+    for e in events:
+        by_repo[(e.finding.project, e.finding.repository)].append(e)
+    out = []
+    for (project, repository), evs in by_repo.items():
+        counts = ctx.first_seen_counts.get((registry, project, repository), {})
+        out.append(FirstSeen(
+            project, repository, sum(e.count for e in evs), max(e.severity for e in evs),
+            tuple(sorted(((s, n) for s, n in counts.items() if n), key=lambda kv: -kv[0])),
+            harbor_link(ctx, registry, project, repository)))
+    return tuple(sorted(out, key=lambda f: (-f.highest, -f.findings, f.name)))
+
+
 def build_message(
     receiver: str,
     registry: str,
@@ -142,8 +187,12 @@ def build_message(
     overdue: list[Overdue] = []
     problems: list[Problem] = []
     reported: dict[tuple[FindingKey, str], None] = {}
+    first_sights: list[ChangeEvent] = []
     for d in deliveries:
         item = d.item
+        if isinstance(item, ChangeEvent) and is_first_sight(item):
+            first_sights.append(item)  # no finding of its own: nothing for the log
+            continue
         if isinstance(item, ScanProblem):
             image = None
             if item.project:
@@ -194,6 +243,7 @@ def build_message(
                                                      o.vulnerability, o.image.name))),
         problems=tuple(problems),
         notices=tuple(notices),
+        first_seen=_first_seen(ctx, registry, first_sights),
         findings=tuple(reported),
     )
 

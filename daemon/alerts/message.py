@@ -4,6 +4,19 @@ A message leads with remediation actions: (package, installed version) → the f
 resolves all of its vulnerabilities, with every vulnerability id, the affected images and a hint
 when many images share the vulnerable version (fix the base image). Then what has no fix yet,
 what was fixed, what is overdue, and which scans went wrong.
+
+First sight (DESIGN "What 'changed' means", rule 3): a repository scanned for the first time is
+never listed CVE by CVE. History records one summary event per first-scanned artifact (kind
+``new``, reason ``first_sight``, ``count`` findings, the highest severity), and a message shows
+them as one ``first_seen`` section: one ``FirstSeen`` line per repository (findings, counts per
+severity, the ``scanwatch findings`` command that lists them), for routes whose events include
+``new`` and whose ``min_severity`` the highest severity reaches.
+
+A registry's very first run sends nothing about first sights: when every change event of a
+registry in a pass is a first-sight summary and together they cover every repository that
+history holds findings for in that registry, those summaries are dropped before routing (the
+``alerts_first_sight_quiet`` log line counts them). Such a run would otherwise announce the whole
+registry; ``scanwatch findings`` shows it. Scan problems of that run are still sent.
 """
 
 from __future__ import annotations
@@ -67,6 +80,22 @@ class FixedSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class FirstSeen:
+    """A repository seen for the first time: its findings summarised, never listed."""
+
+    project: str
+    repository: str
+    findings: int
+    highest: Severity
+    severity_counts: tuple[tuple[Severity, int], ...] = ()  # highest first; () if unknown
+    link: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.project}/{self.repository}"
+
+
+@dataclass(frozen=True, slots=True)
 class Overdue:
     vulnerability: str
     package: str
@@ -108,12 +137,13 @@ class Message:
     problems: tuple[Problem, ...] = ()
     notices: tuple[str, ...] = ()  # e.g. ignores about to expire
     heartbeat: Heartbeat | None = None
+    first_seen: tuple[FirstSeen, ...] = ()
     findings: tuple[tuple[FindingKey, str], ...] = field(default=())  # (finding, event) reported
 
     @property
     def empty(self) -> bool:
         return not (self.fix_now or self.no_fix or self.fixed or self.overdue or self.problems
-                    or self.heartbeat)
+                    or self.heartbeat or self.first_seen)
 
     def severity_counts(self) -> list[tuple[Severity, int]]:
         """Vulnerabilities per severity across fix-now actions, highest first."""

@@ -27,7 +27,13 @@ from daemon.alerts.events import (
     event_name,
     finding_of,
 )
-from daemon.alerts.group import RunContext, due_reminders, group
+from daemon.alerts.group import (
+    RunContext,
+    due_reminders,
+    first_run_registries,
+    group,
+    is_first_sight,
+)
 from daemon.alerts.message import Message
 from daemon.alerts.render import format_for_url, render
 from daemon.alerts.route import Delivery, in_scope, route_items, route_key
@@ -126,6 +132,9 @@ def plan(
         overdue.append(OverdueFinding(o.finding, o.severity, item.first_seen,
                                       item.deadline - item.first_seen, o.installed_version,
                                       o.fix_version, o.tags, o.digests))
+    quiet = first_run_registries((e for _, e in events), run_context.known_repositories)
+    if quiet:
+        events = _drop_first_run(events, quiet)
     ids: dict[int, tuple[str, int]] = {}
     for eid, ev in events:
         ids[id(ev)] = ("event", eid)
@@ -161,6 +170,30 @@ def plan(
             lambda r: [d for d in route_items([r], routes) if d.route in repeat],
             repeat, last_any, now)
     return _messages(config, deliveries, by_key, due, run_context, now, open_findings, new_id)
+
+
+def _drop_first_run(events: Sequence[tuple[int, ChangeEvent]], registries: frozenset[str]
+                    ) -> list[tuple[int, ChangeEvent]]:
+    """The events without the first-sight summaries of registries in their first run."""
+    dropped: dict[str, list[int]] = {}
+    kept = []
+    for eid, ev in events:
+        if is_first_sight(ev) and ev.finding.registry in registries:
+            counts = dropped.setdefault(ev.finding.registry, [0, 0])
+            counts[0] += ev.count
+            counts[1] += 1
+        else:
+            kept.append((eid, ev))
+    for registry, (findings, summaries) in sorted(dropped.items()):
+        _log.info("alerts_first_sight_quiet", registry=registry, findings=findings,
+                  summaries=summaries)
+    return kept
+
+
+def with_first_sight(ctx: RunContext, batch: Any) -> RunContext:
+    """The run context with what a claimed batch knows of first sights (``store.outbox``)."""
+    facts = batch.first_sight
+    return replace(ctx, first_seen_counts=facts.counts, known_repositories=facts.known)
 
 
 def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, RouteConfig],
@@ -229,7 +262,8 @@ def build_and_queue(
             config, events=batch.events, scan_problems=scan_problems, problems=problems,
             cursors={k: (c.last_event_id, c.last_scan_id, c.last_digest_at)
                      for k, c in batch.cursors.items()},
-            due_routes=due, run_context=run_context, now=now, open_findings=open_findings,
+            due_routes=due, run_context=with_first_sight(run_context, batch), now=now,
+            open_findings=open_findings,
             notified=notified, allowlists=allowlists, new_id=new_id)
         batch.rows.extend(planned.rows)
 

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.alerts import wording as w
-from daemon.alerts.message import Action, Image, Message
+from daemon.alerts.message import Action, FirstSeen, Image, Message
 
 SCHEMA = "scanwatch.alert/v1"
 SLACK_MAX_CHARS = 12000  # well under Slack's 40k message text and apprise's 35k body cap
 SLACK_MAX_IDS = 10  # vulnerability ids listed per action in Slack
 SLACK_MAX_IMAGES = 5
+SLACK_MAX_FIRST_SEEN = 10  # first-seen repositories listed in Slack
 MAX_JSON_ACTIONS = 1000
 FORMATS = ("text", "slack", "email", "json")
 
@@ -53,6 +54,11 @@ def render_text(message: Message) -> Rendered:
         for a in message.no_fix:
             out.append(f"- {w.action_line(a)}  ({w.counts_text(a.severity_counts())})")
             out.extend(_text_details(a))
+    if message.first_seen:
+        out.append(w.FIRST_SEEN_TITLE)
+        out.extend(f"- {w.first_seen_line(message.registry, f)}"
+                   for f in message.first_seen[: w.MAX_IMAGES])
+        out.extend(_first_seen_more(message, w.MAX_IMAGES))
     if message.fixed:
         out.append(_fixed_line(message))
         out.append("   " + ", ".join(w.one_line(v) for v in message.fixed.vulnerabilities))
@@ -76,6 +82,14 @@ def _fixed_line(message: Message) -> str:
     assert f is not None
     reasons = ", ".join(f"{r}: {n}" for r, n in f.reasons)
     return f"Fixed since last time: {f.findings} findings in {len(f.images)} images ({reasons})"
+
+
+def _first_seen_more(message: Message, shown: int) -> list[str]:
+    more = len(message.first_seen) - shown
+    if more <= 0:
+        return []
+    return [f"- and {more} more repositor{'ies' if more != 1 else 'y'}: "
+            f"{w.findings_hint(message)}"]
 
 
 def _ids(a: Action) -> list[str]:
@@ -139,6 +153,16 @@ def _slack_action(prefix: str, a: Action) -> list[str]:
     return lines
 
 
+def _slack_code(text: str) -> str:
+    """Inline code from data: escaped, and no backtick can close it early."""
+    return f"`{slack_escape(text).replace('`', chr(39))}`"
+
+
+def _slack_first_seen(registry: str, f: FirstSeen) -> str:
+    return (f"• {slack_escape(w.first_seen_what(f))}; see "
+            f"{_slack_code(w.first_seen_command(registry, f))}")
+
+
 def render_slack(message: Message) -> Rendered:
     """Slack mrkdwn, escaped and bounded by SLACK_MAX_CHARS with a pointer where it is cut."""
     lines = [f"*{slack_escape(w.headline(message))}*"]
@@ -150,6 +174,12 @@ def render_slack(message: Message) -> Rendered:
         lines.append("*No fix yet (watch)*")
         for a in message.no_fix:
             lines.extend(_slack_action("•", a))
+    if message.first_seen:
+        lines.append(f"*{slack_escape(w.FIRST_SEEN_TITLE)}*")
+        lines.extend(_slack_first_seen(message.registry, f)
+                     for f in message.first_seen[:SLACK_MAX_FIRST_SEEN])
+        lines.extend(slack_escape(line)
+                     for line in _first_seen_more(message, SLACK_MAX_FIRST_SEEN))
     if message.fixed:
         lines.append(slack_escape(_fixed_line(message)))
     if message.overdue:
@@ -202,6 +232,14 @@ def _html_action(a: Action) -> str:
     return "".join(parts) + "</li>"
 
 
+def _html_first_seen(registry: str, f: FirstSeen) -> str:
+    what = _h(w.first_seen_what(f))
+    if f.link:
+        name = _h(w.one_line(f.name))
+        what = f'<a href="{_h(f.link)}">{name}</a>' + what[len(name):]
+    return f"<li>{what}; see <code>{_h(w.first_seen_command(registry, f))}</code></li>"
+
+
 def render_email(message: Message) -> Rendered:
     """HTML (every id listed); the subject is ``subject(message)``."""
     out = [f"<h2>{_h(w.headline(message))}</h2>"]
@@ -212,6 +250,13 @@ def render_email(message: Message) -> Rendered:
     if message.no_fix:
         out.append("<h3>No fix yet (watch)</h3><ul>")
         out.extend(_html_action(a) for a in message.no_fix)
+        out.append("</ul>")
+    if message.first_seen:
+        out.append(f"<h3>{_h(w.FIRST_SEEN_TITLE)}</h3><ul>")
+        out.extend(_html_first_seen(message.registry, f)
+                   for f in message.first_seen[: w.MAX_IMAGES])
+        out.extend(f"<li>{_h(line[2:])}</li>"
+                   for line in _first_seen_more(message, w.MAX_IMAGES))
         out.append("</ul>")
     if message.fixed:
         ids = ", ".join(_h(w.one_line(v)) for v in message.fixed.vulnerabilities)
@@ -253,6 +298,14 @@ def _action_doc(a: Action) -> dict[str, Any]:
     }
 
 
+def _first_seen_doc(registry: str, f: FirstSeen) -> dict[str, Any]:
+    return {"registry": w.one_line(registry), "project": w.one_line(f.project),
+            "repository": w.one_line(f.repository), "findings": f.findings,
+            "highest_severity": f.highest.label,
+            "severity_counts": {s.label: n for s, n in f.severity_counts},
+            "link": f.link or None, "details_command": w.first_seen_command(registry, f)}
+
+
 def to_document(message: Message) -> dict[str, Any]:
     """The ``scanwatch.alert/v1`` JSON document (its schema is documented in README)."""
     actions = [*message.fix_now, *message.no_fix]
@@ -286,6 +339,8 @@ def to_document(message: Message) -> dict[str, Any]:
                            "detail": w.one_line(p.detail, w.MAX_DETAIL)}
                           for p in message.problems],
         "notices": [w.one_line(n, w.MAX_DETAIL) for n in message.notices],
+        "first_seen": [_first_seen_doc(message.registry, f)
+                       for f in message.first_seen[:MAX_JSON_ACTIONS]],
         "heartbeat": None if hb is None else {
             "images_checked": hb.images_checked,
             "scanner_db_updated_at": hb.scanner_db_updated_at.isoformat()

@@ -6,9 +6,10 @@ bounded; escaping for a channel's markup is the renderer's job (``alerts/render.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
-from daemon.alerts.message import Action, Image, Message, Overdue, Problem
+from daemon.alerts.message import Action, FirstSeen, Image, Message, Overdue, Problem
 from daemon.model import Severity
 
 MAX_FIELD = 200  # characters of one scan-data string (package, tag, id, …)
@@ -44,6 +45,8 @@ def subject(message: Message) -> str:
         parts.append(f"{n} fix{'es' if n != 1 else ''} for {counts}")
     if message.no_fix:
         parts.append(f"{len(message.no_fix)} without a fix")
+    if message.first_seen:
+        parts.append(first_seen_count(message))
     if message.overdue:
         parts.append(f"{len(message.overdue)} overdue")
     if message.fixed:
@@ -69,6 +72,8 @@ def headline(message: Message) -> str:
         if message.no_fix:
             summary += f", {len(message.no_fix)} without a fix"
         bits.append(summary)
+    elif message.first_seen:
+        bits.append(first_seen_count(message))
     elif message.heartbeat:
         bits.append("nothing new")
     return " · ".join(bits)
@@ -120,3 +125,29 @@ def heartbeat_line(message: Message) -> str:
     return f"Nothing new, {hb.images_checked} images checked, scanner DB of {db}."
 
 
+def first_seen_count(message: Message) -> str:
+    n = len(message.first_seen)
+    return f"{n} repositor{'ies' if n != 1 else 'y'} first seen"
+
+
+def first_seen_command(registry: str, f: FirstSeen) -> str:
+    """The ``scanwatch findings`` command that lists a first-seen repository's findings."""
+    args = ("--registry", one_line(registry), "--project", one_line(f.project),
+            "--repository", one_line(f.repository))
+    return "scanwatch findings " + " ".join(shlex.quote(a) for a in args)
+
+
+def first_seen_what(f: FirstSeen) -> str:
+    """``library/brandnew: 20 findings (2 Critical, 5 High)``."""
+    n = f.findings
+    counts = counts_text(f.severity_counts) if f.severity_counts else (
+        f"highest {f.highest.label}")
+    return f"{one_line(f.name)}: {n} finding{'s' if n != 1 else ''} ({counts})"
+
+
+def first_seen_line(registry: str, f: FirstSeen) -> str:
+    """``library/brandnew: 20 findings (2 Critical, 5 High); see `scanwatch findings …```."""
+    return f"{first_seen_what(f)}; see `{first_seen_command(registry, f)}`"
+
+
+FIRST_SEEN_TITLE = "First seen (new repositories, summarised)"

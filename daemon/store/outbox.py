@@ -46,6 +46,20 @@ class FailedScan:
     at: datetime | None
 
 
+@dataclass(frozen=True)
+class FirstSightFacts:
+    """What grouping needs beyond the first-sight summary events themselves.
+
+    ``counts``: (registry, project, repository) → findings per severity first seen with the
+    summaries read (the event stores only the count and the highest severity).
+    ``known``: registry → every (project, repository) that history holds a finding for, to tell
+    a registry's very first run (every such repository is a first sight) from a new repository.
+    """
+
+    counts: dict[tuple[str, str, str], dict[Severity, int]]
+    known: dict[str, frozenset[tuple[str, str]]]
+
+
 @dataclass
 class Batch:
     """What a claim pass read; the caller fills ``rows`` and ``cursors`` to write."""
@@ -55,6 +69,7 @@ class Batch:
     failed_scans: list[FailedScan]
     max_event_id: int
     max_scan_id: int
+    first_sight: FirstSightFacts = field(default_factory=lambda: FirstSightFacts({}, {}))
     rows: list[dict[str, Any]] = field(default_factory=list)
     advance: dict[str, Cursor] = field(default_factory=dict)
 
@@ -85,33 +100,74 @@ def _cursors(conn: Connection) -> dict[str, Cursor]:
                                            c.last_digest_at))}
 
 
-def _events_after(conn: Connection, after: int, upto: int) -> list[tuple[int, ChangeEvent]]:
+def _events_after(conn: Connection, after: int, upto: int
+                  ) -> tuple[list[tuple[int, ChangeEvent]], FirstSightFacts]:
+    """Change events in (after, upto], first-sight summaries included (they have no finding)."""
     e, f, r, g = t.finding_event.c, t.finding.c, t.repository.c, t.registry.c
     query = (select(e.id, e.kind, e.reason, e.at, e.severity, e.previous_severity,
                     e.installed_version, e.fix_version, e.digests, e.repository_id,
+                    e.count.label("findings"),
                     f.vulnerability, f.package, f.ignored, r.project, r.name,
                     g.name.label("registry"))
-             .join(t.finding, f.id == e.finding_id)  # first-sight summaries have no finding
+             .outerjoin(t.finding, f.id == e.finding_id)  # a first-sight summary has none
              .join(t.repository, r.id == e.repository_id)
              .join(t.registry, g.id == r.registry_id)
              .where(e.id > after, e.id <= upto).order_by(e.id))
     rows = list(conn.execute(query))
     tags = _current_tags(conn, {d for row in rows for d in row.digests.split(",") if d})
     out = []
+    summaries: dict[int, tuple[tuple[str, str, str], set[datetime]]] = {}
     for row in rows:
         digests = tuple(d for d in row.digests.split(",") if d)
-        out.append((row.id, ChangeEvent(
+        event = ChangeEvent(
             kind=ChangeKind(row.kind), reason=Reason(row.reason),
-            finding=FindingKey(row.registry, row.project, row.name, row.vulnerability,
-                               row.package),
+            finding=FindingKey(row.registry, row.project, row.name, row.vulnerability or "",
+                               row.package or ""),
             severity=Severity(row.severity), at=row.at, installed_version=row.installed_version,
             fix_version=row.fix_version,
             previous_severity=None if row.previous_severity is None else Severity(
                 row.previous_severity),
             digests=digests, ignored=bool(row.ignored),
             tags=tuple(sorted({n for d in digests for n in tags.get((row.repository_id, d), ())})),
-        )))
-    return out
+            count=int(row.findings or 1),
+        )
+        if is_summary(event):
+            scope = (row.registry, row.project, row.name)
+            summaries.setdefault(row.repository_id, (scope, set()))[1].add(row.at)
+        out.append((row.id, event))
+    return out, _first_sight_facts(conn, summaries)
+
+
+def is_summary(event: ChangeEvent) -> bool:
+    """A first-sight summary: one event standing for a repository's first findings."""
+    return event.reason is Reason.FIRST_SIGHT and not event.finding.vulnerability
+
+
+def _first_sight_facts(conn: Connection,
+                       summaries: dict[int, tuple[tuple[str, str, str], set[datetime]]]
+                       ) -> FirstSightFacts:
+    if not summaries:
+        return FirstSightFacts({}, {})
+    f, r, g = t.finding.c, t.repository.c, t.registry.c
+    counts: dict[tuple[str, str, str], dict[Severity, int]] = {}
+    ids = sorted(summaries)
+    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+        query = (select(f.repository_id, f.first_seen, f.severity, func.count())
+                 .where(f.repository_id.in_(ids[start:start + 500]))
+                 .group_by(f.repository_id, f.first_seen, f.severity))
+        for rid, first_seen, severity, n in conn.execute(query):
+            scope, ats = summaries[rid]
+            if first_seen in ats:  # the findings that summary counted, not later ones
+                bucket = counts.setdefault(scope, {})
+                bucket[Severity(severity)] = bucket.get(Severity(severity), 0) + int(n)
+    registries = sorted({scope[0] for scope, _ in summaries.values()})
+    known: dict[str, set[tuple[str, str]]] = {name: set() for name in registries}
+    query = (select(g.name, r.project, r.name).distinct()
+             .select_from(t.finding).join(t.repository, r.id == f.repository_id)
+             .join(t.registry, g.id == r.registry_id).where(g.name.in_(registries)))
+    for registry, project, name in conn.execute(query):
+        known[registry].add((project, name))
+    return FirstSightFacts(counts, {k: frozenset(v) for k, v in known.items()})
 
 
 def _current_tags(conn: Connection, digests: set[str]) -> dict[tuple[int, str], list[str]]:
@@ -143,28 +199,46 @@ def _failed_after(conn: Connection, after: int, upto: int) -> list[FailedScan]:
             for row in conn.execute(query)]
 
 
+def starting_cursor(route: str, database_has_cursors: bool, max_event: int,
+                    max_scan: int) -> Cursor:
+    """Where a route without a cursor starts: at the newest event and scan (a route added later
+    does not replay history), except in a database where no route has a cursor yet (the first
+    run), where it starts at the beginning. ``claim_and_queue`` and ``peek`` both use it."""
+    if database_has_cursors:
+        return Cursor(route, max_event, max_scan, None, known=False)
+    return Cursor(route, 0, 0, None, known=False)
+
+
+def _add_starting_cursors(cursors: dict[str, Cursor], routes: Sequence[str], max_event: int,
+                          max_scan: int) -> None:
+    has_cursors = bool(cursors)
+    for route in routes:
+        if route not in cursors:
+            cursors[route] = starting_cursor(route, has_cursors, max_event, max_scan)
+
+
+def _read_batch(conn: Connection, cursors: dict[str, Cursor], routes: Sequence[str],
+                max_event: int, max_scan: int) -> Batch:
+    low_e = min((cursors[r].last_event_id for r in routes), default=max_event)
+    low_s = min((cursors[r].last_scan_id for r in routes), default=max_scan)
+    events, first_sight = _events_after(conn, low_e, max_event)
+    return Batch(cursors, events, _failed_after(conn, low_s, max_scan), max_event, max_scan,
+                 first_sight)
+
+
 def claim_and_queue(store: HasEngine, routes: Sequence[str],
                     build: Callable[[Batch], None], now: datetime) -> list[str]:
     """Read past the cursors of ``routes``, let ``build`` fill the batch, write it, commit.
 
-    A route without a cursor starts at the newest event and scan (it does not replay history),
-    except in a database where no route has a cursor yet (the first run). Returns the message
-    ids inserted.
+    A route without a cursor starts where ``starting_cursor`` says (as ``peek`` does). Returns
+    the message ids inserted.
     """
     with store.engine.begin() as conn:
         cursors = _cursors(conn)
         max_event = int(conn.execute(select(func.max(t.finding_event.c.id))).scalar() or 0)
         max_scan = int(conn.execute(select(func.max(t.scan.c.id))).scalar() or 0)
-        first_run = not cursors
-        for route in routes:
-            if route not in cursors:
-                start_e, start_s = (0, 0) if first_run else (max_event, max_scan)
-                cursors[route] = Cursor(route, start_e, start_s, None, known=False)
-        wanted = [cursors[r] for r in routes]
-        low_e = min((c.last_event_id for c in wanted), default=max_event)
-        low_s = min((c.last_scan_id for c in wanted), default=max_scan)
-        batch = Batch(cursors, _events_after(conn, low_e, max_event),
-                      _failed_after(conn, low_s, max_scan), max_event, max_scan)
+        _add_starting_cursors(cursors, routes, max_event, max_scan)
+        batch = _read_batch(conn, cursors, routes, max_event, max_scan)
         build(batch)
         if batch.rows:
             conn.execute(t.outbox.insert(), [{**row, "created_at": now} for row in batch.rows])
@@ -266,12 +340,16 @@ def mark_sent(store: HasEngine, row: OutboxRow, now: datetime) -> None:
 
 
 def mark_failed(store: HasEngine, row: OutboxRow, *, error: str, next_attempt_at: datetime | None,
-                dead_at: datetime | None = None) -> None:
-    """Record a failed attempt: retry at ``next_attempt_at``, or dead-letter at ``dead_at``."""
+                dead_at: datetime | None = None, attempted: bool = True) -> None:
+    """Record a failure: retry at ``next_attempt_at``, or dead-letter at ``dead_at``.
+
+    ``attempted`` is False when nothing was sent (a row dead-lettered for its age or its
+    receiver): the attempt count stays what it was.
+    """
     with store.engine.begin() as conn:
         conn.execute(t.outbox.update().where(t.outbox.c.id == row.id).values(
-            attempts=row.attempts + 1, last_error=error[:500], next_attempt_at=next_attempt_at,
-            dead_at=dead_at))
+            attempts=row.attempts + (1 if attempted else 0), last_error=error[:500],
+            next_attempt_at=next_attempt_at, dead_at=dead_at))
 
 
 def peek(store: HasEngine, routes: Sequence[str], since: datetime | None = None) -> Batch:
@@ -291,9 +369,5 @@ def peek(store: HasEngine, routes: Sequence[str], since: datetime | None = None)
             low_s = int(conn.execute(select(func.min(s.id)).where(
                 func.coalesce(s.finished_at, s.started_at) >= since)).scalar() or max_scan + 1) - 1
             cursors = {r: Cursor(r, low_e, low_s, None) for r in routes}
-        for route in routes:
-            cursors.setdefault(route, Cursor(route, 0, 0, None, known=False))
-        low_e = min((cursors[r].last_event_id for r in routes), default=max_event)
-        low_s = min((cursors[r].last_scan_id for r in routes), default=max_scan)
-        return Batch(cursors, _events_after(conn, low_e, max_event),
-                     _failed_after(conn, low_s, max_scan), max_event, max_scan)
+        _add_starting_cursors(cursors, routes, max_event, max_scan)
+        return _read_batch(conn, cursors, routes, max_event, max_scan)

@@ -33,6 +33,17 @@ def event(
                        severity, at, installed, fix, previous, digests, tags, ignored)
 
 
+def first_sight(repository: str = "brandnew", count: int = 20, *,
+                severity: Severity = Severity.CRITICAL, project: str = "library",
+                registry: str = "prod-harbor", digest: str = "sha256:" + "f" * 64,
+                at: datetime = NOW - timedelta(minutes=5)) -> ChangeEvent:
+    """A first-sight summary as history records it: no vulnerability or package, ``count``
+    findings, the highest severity."""
+    return ChangeEvent(ChangeKind.NEW, Reason.FIRST_SIGHT,
+                       FindingKey(registry, project, repository, "", ""), severity, at,
+                       digests=(digest,), count=count)
+
+
 def config(*routes: RouteConfig, receivers: tuple[ReceiverConfig, ...] | None = None,
            **kw: Any) -> Config:
     names = {r for route in routes for r in (*route.receivers, *route.escalate_to)}

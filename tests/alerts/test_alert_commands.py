@@ -67,6 +67,19 @@ def test_preview_renders_what_would_be_sent_and_sends_nothing(tmp_path, hook, ca
     assert out.strip() == "The outbox is empty." and hook.requests == []
 
 
+def test_preview_agrees_with_the_run_about_a_route_added_later(tmp_path, hook, capsys) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(tmp_path, hook.port)
+    store = seeded_store(f"sqlite:///{tmp_path / 'h.db'}")
+    [_] = build_and_queue(store, load(config, strict=False), run_context=RunContext(), now=NOW)
+    # The database has cursors; a new route starts at the newest event, old events unsent.
+    config.write_text(config.read_text().replace('name = "sec"', 'name = "added-later"'))
+    code, out, _ = run_cli(capsys, "alerts", "preview", "--config", str(config))
+    assert (code, out.strip()) == (0, "Nothing would be sent.")
+    assert build_and_queue(store, load(config, strict=False), run_context=RunContext(),
+                           now=NOW + timedelta(minutes=1)) == []
+    store.close()
+
+
 def test_preview_with_a_bad_since_is_one_line_and_exit_2(tmp_path, hook, capsys) -> None:  # type: ignore[no-untyped-def]
     config = write_config(tmp_path, hook.port)
     seeded_store(f"sqlite:///{tmp_path / 'h.db'}").close()
@@ -89,7 +102,8 @@ async def test_outbox_lists_a_dead_lettered_message_with_its_error(tmp_path, cap
                            "json")
     [shown] = json.loads(out)
     assert code == 0 and shown["status"] == "dead" and shown["message_id"] == row.message_id
-    assert "older than max_age" in shown["last_error"] and shown["attempts"] == 2
+    # One real send; the pass that found it too old sent nothing and counts no attempt.
+    assert "older than max_age" in shown["last_error"] and shown["attempts"] == 1
     code, out, _ = run_cli(capsys, "alerts", "outbox", "--status", "dead", "--config",
                            str(config_path))
     assert "dead" in out and "older than max_age" in out
@@ -101,6 +115,20 @@ def test_notify_test_sends_a_real_message(tmp_path, hook, capsys) -> None:  # ty
     assert code == 0 and "secops URL 1: sent" in out
     [payload] = hook.json_bodies()
     assert json.loads(payload["message"])["kind"] == "test"
+
+
+@pytest.mark.parametrize(
+    ("port", "code", "document"),
+    [(None, 0, {"receiver": "secops", "ok": True, "error": None, "urls": 1}),
+     (9, 1, {"receiver": "secops", "ok": False,
+             "error": "URL 1: no response (connection failed)", "urls": 1})],
+    ids=["sent", "unreachable-exit-1"],
+)
+def test_notify_test_reports_as_json(tmp_path, hook, capsys, port, code, document) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(tmp_path, port or hook.port)
+    got, out, _ = run_cli(capsys, "notify", "test", "secops", "--format", "json", "--config",
+                          str(config))
+    assert (got, json.loads(out)) == (code, document)
 
 
 @pytest.mark.parametrize(

@@ -125,6 +125,19 @@ async def test_it_dead_letters_after_max_age_when_the_receiver_stays_down(store)
     assert row.attempts >= 2 and "older than max_age" in row.last_error
 
 
+async def test_it_counts_no_attempt_when_it_dead_letters_an_old_message_unsent(store, hook) -> None:  # type: ignore[no-untyped-def]
+    from structlog.testing import capture_logs
+
+    config = make_config(hook.port, max_age=timedelta(minutes=30))
+    queue(store, config)
+    with capture_logs() as logs:
+        report = await deliver_pending(store, config, now_fn=lambda: NOW + timedelta(hours=1))
+    assert (report.dead, hook.requests) == (1, [])  # too old: nothing was sent
+    [row] = store_outbox.listing(store, "dead")
+    [dead] = [e for e in logs if e["event"] == "alert_dead_lettered"]
+    assert row.attempts == dead["attempts"] == 0
+
+
 @pytest.mark.parametrize(
     ("last", "now", "due"),
     [(None, NOW, False),

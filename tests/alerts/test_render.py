@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from alertkit import NOW, hostile_items, sample_items
+from alertkit import NOW, first_sight, hostile_items, sample_items
 
 from daemon.alerts.group import RunContext, group
 from daemon.alerts.message import Message
@@ -20,7 +20,9 @@ from daemon.model import Severity
 
 GOLDEN = Path(__file__).parent / "golden"
 CTX = RunContext(name="nightly", registry_urls={"prod-harbor": "https://harbor.example.com"},
-                 project_ids={("prod-harbor", "payments"): 3})
+                 project_ids={("prod-harbor", "payments"): 3, ("prod-harbor", "library"): 7},
+                 first_seen_counts={("prod-harbor", "library", "brandnew"): {
+                     Severity.CRITICAL: 2, Severity.HIGH: 5, Severity.MEDIUM: 13}})
 ROUTE = RouteConfig(("secops",), events=EVENTS, min_severity=Severity.NONE)
 EXTENSION = {"text": "txt", "slack": "slack.txt", "email": "html", "json": "json"}
 
@@ -42,7 +44,10 @@ def check_golden(name: str, text: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "slack", "email", "json"])
 def test_it_renders_each_channel_as_its_golden_file(fmt: str) -> None:
-    r = render(build(sample_items()), fmt)
+    # Two first-seen repositories: one with per-severity counts, one with only the highest.
+    items = sample_items() + [first_sight(), first_sight("tools", 3, severity=Severity.HIGH,
+                                                         project="web")]
+    r = render(build(items), fmt)
     body = r.body if fmt != "json" else json.dumps(json.loads(r.body), indent=2,
                                                       ensure_ascii=False) + "\n"
     check_golden(f"sample.{EXTENSION[fmt]}", f"{r.title}\n---\n{body}")
@@ -70,13 +75,15 @@ SLACK_MARKUP = re.compile(r"<[!@#]|<https?:|<mailto:")
 
 
 def test_it_escapes_and_bounds_hostile_scan_data_in_every_format() -> None:
-    m = build(hostile_items())
+    m = build([*hostile_items(), first_sight("<!channel>`<@U42>", project="<https://evil|x>")])
+    assert m.first_seen
     slack = render(m, "slack").body
     # Every "<" left in the Slack body opens one of our own Harbor links.
     assert not SLACK_MARKUP.search(slack.replace("<https://harbor.example.com/", ""))
     assert "&lt;!channel&gt;" in slack and "&lt;@U123&gt;" in slack
     assert "&lt;https://evil|click&gt;" in slack or "&lt;https://evil¦click&gt;" in slack
     assert "<!here>" not in slack and "ünïcødé-标签" in slack
+    assert "&lt;!channel&gt;'&lt;@U42&gt;" in slack  # the first-seen line's code span too
     assert len(slack) <= SLACK_MAX_CHARS
     email = render(m, "email").body
     assert "<!channel>" not in email and "<script>" not in email and "<b>&" not in email

@@ -59,3 +59,12 @@ def make_sim():  # type: ignore[no-untyped-def]
     yield factory
     for sim in started:
         sim.stop()
+
+
+@pytest.fixture
+def smtp():  # type: ignore[no-untyped-def]
+    """A real SMTP server on 127.0.0.1: ``(inbox, port)``; ``inbox.messages`` are the mails."""
+    from mailkit import running_smtp
+
+    with running_smtp() as server:
+        yield server

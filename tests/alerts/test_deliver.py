@@ -7,7 +7,6 @@ import io
 import itertools
 import json
 from collections.abc import Iterator
-from email.message import Message as MimeMessage
 
 import pytest
 from alertkit import NOW, HookServer, hostile_items, sample_items
@@ -46,33 +45,6 @@ def slack_to_hook(hook: HookServer, monkeypatch: pytest.MonkeyPatch) -> HookServ
 
     monkeypatch.setattr(NotifySlack, "webhook_url", f"http://127.0.0.1:{hook.port}/services")
     return hook
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[MimeMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[_Inbox, int]]:
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:  # a free port: aiosmtpd's ready check cannot use port 0
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 async def test_it_mails_subject_text_and_html_through_a_real_smtp_server(smtp) -> None:  # type: ignore[no-untyped-def]

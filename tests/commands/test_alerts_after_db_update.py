@@ -8,21 +8,20 @@ changes: new CVEs, fixes released and rescored severities, grouped by fix action
 
 from __future__ import annotations
 
-import email
+import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import Message as MimeMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mailkit import SmtpInbox, running_smtp
 
 from daemon.sim import SimOptions, start_simulator
 
@@ -60,21 +59,6 @@ class _HookHandler(BaseHTTPRequestHandler):
         pass
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[MimeMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:  # aiosmtpd's ready check cannot use port 0
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Scenario:
     sim: Any
@@ -84,7 +68,7 @@ class Scenario:
     hooks: tuple[int, int]  # webhook bodies after the first run, after the second
     mails: tuple[int, int]
     hook: Hook
-    inbox: _Inbox
+    inbox: SmtpInbox
 
     @property
     def document(self) -> dict[str, Any]:
@@ -102,14 +86,10 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    from aiosmtpd.controller import Controller
-
     tmp = tmp_path_factory.mktemp("alerts")
     hook = Hook()
-    inbox = _Inbox()
-    smtp_port = _free_port()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
-    smtp.start()
+    servers = contextlib.ExitStack()
+    inbox, smtp_port = servers.enter_context(running_smtp())
     # Every artifact scanned at start: the first run imports them all (first sight). Indexes
     # make the same package appear at two versions in one repository (amd64 and arm builds).
     sim = start_simulator(SimOptions(
@@ -171,7 +151,7 @@ events = ["new", "fix_available", "severity_up", "severity_down"]
                        hook, inbox)
     finally:
         sim.stop()
-        smtp.stop()
+        servers.close()
         hook.shutdown()
         hook.server_close()
 

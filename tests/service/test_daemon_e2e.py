@@ -7,23 +7,21 @@ each receiver gets exactly the alerts the changes call for, once.
 
 from __future__ import annotations
 
-import email
 import json
 import math
 import re
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message as MimeMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from daemon_driver import DaemonProcess, driver_command
+from mailkit import SmtpInbox
 
 from daemon.model import Severity
 from daemon.store import outbox as store_outbox
@@ -65,45 +63,11 @@ class SlackHook:
         self.server.server_close()
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[MimeMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def texts(self) -> list[str]:
-        out = []
-        for mail in self.messages:
-            subject = str(email.header.make_header(email.header.decode_header(mail["Subject"])))
-            plain = [p.get_payload(decode=True).decode() for p in mail.walk()
-                     if p.get_content_type() == "text/plain"]
-            out.append(subject + "\n" + "\n".join(plain))
-        return out
-
-
 @pytest.fixture
 def slack() -> Iterator[SlackHook]:
     hook = SlackHook()
     yield hook
     hook.close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:  # a free port: aiosmtpd's ready check cannot use port 0
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 def write_config(path: Path, sim: Any, db: Path, smtp_port: int) -> Path:
@@ -162,7 +126,7 @@ def expected_ids(changes: dict[str, Any], floor: Severity) -> set[str]:
 
 
 def test_two_cron_firings_a_kill_and_a_db_update_alert_each_receiver_exactly_once(
-    tmp_path: Path, make_sim: Any, slack: SlackHook, smtp: tuple[Inbox, int],
+    tmp_path: Path, make_sim: Any, slack: SlackHook, smtp: tuple[SmtpInbox, int],
     request: pytest.FixtureRequest,
 ) -> None:
     inbox, smtp_port = smtp

@@ -51,6 +51,20 @@ def open_store_for(config: Config) -> Any:
     return store
 
 
+class QueueGauge:
+    """Keeps ``scanwatch_queue_depth`` live during a run: scans selected and not yet ended."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.open: dict[str, set[int]] = {}
+
+    def __call__(self, job: Any) -> None:
+        registry = job.artifact.ref.registry
+        waiting = self.open.setdefault(registry, set())
+        (waiting.discard if job.outcome else waiting.add)(id(job))
+        self.metrics.queue_depth.labels(registry).set(len(waiting))
+
+
 class Daemon:
     def __init__(self, config_path: Path, config: Config) -> None:
         self.config_path = config_path
@@ -208,7 +222,7 @@ class Daemon:
         self.store.refresh_ignores(utcnow())
         try:
             cycle = await run_cycle(self.config, self.store, schedule, trigger=trigger,
-                                    now_fn=utcnow)
+                                    now_fn=utcnow, on_progress=QueueGauge(self.metrics))
         except ScanwatchError as exc:
             self.last_result[schedule.name] = "failed"
             self.metrics.runs.labels(schedule.name, "failed").inc()

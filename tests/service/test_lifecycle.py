@@ -53,3 +53,26 @@ def test_it_reads_the_watchdog_interval(monkeypatch, usec, pid, expected):
         else:
             monkeypatch.setenv(name, str(os.getpid()) if value == "self" else value)
     assert watchdog_interval() == expected
+
+
+def test_the_queue_gauge_counts_scans_not_yet_ended():
+    from types import SimpleNamespace
+
+    from daemon.service.daemon import QueueGauge
+    from daemon.service.metrics import Metrics
+
+    metrics = Metrics()
+    gauge = QueueGauge(metrics)
+
+    def job(registry: str):
+        ref = SimpleNamespace(registry=registry)
+        return SimpleNamespace(artifact=SimpleNamespace(ref=ref), outcome="")
+
+    a, b, c = job("prod"), job("prod"), job("stage")
+    for j in (a, b, c):
+        gauge(j)
+    a.outcome = "complete"
+    gauge(a)
+    depth = {s.labels["registry"]: s.value
+             for s in metrics.queue_depth.collect()[0].samples}
+    assert depth == {"prod": 1.0, "stage": 1.0}

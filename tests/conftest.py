@@ -68,3 +68,17 @@ def smtp():  # type: ignore[no-untyped-def]
 
     with running_smtp() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _forget_log_handlers():  # type: ignore[no-untyped-def]
+    """A test that configures logging binds a handler to its captured stderr; drop it after
+    the test so that threads still running (a simulator, apprise) do not write to a closed
+    stream."""
+    import logging
+
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)

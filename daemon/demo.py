@@ -166,8 +166,8 @@ async def run_demo(demo: Demo) -> int:
     from daemon import config as config_module
     from daemon.commands._harbor import status_of
     from daemon.service.cycle import deliver, run_cycle
-    from daemon.service.daemon import open_store_for
     from daemon.sim import SimOptions, start_simulator
+    from daemon.store.db import open_configured_store
 
     global _current
     _current = demo
@@ -194,7 +194,7 @@ async def run_demo(demo: Demo) -> int:
             slack=SLACK_URL, mail=MAIL_URL))
         cfg = config_module.load(config_path, strict=True)
         schedule = cfg.schedules[0]
-        store = open_store_for(cfg)
+        store = open_configured_store(cfg)
         try:
             now = lambda: datetime.now(UTC)  # noqa: E731
             say(f"   Wrote {config_path} for it.\n")

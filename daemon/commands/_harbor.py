@@ -28,13 +28,6 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def open_store_for_writing(cfg: Config) -> Any:
-    from daemon import config
-    from daemon.store.db import open_store
-
-    return open_store(cfg.daemon.database or config.default_database())
-
-
 def artifact_name(artifact: Artifact) -> str:
     ref = artifact.ref
     base = f"{ref.registry}/{ref.project}/{ref.repository}"

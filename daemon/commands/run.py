@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     schedules = pick_schedules(cfg, args.schedule)
     if not schedules:
         raise UsageError(f"{cfg.source or path}: no [[schedule]] to run")
-    from daemon.service.daemon import open_store_for
+    from daemon.store.db import open_configured_store
 
-    store = open_store_for(cfg)
+    store = open_configured_store(cfg)
     try:
         store.acquire_daemon_lock()
         cycles, report = asyncio.run(_run(cfg, store, schedules))

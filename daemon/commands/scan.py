@@ -11,7 +11,6 @@ from daemon.commands._harbor import (
     artifact_name,
     group_targets,
     load_config,
-    open_store_for_writing,
     status_of,
 )
 from daemon.errors import UsageError
@@ -85,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args)
     grouped = group_targets(cfg, list(args.targets))
-    store = open_store_for_writing(cfg) if args.wait else None
+    from daemon.store.db import open_configured_store
+
+    store = open_configured_store(cfg) if args.wait else None
     live = args.wait and args.format == "table" and sys.stdout.isatty()
     display = Display(live) if args.wait and args.format == "table" else None
     try:

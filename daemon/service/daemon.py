@@ -41,16 +41,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def open_store_for(config: Config) -> Any:
-    """The history database of ``config``, with its ignore rules in force."""
-    from daemon import config as config_module
-    from daemon.store.db import open_store
-
-    store = open_store(config.daemon.database or config_module.default_database())
-    store.set_ignores(config.ignores)
-    return store
-
-
 class QueueGauge:
     """Keeps ``scanwatch_queue_depth`` live during a run: scans selected and not yet ended."""
 
@@ -85,7 +75,9 @@ class Daemon:
     async def serve(self) -> int:
         # Signals first: a SIGTERM while the database opens is a clean stop, not a kill.
         self.signals.install(asyncio.get_running_loop())
-        self.store = open_store_for(self.config)
+        from daemon.store.db import open_configured_store
+
+        self.store = open_configured_store(self.config)
         try:
             self.store.acquire_daemon_lock()
         except BaseException:

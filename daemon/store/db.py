@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from daemon import log
-from daemon.config_types import IgnoreConfig
+from daemon.config_types import Config, IgnoreConfig
 from daemon.errors import StoreError
 from daemon.model import CveAllowlist
 from daemon.store.base import sqlite_path
@@ -74,6 +74,18 @@ def open_store(url: str) -> Store:
         raise
     _log.debug("store_opened", database=where, schema_version=version)
     return Store(engine, url)
+
+
+def open_configured_store(config: Config) -> Store:
+    """The history database of ``config`` (``[daemon] database``), its ignore rules in force.
+
+    Every command that records scans opens the store this way, so ignores apply to all of them.
+    """
+    from daemon.config import default_database
+
+    store = open_store(config.daemon.database or default_database())
+    store.set_ignores(config.ignores)
+    return store
 
 
 class Store(InventoryMixin, ResolveMixin, QueryMixin):

@@ -138,3 +138,19 @@ def test_a_second_daemon_on_the_same_database_is_refused(tmp_path: Path) -> None
     again = open_store(url)  # released on close: the next daemon starts
     again.acquire_daemon_lock()
     again.close()
+
+
+def test_a_configured_store_has_the_configs_ignore_rules_in_force(tmp_path):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from daemon.config_types import Config, DaemonConfig, IgnoreConfig
+    from daemon.store.db import open_configured_store
+
+    rule = IgnoreConfig(reason="not reachable", expires=date(2099, 1, 1), vulnerability="CVE-1")
+    cfg = Config(daemon=DaemonConfig(database=f"sqlite:///{tmp_path / 'h.db'}"), ignores=(rule,))
+    store = open_configured_store(cfg)
+    try:
+        assert store.ignores == (rule,)
+    finally:
+        store.close()
+    assert (tmp_path / "h.db").exists()

@@ -20,6 +20,7 @@ from typing import Any
 from daemon import log
 from daemon.config_types import Config, ScheduleConfig
 from daemon.errors import ConfigError, ScanwatchError
+from daemon.model import Severity
 from daemon.service.cycle import deliver, run_cycle
 from daemon.service.lifecycle import Signals, sd_notify, watchdog_interval, watchdog_loop
 from daemon.service.metrics import Metrics
@@ -257,12 +258,9 @@ class Daemon:
             if reg.scanner_db_updated_at is not None:
                 age = (utcnow() - reg.scanner_db_updated_at).total_seconds()
                 m.scanner_db_age.labels(reg.registry).set(max(age, 0.0))
-        counts: dict[str, int] = {}
-        for row in self.store.open_findings():
-            label = row.severity.label
-            counts[label] = counts.get(label, 0) + 1
-        for label in ("Critical", "High", "Medium", "Low", "Unknown", "None"):
-            m.open_findings.labels(label).set(counts.get(label, 0))
+        counts = self.store.open_finding_counts()
+        for severity in Severity:
+            m.open_findings.labels(severity.label).set(counts.get(severity, 0))
 
     def _idle_status(self) -> str:
         parts = []

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
@@ -113,6 +113,15 @@ class QueryMixin(HistoryMixin):
             return {row[0] for row in conn.execute(query)}
 
     # --- findings -------------------------------------------------------------------------
+    def open_finding_counts(self) -> dict[Severity, int]:
+        """How many findings are open (not ignored), per severity: one GROUP BY, for metrics."""
+        f = t.finding.c
+        query = (select(f.severity, func.count()).where(f.resolved_at.is_(None),
+                                                        f.ignored.is_(False))
+                 .group_by(f.severity))
+        with self.engine.connect() as conn:
+            return {Severity(sev): int(n) for sev, n in conn.execute(query)}
+
     def open_findings(
         self, *, registry: str | None = None, project: str | None = None,
         repository: str | None = None, min_severity: Severity | None = None,

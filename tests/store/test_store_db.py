@@ -154,3 +154,22 @@ def test_a_configured_store_has_the_configs_ignore_rules_in_force(tmp_path):  # 
     finally:
         store.close()
     assert (tmp_path / "h.db").exists()
+
+
+def test_it_counts_open_findings_per_severity_without_the_ignored(tmp_path):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from daemon.config_types import IgnoreConfig
+    from daemon.model import Severity
+    from daemon.store.db import open_store
+    from tests.store.store_helpers import REG, artifact, at, success
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    store.set_ignores([IgnoreConfig("n/a", date(2099, 1, 1), vulnerability="CVE-3")])
+    store.record_inventory(REG, [artifact("sha256:a", "1.0")], at(0))
+    store.record_scans([success("sha256:a", ["CVE-1:zlib:1.0::High", "CVE-2:curl:7::High",
+                                             "CVE-3:tar:1::Critical", "CVE-4:bash:5::Low"],
+                                at(0))], at(0))
+    assert store.open_finding_counts() == {Severity.HIGH: 2, Severity.LOW: 1}
+    assert len(store.open_findings()) == 3
+    store.close()

@@ -84,6 +84,13 @@ class Demo:
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
 
+    async def capture(self, url: str, title: str, body: str, body_format: str) -> Any:
+        """The demo's sender: keeps what a receiver would be handed instead of sending it."""
+        from daemon.alerts.deliver import SendOutcome
+
+        self.captured.append(Captured(url, title, body, body_format))
+        return SendOutcome(ok=True)
+
 
 class ProgressLine:
     """A one-line live display of a cycle's scans on a terminal; plain lines otherwise."""
@@ -127,14 +134,6 @@ def _severity_counts(rows: list[Any]) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in SEVERITY_LABELS if counts.get(s))
 
 
-async def _capture(url: str, title: str, body: str, body_format: str) -> Any:
-    from daemon.alerts.deliver import SendOutcome
-
-    _current.captured.append(Captured(url, title, body, body_format))
-    return SendOutcome(ok=True)
-
-
-_current: Demo
 
 
 MARKER = ".scanwatch-demo"
@@ -169,8 +168,6 @@ async def run_demo(demo: Demo) -> int:
     from daemon.sim import SimOptions, start_simulator
     from daemon.store.db import open_configured_store
 
-    global _current
-    _current = demo
     say = demo.say
     directory = demo.directory
     prepare_directory(directory)
@@ -204,7 +201,7 @@ async def run_demo(demo: Demo) -> int:
             first = await run_cycle(cfg, store, schedule, trigger="demo", now_fn=now,
                                     on_progress=progress)
             progress.done()
-            await deliver(cfg, store, now_fn=now, within=None, sender=_capture)
+            await deliver(cfg, store, now_fn=now, within=None, sender=demo.capture)
             demo.captured.clear()  # the first sight is a summary, not an alert per CVE
             reg = first.run.registries[0]
             say(f"   {reg.artifacts} artifacts, {reg.imported} reports imported, "
@@ -232,7 +229,7 @@ async def run_demo(demo: Demo) -> int:
             second = await run_cycle(cfg, store, schedule, trigger="demo", now_fn=now,
                                      on_progress=progress)
             progress.done()
-            report = await deliver(cfg, store, now_fn=now, within=None, sender=_capture)
+            report = await deliver(cfg, store, now_fn=now, within=None, sender=demo.capture)
             reg = second.run.registries[0]
             say(f"   {reg.triggered} scans, {len(second.run.events)} changes recorded, "
                 f"{report.sent} alert messages delivered.\n")

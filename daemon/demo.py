@@ -163,6 +163,7 @@ def prepare_directory(directory: Path) -> None:
 
 async def run_demo(demo: Demo) -> int:
     from daemon import config as config_module
+    from daemon.commands._common import print_table
     from daemon.commands._harbor import status_of
     from daemon.service.cycle import deliver, run_cycle
     from daemon.sim import SimOptions, start_simulator
@@ -208,8 +209,9 @@ async def run_demo(demo: Demo) -> int:
                 f"{reg.triggered} scans triggered, {reg.not_supported} not supported.\n")
             rows = await _status_rows(cfg, status_of)
             say("   Status, as Harbor's UI names it:")
-            _print_table(demo, ("ARTIFACT", "STATUS", "DETAIL"),
-                         [(r["artifact"], r["status"], r["detail"]) for r in rows])
+            print_table(("ARTIFACT", "STATUS", "DETAIL"),
+                        [(r["artifact"], r["status"], r["detail"]) for r in rows],
+                        indent="   ", out=demo.out)
             findings = store.open_findings()
             fixable = [f for f in findings if f.fix_version]
             say(f"\n   First sight: {len(findings)} open findings "
@@ -257,13 +259,6 @@ def _rebuild_target(findings: list[Any]) -> tuple[str, str, str] | None:
         if row.tags:
             return (row.key.project, row.key.repository, sorted(row.tags)[0])
     return None
-
-
-def _print_table(demo: Demo, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    cells = [list(headers)] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for row in cells:
-        demo.say("   " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _show_alerts(demo: Demo) -> None:

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 DEFAULT_CONFIG = Path("/etc/scanwatch/config.toml")
 
@@ -55,11 +55,14 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """A plain aligned text table on stdout."""
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
+                indent: str = "", out: TextIO | None = None) -> None:
+    """A plain aligned text table on ``out`` (stdout), each line after ``indent``."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    stream = out if out is not None else sys.stdout
     for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        print(indent + line, file=stream)
         if n == 0:
-            print("  ".join("-" * w for w in widths))
+            print(indent + "  ".join("-" * w for w in widths), file=stream)

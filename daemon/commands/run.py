@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from typing import Any
 
@@ -22,7 +24,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                "reports Harbor already has, scans what the schedule selects under the rate "
                "limits, stores every result and queues the alerts its changes call for. Scans "
                "that end in Error are results: the exit status is 0 unless the run itself "
-               "failed (registry unreachable, bad configuration, database error).")
+               "failed (registry unreachable, bad configuration, database error). With --once, "
+               "SIGTERM or Ctrl-C stops starting work: no further scan is triggered, the scans "
+               "in flight are followed for up to [daemon] stop_timeout (a second signal: not "
+               "at all) and then left to Harbor, the run is recorded interrupted (the next "
+               "start follows those scans), alerts stay queued, and the exit status is "
+               "128 + the signal's number.")
     p.add_argument("--once", action="store_true",
                    help="run once now (every schedule, or --schedule NAME), deliver the "
                         "alerts, then exit")
@@ -32,8 +39,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
     from daemon import config
     from daemon.commands._common import config_path
 
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_configured_store(cfg)
     try:
         store.acquire_daemon_lock()
-        cycles, report = asyncio.run(_run(cfg, store, schedules))
+        cycles, report, stopped_by = asyncio.run(_run(cfg, store, schedules))
     finally:
         store.close()
     results = [c.run for c in cycles]
@@ -62,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
             found = cfg.registry(reg.registry)
             where = f" ({found.url})" if found is not None else ""
             print(f"scanwatch: schedule {result.schedule}: {reg.error}{where}", file=sys.stderr)
+    if stopped_by:
+        _print_stopped(stopped_by, results, schedules)
     if args.format == "json":
         print_json({"runs": [r.as_dict() for r in results],
+                    "stopped_by": stopped_by or None,
                     "alerts": {"queued": sum(len(c.message_ids) for c in cycles),
                                "sent": report.sent, "pending": report.pending,
                                "dead": report.dead}})
@@ -72,20 +80,51 @@ def run(args: argparse.Namespace) -> int:
         queued = sum(len(c.message_ids) for c in cycles)
         print(f"alerts: {queued} queued, {report.sent} sent, {report.pending} still pending, "
               f"{report.dead} dead-lettered")
+    if stopped_by:
+        return 128 + int(getattr(signal, stopped_by, signal.SIGTERM))
     return 0 if all(r.ok for r in results) else 1
 
 
-async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], Any]:
-    """Each schedule once, then drain the outbox of what they queued (bounded in time)."""
+async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], Any, str]:
+    """Each schedule once, then drain the outbox of what they queued (bounded in time). A
+    SIGTERM or SIGINT stops starting work: no more scans, schedules or deliveries; returns the
+    signal's name then."""
+    from daemon.alerts.deliver import DeliveryReport
     from daemon.service.cycle import deliver, run_cycle
     from daemon.service.daemon import utcnow
+    from daemon.service.lifecycle import Signals
 
-    cycles = []
-    for schedule in schedules:
-        store.refresh_ignores(utcnow())
-        cycles.append(await run_cycle(cfg, store, schedule, trigger="once", now_fn=utcnow))
-    report = await deliver(cfg, store, now_fn=utcnow, within=cfg.daemon.outbox_drain_timeout)
-    return cycles, report
+    loop = asyncio.get_running_loop()
+    signals = Signals(grace=cfg.daemon.stop_timeout.total_seconds)
+    signals.install(loop)
+    try:
+        cycles = []
+        for schedule in schedules:
+            if signals.stop.requested:
+                break
+            store.refresh_ignores(utcnow())
+            cycles.append(await run_cycle(cfg, store, schedule, trigger="once", now_fn=utcnow,
+                                          stop=signals.stop))
+        if signals.stop.requested:  # what was queued waits in the outbox for the next sender
+            report = DeliveryReport(pending=sum(len(c.message_ids) for c in cycles))
+        else:
+            report = await deliver(cfg, store, now_fn=utcnow,
+                                   within=cfg.daemon.outbox_drain_timeout)
+    finally:
+        signals.uninstall(loop)
+    return cycles, report, signals.signal_name
+
+
+def _print_stopped(signal_name: str, results: list[Any], schedules: list[Any]) -> None:
+    """One line on stderr: what the stop left undone, and who picks it up."""
+    parts = [f"schedule {r.schedule}: {r.left_running} scans left running in Harbor, "
+             f"{r.not_triggered} not triggered" for r in results if r.interrupted]
+    skipped = [s.name for s in schedules[len(results):]]
+    if skipped:
+        parts.append(f"not started: {', '.join(skipped)}")
+    what = "; ".join(parts) or "nothing left undone"
+    print(f"scanwatch: stopped by {signal_name}: {what} (the next run follows Harbor's scans; "
+          f"queued alerts stay in the outbox)", file=sys.stderr)
 
 
 def _print_summary(results: list[Any]) -> None:

@@ -135,8 +135,11 @@ class HarborClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         want: str = "json",
+        before_send: Callable[[], None] | None = None,
     ) -> tuple[Any, httpx.Headers]:
-        """Send with retries; return (parsed body, headers). ``want``: json, text or none."""
+        """Send with retries; return (parsed body, headers). ``want``: json, text or none.
+        ``before_send`` runs right before each attempt goes out (after the rate limiter's
+        wait); what it raises propagates and nothing is sent."""
         where = f"registry {self.name}: {method} {path}"
         attempt = 0
         while True:
@@ -144,6 +147,8 @@ class HarborClient:
             failure: HarborError
             try:
                 async with self.limiter.slot():
+                    if before_send is not None:
+                        before_send()
                     self.calls += 1
                     response = await self._http.request(method, path, params=params,
                                                         json=json_body)
@@ -252,10 +257,13 @@ class HarborClient:
         body, _ = await self._request("GET", path, params=self._artifact_params())
         return wire.artifact(body, self.name, project)
 
-    async def trigger_scan(self, project: str, repository: str, reference: str) -> None:
-        """202, else AlreadyScanning (409), Unsupported (400), NoScanner (412), NotFound."""
+    async def trigger_scan(self, project: str, repository: str, reference: str, *,
+                           before_send: Callable[[], None] | None = None) -> None:
+        """202, else AlreadyScanning (409), Unsupported (400), NoScanner (412), NotFound.
+        ``before_send`` may refuse the trigger at the last moment by raising (a stop)."""
         path = f"{self._repo_path(project, repository)}/artifacts/{quote(reference, safe=':')}"
-        await self._request("POST", path + "/scan", json_body=SCAN_BODY, want="none")
+        await self._request("POST", path + "/scan", json_body=SCAN_BODY, want="none",
+                            before_send=before_send)
 
     async def vulnerabilities(self, project: str, repository: str, reference: str) -> object:
         """The raw vulnerabilities addition (``{}`` while not scanned or scanning)."""

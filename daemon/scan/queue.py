@@ -11,6 +11,10 @@ repository's list, or the single artifacts. The interval starts short and backs 
 nothing changes. Harbor may show Error for a moment right after a trigger (API-NOTES §7): an
 Error within ``early_error_window`` of our trigger is polled again before it is believed, and
 the old report still shown right after a rescan's trigger is not taken for the new one.
+
+A stop request (SIGTERM, SIGINT) is checked before every trigger: after it nothing more is
+triggered, the scans in flight are followed until its deadline, and the queue ends as soon as
+none is left (or at the deadline, leaving the rest running in Harbor for the next start).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from daemon.harbor.client import PAGE_SIZE, HarborClient
 from daemon.model import Artifact, ScanResult, ScanState
 from daemon.scan.collect import Collector
 from daemon.scan.ratelimit import WeightedCap
+from daemon.scan.stop import StopRequest
 
 _log = log.get(__name__)
 
@@ -50,7 +55,7 @@ class Job:
     weight: int = 0
     triggered_at: float = 0.0
     before_report_id: str = ""
-    outcome: str = ""  # "", "complete", "error", "stopped", "not_supported", "no_scanner", …
+    outcome: str = ""  # "", "complete", "error", "stopped", "not_supported", "not_triggered", …
     result: ScanResult | None = None
 
 
@@ -59,6 +64,8 @@ class QueueResult:
     jobs: list[Job] = field(default_factory=list)
     triggered: int = 0
     polls: int = 0
+    left_running: int = 0  # in flight when the queue ended early: Harbor finishes them
+    not_triggered: int = 0  # selected, never triggered because the queue ended early
 
     def count(self, outcome: str) -> int:
         return sum(1 for j in self.jobs if j.outcome == outcome)
@@ -68,6 +75,10 @@ class QueueResult:
         for job in self.jobs:
             counts[job.outcome or "unfinished"] += 1
         return dict(counts)
+
+
+class _StopBeforeSend(Exception):
+    """Raised from the client's send hook: a stop arrived while a trigger waited its turn."""
 
 
 Progress = Callable[[Job], None]
@@ -87,6 +98,7 @@ class ScanQueue:
         options: QueueOptions | None = None,
         on_progress: Progress | None = None,
         on_result: ResultSink | None = None,
+        stop: StopRequest | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -99,6 +111,7 @@ class ScanQueue:
         self.options = options or QueueOptions()
         self._progress = on_progress or (lambda job: None)
         self._sink = on_result or (lambda result: None)
+        self.stop = stop
         self._clock = clock
         self._sleep = sleep
 
@@ -118,14 +131,21 @@ class ScanQueue:
             if self._past_deadline():
                 _log.warning("scan_queue_deadline", registry=self.client.name,
                              left_running=len(flying), not_triggered=len(waiting))
-                result.jobs.extend(waiting)
+                self._leave(waiting, flying, result)
+                break
+            if self.stop is not None and self.stop.requested and (
+                    not flying or self.stop.expired()):
+                (_log.warning if flying else _log.info)(
+                    "scan_queue_stopped", registry=self.client.name, reason=self.stop.reason,
+                    left_running=len(flying), not_triggered=len(waiting))
+                self._leave(waiting, flying, result)
                 break
             changed = await self._trigger_some(waiting, flying, result)
             if not flying:
                 if waiting:  # the global cap is held by other registries: wait a little
-                    await self._sleep(self.options.poll_initial)
+                    await self._nap(self.options.poll_initial)
                 continue
-            await self._sleep(interval)
+            await self._nap(interval)
             finished = await self._poll(flying, result)
             for job in finished:
                 await self._finish(job, flying)
@@ -137,11 +157,30 @@ class ScanQueue:
     def _past_deadline(self) -> bool:
         return self.options.deadline is not None and self._clock() >= self.options.deadline
 
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.requested
+
+    async def _nap(self, seconds: float) -> None:
+        if self.stop is None:
+            await self._sleep(seconds)
+        else:
+            await self.stop.nap(seconds)
+
+    @staticmethod
+    def _leave(waiting: deque[Job], flying: dict[tuple[str, str], Job],
+               result: QueueResult) -> None:
+        """End early: what flies stays with Harbor (unfinished), the rest is never triggered."""
+        for job in waiting:
+            job.outcome = "not_triggered"
+        result.jobs.extend(waiting)
+        result.left_running = len(flying)
+        result.not_triggered = len(waiting)
+
     async def _trigger_some(
         self, waiting: deque[Job], flying: dict[tuple[str, str], Job], result: QueueResult
     ) -> bool:
         triggered = False
-        while waiting:
+        while waiting and not self._stopping():  # checked before every trigger
             job = waiting[0]
             weight = self.registry_cap.weight(len(job.artifact.children) or 1)
             if not self.registry_cap.try_acquire(weight):
@@ -157,23 +196,31 @@ class ScanQueue:
                 await self._release(job)
                 job.outcome = "duplicate"
                 continue
+            if not await self._trigger(job, flying, result):
+                result.jobs.remove(job)  # a stop came while it waited: it was never sent
+                waiting.appendleft(job)
+                break
             triggered = True
-            await self._trigger(job, flying, result)
         return triggered
 
     async def _trigger(
         self, job: Job, flying: dict[tuple[str, str], Job], result: QueueResult
-    ) -> None:
+    ) -> bool:
+        """Trigger ``job``; False when a stop refused it before it went out."""
         ref = job.artifact.ref
         job.before_report_id = job.artifact.overview.report_id if job.artifact.overview else ""
         try:
-            await self.client.trigger_scan(ref.project, ref.repository, ref.digest)
+            await self.client.trigger_scan(ref.project, ref.repository, ref.digest,
+                                           before_send=self._refuse_when_stopping)
+        except _StopBeforeSend:
+            await self._release(job)
+            return False
         except AlreadyScanning:
             await self._release(job)  # someone else's scan: follow it without holding our cap
             job.before_report_id = ""
             flying[_key(job.artifact)] = job
             _log.info("scan_already_running", artifact=str(ref))
-            return
+            return True
         except (Unsupported, NoScanner, NotFound, HarborError) as exc:
             await self._release(job)
             job.outcome = {Unsupported: "not_supported", NoScanner: "no_scanner",
@@ -181,7 +228,7 @@ class ScanQueue:
             _log.warning("scan_not_started", artifact=str(ref), outcome=job.outcome,
                          error=str(exc))
             self._progress(job)
-            return
+            return True
         job.ours = True
         job.triggered_at = self._clock()
         result.triggered += 1
@@ -189,6 +236,13 @@ class ScanQueue:
         job.artifact = replace(job.artifact, overview=None)
         _log.info("scan_triggered", artifact=str(ref), lane=job.lane)
         self._progress(job)
+        return True
+
+    def _refuse_when_stopping(self) -> None:
+        # The rate limiter may hold a trigger back for a while: a stop that arrives meanwhile
+        # must still keep it from going out.
+        if self._stopping():
+            raise _StopBeforeSend
 
     async def _release(self, job: Job) -> None:
         if job.weight:

@@ -2,7 +2,9 @@
 
 ``run_schedule`` is what ``scanwatch run --once`` calls and what the scheduler fires on cron.
 Scans that end in Error are results, not failures; a registry that cannot be walked (after the
-client's retries) is a failed registry, and the run says so in ``RunResult.failed``.
+client's retries) is a failed registry, and the run says so in ``RunResult.failed``. A run that a
+stop request cut short (scans left running in Harbor, or selected ones never triggered) is
+recorded ``interrupted``: the next start resumes it, following Harbor's scans, not re-triggering.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from daemon.scan.collect import Collector
 from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
 from daemon.scan.select import select
+from daemon.scan.stop import StopRequest
 
 IMPORT_BATCH = 100
 INTERRUPTED = "interrupted"  # a run's result when a stop cut it short
@@ -42,6 +45,8 @@ class RegistryRun:
     not_supported: int = 0
     over_budget: int = 0
     triggered: int = 0
+    left_running: int = 0  # a stop left these scans to Harbor
+    not_triggered: int = 0  # a stop (or the run timeout) kept these from being triggered
     outcomes: dict[str, int] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)  # project -> reason
     project_ids: dict[str, int] = field(default_factory=dict)  # project -> Harbor's id
@@ -67,6 +72,28 @@ class RunResult:
     started_at: datetime
     finished_at: datetime | None = None
     registries: list[RegistryRun] = field(default_factory=list)
+    stopped_by: str = ""  # the signal whose stop request cut this run short
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.stopped_by)
+
+    @property
+    def left_running(self) -> int:
+        return sum(r.left_running for r in self.registries)
+
+    @property
+    def not_triggered(self) -> int:
+        return sum(r.not_triggered for r in self.registries)
+
+    @property
+    def result(self) -> str:
+        """As recorded: ``interrupted``, ``failed`` or ``ok``."""
+        return INTERRUPTED if self.interrupted else "ok" if self.ok else "failed"
+
+    def stop_detail(self) -> str:
+        return (f"stopped by {self.stopped_by}: {self.left_running} scans left running in "
+                f"Harbor, {self.not_triggered} not triggered")
 
     @property
     def failed(self) -> list[RegistryRun]:
@@ -84,7 +111,8 @@ class RunResult:
         return {"schedule": self.schedule, "trigger": self.trigger,
                 "started_at": self.started_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-                "ok": self.ok, "registries": [r.as_dict() for r in self.registries]}
+                "ok": self.ok, "result": self.result,
+                "registries": [r.as_dict() for r in self.registries]}
 
 
 async def run_schedule(
@@ -96,8 +124,11 @@ async def run_schedule(
     now_fn: Callable[[], datetime],
     options: QueueOptions | None = None,
     on_progress: Progress | None = None,
+    stop: StopRequest | None = None,
 ) -> RunResult:
-    """Run ``schedule`` once over its registries (concurrently) and record everything."""
+    """Run ``schedule`` once over its registries (concurrently) and record everything. After
+    ``stop`` is requested no scan is triggered, and the run ends when the scans in flight end
+    or the request's deadline passes, whichever comes first."""
     registries: list[RegistryConfig] = []
     for name in schedule.registries:
         found = config.registry(name)
@@ -116,7 +147,7 @@ async def run_schedule(
               registries=[r.name for r in registries])
     try:
         result.registries = list(await asyncio.gather(*(
-            _run_registry(store, reg, schedule, global_cap, now_fn, opts, on_progress)
+            _run_registry(store, reg, schedule, global_cap, now_fn, opts, on_progress, stop)
             for reg in registries)))
     except asyncio.CancelledError:
         # A stop (SIGTERM) past the stop timeout: scans Harbor already runs keep running, and
@@ -127,9 +158,14 @@ async def run_schedule(
         store.record_run_finish(run_id, now_fn(), "failed", f"{type(exc).__name__}: {exc}")
         raise
     result.finished_at = now_fn()
+    if stop is not None and stop.requested and (result.left_running or result.not_triggered):
+        result.stopped_by = stop.reason or "a stop request"
     detail = "; ".join(f"{r.registry}: {r.error}" for r in result.failed)
-    store.record_run_finish(run_id, result.finished_at, "ok" if result.ok else "failed", detail)
-    _log.info("run_finished", schedule=schedule.name, ok=result.ok,
+    if result.interrupted:
+        detail = "; ".join(d for d in (result.stop_detail(), detail) if d)
+    store.record_run_finish(run_id, result.finished_at, result.result, detail)
+    _log.info("run_finished", schedule=schedule.name, ok=result.ok, result=result.result,
+              left_running=result.left_running, not_triggered=result.not_triggered,
               triggered=sum(r.triggered for r in result.registries),
               imported=sum(r.imported for r in result.registries),
               events=len(result.events))
@@ -144,12 +180,13 @@ async def _run_registry(
     now_fn: Callable[[], datetime],
     options: QueueOptions,
     on_progress: Progress | None,
+    stop: StopRequest | None = None,
 ) -> RegistryRun:
     out = RegistryRun(registry.name)
     async with HarborClient(registry) as client:
         try:
             await _registry_steps(client, store, registry, schedule, global_cap, now_fn,
-                                  options, on_progress, out)
+                                  options, on_progress, out, stop)
         except HarborError as exc:
             out.error = str(exc)
             _log.error("registry_run_failed", registry=registry.name, error=str(exc))
@@ -167,6 +204,7 @@ async def _registry_steps(
     options: QueueOptions,
     on_progress: Progress | None,
     out: RegistryRun,
+    stop: StopRequest | None = None,
 ) -> None:
     inventory = await walk(client, registry)
     out.harbor_version = inventory.harbor_version
@@ -211,10 +249,12 @@ async def _registry_steps(
         out.events.extend(store.record_scan(result, now_fn()))
 
     queue = make_queue(client, collector, registry, global_cap, inventory, options,
-                       on_progress, record)
+                       on_progress, record, stop)
     queued = await queue.run([(p.artifact, p.lane) for p in selection.scans], selection.follow,
                              f"schedule:{schedule.name}")
     out.triggered = queued.triggered
+    out.left_running = queued.left_running
+    out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
     out.not_stored = len(collector.skipped)
 
@@ -228,6 +268,7 @@ def make_queue(
     options: QueueOptions,
     on_progress: Progress | None,
     on_result: Callable[[ScanResult], None],
+    stop: StopRequest | None = None,
 ) -> ScanQueue:
     return ScanQueue(
         client, collector,
@@ -235,7 +276,7 @@ def make_queue(
         global_cap=global_cap,
         by_project=_version_at_least(inventory.harbor_version, PROJECT_LISTING_SINCE),
         repository_sizes=inventory.repository_sizes(),
-        options=options, on_progress=on_progress, on_result=on_result,
+        options=options, on_progress=on_progress, on_result=on_result, stop=stop,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from daemon import log
 from daemon.config_types import Config, ScheduleConfig
+from daemon.scan.stop import StopRequest
 
 _log = log.get(__name__)
 
@@ -65,13 +66,15 @@ async def run_cycle(
     now_fn: Callable[[], datetime],
     on_progress: Any = None,
     options: Any = None,
+    stop: StopRequest | None = None,
 ) -> CycleResult:
-    """Run ``schedule`` once and queue the alerts its changes call for."""
+    """Run ``schedule`` once and queue the alerts its changes call for. Once ``stop``
+    is requested no more scans are triggered (see ``daemon.scan.stop``)."""
     from daemon.alerts.outbox import build_and_queue
     from daemon.scan.run import run_schedule
 
     run = await run_schedule(config, store, schedule, trigger=trigger, now_fn=now_fn,
-                             options=options, on_progress=on_progress)
+                             options=options, on_progress=on_progress, stop=stop)
     now = now_fn()
     ids = build_and_queue(store, config, run_context=run_context(config, run), now=now,
                           problems=scan_problems(run, now))

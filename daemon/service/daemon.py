@@ -3,10 +3,12 @@
 One asyncio loop holds everything: APScheduler fires each ``[[schedule]]`` (and each digest
 route) from a cronsim trigger; each firing runs one cycle (``service/cycle.py``) under the
 registry locks; a delivery worker drains the outbox; the watchdog is petted from the loop; the
-optional HTTP listener serves /metrics, /healthz, /readyz. SIGTERM stops new work, lets running
-cycles finish within ``stop_timeout`` and cancels them after it (Harbor's scans keep running and
-the next start resumes them). SIGHUP reloads the configuration, keeping the old one if the new
-one has problems.
+optional HTTP listener serves /metrics, /healthz, /readyz. SIGTERM stops new work at once (no
+run starts, no scan is triggered: the stop request reaches every scan queue), follows the scans
+already triggered for up to ``stop_timeout`` and exits as soon as none is left; what still runs
+then stays with Harbor, the run is recorded ``interrupted`` and the next start resumes it. A
+cycle still busy a little after that (a slow walk) is cancelled. SIGHUP reloads the
+configuration, keeping the old one if the new one has problems.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from daemon.service.scheduler import (
 _log = log.get(__name__)
 RESUME_RESULTS = ("running", "interrupted")  # a run a stop or a crash cut short
 DELIVERY_IDLE = 30.0  # seconds between outbox passes when nothing wakes the worker
+FINISH_GRACE = 5.0  # seconds past stop_timeout for a run to record itself before it is cancelled
 
 
 def utcnow() -> datetime:
@@ -66,7 +69,7 @@ class Daemon:
         self.registry_locks = RegistryLocks()
         self.schedule_locks: dict[str, asyncio.Lock] = {}
         self.running: set[asyncio.Task[Any]] = set()
-        self.signals = Signals(on_reload=self.request_reload)
+        self.signals = Signals(grace=self._stop_timeout, on_reload=self.request_reload)
         self.wake_delivery = asyncio.Event()
         self.last_result: dict[str, str] = {}
         self.background: set[asyncio.Task[Any]] = set()  # held so they are not collected
@@ -86,7 +89,7 @@ class Daemon:
             raise
         for warning in self.config.warnings:
             _log.warning("config_warning", problem=warning)
-        if self.signals.stopping.is_set():
+        if self.signals.stop.requested:
             self.store.close()
             return 0
         listener = await self._start_http()
@@ -101,16 +104,22 @@ class Daemon:
                   database=_safe_db(self.store.url))
         self._start_catch_up()
         try:
-            await self.signals.stopping.wait()
+            await self.signals.stop.wait()
         finally:
             await self._stop(helpers, listener)
         return 0
 
+    def _stop_timeout(self) -> float:
+        return self.config.daemon.stop_timeout.total_seconds()
+
     async def _stop(self, helpers: list[asyncio.Future[Any]], listener: Any) -> None:
-        timeout = self.config.daemon.stop_timeout.total_seconds()
+        # The runs' queues follow their scans until the stop request's deadline and then end
+        # by themselves; the grace lets them record that before anything is cancelled.
+        timeout = (self.signals.stop.remaining() or 0.0) + FINISH_GRACE
         self.scheduler.pause()
         if self.running:
-            _log.info("waiting_for_runs", runs=len(self.running), timeout=timeout)
+            _log.info("waiting_for_runs", runs=len(self.running),
+                      timeout=round(self.signals.stop.remaining() or 0.0, 3))
             _, late = await asyncio.wait(set(self.running), timeout=timeout)
             for task in late:
                 task.cancel()
@@ -192,7 +201,7 @@ class Daemon:
 
     async def fire(self, name: str, trigger: str = "schedule") -> None:
         """One cycle of schedule ``name``, unless it is running already or we are stopping."""
-        if self.signals.stopping.is_set():
+        if self.signals.stop.requested:
             return
         schedule = self.config.schedule(name)
         lock = self.schedule_locks.setdefault(name, asyncio.Lock())
@@ -215,7 +224,8 @@ class Daemon:
         self.store.refresh_ignores(utcnow())
         try:
             cycle = await run_cycle(self.config, self.store, schedule, trigger=trigger,
-                                    now_fn=utcnow, on_progress=QueueGauge(self.metrics))
+                                    now_fn=utcnow, on_progress=QueueGauge(self.metrics),
+                                    stop=self.signals.stop)
         except ScanwatchError as exc:
             self.last_result[schedule.name] = "failed"
             self.metrics.runs.labels(schedule.name, "failed").inc()
@@ -226,7 +236,7 @@ class Daemon:
             self.metrics.runs.labels(schedule.name, "failed").inc()
             _log.exception("run_crashed", schedule=schedule.name)
             return
-        result = "ok" if cycle.ok else "failed"
+        result = cycle.run.result
         self.last_result[schedule.name] = result
         self._observe(schedule.name, result, cycle.run)
         if cycle.message_ids:

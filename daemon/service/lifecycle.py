@@ -3,7 +3,7 @@
 ``READY=1`` once the config is loaded and the database opened; ``STATUS=`` lines as runs start
 and end; ``WATCHDOG=1`` at half of ``WATCHDOG_USEC``, sent from the event loop itself so that a
 hung loop stops it and systemd restarts the service; SIGTERM/SIGINT → ``STOPPING=1`` and a
-graceful stop; SIGHUP → reload the configuration.
+graceful stop (no new scan; those in flight followed up to ``stop_timeout``); SIGHUP → reload.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable
 
 from daemon import log
+from daemon.scan.stop import StopRequest
 
 logger = log.get(__name__)
 
@@ -56,22 +57,36 @@ async def watchdog_loop(interval: float) -> None:
 
 
 class Signals:
-    """SIGTERM and SIGINT set ``stopping``; SIGHUP calls ``on_reload`` (from the loop)."""
+    """SIGTERM and SIGINT request ``stop`` (with ``grace()`` seconds to follow what runs; a
+    second one ends the following at once); SIGHUP calls ``on_reload`` when given. The handlers
+    run on the loop, so the request is made before any task of the loop runs again: a scan
+    queue cannot slip in another trigger between the signal and the request."""
 
-    def __init__(self, on_reload: Callable[[], None]) -> None:
-        self.stopping = asyncio.Event()
+    def __init__(self, grace: Callable[[], float],
+                 on_reload: Callable[[], None] | None = None) -> None:
+        self.stop = StopRequest()
+        self._grace = grace
         self._on_reload = on_reload
-        self.signal_name = ""
+
+    @property
+    def signal_name(self) -> str:
+        return self.stop.reason
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop, sig)
-        loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+        if self._on_reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+
+    def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
 
     def _stop(self, sig: signal.Signals) -> None:
-        if self.stopping.is_set():
+        grace = self._grace()
+        if not self.stop.request(grace, sig.name):
+            logger.warning("stopping_now", signal=sig.name,
+                           note="a second signal: scans in flight are left to Harbor now")
             return
-        self.signal_name = sig.name
-        logger.info("stopping", signal=sig.name)
+        logger.info("stopping", signal=sig.name, follow_for=grace)
         sd_notify("STOPPING=1", "STATUS=stopping")
-        self.stopping.set()

@@ -94,11 +94,11 @@ def test_it_notifies_systemd_reloads_on_sighup_and_stops_on_sigterm(
 def test_it_stops_mid_run_on_sigterm_and_the_next_start_resumes_harbors_scans(
     tmp_path: Path, make_sim: Any, processes: list[DaemonProcess]
 ) -> None:
-    sim = make_sim(seed=4, projects=1, repositories_per_project=1, artifacts_per_repository=3,
+    sim = make_sim(seed=4, projects=1, repositories_per_project=1, artifacts_per_repository=4,
                    scanned_share=0.0, index_share=0.0, chart_share=0.0, scan_seconds=3.0,
                    scanner_concurrency=1)
     images = sim.control.inventory()["scannable"]
-    assert images == 3
+    assert images == 4
     db = tmp_path / "h.db"
     config = write_config(tmp_path / "config.toml", sim, db, schedule_toml("nightly"),
                           stop_timeout="2s", registry="max_scans_in_flight = 2")
@@ -111,32 +111,39 @@ def test_it_stops_mid_run_on_sigterm_and_the_next_start_resumes_harbors_scans(
     first = start(tmp_path, sim, config)
     processes.append(first)
     first.wait_for_event("run_started", schedule="nightly", trigger="catch_up")
-    first.wait_until(lambda: sim.control.stats()["scans_triggered"] >= 1, "a scan triggered")
+    # Both slots taken: the scanner runs one scan at a time, 3 s each, so the first cannot end
+    # within the 2 s stop_timeout and both are still in flight when the follow-up ends.
+    first.wait_until(lambda: sim.control.stats()["scans_triggered"] >= 2, "two scans triggered")
     first.signal(signal.SIGTERM)
-    # stop_timeout (2 s) + a margin for a loaded machine; the run itself needs ~9 s of scans.
-    assert first.wait_exit(timeout=2 + 15) == 0, first.log_tail()
-    assert first.logged("runs_abandoned"), "the run finished before the stop: nothing to resume"
+    assert first.wait_exit() == 0, first.log_tail()
+    assert sim.control.stats()["scans_triggered"] == 2, "a scan was triggered after SIGTERM"
+    stopped = first.logged("scan_queue_stopped", registry="sim")
+    assert stopped and stopped[0]["left_running"] == 2 and stopped[0]["not_triggered"] == 2
+    finished = first.logged("run_finished", schedule="nightly")
+    assert finished and finished[0]["result"] == "interrupted"
+    assert not first.logged("runs_abandoned"), "the run had to be cancelled"
     assert "STOPPING=1" in first.notices
     store = open_store(f"sqlite:///{db}")
     try:
         last = store.last_run("nightly")
-        assert last is not None and last.result in ("interrupted", "running")
+        assert last is not None and last.result == "interrupted"
+        assert "2 scans left running in Harbor, 2 not triggered" in last.detail
         assert len(store.known_report_ids("sim")) < images
     finally:
         store.close()
-    assert sim.control.stats()["scans_triggered"] >= 1
 
     second = start(tmp_path, sim, config)
     processes.append(second)
     second.wait_for_event("run_resuming", schedule="nightly")
     second.wait_for_event("run_started", schedule="nightly", trigger="resume")
     finished = second.wait_for_event("run_finished", schedule="nightly")
-    assert finished["ok"] is True
+    assert finished["ok"] is True and finished["result"] == "ok"
     second.signal(signal.SIGTERM)
     assert second.wait_exit() == 0, second.log_tail()
 
-    # Every image scanned exactly once: the scans Harbor had Pending/Running were followed,
-    # not triggered a second time.
+    # Every image scanned exactly once: the two scans left to Harbor were followed (or their
+    # reports imported, if they ended meanwhile), not triggered a second time.
+    assert len(second.logged("scan_triggered")) == images - 2
     assert sim.control.stats()["scans_triggered"] == images
     assert sim.control.inventory()["scanned"] == images
     store = open_store(f"sqlite:///{db}")

@@ -12,7 +12,9 @@ from datetime import date, timedelta
 
 from daemon.model import Severity
 
-DEFAULT_SELECT = ("changed", "unscanned", "failed")
+# db_updated is in by default: a scanner DB update is where most new CVEs come from, and an
+# unchanged image is otherwise never rescanned to show them.
+DEFAULT_SELECT = ("changed", "unscanned", "failed", "db_updated")
 ALL_LANES = ("changed", "unscanned", "failed", "db_updated", "stale")
 EVENTS = (
     "new",
@@ -25,6 +27,8 @@ EVENTS = (
     "scan_failed",
     "scanner_unavailable",
 )
+# A finding rescored upwards (Medium → Critical) needs attention as much as a new one.
+DEFAULT_EVENTS = ("new", "fix_available", "severity_up", "reopened", "sla_overdue", "scan_failed")
 
 
 class Secret:
@@ -119,7 +123,7 @@ class RouteConfig:
     projects: tuple[str, ...] = ("*",)
     repositories: tuple[str, ...] = ("*",)
     min_severity: Severity = Severity.HIGH
-    events: tuple[str, ...] = ("new", "fix_available", "reopened", "sla_overdue", "scan_failed")
+    events: tuple[str, ...] = DEFAULT_EVENTS
     group: str = "immediate"  # or "digest"
     digest_cron: str = "0 8 * * 1-5"
     digest_timezone: str = "UTC"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import config, config_types
+from daemon import config
 from daemon.config_checks import format_duration, parse_duration
 from daemon.errors import ConfigError
 from daemon.model import Severity
@@ -77,8 +77,12 @@ def test_it_loads_the_base_with_defaults(tmp_path: Path) -> None:
     assert registry.password.reveal() == "hunter2-env"
     assert registry.requests_per_second == 5.0 and registry.projects == ("*",)
     assert loaded.schedules[0].timezone == "UTC"
-    assert loaded.schedules[0].select == config_types.DEFAULT_SELECT
+    # db_updated by default: a scanner DB update is where most new CVEs come from.
+    assert loaded.schedules[0].select == ("changed", "unscanned", "failed", "db_updated")
     assert loaded.routes[0].min_severity is Severity.HIGH
+    # severity_up by default: a finding rescored upwards matters as much as a new one.
+    assert loaded.routes[0].events == ("new", "fix_available", "severity_up", "reopened",
+                                       "sla_overdue", "scan_failed")
     assert loaded.daemon.database == "sqlite:///./scanwatch.db"
     assert loaded.source == str(tmp_path / "config.toml")
 
@@ -388,6 +392,35 @@ def test_the_example_shows_every_option() -> None:
         block = text[start:]
         shown = {line.lstrip("# ").split(" =")[0] for line in block.splitlines() if " = " in line}
         assert set(keys) - shown == set(), section
+
+
+def commented_default(text: str, section: str, key: str) -> object:
+    """The value of ``# key = …`` in the first ``[[section]]`` block of a commented config."""
+    import tomllib
+
+    block = text[text.index(f"[[{section}]]"):]
+    line = next(x for x in block.splitlines() if x.startswith(f"# {key} = "))
+    return tomllib.loads(line[2:].split("  #")[0])[key]
+
+
+@pytest.mark.parametrize("source", ["config.example.toml", "config init"],
+                         ids=["example", "config-init"])
+@pytest.mark.parametrize(("section", "key", "default"), [
+    pytest.param("schedule", "select", ["changed", "unscanned", "failed", "db_updated"],
+                 id="select-has-db_updated"),
+    pytest.param("route", "events", ["new", "fix_available", "severity_up", "reopened",
+                                     "sla_overdue", "scan_failed"], id="events-have-severity_up"),
+])
+def test_the_example_and_the_starter_state_the_defaults_that_apply(
+    tmp_path: Path, source: str, section: str, key: str, default: list[str]
+) -> None:
+    from daemon.commands.config import starter_text
+
+    text = (REPO / source).read_text() if source.endswith(".toml") else starter_text()
+    assert commented_default(text, section, key) == default
+    loaded = config.load(write(tmp_path, BASE), environ=ENV)
+    applied = loaded.schedules[0].select if key == "select" else loaded.routes[0].events
+    assert list(applied) == default
 
 
 def test_config_init_writes_a_starter_that_passes_check(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daemon import config_types as ct
 from daemon.commands._common import add_format, config_path, print_json
 from daemon.errors import ConfigError, UsageError
 
@@ -209,8 +210,9 @@ _STARTER: tuple[tuple[str, str, tuple[tuple[str, Any, str, bool], ...]], ...] = 
          True),
         ("timezone", "UTC", "An IANA time zone, e.g. Europe/Berlin.", True),
         ("registries", ["harbor"], "Registry names from [[registry]].", True),
-        ("select", ["changed", "unscanned", "failed"],
-         "Lanes in priority order: changed, unscanned, failed, db_updated, stale.", False),
+        ("select", list(ct.DEFAULT_SELECT),
+         "Lanes: changed, unscanned, failed, db_updated (a newer scanner DB: new CVEs), stale.",
+         False),
         ("stale_after", "7d", "For the stale lane: rescan after this long.", False),
         ("max_scans", 1000, "Scans started per run at most.", False),
         ("jitter", "0s", "A random delay before each run.", False),
@@ -225,8 +227,8 @@ _STARTER: tuple[tuple[str, str, tuple[tuple[str, Any, str, bool], ...]], ...] = 
     ("[[route]]", "Which changes go to which receivers, and how they are grouped.", (
         ("receivers", ["team-webhook"], "Receiver names from [[receiver]].", True),
         ("min_severity", "High", "Critical, High, Medium, Low, Unknown or None.", True),
-        ("events", ["new", "fix_available", "reopened", "sla_overdue", "scan_failed"],
-         "Change kinds to send.", False),
+        ("events", list(ct.DEFAULT_EVENTS),
+         "Change kinds to send; the others: fixed, severity_down, scanner_unavailable.", False),
         ("group", "immediate", "immediate (after each run) or digest (on digest_cron).", False),
     )),
     ("[sla]", "Days to fix, by severity: overdue findings are escalated.", (

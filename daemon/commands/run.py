@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
 import sys
 from typing import Any
@@ -39,6 +38,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from daemon import config
     from daemon.commands._common import config_path
 
@@ -89,6 +90,8 @@ async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], A
     """Each schedule once, then drain the outbox of what they queued (bounded in time). A
     SIGTERM or SIGINT stops starting work: no more scans, schedules or deliveries; returns the
     signal's name then."""
+    import asyncio
+
     from daemon.alerts.deliver import DeliveryReport
     from daemon.service.cycle import deliver, run_cycle
     from daemon.service.daemon import utcnow

@@ -115,6 +115,8 @@ class Daemon:
     async def _stop(self, helpers: list[asyncio.Future[Any]], listener: Any) -> None:
         # The runs' queues follow their scans until the stop request's deadline and then end
         # by themselves; the grace lets them record that before anything is cancelled.
+        if not self.signals.stop.requested:  # ending for another reason than a signal
+            self.signals.stop.request(self._stop_timeout(), "shutdown")
         timeout = (self.signals.stop.remaining() or 0.0) + FINISH_GRACE
         self.scheduler.pause()
         if self.running:

@@ -29,7 +29,8 @@ from daemon.alerts.message import (
     Vuln,
 )
 from daemon.alerts.route import Delivery
-from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
+from daemon.diff import is_first_sight
+from daemon.model import ChangeEvent, ChangeKind, FindingKey, Severity
 
 BASE_IMAGE_THRESHOLD = 3  # this many images on one vulnerable version: suggest the base image
 
@@ -132,12 +133,6 @@ def _facts(item: ChangeEvent | Reminder) -> _Facts:
                       o.digests, True)
     return _Facts(item.finding, item.severity, item.installed_version, item.fix_version,
                   item.tags, item.digests, False)
-
-
-def is_first_sight(item: object) -> bool:
-    """A first-sight summary event (kind new, reason first_sight, no vulnerability)."""
-    return (isinstance(item, ChangeEvent) and item.reason is Reason.FIRST_SIGHT
-            and not item.finding.vulnerability)
 
 
 def first_run_registries(events: Iterable[ChangeEvent],

@@ -82,7 +82,6 @@ async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], A
 
     cycles = []
     for schedule in schedules:
-        store.refresh_ignores(utcnow())
         cycles.append(await run_cycle(cfg, store, schedule, trigger="once", now_fn=utcnow))
     report = await deliver(cfg, store, now_fn=utcnow, within=cfg.daemon.outbox_drain_timeout)
     return cycles, report

@@ -30,7 +30,6 @@ from harborapi import models as hm
 MIME = "application/vnd.security.vulnerability.report; version=1.1"
 NEXT = re.compile(r'<([^>]+)>; rel="next"')
 CAPABILITIES = {"support_vulnerability": True, "support_sbom": True}
-NESTED = "team/app"  # the first repository of every simulated project
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,7 @@ class Served:
     url: str
     admin: tuple[str, str]
     robots: dict[str, tuple[str, str]]  # project → (user, secret)
+    nested: dict[str, str]  # project → its nested repository, without the project: "team/app"
 
     def raw(self, path: str, **params: Any) -> httpx.Response:
         response = httpx.get(self.url + "/api/v2.0" + path, auth=self.admin, timeout=30,
@@ -64,7 +64,10 @@ def _serve(*flags: str) -> Iterator[Served]:
         names = [p["name"] for p in httpx.get(url + "/api/v2.0/projects",
                                              auth=(user, password)).json()]
         by_project = {n: (r[0], r[1]) for n in names for r in robots if f"${n}+" in r[0]}
-        yield Served(url, (user, password), by_project)
+        nested = {n: next(r["name"].split("/", 1)[1] for r in httpx.get(
+            f"{url}/api/v2.0/projects/{n}/repositories", auth=(user, password)).json()
+            if r["name"].count("/") == 2) for n in names}
+        yield Served(url, (user, password), by_project, nested)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -284,7 +287,8 @@ async def test_it_lists_projects_and_all_repositories_across_pages(served: Serve
     assert len(projects) == 2
     for project, listed in per_project.items():
         assert listed == _expected_repositories(served, project)
-        assert f"{project}/{NESTED}" in [name for name, _, _ in listed]
+        assert f"{project}/{served.nested[project]}" in [name for name, _, _ in listed]
+    assert served.nested["library"] == "team/app"
     assert sorted(everything) == sorted(r for listed in per_project.values() for r in listed)
     assert len(everything) == 6
 
@@ -304,14 +308,14 @@ async def test_it_lists_only_a_robots_own_repositories(served: Served, make: Any
 async def test_it_pages_through_a_nested_repositorys_artifacts(served: Served, make: Any) -> None:
     client = make(served, served.admin)
     try:
-        listed = {p: await client.artifacts(p, NESTED, 5) for p in served.robots}
+        listed = {p: await client.artifacts(p, served.nested[p], 5) for p in served.robots}
     finally:
         await client.close()
     for project, artifacts in listed.items():
-        expected = _expected_artifacts(served, project, NESTED)
+        expected = _expected_artifacts(served, project, served.nested[project])
         assert artifacts == expected
         assert len(artifacts) > 10  # three pages of five
-        assert {name for _, name, _, _ in artifacts} == {f"{project}/{NESTED}"}
+        assert {name for _, name, _, _ in artifacts} == {f"{project}/{served.nested[project]}"}
         assert any(tags for _, _, tags, _ in artifacts)
         assert any(o is not None and o[0] == "Success" for *_, o in artifacts)
 
@@ -331,16 +335,17 @@ async def test_it_lists_no_artifacts_in_a_repository_that_does_not_exist(served:
 async def test_it_serves_reports_that_agree_with_their_overview(served: Served,
                                                                 make: Any) -> None:
     project = next(iter(served.robots))
+    nested = served.nested[project]
     images = [a for a in served.raw(f"/projects/{project}/repositories/"
-                                    f"{quote(quote(NESTED, safe=''))}/artifacts",
+                                    f"{quote(quote(nested, safe=''))}/artifacts",
                                     with_scan_overview="true").json()
               if a["type"] == "IMAGE" and not a["references"]
               and (a.get("scan_overview") or {}).get(MIME, {}).get("scan_status") == "Success"]
     assert len(images) >= 2
     client = make(served, served.admin)
     try:
-        reports = [await client.report(project, NESTED, a["digest"]) for a in images]
-        log = await client.scan_log(project, NESTED, images[0]["digest"],
+        reports = [await client.report(project, nested, a["digest"]) for a in images]
+        log = await client.scan_log(project, nested, images[0]["digest"],
                                     images[0]["scan_overview"][MIME]["report_id"])
     finally:
         await client.close()

@@ -264,13 +264,14 @@ def by_finding(occurrences: Iterable[Occurrence]) -> dict[FindingId, list[Occurr
 class ScanDiff:
     """What a successful scan changes before history is consulted (``diff_scan``)."""
 
-    current: dict[FindingId, list[Occurrence]]
+    occurrences: Sequence[Occurrence]
+    current: frozenset[FindingId]  # the findings the report carries
     changes: dict[FindingId, list[Change]]  # fix_available / severity_changed per finding
     gone: dict[FindingId, Reason]  # no longer carried by this image (or the one it replaced)
 
     def todo(self, open_keys: Set[FindingId]) -> set[FindingId]:
         """The findings that need their stored state: not open yet, or with a change."""
-        return (self.current.keys() - open_keys) | self.changes.keys()
+        return set(self.current - open_keys) | self.changes.keys()
 
 
 def diff_scan(
@@ -287,7 +288,7 @@ def diff_scan(
     the findings of the images this one replaces (they stop counting now): what they carried
     and this one does not is gone by rebuild; what a rescan no longer lists is withdrawn.
     """
-    found = by_finding(current)
+    found = frozenset((o.id, o.package) for o in current)
     changes: dict[FindingId, list[Change]] = {}
     gone: dict[FindingId, Reason] = {}
     if baseline is not None:
@@ -296,12 +297,12 @@ def diff_scan(
                 occ = change.occurrence
                 changes.setdefault((occ.id, occ.package), []).append(change)
         if same_digest:
-            for key in {(o.id, o.package) for o in baseline} - found.keys():
+            for key in {(o.id, o.package) for o in baseline} - found:
                 gone[key] = Reason.ADVISORY_WITHDRAWN
     for keys in superseded:
-        for key in keys - found.keys():
+        for key in keys - found:
             gone.setdefault(key, Reason.FIXED_BY_REBUILD)
-    return ScanDiff(found, changes, gone)
+    return ScanDiff(current, found, changes, gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +342,10 @@ def apply_scan(
     writes: list[FindingWrite] = []
     events: list[EventDraft] = []
     first_count, first_severity = 0, Severity.NONE
-    for key in sorted(diff.todo(open_keys)):
-        occs = diff.current[key]
+    todo = diff.todo(open_keys)
+    grouped = by_finding(o for o in diff.occurrences if (o.id, o.package) in todo)
+    for key in sorted(grouped):
+        occs = grouped[key]
         row = findings.get(key)
         severity, fix, installed = summarise(occs)
         why = rules.reason(repo.finding(key), now) if rules else ""

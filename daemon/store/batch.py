@@ -147,7 +147,9 @@ def _summary(occs: list[Occurrence]) -> tuple[Severity, str, str]:
         return o.severity, o.fix_version, o.version
     severity = max(o.severity for o in occs)
     fixes = sorted({o.fix_version for o in occs if o.fix_version})
-    fix = (versions.highest(fixes) or ", ".join(fixes)) if fixes else ""
+    ecosystem = next((o.ecosystem for o in occs if o.ecosystem), "")
+    best = versions.highest(fixes, ecosystem=ecosystem, package=occs[0].package)
+    fix = (best or ", ".join(fixes)) if fixes else ""
     installed = ", ".join(sorted({o.version for o in occs}))
     return severity, fix, installed
 

@@ -235,9 +235,15 @@ def summarise(occs: Sequence[Occurrence]) -> tuple[Severity, str, str]:
         return o.severity, o.fix_version, o.version
     severity = max(o.severity for o in occs)
     fixes = sorted({o.fix_version for o in occs if o.fix_version})
-    fix = (versions.highest(fixes) or ", ".join(fixes)) if fixes else ""
+    best = versions.highest(fixes, ecosystem=_ecosystem(occs), package=occs[0].package)
+    fix = (best or ", ".join(fixes)) if fixes else ""
     installed = ", ".join(sorted({o.version for o in occs}))
     return severity, fix, installed
+
+
+def _ecosystem(occs: Sequence[Occurrence]) -> str:
+    """The ecosystem the report names for these occurrences ("" when it names none)."""
+    return next((o.ecosystem for o in occs if o.ecosystem), "")
 
 
 def _by_version(occs: Sequence[Occurrence]) -> list[tuple[Severity, str, str]]:
@@ -370,7 +376,8 @@ def apply_scan(
                 if row.fix_version and fix and row.fix_version != fix:
                     # Other images of the repository may carry another version: keep a fix
                     # that covers them too (findings recomputes it from the images anyway).
-                    fix = versions.highest([row.fix_version, fix]) or fix
+                    fix = versions.highest([row.fix_version, fix], ecosystem=_ecosystem(occs),
+                                           package=key[1]) or fix
                 writes.append(FindingWrite(Write.UPDATE, key, severity, fix, installed))
                 events.extend(found)
     for key, reason in sorted(diff.gone.items()):

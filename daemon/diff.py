@@ -1,20 +1,39 @@
-"""What changed between a report and its baseline, and which report is the baseline. Pure.
+"""Every rule that names a change kind or reason (DESIGN.md "What 'changed' means"). Pure.
 
-DESIGN.md "What 'changed' means". A finding is (vulnerability, package) per repository, so when a
-report is compared with another digest's (a push), a package upgraded from 1.0 to 1.1 that still
-carries the CVE is neither fixed nor new: the two occurrences pair up and are compared as one.
-Only a scan that finished with a complete, successful report may resolve anything
-(``can_resolve``), and only such a scan may be a baseline (``choose_baseline``).
+- ``diff_reports``: what changed between two reports (also ``scanwatch report diff``).
+- ``diff_scan`` + ``apply_scan``: what one successful scan does to its repository's findings,
+  given the stored state the store loaded; ``retire``: images that left; ``reconcile_ignores``:
+  ignore rules that changed. Each returns an ``Outcome`` (finding writes and change events) that
+  ``daemon/store/`` applies in one transaction.
+
+A finding is (vulnerability, package) per repository, so when a report is compared with another
+digest's (a push), a package upgraded from 1.0 to 1.1 that still carries the CVE is neither fixed
+nor new: the two occurrences pair up and are compared as one. Only a scan that finished with a
+complete, successful report may resolve anything (``can_resolve``); the store keeps only such
+reports as baselines (a digest's last success, else its tags' previous digest's).
 """
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.model import Change, ChangeKind, Occurrence, Reason, ScanResult, ScanState
+from daemon import versions
+from daemon.ignores import IgnoreRules
+from daemon.model import (
+    Change,
+    ChangeEvent,
+    ChangeKind,
+    FindingKey,
+    Occurrence,
+    Reason,
+    ScanResult,
+    ScanState,
+    Severity,
+)
 
 _KIND_ORDER = {kind: n for n, kind in enumerate(ChangeKind)}
 
@@ -102,25 +121,6 @@ def diff_reports(
     return changes
 
 
-def new_in_repository(
-    open_findings: Collection[tuple[str, str]], current: Sequence[Occurrence]
-) -> list[Change]:
-    """NEW (``new_image``) changes for a digest with no baseline in an already-known repository.
-
-    ``choose_baseline`` returns None for a digest pushed under a tag the repository never had;
-    that is first sight of the digest, not of the repository. Findings are per repository, so
-    only ``(id, package)`` pairs not already open in it (``open_findings``) are new. Nothing is
-    FIXED this way: other artifacts of the repository may still carry what this one lacks.
-    """
-    changes = [
-        Change(ChangeKind.NEW, Reason.NEW_IMAGE, occ)
-        for occ in _index(current).values()
-        if (occ.id, occ.package) not in open_findings
-    ]
-    changes.sort(key=lambda c: c.occurrence.key)
-    return changes
-
-
 def _pair(olds: list[Occurrence], news: list[Occurrence]) -> list[tuple[Occurrence, Occurrence]]:
     """Pair one finding's occurrences: same version first, then the rest in version order."""
     new_by_version = {o.version: o for o in news}
@@ -141,88 +141,345 @@ def unchanged_count(
     return len(shared - touched)
 
 
-# --- baseline ----------------------------------------------------------------------------------
+
+# --- the history rules: what a scan, a removal or an ignore change does to findings -----------
+#
+# ``daemon/store/`` loads the state these functions are given (the repository's findings, the
+# baseline and predecessors' contents, which keys other images still carry) and applies the
+# ``Outcome`` they return in one transaction. Every change kind and reason is decided here.
+
+FindingId = tuple[str, str]  # (vulnerability, package) inside one repository
 
 
 @dataclass(frozen=True, slots=True)
-class BaselineCandidate:
-    """One earlier scan that history knows of, as ``choose_baseline`` needs it.
+class StoredFinding:
+    """A finding as history holds it before the change being decided."""
 
-    ``complete`` is True only when the whole report was fetched and parsed (not ``{}``, not a
-    truncated body); ``tags`` are the tags the digest carried when that scan was recorded;
-    ``scan_id`` is the caller's handle (a report id or a row id), returned untouched.
+    id: int
+    severity: Severity
+    fix_version: str
+    installed_versions: str
+    resolved: bool
+    ignored: bool = False
+    ignore_reason: str = ""
+
+
+class Write(enum.Enum):
+    INSERT = "insert"  # a finding first seen: open
+    UPDATE = "update"  # still open, with a new severity, fix or versions
+    REOPEN = "reopen"  # resolved, carried again: open
+    RESOLVE = "resolve"  # no counting image carries it any more
+    MARK = "mark"  # only its ignored mark changes
+
+
+@dataclass(frozen=True, slots=True)
+class FindingWrite:
+    op: Write
+    key: FindingId
+    severity: Severity = Severity.NONE
+    fix_version: str = ""
+    installed_versions: str = ""
+    ignore_reason: str = ""  # INSERT, REOPEN and MARK: why it is ignored ("" for not)
+    resolved_reason: Reason | None = None  # RESOLVE
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """A change event of one finding of the repository (``key`` ("", "") for a summary)."""
+
+    kind: ChangeKind
+    reason: Reason
+    key: FindingId
+    severity: Severity
+    installed: str = ""
+    fix: str = ""
+    previous_severity: Severity | None = None
+    previous_version: str = ""
+    digests: tuple[str, ...] = ()
+    count: int = 1
+    ignored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    writes: tuple[FindingWrite, ...] = ()
+    events: tuple[EventDraft, ...] = ()
+
+
+def is_first_sight(item: object) -> bool:
+    """A first-sight summary event: kind new, reason first_sight, no vulnerability; it stands
+    for a repository's first findings (``count``), which alerts summarise, never list."""
+    return (isinstance(item, ChangeEvent) and item.reason is Reason.FIRST_SIGHT
+            and not item.finding.vulnerability)
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    registry: str
+    project: str
+    repository: str
+
+    def finding(self, key: FindingId) -> FindingKey:
+        return FindingKey(self.registry, self.project, self.repository, *key)
+
+
+def summarise(occs: Sequence[Occurrence]) -> tuple[Severity, str, str]:
+    """A finding's severity, fix and installed versions over the occurrences that carry it.
+
+    Where the repository carries the package at several versions, the fix is the one that
+    covers them all (the highest of their fixes), or the fixes listed where they cannot be
+    ordered: the first one found would leave the other versions vulnerable.
     """
+    if len(occs) == 1:
+        o = occs[0]
+        return o.severity, o.fix_version, o.version
+    severity = max(o.severity for o in occs)
+    fixes = sorted({o.fix_version for o in occs if o.fix_version})
+    best = versions.highest(fixes, ecosystem=_ecosystem(occs), package=occs[0].package)
+    fix = (best or ", ".join(fixes)) if fixes else ""
+    installed = ", ".join(sorted({o.version for o in occs}))
+    return severity, fix, installed
+
+
+def _ecosystem(occs: Sequence[Occurrence]) -> str:
+    """The ecosystem the report names for these occurrences ("" when it names none)."""
+    return next((o.ecosystem for o in occs if o.ecosystem), "")
+
+
+def _by_version(occs: Sequence[Occurrence]) -> list[tuple[Severity, str, str]]:
+    """(severity, fix, installed version) for each installed version: one event each, so an
+    alert's action (package, installed version) gets the fix of that version."""
+    groups: dict[str, list[Occurrence]] = {}
+    for o in occs:
+        groups.setdefault(o.version, []).append(o)
+    return [summarise(group) for _, group in sorted(groups.items())]
+
+
+def by_finding(occurrences: Iterable[Occurrence]) -> dict[FindingId, list[Occurrence]]:
+    out: dict[FindingId, list[Occurrence]] = {}
+    for occ in occurrences:
+        found = out.get((occ.id, occ.package))
+        if found is None:
+            out[(occ.id, occ.package)] = [occ]
+        else:
+            found.append(occ)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScanDiff:
+    """What a successful scan changes before history is consulted (``diff_scan``)."""
+
+    occurrences: Sequence[Occurrence]
+    current: frozenset[FindingId]  # the findings the report carries
+    changes: dict[FindingId, list[Change]]  # fix_available / severity_changed per finding
+    gone: dict[FindingId, Reason]  # no longer carried by this image (or the one it replaced)
+
+    def todo(self, open_keys: Set[FindingId]) -> set[FindingId]:
+        """The findings that need their stored state: not open yet, or with a change."""
+        return set(self.current - open_keys) | self.changes.keys()
+
+
+def diff_scan(
+    current: Sequence[Occurrence],
+    baseline: Sequence[Occurrence] | None,
+    *,
+    same_digest: bool,
+    superseded: Iterable[frozenset[FindingId]] = (),
+) -> ScanDiff:
+    """The scan's report against its baseline (DESIGN.md "What 'changed' means").
+
+    ``baseline`` is the digest's own previous report (``same_digest``) or the report of the
+    digest its tags pointed to before; None on first sight of the digest. ``superseded`` are
+    the findings of the images this one replaces (they stop counting now): what they carried
+    and this one does not is gone by rebuild; what a rescan no longer lists is withdrawn.
+    """
+    found = frozenset((o.id, o.package) for o in current)
+    changes: dict[FindingId, list[Change]] = {}
+    gone: dict[FindingId, Reason] = {}
+    if baseline is not None:
+        for change in diff_reports(baseline, current, same_digest=same_digest):
+            if change.kind in (ChangeKind.FIX_AVAILABLE, ChangeKind.SEVERITY_CHANGED):
+                occ = change.occurrence
+                changes.setdefault((occ.id, occ.package), []).append(change)
+        if same_digest:
+            for key in {(o.id, o.package) for o in baseline} - found:
+                gone[key] = Reason.ADVISORY_WITHDRAWN
+    for keys in superseded:
+        for key in keys - found:
+            gone.setdefault(key, Reason.FIXED_BY_REBUILD)
+    return ScanDiff(current, found, changes, gone)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFacts:
+    """The scan being applied, as the history rules need it."""
+
+    repository: Repository
+    digest: str
+    same_digest: bool
+    first_sight: bool  # no baseline, and the image was there when the repository was first seen
+    superseded_digests: tuple[str, ...] = ()
+
+
+def apply_scan(
+    scan: ScanFacts,
+    diff: ScanDiff,
+    findings: Mapping[FindingId, StoredFinding],
+    open_keys: Set[FindingId],
+    carried: Set[FindingId],
+    rules: IgnoreRules,
+    now: datetime,
+) -> Outcome:
+    """The writes and change events of one successful scan of a counting image.
+
+    ``findings`` holds (at least) the stored findings of ``diff.todo(open_keys)`` and of
+    ``diff.gone``; ``carried`` are the gone findings another counting image still carries.
+    - A finding not in history is inserted: NEW (``advisory_published`` on a rescan, else
+      ``new_image``), one event per installed version; on first sight it is counted into one
+      summary event (reason ``first_sight``) instead.
+    - A resolved finding carried again is REOPENED.
+    - An open one with a fix where it had none (FIX_AVAILABLE, per installed version whose fix
+      differs from the one known) or another severity (SEVERITY_CHANGED) is updated.
+    - A gone finding no other image carries is FIXED with the reason ``diff_scan`` gave.
+    """
+    repo = scan.repository
+    digests = (scan.digest,)
+    writes: list[FindingWrite] = []
+    events: list[EventDraft] = []
+    first_count, first_severity = 0, Severity.NONE
+    todo = diff.todo(open_keys)
+    grouped = by_finding(o for o in diff.occurrences if (o.id, o.package) in todo)
+    for key in sorted(grouped):
+        occs = grouped[key]
+        row = findings.get(key)
+        severity, fix, installed = summarise(occs)
+        why = rules.reason(repo.finding(key), now) if rules else ""
+        if row is None:
+            writes.append(FindingWrite(Write.INSERT, key, severity, fix, installed, why))
+            if scan.first_sight:
+                first_count += 1
+                first_severity = max(first_severity, severity)
+                continue
+            reason = Reason.ADVISORY_PUBLISHED if scan.same_digest else Reason.NEW_IMAGE
+            events.extend(EventDraft(ChangeKind.NEW, reason, key, sev, ver, fixed,
+                                     digests=digests, ignored=bool(why))
+                          for sev, fixed, ver in _by_version(occs))
+        elif row.resolved:
+            writes.append(FindingWrite(Write.REOPEN, key, severity, fix, installed, why))
+            events.extend(EventDraft(ChangeKind.REOPENED, Reason.REOPENED, key, sev, ver, fixed,
+                                     row.severity, digests=digests, ignored=bool(why))
+                          for sev, fixed, ver in _by_version(occs))
+        else:
+            found = _changed(key, row, diff.changes.get(key, ()), installed, fix, digests, why)
+            if found:
+                if row.fix_version and fix and row.fix_version != fix:
+                    # Other images of the repository may carry another version: keep a fix
+                    # that covers them too (findings recomputes it from the images anyway).
+                    fix = versions.highest([row.fix_version, fix], ecosystem=_ecosystem(occs),
+                                           package=key[1]) or fix
+                writes.append(FindingWrite(Write.UPDATE, key, severity, fix, installed))
+                events.extend(found)
+    for key, reason in sorted(diff.gone.items()):
+        row = findings.get(key)
+        if key in carried or row is None or row.resolved:
+            continue
+        writes.append(_resolve(key, row, reason))
+        events.append(_fixed(key, row, reason, scan.superseded_digests or digests, rules,
+                             repo, now))
+    if first_count:
+        events.append(EventDraft(ChangeKind.NEW, Reason.FIRST_SIGHT, ("", ""), first_severity,
+                                 digests=digests, count=first_count))
+    return Outcome(tuple(writes), tuple(events))
+
+
+def _changed(key: FindingId, row: StoredFinding, changes: Iterable[Change], installed: str,
+             fix: str, digests: tuple[str, ...], why: str) -> list[EventDraft]:
+    out: list[EventDraft] = []
+    for change in changes:
+        occ, prev = change.occurrence, change.previous
+        if change.kind is ChangeKind.FIX_AVAILABLE and (
+                not row.fix_version or occ.fix_version != row.fix_version):
+            # Per installed version: another version's fix may have been announced already.
+            out.append(EventDraft(change.kind, change.reason, key, occ.severity, occ.version,
+                                  occ.fix_version, digests=digests, ignored=bool(why)))
+        elif change.kind is ChangeKind.SEVERITY_CHANGED and row.severity != occ.severity:
+            out.append(EventDraft(change.kind, change.reason, key, occ.severity, installed,
+                                  fix, row.severity, prev.version if prev else "", digests,
+                                  ignored=bool(why)))
+    return out
+
+
+def _resolve(key: FindingId, row: StoredFinding, reason: Reason) -> FindingWrite:
+    return FindingWrite(Write.RESOLVE, key, row.severity, row.fix_version,
+                        row.installed_versions, resolved_reason=reason)
+
+
+def _fixed(key: FindingId, row: StoredFinding, reason: Reason, digests: tuple[str, ...],
+           rules: IgnoreRules, repo: Repository, now: datetime) -> EventDraft:
+    ignored = rules.ignored(repo.finding(key), now) if rules else False
+    return EventDraft(ChangeKind.FIXED, reason, key, row.severity, row.installed_versions,
+                      row.fix_version, digests=digests, ignored=ignored)
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """An image that stops counting without a scan: gone from the registry, or untagged."""
 
     digest: str
-    state: ScanState
-    finished_at: datetime | None
-    complete: bool = True
-    tags: tuple[str, ...] = ()
-    scan_id: str = ""
-
-    @property
-    def usable(self) -> bool:
-        """Only a successful scan with a complete report can be a baseline."""
-        return self.state is ScanState.SUCCESS and self.complete
+    keys: frozenset[FindingId]  # the findings its last report carried
+    tag_taken: bool  # its tags now point at another image (already scanned)
 
 
-@dataclass(frozen=True, slots=True)
-class Baseline:
-    """The chosen baseline and whether it is the same digest (a rescan) or another (a push)."""
+def retire(
+    repo: Repository,
+    departed: Sequence[Departure],
+    findings: Mapping[FindingId, StoredFinding],
+    carried: Set[FindingId],
+    rules: IgnoreRules,
+    now: datetime,
+) -> Outcome:
+    """Findings the departed images carried and no other counting image does are FIXED:
+    ``fixed_by_rebuild`` where the image's tags moved on to a rebuild, else ``image_removed``."""
+    reasons: dict[FindingId, tuple[Reason, list[str]]] = {}
+    for image in departed:
+        reason = Reason.FIXED_BY_REBUILD if image.tag_taken else Reason.IMAGE_REMOVED
+        for key in image.keys - carried:
+            entry = reasons.setdefault(key, (reason, []))
+            if image.digest not in entry[1]:
+                entry[1].append(image.digest)
+    writes: list[FindingWrite] = []
+    events: list[EventDraft] = []
+    for key, (reason, digests) in sorted(reasons.items()):
+        row = findings.get(key)
+        if row is None or row.resolved:
+            continue
+        writes.append(_resolve(key, row, reason))
+        events.append(_fixed(key, row, reason, tuple(digests), rules, repo, now))
+    return Outcome(tuple(writes), tuple(events))
 
-    candidate: BaselineCandidate
-    same_digest: bool
 
+def reconcile_ignores(
+    repo: Repository,
+    open_findings: Mapping[FindingId, StoredFinding],
+    rules: IgnoreRules,
+    now: datetime,
+) -> Outcome:
+    """Bring the ignored marks of a repository's open findings in line with ``rules`` at ``now``.
 
-def _latest(candidates: Iterable[BaselineCandidate]) -> BaselineCandidate | None:
-    def order(c: BaselineCandidate) -> tuple[bool, datetime | None, str]:
-        return (c.finished_at is not None, c.finished_at, c.scan_id)
-
-    pool = list(candidates)
-    return max(pool, key=order) if pool else None
-
-
-def choose_baseline(
-    digest: str,
-    tags: Iterable[str],
-    candidates: Iterable[BaselineCandidate],
-    *,
-    before: datetime | None = None,
-    exclude_scan_id: str = "",
-) -> Baseline | None:
-    """The baseline for a new successful scan of ``digest`` (currently tagged ``tags``).
-
-    1. the latest usable scan of the same digest (a rescan: ``same_digest=True``), else
-    2. the latest usable scan of another digest that carried one of ``tags`` (a push: the tag
-       moved; if the tag's previous digest never scanned successfully, the one before it), else
-    3. None: first sight.
-
-    Usable = Success with a complete report (Error, Stopped, ``{}`` and partial reports never
-    are). Candidates finished at or after ``before`` (the new scan's own finish time), undated
-    ones when ``before`` is given, and ``exclude_scan_id`` (the new scan itself) are ignored.
-    Ties break on the later ``scan_id``.
+    A finding that stops being ignored (its rule expired or was removed, its allowlist entry
+    left) is announced once: REOPENED with reason ``ignore_expired``. One that becomes ignored
+    changes its mark only. Nothing else moves: with the same rules, nothing at all.
     """
-    wanted = set(tags)
-    pool = [
-        c
-        for c in candidates
-        if c.usable
-        and (not exclude_scan_id or c.scan_id != exclude_scan_id)
-        and (before is None or (c.finished_at is not None and c.finished_at < before))
-    ]
-    same = _latest(c for c in pool if c.digest == digest)
-    if same is not None:
-        return Baseline(same, same_digest=True)
-    moved = _latest(c for c in pool if c.digest != digest and wanted & set(c.tags))
-    if moved is not None:
-        return Baseline(moved, same_digest=False)
-    return None
-
-
-def diff_result(
-    result: ScanResult, baseline: Sequence[Occurrence] | None, *, same_digest: bool
-) -> list[Change]:
-    """``diff_reports`` guarded by ``can_resolve``: a failed or empty scan changes nothing."""
-    if not can_resolve(result) or result.report is None:
-        return []
-    return diff_reports(baseline, result.report.occurrences, same_digest=same_digest)
+    writes: list[FindingWrite] = []
+    events: list[EventDraft] = []
+    for key, row in sorted(open_findings.items()):
+        why = rules.reason(repo.finding(key), now) if rules else ""
+        if bool(why) == row.ignored and why == row.ignore_reason:
+            continue
+        writes.append(FindingWrite(Write.MARK, key, row.severity, row.fix_version,
+                                   row.installed_versions, why))
+        if row.ignored and not why:
+            events.append(EventDraft(ChangeKind.REOPENED, Reason.IGNORE_EXPIRED, key,
+                                     row.severity, row.installed_versions, row.fix_version))
+    return Outcome(tuple(writes), tuple(events))

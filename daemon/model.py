@@ -92,6 +92,8 @@ class Occurrence:
     links: tuple[str, ...] = ()
     artifact_digests: tuple[str, ...] = ()
     cwe_ids: tuple[str, ...] = ()
+    # The package's ecosystem as the report names it (a PURL type: deb, apk, npm, …), or "".
+    ecosystem: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:

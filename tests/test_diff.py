@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from daemon.diff import (
-    Baseline,
-    BaselineCandidate,
-    can_resolve,
-    choose_baseline,
-    diff_reports,
-    diff_result,
-    new_in_repository,
-    unchanged_count,
-)
+from daemon.diff import can_resolve, diff_reports, unchanged_count
 from daemon.model import (
     ArtifactRef,
     Change,
     ChangeKind,
     Occurrence,
-    Reason,
     Report,
     ScanResult,
     ScanState,
@@ -156,15 +146,6 @@ def test_its_output_order_does_not_depend_on_input_order() -> None:
     assert len(expected) == 10 + 10 + 10 + 10  # new, fixed, fix_available, severity_changed
 
 
-def test_a_new_tag_in_a_known_repository_announces_only_findings_it_did_not_have() -> None:
-    current = [occ("CVE-1", ver="3.0.14"), occ("CVE-2"), occ("CVE-1", pkg="libssl")]
-    changes = new_in_repository({("CVE-1", "openssl"), ("CVE-9", "zlib")}, current)
-    assert [(c.kind, c.reason, c.occurrence.key) for c in changes] == [
-        (ChangeKind.NEW, Reason.NEW_IMAGE, ("CVE-1", "libssl", "3.0.13")),
-        (ChangeKind.NEW, Reason.NEW_IMAGE, ("CVE-2", "openssl", "3.0.13")),
-    ]
-
-
 def test_it_counts_unchanged_occurrences() -> None:
     baseline = [occ("CVE-1"), occ("CVE-2"), occ("CVE-3"), occ("CVE-4")]
     current = [occ("CVE-1"), occ("CVE-2", fix="1"), occ("CVE-3", sev=C), occ("CVE-5")]
@@ -205,100 +186,3 @@ def test_only_a_successful_complete_report_may_resolve(
     assert can_resolve(result(state, occurrences)) is expected
 
 
-def test_an_error_after_a_success_resolves_nothing() -> None:
-    success = BaselineCandidate("d1", ScanState.SUCCESS, T0, scan_id="s1")
-    error = BaselineCandidate("d1", ScanState.ERROR, T0 + timedelta(hours=1), scan_id="s2")
-    # The Error itself changes nothing, even when handed an empty report...
-    assert diff_result(result(ScanState.ERROR, []), [occ()], same_digest=True) == []
-    # ...and the next success still compares with the earlier success, not with the Error.
-    chosen = choose_baseline("d1", (), [success, error], before=T0 + timedelta(hours=2))
-    assert chosen == Baseline(success, same_digest=True)
-
-
-def test_a_tag_moved_to_an_image_without_the_cve_resolves_it_by_rebuild() -> None:
-    old = BaselineCandidate("old", ScanState.SUCCESS, T0, tags=("1.4", "latest"), scan_id="s1")
-    chosen = choose_baseline("new", ("latest",), [old], before=T0 + timedelta(days=1))
-    assert chosen is not None and chosen.same_digest is False
-    changes = diff_result(
-        result(ScanState.SUCCESS, [occ("CVE-2")]),
-        [occ("CVE-1"), occ("CVE-2")],
-        same_digest=chosen.same_digest,
-    )
-    assert summary(changes) == [("fixed", "fixed_by_rebuild", "CVE-1", "3.0.13", "")]
-
-
-def test_a_rebuild_that_still_carries_the_cve_at_another_version_is_not_new() -> None:
-    changes = diff_result(
-        result(ScanState.SUCCESS, [occ(ver="3.0.14")]), [occ(ver="3.0.13")], same_digest=False
-    )
-    assert changes == []
-
-
-# --- baseline ----------------------------------------------------------------------------------
-
-
-def cand(
-    digest: str, hours: float, state: ScanState = ScanState.SUCCESS, *, complete: bool = True,
-    tags: tuple[str, ...] = ("latest",), sid: str = "",
-) -> BaselineCandidate:
-    return BaselineCandidate(
-        digest, state, T0 + timedelta(hours=hours), complete, tags, sid or f"{digest}@{hours}"
-    )
-
-
-NOW = T0 + timedelta(days=10)
-
-
-@pytest.mark.parametrize(
-    ("candidates", "expected"),
-    [
-        ([], None),
-        ([cand("cur", 1), cand("cur", 5), cand("old", 9)], ("cur@5", True)),
-        ([cand("cur", 1), cand("cur", 5, ScanState.ERROR)], ("cur@1", True)),
-        ([cand("cur", 1), cand("cur", 5, ScanState.STOPPED)], ("cur@1", True)),
-        ([cand("cur", 1), cand("cur", 5, complete=False)], ("cur@1", True)),
-        ([cand("cur", 5, ScanState.ERROR), cand("old", 1)], ("old@1", False)),
-        ([cand("old", 1), cand("old", 3), cand("older", 4, tags=("1.0",))], ("old@3", False)),
-        ([cand("old", 1), cand("old", 3, ScanState.ERROR)], ("old@1", False)),
-        ([cand("older", 1), cand("old", 3, ScanState.ERROR)], ("older@1", False)),
-        ([cand("other", 3, tags=("1.0",))], None),
-        ([cand("other", 3, tags=())], None),
-        ([cand("cur", 5, complete=False), cand("old", 3, complete=False)], None),
-        ([cand("cur", 24 * 11)], None),
-        ([cand("cur", 1, sid="self")], None),
-        ([cand("cur", 2, sid="a"), cand("cur", 2, sid="b")], ("b", True)),
-    ],
-    ids=[
-        "no-history-is-first-sight",
-        "rescan-uses-the-latest-success-of-the-same-digest",
-        "error-is-never-a-baseline",
-        "stopped-is-never-a-baseline",
-        "partial-report-is-never-a-baseline",
-        "failed-same-digest-falls-back-to-the-tags-previous-digest",
-        "push-uses-the-last-success-of-the-tags-previous-digest",
-        "push-skips-the-previous-digests-failed-scan",
-        "push-falls-back-to-an-earlier-digest-of-the-tag",
-        "another-tags-digest-is-not-a-baseline",
-        "untagged-digest-is-not-a-baseline",
-        "only-partial-reports-is-first-sight",
-        "a-later-scan-is-not-a-baseline",
-        "the-scan-itself-is-excluded",
-        "ties-break-on-scan-id",
-    ],
-)
-def test_it_chooses_the_baseline(
-    candidates: list[BaselineCandidate], expected: tuple[str, bool] | None
-) -> None:
-    chosen = choose_baseline(
-        "cur", ("latest", "1.4"), candidates, before=NOW, exclude_scan_id="self"
-    )
-    got = None if chosen is None else (chosen.candidate.scan_id, chosen.same_digest)
-    assert got == expected
-
-
-def test_it_ranks_undated_candidates_last_without_a_cutoff() -> None:
-    undated = BaselineCandidate("cur", ScanState.SUCCESS, None, scan_id="undated")
-    dated = BaselineCandidate("cur", ScanState.SUCCESS, T0, scan_id="dated")
-    chosen = choose_baseline("cur", (), [dated, undated])
-    assert chosen is not None and chosen.candidate.scan_id == "dated"
-    assert choose_baseline("cur", (), [undated], before=NOW) is None

@@ -1,9 +1,10 @@
 """Grouping: deliveries become one message per receiver and registry (pure).
 
 The unit of a message is the remediation action, (package, installed version) → the fix that
-resolves every vulnerability it carries. Findings without a fix form "no fix yet" actions; fixed
-findings are summarised; overdue findings and scan problems get their own sections. An empty
-group sends nothing, unless a heartbeat was asked for.
+resolves every vulnerability it carries (``daemon/remedy.py`` groups and chooses). Findings
+without a fix form "no fix yet" actions; fixed findings are summarised; overdue findings and
+scan problems get their own sections. An empty group sends nothing, unless a heartbeat was
+asked for.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from daemon import versions
+from daemon import remedy
 from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, event_name, scope
 from daemon.alerts.message import (
     Action,
@@ -29,7 +30,8 @@ from daemon.alerts.message import (
     Vuln,
 )
 from daemon.alerts.route import Delivery
-from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
+from daemon.diff import is_first_sight
+from daemon.model import ChangeEvent, ChangeKind, FindingKey, Severity
 
 BASE_IMAGE_THRESHOLD = 3  # this many images on one vulnerable version: suggest the base image
 
@@ -67,29 +69,6 @@ def harbor_link(ctx: RunContext, registry: str, project: str, repository: str,
     return repo
 
 
-@dataclass
-class _ActionDraft:
-    vulns: dict[str, Vuln] = field(default_factory=dict)
-    images: dict[tuple[str, str], tuple[set[str], set[str]]] = field(default_factory=dict)
-    reminders_only: bool = True
-
-
-def _fix_for(installed: str, vulns: Sequence[Vuln]) -> tuple[str, tuple[str, ...]]:
-    """(the fix resolving them all, "") or ("", every candidate) when they cannot be ordered."""
-    lowest: list[str] = []
-    for vuln in vulns:
-        pick = versions.lowest_fix(installed, vuln.fix_version)
-        if pick is None:
-            break
-        lowest.append(pick)
-    else:
-        best = versions.highest(lowest)
-        if best is not None:
-            return best, ()
-    every = sorted({c for v in vulns for c in versions.candidates(v.fix_version)})
-    return "", tuple(every)
-
-
 def _image(ctx: RunContext, registry: str, project: str, repository: str,
            tags: set[str], digests: set[str]) -> Image:
     ordered = tuple(sorted(digests))
@@ -97,17 +76,18 @@ def _image(ctx: RunContext, registry: str, project: str, repository: str,
     return Image(project, repository, tuple(sorted(tags)), ordered, link)
 
 
-def _finish(ctx: RunContext, registry: str, package: str, installed: str,
-            draft: _ActionDraft, fixable: bool) -> Action:
-    vulns = sorted(draft.vulns.values(), key=lambda v: (-v.severity, v.id))
-    fix, candidates = _fix_for(installed, vulns) if fixable else ("", ())
-    images = tuple(_image(ctx, registry, p, r, t, d)
-                   for (p, r), (t, d) in sorted(draft.images.items()))
-    digests = {d for _, (_, ds) in draft.images.items() for d in ds}
-    count = max(len(images), len(digests))
-    return Action(package, installed, fix, tuple(vulns), images, candidates,
+def _action(ctx: RunContext, registry: str, found: remedy.Remedy[_Facts]) -> Action:
+    images: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    for f in found.members:
+        tags, digests = images.setdefault((f.key.project, f.key.repository), (set(), set()))
+        tags.update(f.tags)
+        digests.update(f.digests)
+    shown = tuple(_image(ctx, registry, p, r, t, d) for (p, r), (t, d) in sorted(images.items()))
+    count = max(len(shown), len({d for _, ds in images.values() for d in ds}))
+    return Action(found.package, found.installed_version, found.fix_version,
+                  found.vulnerabilities, shown, found.candidate_fix_versions,
                   shared_images=count if count >= BASE_IMAGE_THRESHOLD else 0,
-                  reminder=draft.reminders_only)
+                  reminder=all(f.reminder for f in found.members))
 
 
 def _action_sort(a: Action) -> tuple[int, int, str, str]:
@@ -132,12 +112,6 @@ def _facts(item: ChangeEvent | Reminder) -> _Facts:
                       o.digests, True)
     return _Facts(item.finding, item.severity, item.installed_version, item.fix_version,
                   item.tags, item.digests, False)
-
-
-def is_first_sight(item: object) -> bool:
-    """A first-sight summary event (kind new, reason first_sight, no vulnerability)."""
-    return (isinstance(item, ChangeEvent) and item.reason is Reason.FIRST_SIGHT
-            and not item.finding.vulnerability)
 
 
 def first_run_registries(events: Iterable[ChangeEvent],
@@ -182,7 +156,7 @@ def build_message(
     notices: Sequence[str] = (),
 ) -> Message:
     """One receiver's message about one registry from its deliveries (all of that registry)."""
-    drafts: dict[tuple[bool, str, str], _ActionDraft] = defaultdict(_ActionDraft)
+    entries: list[remedy.Entry[_Facts]] = []
     fixed: list[ChangeEvent] = []
     overdue: list[Overdue] = []
     problems: list[Problem] = []
@@ -217,17 +191,13 @@ def build_message(
             continue
         f = _facts(item)
         reported[(f.key, event_name(item))] = None
-        has_fix = bool(f.fix.strip())
-        draft = drafts[(has_fix, f.key.package, f.installed)]
-        draft.vulns[f.key.vulnerability] = Vuln(f.key.vulnerability, f.severity, f.fix)
-        tags, digests = draft.images.setdefault((f.key.project, f.key.repository), (set(), set()))
-        tags.update(f.tags)
-        digests.update(f.digests)
-        draft.reminders_only = draft.reminders_only and f.reminder
-    actions = [(_finish(ctx, registry, pkg, inst, dr, fixable), fixable)
-               for (fixable, pkg, inst), dr in drafts.items()]
-    fix_now = sorted((a for a, fixable in actions if fixable), key=_action_sort)
-    no_fix = sorted((a for a, fixable in actions if not fixable), key=_action_sort)
+        entries.append(remedy.Entry(f.key.package, f.installed,
+                                    Vuln(f.key.vulnerability, f.severity, f.fix), member=f))
+    # The findings without a fix form their own "watch" actions, apart from the fixable ones.
+    fix_now = sorted((_action(ctx, registry, r) for r in remedy.plan(
+        e for e in entries if e.vuln.fix_version.strip())), key=_action_sort)
+    no_fix = sorted((_action(ctx, registry, r) for r in remedy.plan(
+        e for e in entries if not e.vuln.fix_version.strip())), key=_action_sort)
     return Message(
         id=message_id,
         receiver=receiver,

@@ -26,13 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from daemon.model import FindingKey, Severity
-
-
-@dataclass(frozen=True, slots=True)
-class Vuln:
-    id: str
-    severity: Severity
-    fix_version: str = ""
+from daemon.remedy import Vuln as Vuln  # one vulnerability of an action, shared with remedy
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,18 +27,14 @@ from daemon.alerts.events import (
     event_name,
     finding_of,
 )
-from daemon.alerts.group import (
-    RunContext,
-    due_reminders,
-    first_run_registries,
-    group,
-    is_first_sight,
-)
+from daemon.alerts.group import RunContext, due_reminders, first_run_registries, group
 from daemon.alerts.message import Message
 from daemon.alerts.render import format_for_url, render
 from daemon.alerts.route import Delivery, in_scope, route_items, route_key
-from daemon.alerts.silence import Allowlists, apply_silences, expiry_warnings
+from daemon.alerts.silence import apply_silences, expiry_warnings
 from daemon.config_types import Config, RouteConfig
+from daemon.diff import is_first_sight
+from daemon.ignores import IgnoreRules
 from daemon.model import ChangeEvent, FindingKey
 
 _log = log.get(__name__)
@@ -113,13 +109,16 @@ def plan(
     now: datetime,
     open_findings: Sequence[OpenFinding] = (),
     notified: Mapping[tuple[str, FindingKey, str], datetime] | None = None,
-    allowlists: Allowlists | None = None,
+    rules: IgnoreRules | None = None,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> Planned:
-    """Decide the messages for the due routes (pure)."""
+    """Decide the messages for the due routes (pure). ``rules`` default to the config's
+    ``[[ignore]]`` rules alone (no Harbor allowlists)."""
     from daemon.sla import evaluate
 
     notified = notified or {}
+    if rules is None:
+        rules = IgnoreRules(tuple(config.ignores))
     routes = config.routes
     keys = [route_key(r, i) for i, r in enumerate(routes)]
     by_key = dict(zip(keys, routes, strict=True))
@@ -143,7 +142,7 @@ def plan(
     items: list[AlertItem] = [e for _, e in events]
     items += [p for _, p in scan_problems]
     items += list(problems) + overdue
-    kept, silenced = apply_silences(items, config.ignores, now, allowlists)
+    kept, silenced = apply_silences(items, rules, now)
     if silenced:
         _log.debug("alert_items_silenced", count=len(silenced))
 
@@ -161,7 +160,7 @@ def plan(
               if r.repeat_open_every and k in due}
     if repeat:
         reminders = [Reminder(o) for o in open_findings]
-        kept_reminders, _ = apply_silences(reminders, config.ignores, now, allowlists)
+        kept_reminders, _ = apply_silences(reminders, rules, now)
         last_any: dict[tuple[str, FindingKey], datetime] = {}
         for (rec, key, _kind), at in notified.items():
             last_any[(rec, key)] = max(at, last_any.get((rec, key), at))
@@ -169,7 +168,8 @@ def plan(
             [r for r in kept_reminders if isinstance(r, Reminder)],
             lambda r: [d for d in route_items([r], routes) if d.route in repeat],
             repeat, last_any, now)
-    return _messages(config, deliveries, by_key, due, run_context, now, open_findings, new_id)
+    return _messages(config, deliveries, by_key, due, run_context, now, open_findings, rules,
+                     new_id)
 
 
 def _drop_first_run(events: Sequence[tuple[int, ChangeEvent]], registries: frozenset[str]
@@ -198,14 +198,15 @@ def with_first_sight(ctx: RunContext, batch: Any) -> RunContext:
 
 def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, RouteConfig],
               due: set[str], ctx: RunContext, now: datetime,
-              open_findings: Sequence[OpenFinding], new_id: Callable[[], str]) -> Planned:
+              open_findings: Sequence[OpenFinding], rules: IgnoreRules,
+              new_id: Callable[[], str]) -> Planned:
     immediate = [d for d in deliveries if by_key[d.route].group != "digest"]
     heartbeats = [(rec, reg) for k, r in by_key.items()
                   if k in due and r.heartbeat and r.group != "digest"
                   for reg in ctx.images_checked
                   if in_scope(r, ScanProblem("heartbeat", reg)) for rec in r.receivers]
     messages = group(immediate, ctx, now, heartbeats=heartbeats, new_id=new_id)
-    warning = expiry_warnings(config.ignores, open_findings, now)
+    warning = expiry_warnings(rules, open_findings, now)
     for key, route in by_key.items():
         if key not in due or route.group != "digest":
             continue
@@ -224,14 +225,15 @@ def build_and_queue(
     run_context: RunContext,
     now: datetime,
     problems: Sequence[ScanProblem] = (),
-    allowlists: Allowlists | None = None,
+    rules: IgnoreRules | None = None,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> list[str]:
     """Queue the messages for every due route; return the outbox message ids.
 
     Immediate routes are due at every call (the end of each run); digest routes when their cron
     fired since their last digest. ``problems`` are this run's registry-wide problems (a
-    scanner that is down); failed scans are read from the history.
+    scanner that is down); failed scans are read from the history. ``rules`` default to those
+    in force: the config's and the Harbor allowlists stored for the registries that use them.
     """
     from daemon.store import outbox as store_outbox
 
@@ -239,9 +241,11 @@ def build_and_queue(
     keys = [route_key(r, i) for i, r in enumerate(routes)]
     if not keys:
         return []
+    if rules is None:
+        rules = store.ignore_rules(config)
     receivers = {n for r in routes for n in (*r.receivers, *r.escalate_to)}
     notified = store_outbox.last_notified(store, receivers)
-    open_findings = _open_findings(store, config)
+    open_findings = _open_findings(store, config, rules)
 
     def build(batch: Any) -> None:
         due = []
@@ -264,7 +268,7 @@ def build_and_queue(
                      for k, c in batch.cursors.items()},
             due_routes=due, run_context=with_first_sight(run_context, batch), now=now,
             open_findings=open_findings,
-            notified=notified, allowlists=allowlists, new_id=new_id)
+            notified=notified, rules=rules, new_id=new_id)
         batch.rows.extend(planned.rows)
 
     ids = store_outbox.claim_and_queue(store, keys, build, now)
@@ -272,12 +276,13 @@ def build_and_queue(
     return ids
 
 
-def _open_findings(store: Any, config: Config) -> list[OpenFinding]:
-    """Open findings, only when something needs them (SLA, reminders, ignore warnings)."""
-    if not (config.sla.deadlines or config.ignores
+def _open_findings(store: Any, config: Config, rules: IgnoreRules) -> list[OpenFinding]:
+    """Open findings, only when something needs them (SLA, reminders, ignore warnings); the
+    silencing stage decides which of them are ignored."""
+    if not (config.sla.deadlines or rules.rules
             or any(r.repeat_open_every for r in config.routes)):
         return []
-    rows = store.open_findings(include_ignored=bool(config.ignores))
+    rows = store.open_findings(include_ignored=True)
     return [OpenFinding(r.key, r.severity, r.first_seen,
                         r.installed_versions[0] if r.installed_versions else "", r.fix_version,
                         r.tags, r.digests) for r in rows]

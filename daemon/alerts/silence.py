@@ -1,24 +1,19 @@
-"""Silences: ignore rules and Harbor allowlists applied to alert items (pure).
+"""Silences: the ignore rules (``daemon/ignores.py``) applied to alert items (pure).
 
-An ignored item is recorded in history as usual but is not alerted. An ``[[ignore]]`` rule is
-active through its ``expires`` date (inclusive, in UTC); a week before that, ``expiry_warnings``
-says which images will alert again. Harbor's CVE allowlists (system and per project) count as
-ignores for registries with ``use_harbor_allowlist = true``; the caller reads them from Harbor.
+An ignored item is recorded in history as usual but is not alerted. A week before a rule
+expires, ``expiry_warnings`` says which images will alert again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from fnmatch import fnmatchcase
+from datetime import datetime, timedelta
 
 from daemon.alerts.events import AlertItem, OpenFinding, finding_of
 from daemon.config_types import IgnoreConfig
-from daemon.model import ChangeEvent, FindingKey
-
-# (registry, project) -> allowlisted CVE ids; project "" is the registry's system allowlist.
-Allowlists = Mapping[tuple[str, str], frozenset[str]]
+from daemon.ignores import IgnoreRules, rule_matches, utc_day
+from daemon.model import FindingKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,71 +36,27 @@ class ExpiryWarning:
                f"will alert again"
 
 
-def _glob(globs: Sequence[str], value: str) -> bool:
-    return any(fnmatchcase(value, g) for g in globs)
-
-
-def rule_matches(rule: IgnoreConfig, key: FindingKey) -> bool:
-    """The rule covers the finding (its vulnerability and package may be globs; "" means any)."""
-    if rule.vulnerability and not fnmatchcase(key.vulnerability.upper(),
-                                              rule.vulnerability.upper()):
-        return False
-    if rule.package and not fnmatchcase(key.package, rule.package):
-        return False
-    full = f"{key.project}/{key.repository}"
-    return (_glob(rule.registries, key.registry) and _glob(rule.projects, key.project)
-            and (_glob(rule.repositories, full) or _glob(rule.repositories, key.repository)))
-
-
-def active(rule: IgnoreConfig, now: datetime) -> bool:
-    return _today(now) <= rule.expires
-
-
-def _today(now: datetime) -> date:
-    return now.date() if now.tzinfo is None else now.astimezone(UTC).date()
-
-
-def is_ignored(
-    key: FindingKey,
-    ignores: Sequence[IgnoreConfig],
-    now: datetime,
-    allowlists: Allowlists | None = None,
-) -> bool:
-    """An active ignore rule or an allowlist covers the finding."""
-    if any(active(rule, now) and rule_matches(rule, key) for rule in ignores):
-        return True
-    if allowlists:
-        vuln = key.vulnerability
-        for scope in ((key.registry, ""), (key.registry, key.project)):
-            if vuln in allowlists.get(scope, frozenset()):
-                return True
-    return False
-
-
 def apply_silences(
-    items: Iterable[AlertItem],
-    ignores: Sequence[IgnoreConfig],
-    now: datetime,
-    allowlists: Allowlists | None = None,
+    items: Iterable[AlertItem], rules: IgnoreRules, now: datetime
 ) -> tuple[list[AlertItem], list[AlertItem]]:
-    """Split items into (to alert, silenced). Scan problems are never silenced.
+    """Split items into (to alert, silenced) by the rules in force at ``now``. Scan problems
+    are never silenced.
 
-    A change event that history already marked ``ignored`` stays silenced.
+    The rules in force decide, not the ``ignored`` mark an event got when it was recorded: a
+    rule added since silences at once, and a finding whose rule ended is announced by its own
+    ``ignore_expired`` event.
     """
     kept: list[AlertItem] = []
     silenced: list[AlertItem] = []
     for item in items:
         key = finding_of(item)
-        hidden = key is not None and (
-            (isinstance(item, ChangeEvent) and item.ignored)
-            or is_ignored(key, ignores, now, allowlists)
-        )
+        hidden = key is not None and rules.ignored(key, now)
         (silenced if hidden else kept).append(item)
     return kept, silenced
 
 
 def expiry_warnings(
-    ignores: Sequence[IgnoreConfig],
+    rules: IgnoreRules,
     open_findings: Iterable[OpenFinding],
     now: datetime,
     within: timedelta = timedelta(days=7),
@@ -114,12 +65,12 @@ def expiry_warnings(
 
     A finding counts only if no other rule (one that stays active) would keep hiding it.
     """
-    today = _today(now)
+    today = utc_day(now)
     horizon = today + within
-    expiring = tuple(r for r in ignores if today <= r.expires <= horizon)
+    expiring = tuple(r for r in rules.rules if today <= r.expires <= horizon)
     if not expiring:
         return None
-    staying = [r for r in ignores if r.expires > horizon]
+    staying = [r for r in rules.rules if r.expires > horizon]
     findings: list[FindingKey] = []
     images: set[str] = set()
     for item in open_findings:

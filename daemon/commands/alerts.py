@@ -77,7 +77,8 @@ def run_preview(args: argparse.Namespace) -> int:
         batch = store_outbox.peek(store, keys, since)
         receivers = {n for r in cfg.routes for n in (*r.receivers, *r.escalate_to)}
         notified = store_outbox.last_notified(store, receivers)
-        open_findings = _open_findings(store, cfg)
+        rules = store.ignore_rules(cfg)
+        open_findings = _open_findings(store, cfg, rules)
     ctx = with_first_sight(
         RunContext(name="preview", registry_urls={r.name: r.url for r in cfg.registries}), batch)
     planned = plan(
@@ -88,7 +89,7 @@ def run_preview(args: argparse.Namespace) -> int:
         problems=(), cursors={k: (c.last_event_id, c.last_scan_id, None)
                               for k, c in batch.cursors.items()},
         due_routes=keys, run_context=ctx, now=now, open_findings=open_findings,
-        notified=notified, new_id=_counter())
+        notified=notified, rules=rules, new_id=_counter())
     if args.format == "json":
         print_json([to_document(m) for m in planned.messages])
         return 0

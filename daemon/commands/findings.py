@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         rows = store.open_findings(
             registry=args.registry, project=args.project, repository=args.repository,
             min_severity=Severity.from_name(args.severity) if args.severity else None,
-            fixable=True if args.fixable else None, include_ignored=args.include_ignored)
+            fixable=True if args.fixable else None, include_ignored=args.include_ignored,
+            rules=store.ignore_rules(cfg) if cfg is not None else None, now=now)
     finally:
         store.close()
     records: list[dict[str, Any]] = []

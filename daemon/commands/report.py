@@ -51,6 +51,15 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         + FORMATS_HELP,
     )
     show.add_argument("file", metavar="FILE", help="the report file")
+    show.add_argument(
+        "--by",
+        choices=("vulnerability", "action"),
+        default="vulnerability",
+        help="one row per vulnerability (default), or per remediation action: each package "
+        "version with the one fix version that resolves all of its vulnerabilities (or the "
+        "candidates, when they cannot be ordered), its vulnerability ids and the highest "
+        "severity, fixable first",
+    )
     add_format(show)
     show.set_defaults(handler=run_show)
 
@@ -106,6 +115,10 @@ def run_show(args: argparse.Namespace) -> int:
     from daemon.harbor.reports import load_report_file
 
     report = load_report_file(args.file)
+    if args.by == "action":
+        from daemon.commands.report_actions import show_actions
+
+        return show_actions(args.file, report, args.format)
     occurrences = report.occurrences
     if args.format == "json":
         print_json([occurrence_json(o) for o in occurrences])

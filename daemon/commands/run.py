@@ -105,7 +105,6 @@ async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], A
         for schedule in schedules:
             if signals.stop.requested:
                 break
-            store.refresh_ignores(utcnow())
             cycles.append(await run_cycle(cfg, store, schedule, trigger="once", now_fn=utcnow,
                                           stop=signals.stop))
         if signals.stop.requested:  # what was queued waits in the outbox for the next sender

@@ -113,14 +113,15 @@ async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Any, wait: b
     from daemon.scan.ratelimit import WeightedCap
 
     global_cap = WeightedCap(cfg.daemon.max_scans_in_flight)
+    rules = store.ignore_rules(cfg) if store is not None else None
     results = await asyncio.gather(*(
-        _scan_registry(cfg.registry(name), targets, store, wait, display, global_cap)
+        _scan_registry(cfg.registry(name), targets, store, wait, display, global_cap, rules)
         for name, targets in grouped.items()))
     return [job for jobs in results for job in jobs]
 
 
 async def _scan_registry(registry: Any, targets: list[Any], store: Any, wait: bool,
-                         display: Display | None, global_cap: Any) -> list[Any]:
+                         display: Display | None, global_cap: Any, rules: Any) -> list[Any]:
     from datetime import UTC, datetime
 
     from daemon.harbor.client import HarborClient
@@ -157,7 +158,7 @@ async def _scan_registry(registry: Any, targets: list[Any], store: Any, wait: bo
                                  if scanner is not None else None)
 
         def record(result: Any) -> None:
-            store.record_scan(result, datetime.now(UTC))
+            store.record_scan(result, datetime.now(UTC), rules)
 
         sizes: dict[tuple[str, str], int] = {}
         for a in artifacts.values():

@@ -238,6 +238,12 @@ class HarborClient:
         items = await self._get_all(f"/projects/{quote(project, safe='')}/repositories")
         return [wire.repository(r, project) for r in items]
 
+    async def repository(self, project: str, repository: str) -> wire.Repository:
+        """One repository; NotFound when it does not exist. Its artifact listing cannot say
+        that: Harbor lists a missing repository as empty (200 ``[]``), never 404."""
+        body, _ = await self._request("GET", self._repo_path(project, repository))
+        return wire.repository(body, project)
+
     def _artifact_params(self) -> dict[str, Any]:
         return {"with_scan_overview": "true", "with_tag": "true", "with_label": "false"}
 

@@ -215,8 +215,13 @@ async def _list_artifacts(
         kept = [a for a in listed if repository_wanted(registry, project, a.ref.repository)]
         return drop_children(kept)
     repositories = [r for r in await client.repositories(project)
-                    if repository_wanted(registry, project, r.name)]
+                    if repository_wanted(registry, project, r.name) and r.artifact_count != 0]
     per_repo = await asyncio.gather(
-        *(client.repository_artifacts(project, r.name) for r in repositories
-          if r.artifact_count != 0))
+        *(client.repository_artifacts(project, r.name) for r in repositories))
+    for repo, listing in zip(repositories, per_repo, strict=True):
+        if not listing:
+            # Harbor lists a repository deleted since the repository listing as empty (200 [],
+            # not 404): that proves nothing, so the project's walk is incomplete this run.
+            raise HarborError(f"registry {registry.name}: {project}/{repo.name} counted "
+                              f"{repo.artifact_count} artifacts but listed none")
     return [a for listing in per_repo for a in drop_children(listing)]

@@ -10,6 +10,8 @@ Normalisation (``harbor/API-NOTES.md`` §10, §11) so that two reads of the same
   or null ``score_v3`` is derived as Harbor does (nvd ``V3Score``, else the first vendor's);
 - item severities become ``Severity`` (Harbor: ``Negligible`` → None, unknown → Unknown); the
   report-level ``severity`` (``""`` with no vulnerabilities) is not used;
+- the ecosystem (``daemon/ecosystems.py``) is Trivy's PURL type, else its Result's ``Type``; in a
+  Harbor item, its ``purl`` where one survives (Harbor 2.x drops the adapter's), else ``""``;
 - ``fix_version: null`` is ``""``; occurrences are sorted by ``(id, package, version)`` in plain
   string order, and duplicate keys collapse into one (highest severity, union of
   ``artifact_digests``, the non-empty ``fix_version``).
@@ -25,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
+from daemon import ecosystems
 from daemon.errors import ReportFormatError
 from daemon.model import REPORT_MIME_HARBOR_V10, REPORT_MIME_V11, Occurrence, Report, Severity
 
@@ -171,6 +174,8 @@ def _harbor_item(raw: object, where: str) -> Occurrence:
         links=_str_list(item, "links", where),
         artifact_digests=_str_list(item, "artifact_digests", where),
         cwe_ids=_str_list(item, "cwe_ids", where),
+        # harbor-scanner-trivy sends "purl", Harbor (2.x) drops it: read it where it survives.
+        ecosystem=ecosystems.from_purl(_opt_str(item, "purl", where)),
     )
 
 
@@ -223,8 +228,10 @@ def parse_harbor_addition(data: object) -> Report | None:
 # --- Trivy -------------------------------------------------------------------------------------
 
 
-def _trivy_item(raw: object, where: str) -> Occurrence:
+def _trivy_item(raw: object, where: str, result_type: str) -> Occurrence:
     item = _obj(raw, where)
+    ident = _cvss_map(item.get("PkgIdentifier"), f"{where}.PkgIdentifier") or {}
+    purl = _opt_str(ident, "PURL", f"{where}.PkgIdentifier")
     cvss = _cvss_map(item.get("CVSS"), f"{where}.CVSS")
     primary = _opt_str(item, "PrimaryURL", where)
     links = (primary,) if primary else _str_list(item, "References", where)
@@ -241,6 +248,7 @@ def _trivy_item(raw: object, where: str) -> Occurrence:
         description=_opt_str(item, "Description", where),  # Title is dropped, as Harbor does
         links=links,
         cwe_ids=_str_list(item, "CweIDs", where),
+        ecosystem=ecosystems.from_trivy(result_type, purl),
     )
 
 
@@ -268,7 +276,8 @@ def parse_trivy(data: object) -> Report:
         if not isinstance(vulns, list):
             raise _bad(f"Results[{r}].Vulnerabilities", f"expected a list, got {_kind(vulns)}")
         where = f"Results[{r}].Vulnerabilities"
-        found.extend(_trivy_item(raw, f"{where}[{n}]") for n, raw in enumerate(vulns))
+        kind = _opt_str(result, "Type", f"Results[{r}]")
+        found.extend(_trivy_item(raw, f"{where}[{n}]", kind) for n, raw in enumerate(vulns))
     trivy = _cvss_map(body.get("Trivy"), "Trivy") or {}
     return Report(
         scanner_name="Trivy",
@@ -300,6 +309,7 @@ def _merge(a: Occurrence, b: Occurrence) -> Occurrence:
         links=links,
         artifact_digests=digests,
         cwe_ids=cwes,
+        ecosystem=first.ecosystem or second.ecosystem,
     )
 
 

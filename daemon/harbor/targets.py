@@ -51,13 +51,12 @@ async def resolve(
     found: list[Artifact] = []
     for project in names:
         if not is_glob(target.repository):
-            try:
-                listed = await client.repository_artifacts(project, target.repository)
-            except NotFound:
+            listed = await client.repository_artifacts(project, target.repository)
+            if not listed and not await _repository_exists(client, project, target.repository):
                 if is_glob(target.project):
                     continue
                 raise UnknownTarget(f"unknown repository {target.repository!r} in "
-                                    f"{where}/{project}") from None
+                                    f"{where}/{project}")
             found.extend(drop_children(listed))
         elif system.at_least(*PROJECT_LISTING_SINCE):
             found.extend(drop_children(await client.project_artifacts(project)))
@@ -80,8 +79,15 @@ async def _check_repository(client: HarborClient, target: Target) -> None:
     except NotFound:
         raise UnknownTarget(
             f"unknown project {target.project!r} in registry {target.registry}") from None
-    try:
-        await client.repository_artifacts(target.project, target.repository)
-    except NotFound:
+    if not await _repository_exists(client, target.project, target.repository):
         raise UnknownTarget(f"unknown repository {target.repository!r} in "
-                            f"{target.registry}/{target.project}") from None
+                            f"{target.registry}/{target.project}")
+
+
+async def _repository_exists(client: HarborClient, project: str, repository: str) -> bool:
+    """Asked directly: Harbor lists the artifacts of a missing repository as empty, not 404."""
+    try:
+        await client.repository(project, repository)
+    except NotFound:
+        return False
+    return True

@@ -21,6 +21,7 @@ from daemon.config_types import Config, RegistryConfig, ScheduleConfig
 from daemon.errors import HarborError, UsageError
 from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
+from daemon.ignores import NO_RULES, IgnoreRules
 from daemon.model import Artifact, ChangeEvent, ScanResult
 from daemon.scan.collect import Collector
 from daemon.scan.queue import Progress, QueueOptions, ScanQueue
@@ -137,6 +138,10 @@ async def run_schedule(
         registries.append(found)
     started = now_fn()
     result = RunResult(schedule.name, trigger, started)
+    # The ignore rules in force (config + the allowlists last read): a rule that expired or
+    # was removed since the last run brings its findings back now, once.
+    rules = store.ignore_rules(config)
+    store.reconcile_ignores(rules, started)
     run_id = store.record_run_start(schedule.name, started)
     global_cap = WeightedCap(config.daemon.max_scans_in_flight)
     deadline = time.monotonic() + config.daemon.run_timeout.total_seconds()
@@ -147,7 +152,8 @@ async def run_schedule(
               registries=[r.name for r in registries])
     try:
         result.registries = list(await asyncio.gather(*(
-            _run_registry(store, reg, schedule, global_cap, now_fn, opts, on_progress, stop)
+            _run_registry(store, reg, schedule, global_cap, now_fn, opts, on_progress, rules,
+                          stop)
             for reg in registries)))
     except asyncio.CancelledError:
         # A stop (SIGTERM) past the stop timeout: scans Harbor already runs keep running, and
@@ -180,13 +186,14 @@ async def _run_registry(
     now_fn: Callable[[], datetime],
     options: QueueOptions,
     on_progress: Progress | None,
+    rules: IgnoreRules,
     stop: StopRequest | None = None,
 ) -> RegistryRun:
     out = RegistryRun(registry.name)
     async with HarborClient(registry) as client:
         try:
             await _registry_steps(client, store, registry, schedule, global_cap, now_fn,
-                                  options, on_progress, out, stop)
+                                  options, on_progress, out, rules, stop)
         except HarborError as exc:
             out.error = str(exc)
             _log.error("registry_run_failed", registry=registry.name, error=str(exc))
@@ -204,6 +211,7 @@ async def _registry_steps(
     options: QueueOptions,
     on_progress: Progress | None,
     out: RegistryRun,
+    rules: IgnoreRules,
     stop: StopRequest | None = None,
 ) -> None:
     inventory = await walk(client, registry)
@@ -215,10 +223,10 @@ async def _registry_steps(
     out.scanner_db_updated_at = max(
         (t for t in inventory.db_times().values() if t is not None), default=None)
     if registry.use_harbor_allowlist:
-        # Harbor's allowlists hide findings from alerts (history keeps them), per registry.
-        others = [a for a in store.allowlists if a.registry != registry.name]
-        store.set_ignores(store.ignores, [*others, *inventory.allowlists])
-        store.refresh_ignores(now_fn(), registry.name)
+        # This read of Harbor's allowlists stays in force (stored) until the next one.
+        store.save_allowlists(registry.name, inventory.allowlists, now_fn())
+        rules = rules.with_allowlists(registry.name, inventory.allowlists)
+        store.reconcile_ignores(rules, now_fn(), registry.name)
     new_digests: set[str] = set()
     if inventory.complete:
         delta = store.record_inventory(registry.name, inventory.artifacts(), now_fn())
@@ -226,14 +234,14 @@ async def _registry_steps(
         usable = {p.name for p in inventory.projects if p.usable}
         removed = [r for r in delta.removed if r.project in usable]
         if removed:
-            out.events.extend(store.resolve_removed(registry.name, removed, now_fn()))
+            out.events.extend(store.resolve_removed(registry.name, removed, now_fn(), rules))
     else:
         # A project could not be listed: its artifacts would look deleted. Record nothing of
         # the walk this time (no tag moves, nothing resolved); scans still go ahead.
         _log.warning("inventory_not_recorded", registry=registry.name,
                      failed=sorted(out.failed_projects))
     collector = Collector(client, db_times=inventory.db_times())
-    out.imported = await import_reports(store, collector, inventory, now_fn, out)
+    out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
     history = store.scan_records(registry.name)
     selection = select(inventory.usable_artifacts(), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
@@ -246,7 +254,7 @@ async def _registry_steps(
               follow=out.followed, over_budget=out.over_budget)
 
     def record(result: ScanResult) -> None:
-        out.events.extend(store.record_scan(result, now_fn()))
+        out.events.extend(store.record_scan(result, now_fn(), rules))
 
     queue = make_queue(client, collector, registry, global_cap, inventory, options,
                        on_progress, record, stop)
@@ -292,6 +300,7 @@ async def import_reports(
     inventory: RegistryInventory,
     now_fn: Callable[[], datetime],
     out: RegistryRun | None = None,
+    rules: IgnoreRules = NO_RULES,
 ) -> int:
     """Store every finished report Harbor shows that history does not know yet, without a
     rescan (trigger ``imported``). Unchanged artifacts cost nothing: their ids are known."""
@@ -307,7 +316,7 @@ async def import_reports(
         results = await asyncio.gather(*(collector.collect(a, "imported") for a in batch))
         done = [r for r in results if r is not None]
         if done:
-            events = store.record_scans(done, now_fn())
+            events = store.record_scans(done, now_fn(), rules)
             if out is not None:
                 out.events.extend(events)
             stored += len(done)

@@ -223,7 +223,6 @@ class Daemon:
 
     async def _cycle(self, schedule: ScheduleConfig, trigger: str) -> None:
         sd_notify(f"STATUS=running {schedule.name}")
-        self.store.refresh_ignores(utcnow())
         try:
             cycle = await run_cycle(self.config, self.store, schedule, trigger=trigger,
                                     now_fn=utcnow, on_progress=QueueGauge(self.metrics),
@@ -318,8 +317,7 @@ class Daemon:
             return
         if (new.daemon.database or "") != (self.config.daemon.database or ""):
             _log.warning("config_reload_partial", note="the database changes at the next start")
-        self.config = new
-        self.store.set_ignores(new.ignores)
+        self.config = new  # its ignore rules are read at the start of each run
         self._install_jobs()
         _log.info("config_reloaded", schedules=[s.name for s in new.schedules])
         sd_notify("READY=1", f"STATUS={self._idle_status()}")

@@ -72,8 +72,9 @@ def robots_of(state: SimState) -> dict[str, tuple[str, str]]:
 class Request:
     def __init__(self, state: SimState, method: str, path: str, params: dict[str, str],
                  query: dict[str, str], raw_query: str, headers: Any, body: bytes,
-                 auth_cache: dict[str, Any]) -> None:
+                 auth_cache: dict[str, Any], raw_path: str = "") -> None:
         self.state, self.method, self.path, self.params = state, method, path, params
+        self.raw_path = raw_path or path  # as sent: Harbor's Link keeps its encoding
         self.query, self.raw_query, self.headers, self.body = query, raw_query, headers, body
         header = headers.get("Authorization")
         if header in auth_cache:
@@ -152,7 +153,7 @@ class Request:
         chosen = items[(page - 1) * size: page * size]
         headers = [("X-Total-Count", str(total))]
         links = []
-        if page > 1:
+        if page > 1 and (page - 1) * size < total:
             links.append(self._link(page - 1, size, "prev"))
         if page * size < total:
             links.append(self._link(page + 1, size, "next"))
@@ -163,8 +164,10 @@ class Request:
     def _link(self, page: int, size: int, rel: str) -> str:
         values = {**self.query, "page": str(page), "page_size": str(size)}
         # Harbor writes the query URL-unescaped (API-NOTES §3): a q with & or + comes back broken.
+        # The path is the request's as sent (Go's URL.String() keeps RawPath), so a nested
+        # repository stays encoded twice (team%252Fapp) and the link can be followed.
         query = unquote(urlencode(sorted(values.items())))
-        return f'<{self.path}?{query}>; rel="{rel}"'
+        return f'<{self.raw_path}?{query}>; rel="{rel}"'
 
     def q(self) -> list[tuple[str, str, Any]]:
         return parse_q(self.query.get("q", ""))

@@ -7,7 +7,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from daemon.sim import render
+from daemon.sim import render, repositories
 from daemon.sim.api import ApiError, Request, Response, dumps, json_response, matches
 from daemon.sim.engine import ScanError
 from daemon.sim.inventory import Artifact, Project, Repository
@@ -77,16 +77,6 @@ def project_scanner(req: Request) -> Response:
     if not req.state.scanner_registered:
         return Response(200, b"null")
     return json_response(registration(req, with_health=True))
-
-
-def list_repositories(req: Request) -> Response:
-    project = req.project("project_name", by_name=True)
-    repos = sorted(project.repositories, key=lambda r: -r.id)
-    for key, op, want in req.q():
-        if key == "name":
-            repos = [r for r in repos if matches(op, want, r.name)]
-    chosen, headers = req.paginate(repos)
-    return Response(200, dumps([render.repository(r) for r in chosen]), headers=headers)
 
 
 def _repo(req: Request) -> tuple[Project, Repository]:
@@ -159,7 +149,7 @@ def _render_page(req: Request, arts: Any, default_overview: bool) -> bytes:
 
 def _cached_list(req: Request, collect: Any) -> Response:
     state = req.state
-    key = (req.path, req.raw_query, req.headers.get("X-Accept-Vulnerabilities"))
+    key = (req.raw_path, req.raw_query, req.headers.get("X-Accept-Vulnerabilities"))
     hit = state.page_cache.get(key)
     if hit is not None and hit[0] == state.version:
         status, body, headers = hit[1]
@@ -173,10 +163,23 @@ def _cached_list(req: Request, collect: Any) -> Response:
     return Response(200, body, headers=headers)
 
 
+def _listed_repo(req: Request) -> Repository | None:
+    """Harbor lists a repository's artifacts by name alone (``RepositoryName = p/r``, artifact.go
+    ``ListArtifacts``): where the project or repository does not exist the list is empty, 200
+    ``[]`` with ``X-Total-Count: 0``, never 404. A robot still gets 403 outside its project."""
+    try:
+        project = req.project("project_name", by_name=True)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return None
+    return req.state.inventory.repository(project, unquote(req.params["repository_name"]))
+
+
 def list_artifacts(req: Request) -> Response:
     with req.state.lock:
-        _, repo = _repo(req)
-        return _cached_list(req, lambda: _filter(req, list(repo.artifacts)))
+        repo = _listed_repo(req)
+        return _cached_list(req, lambda: _filter(req, list(repo.artifacts)) if repo else [])
 
 
 def list_project_artifacts(req: Request) -> Response:
@@ -287,9 +290,12 @@ def registration(req: Request, with_health: bool) -> dict[str, Any]:
         "url": "http://trivy-adapter:8080", "disabled": state.scanner_disabled, "is_default": True,
         "auth": "", "skip_certVerify": False, "use_internal_addr": True, "create_time": created,
         "update_time": created, "adapter": "Trivy", "vendor": "Aqua Security",
-        "version": "v0.50.1", "health": "", "capabilities": {"support_vulnerability": True,
-                                                           "support_sbom": True},
+        "version": "v0.50.1", "health": "",
     }
+    # From v2.11 on Harbor fills ``capabilities`` from the adapter's metadata (RetrieveCap); it is
+    # omitted (omitempty) before v2.11 and whenever the adapter does not answer.
+    if state.options.version_tuple() >= (2, 11) and state.engine.adapter_up:
+        body["capabilities"] = {"support_vulnerability": True, "support_sbom": True}
     if with_health:
         body["health"] = "healthy" if state.engine.adapter_up else "unhealthy"
     return body
@@ -351,7 +357,8 @@ ROUTES_BASE: list[tuple[str, str, Any]] = [
     ("GET", "/projects", list_projects),
     ("GET", "/projects/{project_name_or_id}", get_project),
     ("GET", "/projects/{project_name_or_id}/scanner", project_scanner),
-    ("GET", "/projects/{project_name}/repositories", list_repositories),
+    ("GET", "/projects/{project_name}/repositories", repositories.list_repositories),
+    ("GET", "/repositories", repositories.list_all_repositories),
     ("GET", REPO, get_repository), ("GET", REPO + "/artifacts", list_artifacts),
     ("GET", ART, get_artifact), ("POST", ART + "/scan", scan),
     ("POST", ART + "/scan/stop", stop_scan), ("GET", ART + "/scan/{report_id}/log", scan_log),

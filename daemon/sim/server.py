@@ -109,9 +109,9 @@ class Handler(BaseHTTPRequestHandler):
         if not (path == "/api/v2.0" or path.startswith("/api/v2.0/")):
             self._send(error_response(404, "NOT_FOUND", f"path {path} was not found"), sid=False)
             return
-        self._api(method, path, raw_query, body)
+        self._api(method, path, raw_path, raw_query, body)
 
-    def _api(self, method: str, path: str, raw_query: str, body: bytes) -> None:
+    def _api(self, method: str, path: str, raw_path: str, raw_query: str, body: bytes) -> None:
         state = self.server.state
         stats = state.stats
         stats.begin()
@@ -142,7 +142,7 @@ class Handler(BaseHTTPRequestHandler):
                 route = f"{method} {matched.template}"
                 request = Request(state, method, path, matched.params,
                                   dict(parse_qsl(raw_query, keep_blank_values=True)), raw_query,
-                                  self.headers, body, self.server.auth_cache)
+                                  self.headers, body, self.server.auth_cache, raw_path)
                 try:
                     response = self._guarded(request, matched)
                 except ApiError as exc:

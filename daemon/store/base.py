@@ -11,9 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon.config_types import IgnoreConfig
 from daemon.errors import DatabaseLocked
-from daemon.model import CveAllowlist
 from daemon.store import tables as t
 from daemon.store.content import ContentCache
 
@@ -38,8 +36,6 @@ class StoreBase:
         self.engine = engine
         self.url = url
         self.contents = ContentCache()
-        self.ignores: tuple[IgnoreConfig, ...] = ()
-        self.allowlists: tuple[CveAllowlist, ...] = ()
         self._registry_ids: dict[str, int] = {}
         self._lock_file: IO[str] | None = None
         self._lock_conn: Connection | None = None

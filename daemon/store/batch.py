@@ -4,40 +4,24 @@
 and what it still has to write (confirmations, artifact updates). Every write the batch makes
 either goes through at once or is flushed before anything reads what it changes, so a result
 sees the effects of the results before it exactly as separate ``record_scan`` calls would.
+The rules themselves are in ``daemon/diff.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection, Row
 
-from daemon import versions
-from daemon.model import ChangeKind, Occurrence, Reason, Severity
+from daemon.diff import Repository, StoredFinding
+from daemon.model import Occurrence
 from daemon.store import statements as q
 
 Key = tuple[str, str]
 _CHUNK = 500
-
-
-@dataclass
-class _Pending:
-    """An event to store once its finding has an id."""
-
-    kind: ChangeKind
-    reason: Reason
-    key: Key
-    severity: Severity
-    installed: str = ""
-    fix: str = ""
-    previous_severity: Severity | None = None
-    previous_version: str = ""
-    digests: tuple[str, ...] = ()
-    count: int = 1
-    ignored: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +30,10 @@ class _Target:
     project: str
     repository: str
     repository_id: int
+
+    @property
+    def repo(self) -> Repository:
+        return Repository(self.registry, self.project, self.repository)
 
 
 class _Art:
@@ -85,7 +73,7 @@ class _Findings:
     only findings that are already open, and need no row at all.
     """
 
-    rows: dict[Key, Row[Any]]
+    rows: dict[Key, StoredFinding]
     open: set[Key]
     stale: bool = False
 
@@ -121,44 +109,6 @@ class _Plan:
     same: bool
     predecessors: list[Row[Any]]
     scan_id: int | None
-
-
-def _group(occurrences: Iterable[Occurrence]) -> dict[Key, list[Occurrence]]:
-    out: dict[Key, list[Occurrence]] = {}
-    for occ in occurrences:
-        key = (occ.id, occ.package)
-        found = out.get(key)
-        if found is None:
-            out[key] = [occ]
-        else:
-            found.append(occ)
-    return out
-
-
-def _summary(occs: list[Occurrence]) -> tuple[Severity, str, str]:
-    """A finding's severity, fix and installed versions over the occurrences that carry it.
-
-    Where the repository carries the package at several versions, the fix is the one that
-    covers them all (the highest of their fixes), or the fixes listed where they cannot be
-    ordered: the first one found would leave the other versions vulnerable.
-    """
-    if len(occs) == 1:
-        o = occs[0]
-        return o.severity, o.fix_version, o.version
-    severity = max(o.severity for o in occs)
-    fixes = sorted({o.fix_version for o in occs if o.fix_version})
-    fix = (versions.highest(fixes) or ", ".join(fixes)) if fixes else ""
-    installed = ", ".join(sorted({o.version for o in occs}))
-    return severity, fix, installed
-
-
-def _by_version(occs: list[Occurrence]) -> list[tuple[Severity, str, str]]:
-    """(severity, fix, installed version) for each installed version: one event each, so an
-    alert's action (package, installed version) gets the fix of that version."""
-    groups: dict[str, list[Occurrence]] = {}
-    for o in occs:
-        groups.setdefault(o.version, []).append(o)
-    return [_summary(group) for _, group in sorted(groups.items())]
 
 
 def _insert(conn: Connection, statement: Any, values: dict[str, Any]) -> int:

@@ -1,9 +1,11 @@
 """A report's occurrences in canonical form: hashed to dedupe, compressed to store once.
 
 The canonical form is the JSON array of the occurrences sorted by key, each as
-``[id, package, version, fix_version, severity, status, cvss_v3, [digests…]]``. Descriptions,
-links and CWE ids are left out: Harbor never refreshes them and a diff must not see them, so two
-reports that differ only there are the same content.
+``[id, package, version, fix_version, severity, status, cvss_v3, [digests…]]``, followed by the
+ecosystem only where the report named one. Descriptions, links and CWE ids are left out: Harbor
+never refreshes them and a diff must not see them, so two reports that differ only there are the
+same content. The ecosystem is written only when set so that every content stored before it
+existed (and every report read from Harbor, which drops it) keeps its bytes and its hash.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ _SEVERITIES = {s.value: s for s in Severity}
 
 _ROW = attrgetter("id", "package", "version", "fix_version", "severity", "status", "cvss_v3",
                   "artifact_digests")
+_ROW_WITH_ECOSYSTEM = attrgetter("id", "package", "version", "fix_version", "severity", "status",
+                                 "cvss_v3", "artifact_digests", "ecosystem")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
@@ -31,7 +35,10 @@ def canonical(occurrences: Sequence[Occurrence]) -> bytes:
     JSON writes a tuple as an array and an IntEnum as its number, so the rows are the fields
     as they are (this runs once per stored scan: no per-field Python work).
     """
-    rows = list(map(_ROW, occurrences))
+    if any(o.ecosystem for o in occurrences):
+        rows = [r if r[8] else r[:8] for r in map(_ROW_WITH_ECOSYSTEM, occurrences)]
+    else:
+        rows = list(map(_ROW, occurrences))
     rows.sort()
     return _ENCODER.encode(rows).encode()
 
@@ -55,7 +62,7 @@ def unpack(blob: bytes) -> tuple[Occurrence, ...]:
         Occurrence(
             id=r[0], package=r[1], version=r[2], fix_version=r[3],
             severity=_SEVERITIES.get(r[4], Severity.UNKNOWN), status=r[5], cvss_v3=r[6],
-            artifact_digests=tuple(r[7]),
+            artifact_digests=tuple(r[7]), ecosystem=r[8] if len(r) > 8 else "",
         )
         for r in rows
     )

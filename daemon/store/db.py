@@ -16,9 +16,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from daemon import log
-from daemon.config_types import Config, IgnoreConfig
+from daemon.config_types import Config
 from daemon.errors import StoreError
-from daemon.model import CveAllowlist
+from daemon.ignores import IgnoreRules
 from daemon.store.base import sqlite_path
 from daemon.store.inventory import InventoryMixin
 from daemon.store.migrations import migrate
@@ -77,24 +77,16 @@ def open_store(url: str) -> Store:
 
 
 def open_configured_store(config: Config) -> Store:
-    """The history database of ``config`` (``[daemon] database``), its ignore rules in force.
-
-    Every command that records scans opens the store this way, so ignores apply to all of them.
-    """
+    """The history database of ``config`` (``[daemon] database``)."""
     from daemon.config import default_database
 
-    store = open_store(config.daemon.database or default_database())
-    store.set_ignores(config.ignores)
-    return store
+    return open_store(config.daemon.database or default_database())
 
 
 class Store(InventoryMixin, ResolveMixin, QueryMixin):
     """The history database's record and query methods (see the mixins)."""
 
-    def set_ignores(
-        self, ignores: tuple[IgnoreConfig, ...] | list[IgnoreConfig],
-        allowlists: tuple[CveAllowlist, ...] | list[CveAllowlist] = (),
-    ) -> None:
-        """Rules that mark findings ignored from now on (``refresh_ignores`` re-applies them)."""
-        self.ignores = tuple(ignores)
-        self.allowlists = tuple(allowlists)
+    def ignore_rules(self, config: Config) -> IgnoreRules:
+        """The ignore rules in force: ``config``'s and the Harbor allowlists last read for the
+        registries that use them (the one value history, findings and alerts ask)."""
+        return IgnoreRules.from_config(config, self.load_allowlists())

@@ -1,4 +1,5 @@
-"""Applying scan results to findings: the rules of DESIGN.md "Identity" and "What 'changed' means".
+"""Applying scan results to findings: loading what ``daemon/diff.py`` decides over, and writing
+what it decides (DESIGN.md "Identity" and "What 'changed' means").
 
 A finding (registry, project, repository, vulnerability, package) is open while any *counting*
 artifact of the repository carries it. An artifact counts from its first successful scan until it
@@ -25,45 +26,21 @@ a finding already open and unchanged costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection, Row
 
-from daemon import log
-from daemon import versions as versions_mod
-from daemon.diff import diff_reports
-from daemon.model import (
-    ArtifactRef,
-    ChangeEvent,
-    ChangeKind,
-    FindingKey,
-    Occurrence,
-    Reason,
-    ScanResult,
-    ScanState,
-    Severity,
-)
+from daemon import diff, log
+from daemon.diff import StoredFinding
+from daemon.ignores import NO_RULES, IgnoreRules
+from daemon.model import ArtifactRef, ChangeEvent, Occurrence, ScanResult, ScanState, Severity
 from daemon.store import statements as q
 from daemon.store import tables as t
 from daemon.store.base import StoreBase
-from daemon.store.batch import (
-    Key,
-    _Art,
-    _Batch,
-    _by_version,
-    _chunks,
-    _Findings,
-    _group,
-    _insert,
-    _Pending,
-    _Plan,
-    _summary,
-    _Target,
-)
+from daemon.store.batch import Key, _Art, _Batch, _chunks, _Findings, _insert, _Plan, _Target
 from daemon.store.content import canonical, content_hash, pack, unpack, unpack_keys
-from daemon.store.ignores import ignore_reason
 
 _log = log.get(__name__)
 class HistoryMixin(StoreBase):
@@ -101,10 +78,12 @@ class HistoryMixin(StoreBase):
             missing -= hit
         return found
 
-    def _findings(self, conn: Connection, repository_id: int) -> dict[Key, Row[Any]]:
-        """The repository's findings by key (``resolved`` says whether one is closed)."""
-        rows = conn.execute(q.FINDINGS, {"repository_id": repository_id}).all()
-        return {(row[1], row[2]): row for row in rows}
+    def _findings(self, conn: Connection, repository_id: int) -> dict[Key, StoredFinding]:
+        """The repository's findings by key, as the history rules take them."""
+        return {(row[1], row[2]): StoredFinding(
+                    row.id, Severity(row.severity), row.fix_version, row.installed_versions,
+                    row.resolved, row.ignored, row.ignore_reason)
+                for row in conn.execute(q.FINDINGS, {"repository_id": repository_id})}
 
     def _batch_findings(self, b: _Batch, repository_id: int, *, rows: bool) -> _Findings:
         """The repository's findings for this batch (``rows``: with every row, not only the
@@ -112,7 +91,7 @@ class HistoryMixin(StoreBase):
         found = b.findings.get(repository_id)
         if found is None or (rows and found.stale):
             got = self._findings(b.conn, repository_id)
-            found = _Findings(got, {k for k, row in got.items() if not row.resolved})
+            found = _Findings(got, {k for k, f in got.items() if not f.resolved})
             b.findings[repository_id] = found
         return found
 
@@ -175,11 +154,18 @@ class HistoryMixin(StoreBase):
         return art
 
     # --- recording scans ------------------------------------------------------------------
-    def record_scan(self, result: ScanResult, now: datetime) -> list[ChangeEvent]:
-        """Store one scan outcome and apply it to findings; return the changes it brought."""
-        return self.record_scans([result], now)
+    def record_scan(
+        self, result: ScanResult, now: datetime, rules: IgnoreRules = NO_RULES
+    ) -> list[ChangeEvent]:
+        """Store one scan outcome and apply it to findings; return the changes it brought.
 
-    def record_scans(self, results: Sequence[ScanResult], now: datetime) -> list[ChangeEvent]:
+        ``rules`` (the ignore rules in force) set the ``ignored`` mark of the findings it
+        opens and of the events it records."""
+        return self.record_scans([result], now, rules)
+
+    def record_scans(
+        self, results: Sequence[ScanResult], now: datetime, rules: IgnoreRules = NO_RULES
+    ) -> list[ChangeEvent]:
         """``record_scan`` for many results in one transaction (what collect should prefer)."""
         finished = [r for r in results if r.state.finished]
         if not finished:
@@ -196,7 +182,7 @@ class HistoryMixin(StoreBase):
             b = _Batch(conn, now)
             self._load(b, [r.ref for r in finished], {c[1] for c in canon if c is not None})
             for result, content in zip(finished, canon, strict=True):
-                events.extend(self._record(b, result, content))
+                events.extend(self._record(b, result, content, rules))
             b.flush()
             if b.confirms:
                 conn.execute(q.CONFIRM_SCAN, b.confirms)
@@ -205,7 +191,8 @@ class HistoryMixin(StoreBase):
         return events
 
     def _record(
-        self, b: _Batch, result: ScanResult, content: tuple[bytes, str] | None
+        self, b: _Batch, result: ScanResult, content: tuple[bytes, str] | None,
+        rules: IgnoreRules,
     ) -> list[ChangeEvent]:
         conn, now = b.conn, b.now
         art = self._art(b, result.ref)
@@ -221,7 +208,8 @@ class HistoryMixin(StoreBase):
             "content_id": None, "baseline_scan_id": None, "confirmations": 1,
             "last_confirmed_at": result.finished_at or now,
         }
-        if content is None or result.report is None:
+        report = result.report if diff.can_resolve(result) else None
+        if content is None or report is None:
             if art.last_scan_id is not None and art.last_status == result.state.value \
                     and art.last_excerpt == result.log_excerpt and not art.last_hash:
                 self._confirm(b, art.last_scan_id, result)
@@ -244,7 +232,7 @@ class HistoryMixin(StoreBase):
             self._confirm(b, art.last_scan_id, result)
             b.touched.add(art.repository_id)
             return []
-        count = len(result.report.occurrences)
+        count = len(report.occurrences)
         content_id = b.content_ids.get(digest)
         if content_id is None:
             content_id = _insert(conn, q.INSERT_CONTENT, {
@@ -256,7 +244,7 @@ class HistoryMixin(StoreBase):
         values.update(occurrence_count=count, content_hash=digest, content_id=content_id,
                       baseline_scan_id=plan.scan_id if plan else None)
         scan_id = _insert(conn, q.INSERT_SCAN, values)
-        events = self._apply(b, art, result, scan_id, plan) if plan else []
+        events = self._apply(b, art, result, scan_id, plan, rules) if plan else []
         counting = art.removed_at is None and (art.counting or art.content_id is None)
         b.scanned.append({"_id": art.id, "_content": content_id, "_counting": counting,
                           "_scan": scan_id, "_success": scan_id})
@@ -293,184 +281,110 @@ class HistoryMixin(StoreBase):
                      preds[0].last_success_scan_id)
 
     def _apply(
-        self, b: _Batch, art: _Art, result: ScanResult, scan_id: int, plan: _Plan
+        self, b: _Batch, art: _Art, result: ScanResult, scan_id: int, plan: _Plan,
+        rules: IgnoreRules,
     ) -> list[ChangeEvent]:
+        """Load what ``diff.apply_scan`` needs for this scan, and apply what it decides."""
         assert result.report is not None
         conn, now = b.conn, b.now
-        occurrences = result.report.occurrences
-        baseline, same, preds = plan.baseline, plan.same, plan.predecessors
-        first_sight = baseline is None and art.first_seen <= art.repo_first_seen
         ref = result.ref
         target = _Target(ref.registry, ref.project, ref.repository, art.repository_id)
-        digests = (ref.digest,)
-        pending: list[_Pending] = []
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        summary = [0, Severity.NONE]
-        attr: dict[Key, list[Any]] = {}
-        if baseline is not None:
-            for change in diff_reports(baseline, occurrences, same_digest=same):
-                if change.kind in (ChangeKind.FIX_AVAILABLE, ChangeKind.SEVERITY_CHANGED):
-                    attr.setdefault((change.occurrence.id, change.occurrence.package),
-                                    []).append(change)
-        current = {(o.id, o.package) for o in occurrences}
+        # The images this one replaces (their tags moved here) stop counting now.
+        retired = [p for p in plan.predecessors if p.counting and not p.tagged]
+        found = diff.diff_scan(
+            result.report.occurrences, plan.baseline, same_digest=plan.same,
+            superseded=[self._content_keys(conn, p.content_id) for p in retired])
         known = self._batch_findings(b, art.repository_id, rows=False)
-        # Only keys without an open finding, or with a change to apply, need any work.
-        todo = (current - known.open) | attr.keys()
-        # What this scan (or the rebuild it belongs to) no longer carries.
-        gone: dict[Key, Reason] = {}
-        if same and baseline is not None:
-            for key in {(o.id, o.package) for o in baseline} - current:
-                gone[key] = Reason.ADVISORY_WITHDRAWN
-        retired = [p for p in preds if p.counting and not p.tagged]
-        for pred in retired:
-            for key in self._content_keys(conn, pred.content_id) - current:
-                gone.setdefault(key, Reason.FIXED_BY_REBUILD)
-        if todo or gone:
+        if found.gone or found.todo(known.open):
             known = self._batch_findings(b, art.repository_id, rows=True)
-        findings = known.rows
-        if todo:
-            for key, occs in _group(o for o in occurrences if (o.id, o.package) in todo).items():
-                self._decide(target, key, occs, findings.get(key), attr.get(key, ()), same,
-                             first_sight, digests, now, pending, inserts, updates, summary)
         if retired:
             b.flush()
             conn.execute(q.UNCOUNT_ARTIFACTS, {"ids": [p.id for p in retired]})
             for pred in retired:
                 if pred.id in b.by_id:
                     b.by_id[pred.id].counting = False
-        if gone:
+        carried: set[Key] = set()
+        if found.gone:
             b.flush()
             carried = self._carried_keys(conn, art.repository_id,
-                                         {art.id, *(p.id for p in retired)}, set(gone))
-            gone_digests = tuple(p.digest for p in retired) or digests
-            for key, reason in sorted(gone.items()):
-                row = findings.get(key)
-                if key in carried or row is None or row.resolved:
-                    continue
-                updates.append({"_id": row.id, "severity": row.severity,
-                                "fix_version": row.fix_version,
-                                "installed_versions": row.installed_versions, "last_seen": now,
-                                "opened_at": None, "resolved_at": now,
-                                "resolved_reason": reason.value})
-                pending.append(_Pending(ChangeKind.FIXED, reason, key, Severity(row.severity),
-                                        row.installed_versions, row.fix_version,
-                                        digests=gone_digests, ignored=row.ignored))
-        self._write_findings(conn, inserts, updates)
-        if updates:
+                                         {art.id, *(p.id for p in retired)}, set(found.gone))
+        facts = diff.ScanFacts(
+            target.repo, ref.digest, plan.same,
+            first_sight=plan.baseline is None and art.first_seen <= art.repo_first_seen,
+            superseded_digests=tuple(p.digest for p in retired))
+        outcome = diff.apply_scan(facts, found, known.rows, known.open, carried, rules, now)
+        inserted = self._write_findings(conn, art.repository_id, known.rows, outcome.writes, now)
+        if any(w.op is not diff.Write.INSERT for w in outcome.writes):
             b.findings.pop(art.repository_id, None)
-        elif inserts:
-            known.open.update((row["vulnerability"], row["package"]) for row in inserts)
+        elif inserted:
+            known.open.update(inserted)
             known.stale = True
-        if summary[0]:
-            pending.append(_Pending(ChangeKind.NEW, Reason.FIRST_SIGHT, ("", ""),
-                                    Severity(summary[1]), digests=digests, count=summary[0]))
-        if inserts and not first_sight and pending:
+        findings = known.rows
+        if inserted and outcome.events and not facts.first_sight:
             findings = self._batch_findings(b, art.repository_id, rows=True).rows
-        return self._store_events(conn, target, pending, scan_id, now, need_ids=False,
+        return self._store_events(conn, target, outcome.events, scan_id, now,
                                   findings=findings, tags=result.tags)
 
-    def _decide(
-        self, target: _Target, key: Key, occs: list[Occurrence], row: Row[Any] | None,
-        changes: Iterable[Any], same: bool, first_sight: bool, digests: tuple[str, ...],
-        now: datetime, pending: list[_Pending], inserts: list[dict[str, Any]],
-        updates: list[dict[str, Any]], summary: list[Any],
-    ) -> None:
-        """One finding key the scan carries: new, reopened, or changed (fix, severity)."""
-        severity, fix, versions = _summary(occs)
-        values = {"severity": int(severity), "fix_version": fix,
-                  "installed_versions": versions, "last_seen": now}
-        if row is None:
-            why = self._ignored(target, key, now)
-            inserts.append({
-                "repository_id": target.repository_id, "vulnerability": key[0],
-                "package": key[1], **values, "first_seen": now, "opened_at": now,
-                "resolved_at": None, "resolved_reason": "", "ignored": bool(why),
-                "ignore_reason": why})
-            if first_sight:
-                summary[0] += 1
-                summary[1] = max(summary[1], severity)
-            else:
-                reason = Reason.ADVISORY_PUBLISHED if same else Reason.NEW_IMAGE
-                pending.extend(_Pending(ChangeKind.NEW, reason, key, sev, installed, fixed,
-                                        digests=digests, ignored=bool(why))
-                               for sev, fixed, installed in _by_version(occs))
-        elif row.resolved:
-            updates.append({"_id": row.id, **values, "opened_at": now, "resolved_at": None,
-                            "resolved_reason": ""})
-            pending.extend(_Pending(ChangeKind.REOPENED, Reason.REOPENED, key, sev, installed,
-                                    fixed, Severity(row.severity), digests=digests,
-                                    ignored=row.ignored)
-                           for sev, fixed, installed in _by_version(occs))
-        else:
-            changed = False
-            if row.fix_version and fix and row.fix_version != fix:
-                # Other images of the repository may carry another version: keep a fix that
-                # covers them too (the findings command recomputes it from the images anyway).
-                values["fix_version"] = versions_mod.highest([row.fix_version, fix]) or fix
-            for change in changes:
-                prev = change.previous
-                occ = change.occurrence
-                if change.kind is ChangeKind.FIX_AVAILABLE and (
-                        not row.fix_version or occ.fix_version != row.fix_version):
-                    # Per installed version: another version's fix may have been announced.
-                    pending.append(_Pending(change.kind, change.reason, key, occ.severity,
-                                            occ.version, occ.fix_version, digests=digests,
-                                            ignored=row.ignored))
-                    changed = True
-                elif change.kind is ChangeKind.SEVERITY_CHANGED \
-                        and row.severity != int(change.occurrence.severity):
-                    pending.append(_Pending(
-                        change.kind, change.reason, key, change.occurrence.severity,
-                        versions, fix, Severity(row.severity),
-                        prev.version if prev else "", digests, ignored=row.ignored))
-                    changed = True
-            if changed:
-                updates.append({"_id": row.id, **values, "opened_at": None,
-                                "resolved_at": None, "resolved_reason": ""})
-
     # --- shared writers -------------------------------------------------------------------
-    def _ignored(self, target: _Target, key: Key, now: datetime) -> str:
-        if not self.ignores and not self.allowlists:
-            return ""
-        fkey = FindingKey(target.registry, target.project, target.repository, *key)
-        return ignore_reason(fkey, self.ignores, self.allowlists, now)
-
     def _write_findings(
-        self, conn: Connection, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]
-    ) -> None:
+        self, conn: Connection, repository_id: int, rows: Mapping[Key, StoredFinding],
+        writes: Sequence[diff.FindingWrite], now: datetime,
+    ) -> list[Key]:
+        """Apply the finding writes of one decision; the keys it inserted."""
+        inserts: list[dict[str, Any]] = []
+        by_statement: dict[Any, list[dict[str, Any]]] = {}
+        for w in writes:
+            values = {"severity": int(w.severity), "fix_version": w.fix_version,
+                      "installed_versions": w.installed_versions}
+            if w.op is diff.Write.INSERT:
+                inserts.append({
+                    "repository_id": repository_id, "vulnerability": w.key[0],
+                    "package": w.key[1], **values, "last_seen": now, "first_seen": now,
+                    "opened_at": now, "resolved_at": None, "resolved_reason": "",
+                    "ignored": bool(w.ignore_reason), "ignore_reason": w.ignore_reason})
+                continue
+            row_id = rows[w.key].id
+            if w.op is diff.Write.MARK:
+                statement, params = q.MARK_FINDING, {
+                    "_id": row_id, "ignored": bool(w.ignore_reason),
+                    "ignore_reason": w.ignore_reason}
+            elif w.op is diff.Write.REOPEN:
+                statement, params = q.REOPEN_FINDING, {
+                    "_id": row_id, **values, "last_seen": now, "opened_at": now,
+                    "resolved_at": None, "resolved_reason": "",
+                    "ignored": bool(w.ignore_reason), "ignore_reason": w.ignore_reason}
+            else:
+                resolved = w.op is diff.Write.RESOLVE
+                statement, params = q.UPDATE_FINDING, {
+                    "_id": row_id, **values, "last_seen": now,
+                    "resolved_at": now if resolved else None,
+                    "resolved_reason": w.resolved_reason.value if w.resolved_reason else ""}
+            by_statement.setdefault(statement, []).append(params)
         q.bulk_insert(conn, t.finding, inserts)
-        reopened = [u for u in updates if u["opened_at"] is not None]
-        others = [{k: v for k, v in u.items() if k != "opened_at"}
-                  for u in updates if u["opened_at"] is None]
-        if reopened:
-            conn.execute(q.REOPEN_FINDING, reopened)
-        if others:
-            conn.execute(q.UPDATE_FINDING, others)
+        for statement, params_list in by_statement.items():
+            conn.execute(statement, params_list)
+        return [(row["vulnerability"], row["package"]) for row in inserts]
 
     def _store_events(
-        self, conn: Connection, target: _Target, pending: list[_Pending], scan_id: int | None,
-        now: datetime, *, need_ids: bool, findings: dict[Key, Row[Any]],
+        self, conn: Connection, target: _Target, drafts: Sequence[diff.EventDraft],
+        scan_id: int | None, now: datetime, *, findings: Mapping[Key, StoredFinding],
         tags: tuple[str, ...] = (),
     ) -> list[ChangeEvent]:
-        if not pending:
+        if not drafts:
             return []
-        ids = {k: row.id for k, row in findings.items()}
-        if need_ids:
-            ids = {k: row.id for k, row in self._findings(conn, target.repository_id).items()}
         rows = [{
-            "finding_id": ids.get(p.key) if p.key != ("", "") else None,
+            "finding_id": findings[p.key].id if p.key in findings else None,
             "repository_id": target.repository_id, "scan_id": scan_id,
             "kind": p.kind.value, "reason": p.reason.value, "at": now,
             "severity": int(p.severity),
             "previous_severity": None if p.previous_severity is None else int(p.previous_severity),
             "installed_version": p.installed, "previous_version": p.previous_version,
             "fix_version": p.fix, "digests": ",".join(p.digests), "count": p.count,
-        } for p in pending]
+        } for p in drafts]
         conn.execute(q.INSERT_EVENT, rows)
+        repo = target.repo
         return [ChangeEvent(
-            kind=p.kind, reason=p.reason,
-            finding=FindingKey(target.registry, target.project, target.repository, *p.key),
-            severity=p.severity, at=now, installed_version=p.installed, fix_version=p.fix,
+            kind=p.kind, reason=p.reason, finding=repo.finding(p.key), severity=p.severity,
+            at=now, installed_version=p.installed, fix_version=p.fix,
             previous_severity=p.previous_severity, digests=p.digests, tags=tuple(tags),
-            ignored=p.ignored, count=p.count) for p in pending]
+            ignored=p.ignored, count=p.count) for p in drafts]

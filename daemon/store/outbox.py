@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
+from daemon.diff import is_first_sight
 from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
 from daemon.store import tables as t
 
@@ -131,16 +132,11 @@ def _events_after(conn: Connection, after: int, upto: int
             tags=tuple(sorted({n for d in digests for n in tags.get((row.repository_id, d), ())})),
             count=int(row.findings or 1),
         )
-        if is_summary(event):
+        if is_first_sight(event):
             scope = (row.registry, row.project, row.name)
             summaries.setdefault(row.repository_id, (scope, set()))[1].add(row.at)
         out.append((row.id, event))
     return out, _first_sight_facts(conn, summaries)
-
-
-def is_summary(event: ChangeEvent) -> bool:
-    """A first-sight summary: one event standing for a repository's first findings."""
-    return event.reason is Reason.FIRST_SIGHT and not event.finding.vulnerability
 
 
 def _first_sight_facts(conn: Connection,

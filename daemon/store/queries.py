@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
 from daemon.errors import UnknownTarget
+from daemon.ignores import IgnoreRules
 from daemon.model import (
     ChangeEvent,
     ChangeKind,
@@ -126,8 +127,12 @@ class QueryMixin(HistoryMixin):
         self, *, registry: str | None = None, project: str | None = None,
         repository: str | None = None, min_severity: Severity | None = None,
         fixable: bool | None = None, include_ignored: bool = False,
+        rules: IgnoreRules | None = None, now: datetime | None = None,
     ) -> list[FindingRow]:
-        """Open findings, with the digests, tags and installed versions that carry them now."""
+        """Open findings, with the digests, tags and installed versions that carry them now.
+
+        With ``rules`` (and ``now``), whether a finding is ignored is what those rules say at
+        ``now`` (a rule added or removed counts at once); without, the mark history keeps."""
         f, r, g = t.finding.c, t.repository.c, t.registry.c
         query = (select(f.id, f.repository_id, f.vulnerability, f.package, f.severity,
                         f.fix_version, f.installed_versions, f.first_seen, f.opened_at,
@@ -141,7 +146,7 @@ class QueryMixin(HistoryMixin):
                 query = query.where(column == value)
         if min_severity is not None:
             query = query.where(f.severity >= int(min_severity))
-        if not include_ignored:
+        if not include_ignored and rules is None:
             query = query.where(f.ignored.is_(False))
         if fixable is True:
             query = query.where(f.fix_version != "")
@@ -160,14 +165,21 @@ class QueryMixin(HistoryMixin):
                     continue
                 if fixable is False and fix:
                     continue
+                key = FindingKey(row.registry, row.project, row.name, row.vulnerability,
+                                 row.package)
+                ignored, why = row.ignored, row.ignore_reason
+                if rules is not None:
+                    why = rules.reason(key, now or datetime.now(UTC))
+                    ignored = bool(why)
+                    if ignored and not include_ignored:
+                        continue
                 out.append(FindingRow(
-                    key=FindingKey(row.registry, row.project, row.name, row.vulnerability,
-                                   row.package),
+                    key=key,
                     severity=Severity(row.severity), fix_version=fix,
                     installed_versions=versions, digests=digests,
                     tags=tuple(sorted({tg for d in seen.values() for tg in d[2]})),
                     first_seen=row.first_seen, opened_at=row.opened_at, last_seen=row.last_seen,
-                    ignored=row.ignored, ignore_reason=row.ignore_reason))
+                    ignored=ignored, ignore_reason=why))
         out.sort(key=lambda x: (not x.fixable, -x.severity, x.key.package, x.key.vulnerability,
                                 x.key.registry, x.key.project, x.key.repository))
         return out

@@ -1,5 +1,6 @@
-"""Findings that change without a scan: images that left (``image_removed``, or superseded by a
-scanned rebuild: ``fixed_by_rebuild``) and ignore rules that expired (back to open)."""
+"""Findings that change without a scan: images that left the registry or lost their tags, and
+ignore rules that changed (``daemon/diff.py`` decides; this loads and writes). Also the Harbor
+allowlists as last read, which stay in force until a later read replaces them."""
 
 from __future__ import annotations
 
@@ -8,26 +9,29 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection, Row
 
-from daemon import log
-from daemon.model import ArtifactRef, ChangeEvent, ChangeKind, FindingKey, Reason, Severity
+from daemon import diff, log
+from daemon.diff import StoredFinding
+from daemon.ignores import NO_RULES, IgnoreRules
+from daemon.model import ArtifactRef, ChangeEvent, CveAllowlist, Severity
 from daemon.store import statements as q
 from daemon.store import tables as t
-from daemon.store.batch import _Pending, _Target
+from daemon.store.batch import Key, _Target
 from daemon.store.history import HistoryMixin
-from daemon.store.ignores import ignore_reason
 
 _log = log.get(__name__)
 
 
 class ResolveMixin(HistoryMixin):
     def resolve_removed(
-        self, registry: str, removed: Sequence[ArtifactRef | str], now: datetime
+        self, registry: str, removed: Sequence[ArtifactRef | str], now: datetime,
+        rules: IgnoreRules = NO_RULES,
     ) -> list[ChangeEvent]:
         """Stop counting artifacts the inventory no longer lists (or no longer tags); findings
-        that no other counting artifact of their repository carries are fixed."""
+        that no other counting artifact of their repository carries are fixed
+        (``diff.retire``)."""
         wanted = {r.digest if isinstance(r, ArtifactRef) else r for r in removed}
         exact = {(r.project, r.repository, r.digest) for r in removed if isinstance(r, ArtifactRef)}
         if not wanted:
@@ -53,13 +57,14 @@ class ResolveMixin(HistoryMixin):
             for row in rows:
                 by_repo[row.repository_id].append(row)
             for repo_id, gone in by_repo.items():
-                events.extend(self._retire(conn, registry, repo_id, gone, now))
+                events.extend(self._retire(conn, registry, repo_id, gone, now, rules))
         if events:
             _log.info("findings_resolved", registry=registry, count=len(events))
         return events
 
     def _retire(
-        self, conn: Connection, registry: str, repo_id: int, gone: list[Row[Any]], now: datetime
+        self, conn: Connection, registry: str, repo_id: int, gone: list[Row[Any]], now: datetime,
+        rules: IgnoreRules,
     ) -> list[ChangeEvent]:
         ids = {row.id for row in gone}
         conn.execute(q.UNCOUNT_ARTIFACTS, {"ids": sorted(ids)})
@@ -67,46 +72,27 @@ class ResolveMixin(HistoryMixin):
         carried = self._carried_keys(conn, repo_id, ids, dropped)
         findings = self._findings(conn, repo_id)
         tg = t.tag.c
-        moved = set()
+        departed = []
         for row in gone:
+            taken = False
             if row.removed_at is None:
-                # its tags moved on: the rebuild that took them (already scanned) dropped it
+                # still listed but untagged: did its tags move on to another image?
                 names = select(tg.name).where(tg.artifact_id == row.id)
                 taken = conn.execute(select(tg.id).where(
-                    tg.repository_id == repo_id, tg.until.is_(None), tg.name.in_(names))).first()
-                if taken is not None:
-                    moved.add(row.id)
-        reasons: dict[tuple[str, str], tuple[Reason, list[str]]] = {}
-        for row in gone:
-            reason = Reason.FIXED_BY_REBUILD if row.id in moved else Reason.IMAGE_REMOVED
-            for key in self._content_keys(conn, row.content_id) - carried:
-                entry = reasons.setdefault(key, (reason, []))
-                if row.digest not in entry[1]:
-                    entry[1].append(row.digest)
-        pending: list[_Pending] = []
-        updates: list[dict[str, Any]] = []
-        for key, (reason, digests) in sorted(reasons.items()):
-            f = findings.get(key)
-            if f is None or f.resolved:
-                continue
-            updates.append({"_id": f.id, "severity": f.severity, "fix_version": f.fix_version,
-                            "installed_versions": f.installed_versions, "last_seen": now,
-                            "opened_at": None, "resolved_at": now,
-                            "resolved_reason": reason.value})
-            pending.append(_Pending(ChangeKind.FIXED, reason, key, Severity(f.severity),
-                                    f.installed_versions, f.fix_version,
-                                    digests=tuple(digests), ignored=f.ignored))
-        self._write_findings(conn, [], updates)
-        project, name = gone[0].project, gone[0].name
-        return self._store_events(conn, _Target(registry, project, name, repo_id), pending,
-                                  None, now, need_ids=False, findings=findings)
+                    tg.repository_id == repo_id, tg.until.is_(None),
+                    tg.name.in_(names))).first() is not None
+            departed.append(diff.Departure(row.digest, self._content_keys(conn, row.content_id),
+                                           taken))
+        target = _Target(registry, gone[0].project, gone[0].name, repo_id)
+        outcome = diff.retire(target.repo, departed, findings, carried, rules, now)
+        self._write_findings(conn, repo_id, findings, outcome.writes, now)
+        return self._store_events(conn, target, outcome.events, None, now, findings=findings)
 
-    def refresh_ignores(self, now: datetime, registry: str | None = None) -> list[ChangeEvent]:
-        """Re-apply the ignore rules and allowlists (``set_ignores``) to open findings at ``now``.
-
-        Findings whose rule expired come back: ignored is cleared and a ``reopened`` event with
-        reason ``ignore_expired`` is recorded (and returned) so that alerts treat them as open.
-        """
+    def reconcile_ignores(
+        self, rules: IgnoreRules, now: datetime, registry: str | None = None
+    ) -> list[ChangeEvent]:
+        """Bring open findings' ignored marks in line with ``rules`` at ``now``
+        (``diff.reconcile_ignores``); return the ``ignore_expired`` events it recorded."""
         f, r, g = t.finding.c, t.repository.c, t.registry.c
         query = (select(f.id, f.vulnerability, f.package, f.severity, f.fix_version,
                         f.installed_versions, f.ignored, f.ignore_reason, f.repository_id,
@@ -114,32 +100,48 @@ class ResolveMixin(HistoryMixin):
                  .join(t.repository, r.id == f.repository_id)
                  .join(t.registry, g.id == r.registry_id)
                  .where(f.resolved_at.is_(None)))
+        if not rules:
+            query = query.where(f.ignored.is_(True))  # only marks to clear
         if registry is not None:
             query = query.where(g.name == registry)
         events: list[ChangeEvent] = []
         with self.engine.begin() as conn:
-            changes: list[dict[str, Any]] = []
-            back: dict[int, list[tuple[Any, _Pending]]] = defaultdict(list)
+            by_repo: dict[int, tuple[_Target, dict[Key, StoredFinding]]] = {}
             for row in conn.execute(query):
-                key = FindingKey(row.registry, row.project, row.name, row.vulnerability,
-                                 row.package)
-                why = ignore_reason(key, self.ignores, self.allowlists, now)
-                if bool(why) == row.ignored and why == row.ignore_reason:
-                    continue
-                changes.append({"_id": row.id, "ignored": bool(why), "ignore_reason": why})
-                if row.ignored and not why:
-                    back[row.repository_id].append((row, _Pending(
-                        ChangeKind.REOPENED, Reason.IGNORE_EXPIRED,
-                        (row.vulnerability, row.package), Severity(row.severity),
-                        row.installed_versions, row.fix_version)))
-            if changes:
-                conn.execute(update(t.finding).where(f.id == bindparam("_id")).values(
-                    ignored=bindparam("ignored"), ignore_reason=bindparam("ignore_reason")),
-                    changes)
-            for repo_id, items in back.items():
-                first = items[0][0]
-                target = _Target(first.registry, first.project, first.name, repo_id)
-                findings = {(row.vulnerability, row.package): row for row, _ in items}
-                events.extend(self._store_events(conn, target, [p for _, p in items], None, now,
-                                                 need_ids=False, findings=findings))
+                entry = by_repo.get(row.repository_id)
+                if entry is None:
+                    entry = by_repo[row.repository_id] = (
+                        _Target(row.registry, row.project, row.name, row.repository_id), {})
+                entry[1][(row.vulnerability, row.package)] = StoredFinding(
+                    row.id, Severity(row.severity), row.fix_version, row.installed_versions,
+                    False, row.ignored, row.ignore_reason)
+            for repo_id, (target, findings) in by_repo.items():
+                outcome = diff.reconcile_ignores(target.repo, findings, rules, now)
+                self._write_findings(conn, repo_id, findings, outcome.writes, now)
+                events.extend(self._store_events(conn, target, outcome.events, None, now,
+                                                 findings=findings))
         return events
+
+    # --- Harbor allowlists, as last read --------------------------------------------------
+    def save_allowlists(
+        self, registry: str, allowlists: Sequence[CveAllowlist], now: datetime
+    ) -> None:
+        """Replace ``registry``'s stored allowlists with a fresh, complete read."""
+        al = t.harbor_allowlist.c
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.harbor_allowlist).where(al.registry_name == registry))
+            rows = [{"registry_name": registry, "project": a.project,
+                     "cve_ids": ",".join(sorted(a.cve_ids)), "expires_at": a.expires_at,
+                     "read_at": now} for a in allowlists if a.registry == registry]
+            if rows:
+                conn.execute(t.harbor_allowlist.insert(), rows)
+
+    def load_allowlists(self) -> tuple[CveAllowlist, ...]:
+        """Every registry's allowlists as last read (``save_allowlists``)."""
+        al = t.harbor_allowlist.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(al.registry_name, al.project, al.cve_ids, al.expires_at)
+                                .order_by(al.registry_name, al.project)).all()
+        return tuple(CveAllowlist(row.registry_name,
+                                  frozenset(filter(None, row.cve_ids.split(","))),
+                                  row.expires_at, row.project) for row in rows)

@@ -91,7 +91,7 @@ REPOSITORY_ID: Any = select(_r.id).where(
 
 FINDINGS: Any = select(
     _f.id, _f.vulnerability, _f.package, _f.severity, _f.fix_version, _f.installed_versions,
-    _f.resolved_at.is_not(None).label("resolved"), _f.ignored,
+    _f.resolved_at.is_not(None).label("resolved"), _f.ignored, _f.ignore_reason,
 ).where(_f.repository_id == bindparam("repository_id"))
 
 CONTENT_IDS: Any = select(_rc.content_hash, _rc.id).where(_rc.content_hash.in_(_ids("hashes")))
@@ -166,7 +166,9 @@ UPDATE_FINDING: Any = update(t.finding).where(_f.id == bindparam("_id")).values(
     {c: _when(c) if c.endswith(("_seen", "_at")) else bindparam(c) for c in _FINDING_COLUMNS})
 REOPEN_FINDING: Any = update(t.finding).where(_f.id == bindparam("_id")).values(
     {c: _when(c) if c.endswith(("_seen", "_at")) else bindparam(c)
-     for c in (*_FINDING_COLUMNS, "opened_at")})
+     for c in (*_FINDING_COLUMNS, "opened_at", "ignored", "ignore_reason")})
+MARK_FINDING: Any = update(t.finding).where(_f.id == bindparam("_id")).values(
+    ignored=bindparam("ignored"), ignore_reason=bindparam("ignore_reason"))
 
 
 # --- bulk inserts through the driver ---------------------------------------------------------

@@ -236,6 +236,17 @@ class AlertCursorTable(SQLModel, table=True):
     updated_at: datetime = _at(nullable=False)
 
 
+class HarborAllowlistTable(SQLModel, table=True):
+    """Added by migration 4: Harbor CVE allowlists as last read (project "" is the system's)."""
+
+    __tablename__ = "harbor_allowlist"
+    registry_name: str = Field(primary_key=True)
+    project: str = Field(primary_key=True)
+    cve_ids: str = ""
+    expires_at: datetime | None = _at()
+    read_at: datetime = _at(nullable=False)
+
+
 registry = RegistryTable.__table__  # type: ignore[attr-defined]
 repository = RepositoryTable.__table__  # type: ignore[attr-defined]
 artifact = ArtifactTable.__table__  # type: ignore[attr-defined]
@@ -248,4 +259,5 @@ schedule_run = ScheduleRunTable.__table__  # type: ignore[attr-defined]
 outbox = OutboxTable.__table__  # type: ignore[attr-defined]
 notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
+harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

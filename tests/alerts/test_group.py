@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
+import pytest
 from alertkit import NOW, event, sample_items
 
 from daemon.alerts.events import OpenFinding, Reminder
@@ -55,6 +56,24 @@ def test_it_lists_the_fixes_when_they_cannot_be_ordered():
              event("CVE-2", "lib", installed="abc", fix="xyz")]
     [m] = messages(items)
     assert (m.fix_now[0].fix_version, m.fix_now[0].candidate_fixes) == ("", ("def", "xyz"))
+
+
+@pytest.mark.parametrize(
+    ("package", "installed", "fixes", "expected"),
+    [("curl", "7.74.0-1.3+deb11u7", ("7.74.0-1.3+deb11u8", "7.74.0-1.3+deb11u9"),
+      "7.74.0-1.3+deb11u9"),
+     ("busybox", "1.20.1-r2", ("1.20.1-r10", "1.20.1-r4"), "1.20.1-r10")],
+    ids=["debian-security-updates", "alpine-releases"],
+)
+def test_the_upgrade_line_names_the_fix_that_covers_every_cve(
+        package: str, installed: str, fixes: tuple[str, ...], expected: str) -> None:
+    # Semver-first ordering read +deb11u9 as build metadata (equal to u8) and -r10 as a
+    # pre-release below -r4: the message then named a fix that leaves a CVE open.
+    items = [event(f"CVE-{n}", package, installed=installed, fix=fix)
+             for n, fix in enumerate(fixes)]
+    [m] = messages(items)
+    assert [(a.package, a.fix_version, a.candidate_fixes) for a in m.fix_now] == [
+        (package, expected, ())]
 
 
 def test_it_sends_one_message_per_receiver_and_registry():

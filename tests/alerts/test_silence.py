@@ -8,7 +8,8 @@ from alertkit import NOW, event
 from daemon.alerts.events import OpenFinding, ScanProblem
 from daemon.alerts.silence import apply_silences, expiry_warnings
 from daemon.config_types import IgnoreConfig
-from daemon.model import FindingKey, Severity
+from daemon.ignores import IgnoreRules
+from daemon.model import CveAllowlist, FindingKey, Severity
 
 LATER = date(2027, 1, 31)
 
@@ -32,24 +33,31 @@ LATER = date(2027, 1, 31)
          "active-through-expiry-day"],
 )
 def test_it_silences_events_covered_by_an_active_rule(rule, silenced):  # type: ignore[no-untyped-def]
-    kept, hidden = apply_silences([event()], [rule], NOW)
+    kept, hidden = apply_silences([event()], IgnoreRules((rule,)), NOW)
     assert (len(hidden), len(kept)) == ((1, 0) if silenced else (0, 1))
 
 
 def test_it_silences_harbor_allowlisted_ids_per_project_and_system():
     items = [event("CVE-A"), event("CVE-B"), event("CVE-C", project="web")]
-    allow = {("prod-harbor", ""): frozenset({"CVE-A"}),
-             ("prod-harbor", "payments"): frozenset({"CVE-B", "CVE-C"})}
-    kept, hidden = apply_silences(items, [], NOW, allow)
+    allow = (CveAllowlist("prod-harbor", frozenset({"CVE-A"})),
+             CveAllowlist("prod-harbor", frozenset({"CVE-B", "CVE-C"}), project="payments"))
+    kept, hidden = apply_silences(items, IgnoreRules((), allow), NOW)
     assert [e.finding.vulnerability for e in kept] == ["CVE-C"]  # type: ignore[union-attr]
     assert len(hidden) == 2
 
 
-def test_it_keeps_events_history_marked_ignored_silent_and_scan_problems_loud():
+def test_it_keeps_scan_problems_loud_under_a_rule_that_matches_everything():
     problem = ScanProblem("scan_failed", "prod-harbor", "payments", "api")
-    kept, hidden = apply_silences([event(ignored=True), problem],
-                                  [IgnoreConfig("all", LATER, vulnerability="*")], NOW)
+    kept, hidden = apply_silences([event(), problem],
+                                  IgnoreRules((IgnoreConfig("all", LATER, vulnerability="*"),)),
+                                  NOW)
     assert kept == [problem] and len(hidden) == 1
+
+
+def test_the_rules_in_force_decide_not_the_mark_an_event_was_recorded_with():
+    # The rule that hid this event when it was recorded has been removed from the config.
+    kept, hidden = apply_silences([event(ignored=True)], IgnoreRules(), NOW)
+    assert len(kept) == 1 and hidden == []
 
 
 def _open(vuln: str, repo: str) -> OpenFinding:
@@ -66,7 +74,7 @@ def test_it_warns_a_week_before_ignores_expire_with_the_images_that_will_alert()
     findings = [_open("CVE-1", "api"), _open("CVE-1", "worker"), _open("CVE-2", "web"),
                 _open("CVE-3", "batch"), _open("CVE-3", "api"), _open("CVE-4", "api"),
                 _open("CVE-9", "cron")]
-    warning = expiry_warnings(rules, findings, NOW)
+    warning = expiry_warnings(IgnoreRules(tuple(rules)), findings, NOW)
     assert warning is not None
     assert warning.images == ("payments/api", "payments/batch", "payments/worker")
     assert warning.text == "3 ignores expire in 7 days: these 3 images will alert again"
@@ -74,4 +82,5 @@ def test_it_warns_a_week_before_ignores_expire_with_the_images_that_will_alert()
 
 def test_it_does_not_warn_when_nothing_expires_within_the_week():
     rules = [IgnoreConfig("far", LATER, vulnerability="CVE-1")]
-    assert expiry_warnings(rules, [_open("CVE-1", "api")], NOW, timedelta(days=7)) is None
+    assert expiry_warnings(IgnoreRules(tuple(rules)), [_open("CVE-1", "api")], NOW,
+                           timedelta(days=7)) is None

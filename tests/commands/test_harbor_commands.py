@@ -208,9 +208,10 @@ def test_it_shows_every_artifact_with_harbors_status_in_json_and_table(
 @pytest.mark.parametrize(
     ("target", "named"),
     [("nope/library/postgres:1.2.0", "'nope'"), ("sim/nope/postgres:1.2.0", "'nope'"),
-     ("sim/library/nope:1.0.0", "'nope'"), ("sim/library/postgres:9.9.9", "'9.9.9'"),
-     ("sim/library/nope*:1.*", "sim/library/nope*:1.*")],
-    ids=["registry", "project", "repository", "tag", "glob-matching-nothing"],
+     ("sim/library/nope:1.0.0", "'nope'"), ("sim/library/nope", "'nope'"),
+     ("sim/library/postgres:9.9.9", "'9.9.9'"), ("sim/library/nope*:1.*", "sim/library/nope*:1.*")],
+    ids=["registry", "project", "repository", "repository-without-tag", "tag",
+         "glob-matching-nothing"],
 )
 def test_it_refuses_an_unknown_target_in_one_line(cli: Cli, target: str, named: str) -> None:
     result = cli("scan", target, "--wait")

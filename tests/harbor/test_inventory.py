@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
 
 from daemon.config_types import RegistryConfig, Secret
@@ -65,3 +67,39 @@ async def test_it_marks_projects_unavailable_when_the_adapter_is_down(make_sim: 
         inventory = await walk(client, cfg)
     assert inventory.projects and all(p.unavailable for p in inventory.projects)
     assert inventory.usable_artifacts() == []
+
+
+class _RepositoryGoneMeanwhile(httpx.AsyncHTTPTransport):
+    """Real HTTP to the simulator, whose repository listing of ``project`` gains a repository
+    that is deleted before its artifacts are listed: the simulator, like Harbor, then lists that
+    repository's artifacts as empty (200 ``[]``), not 404."""
+
+    def __init__(self, project: str) -> None:
+        super().__init__()
+        self.project = project
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.url.path != f"/api/v2.0/projects/{self.project}/repositories":
+            return response
+        body = json.loads(await response.aread())
+        body.append({**body[0], "id": 9999, "name": f"{self.project}/gone", "artifact_count": 2})
+        headers = {**response.headers, "X-Total-Count": str(len(body))}
+        headers.pop("content-length", None)
+        return httpx.Response(response.status_code, headers=headers, json=body)
+
+
+async def test_it_does_not_believe_an_empty_listing_of_a_counted_repository(
+        make_sim: Any) -> None:
+    sim = make_sim(projects=2, repositories_per_project=2, artifacts_per_repository=2,
+                   harbor_version="v2.10.0")
+    gone, kept = sorted(sim.control.inventory()["per_project"])
+    cfg = registry(sim)
+    async with HarborClient(cfg, transport=_RepositoryGoneMeanwhile(gone)) as client:
+        inventory = await walk(client, cfg)
+        listed = await client.repository_artifacts(gone, "gone")
+    assert listed == []  # what Harbor answers: nothing to tell "deleted" from "empty"
+    walked = {p.name: p for p in inventory.projects}
+    assert f"{gone}/gone counted 2 artifacts but listed none" in walked[gone].error
+    assert not inventory.complete  # so nothing in that project can be resolved this run
+    assert walked[kept].usable and walked[kept].artifacts

@@ -328,6 +328,42 @@ def test_it_keeps_trivy_status_will_not_fix(trivy_fixtures: Path) -> None:
     assert {o.package: o.status for o in parsed.occurrences}["bash"] == "will_not_fix"
 
 
+@pytest.mark.parametrize(
+    ("name", "ecosystem"),
+    [("alpine-310.json.golden", "apk"), ("centos-7.json.golden", "rpm"),
+     ("debian-buster.json.golden", "deb"), ("npm.json.golden", "npm")],
+    ids=["alpine", "centos", "debian", "npm"],
+)
+def test_it_keeps_each_trivy_packages_ecosystem_from_its_purl(
+    trivy_fixtures: Path, name: str, ecosystem: str
+) -> None:
+    parsed = load_report_file(trivy_fixtures / name)
+    assert parsed.occurrences
+    assert {o.ecosystem for o in parsed.occurrences} == {ecosystem}
+
+
+@pytest.mark.parametrize(
+    ("result", "purl", "expected"),
+    [({"Type": "pip", "Class": "lang-pkgs"}, None, "pypi"),
+     ({"Type": "ubuntu", "Class": "os-pkgs"}, None, "deb"),
+     ({"Type": "gobinary"}, {"PURL": "pkg:golang/golang.org/x/net@v0.1.0"}, "golang"),
+     ({"Type": "jar"}, {"PURL": "pkg:maven/org.apache/log4j-core@2.14.1"}, "maven"),
+     ({"Type": "made-up"}, None, ""),
+     ({}, None, "")],
+    ids=["type-pip", "type-ubuntu", "purl-wins", "purl-maven", "unknown-type", "nothing"],
+)
+def test_it_takes_the_ecosystem_from_the_purl_else_the_result_type(
+    result: dict[str, Any], purl: dict[str, str] | None, expected: str
+) -> None:
+    parsed = parse_trivy(trivy({**result, "Vulnerabilities": [trivy_vuln(PkgIdentifier=purl)]}))
+    assert parsed.occurrences[0].ecosystem == expected
+
+
+def test_it_reads_the_adapters_purl_in_a_harbor_item_where_it_survives() -> None:
+    assert only(addition([item(purl="pkg:deb/debian/e2fsprogs@1.46.2-2")])).ecosystem == "deb"
+    assert only(addition([item()])).ecosystem == ""  # what Harbor itself returns
+
+
 def trivy_vuln(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "VulnerabilityID": "CVE-2019-11358",

@@ -108,3 +108,66 @@ def test_history_of_an_unknown_target_is_one_line_and_exit_2(
     assert proc.returncode == 2
     assert proc.stderr.startswith("scanwatch: ") and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def _ignore_config(tmp: Path, url: str, expires: str) -> Path:
+    config = tmp / "config.toml"
+    config.write_text(f"""\
+[daemon]
+database = "{url}"
+
+[[receiver]]
+name = "hook"
+urls = ["json://127.0.0.1:9/nobody"]
+
+[[route]]
+receivers = ["hook"]
+min_severity = "Low"
+
+[[ignore]]
+vulnerability = "cve-2024-*"
+reason = "not reachable in our build"
+expires = {expires}
+""")
+    return config
+
+
+@pytest.mark.parametrize(("days", "hidden"), [
+    pytest.param(0, True, id="through-its-expiry-day"),
+    pytest.param(-1, False, id="expired-yesterday"),
+])
+def test_findings_and_alerts_preview_apply_an_ignore_rule_from_the_file_at_once(
+    tmp_path: Path, days: int, hidden: bool
+) -> None:
+    """A glob rule written into the config (no run since): `findings` and `alerts preview`
+    agree with each other, and with the rule's expiry day in UTC."""
+    from datetime import UTC, datetime, timedelta
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    store = open_store(url)
+    store.record_inventory(REG, [artifact("sha256:a", "latest")], at(0))
+    store.record_scan(success("sha256:a", ["CVE-1:openssl:3.0.13:3.0.15:Critical"], at(0)), at(0))
+    store.record_scan(success("sha256:a", [
+        "CVE-1:openssl:3.0.13:3.0.15:Critical", "CVE-2024-7:zlib:1.2.13:1.2.14:High",
+        "CVE-2025-1:curl:8.0:8.1:High"], at(1)), at(1))
+    store.close()
+    expires = (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
+    config = _ignore_config(tmp_path, url, expires)
+
+    listed = scanwatch("findings", "--config", str(config), "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    shown = {r["vulnerability"] for r in json.loads(listed.stdout)}
+    every = json.loads(scanwatch("findings", "--config", str(config), "--format", "json",
+                                 "--include-ignored").stdout)
+    preview = scanwatch("alerts", "preview", "--config", str(config), "--format", "json")
+    assert preview.returncode == 0, preview.stderr
+    alerted = {v["id"] for m in json.loads(preview.stdout)
+               for section in ("fix_now", "no_fix") for a in m[section]
+               for v in a["vulnerabilities"]}
+
+    assert ("CVE-2024-7" not in shown) is hidden
+    assert ("CVE-2024-7" not in alerted) is hidden
+    assert {"CVE-1", "CVE-2025-1"} <= shown and "CVE-2025-1" in alerted
+    reasons = {r["vulnerability"]: r["ignore_reason"] for r in every}
+    assert reasons["CVE-2024-7"] == (
+        f"not reachable in our build (ignored until {expires})" if hidden else "")

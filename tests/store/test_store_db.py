@@ -140,7 +140,7 @@ def test_a_second_daemon_on_the_same_database_is_refused(tmp_path: Path) -> None
     again.close()
 
 
-def test_a_configured_store_has_the_configs_ignore_rules_in_force(tmp_path):  # type: ignore[no-untyped-def]
+def test_a_configured_store_gives_the_configs_ignore_rules_in_force(tmp_path):  # type: ignore[no-untyped-def]
     from datetime import date
 
     from daemon.config_types import Config, DaemonConfig, IgnoreConfig
@@ -150,7 +150,7 @@ def test_a_configured_store_has_the_configs_ignore_rules_in_force(tmp_path):  # 
     cfg = Config(daemon=DaemonConfig(database=f"sqlite:///{tmp_path / 'h.db'}"), ignores=(rule,))
     store = open_configured_store(cfg)
     try:
-        assert store.ignores == (rule,)
+        assert store.ignore_rules(cfg).rules == (rule,)
     finally:
         store.close()
     assert (tmp_path / "h.db").exists()
@@ -160,16 +160,17 @@ def test_it_counts_open_findings_per_severity_without_the_ignored(tmp_path):  # 
     from datetime import date
 
     from daemon.config_types import IgnoreConfig
+    from daemon.ignores import IgnoreRules
     from daemon.model import Severity
     from daemon.store.db import open_store
     from tests.store.store_helpers import REG, artifact, at, success
 
     store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
-    store.set_ignores([IgnoreConfig("n/a", date(2099, 1, 1), vulnerability="CVE-3")])
+    rules = IgnoreRules((IgnoreConfig("n/a", date(2099, 1, 1), vulnerability="CVE-3"),))
     store.record_inventory(REG, [artifact("sha256:a", "1.0")], at(0))
     store.record_scans([success("sha256:a", ["CVE-1:zlib:1.0::High", "CVE-2:curl:7::High",
                                              "CVE-3:tar:1::Critical", "CVE-4:bash:5::Low"],
-                                at(0))], at(0))
+                                at(0))], at(0), rules)
     assert store.open_finding_counts() == {Severity.HIGH: 2, Severity.LOW: 1}
     assert len(store.open_findings()) == 3
     store.close()

@@ -16,7 +16,12 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, inspect, 
 from sqlalchemy.engine import Connection, Engine
 
 from daemon.errors import SchemaTooNew
-from daemon.store.migrations import m0001_initial, m0002_notifications, m0003_alert_cursor
+from daemon.store.migrations import (
+    m0001_initial,
+    m0002_notifications,
+    m0003_alert_cursor,
+    m0004_allowlists,
+)
 from daemon.store.tables import UTCDateTime
 
 
@@ -32,7 +37,8 @@ def _of(module: ModuleType) -> Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor))
+    _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor),
+    _of(m0004_allowlists))
 LATEST = MIGRATIONS[-1].version
 
 _md = MetaData()

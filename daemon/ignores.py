@@ -1,0 +1,96 @@
+"""The one ignore evaluator: ``[[ignore]]`` rules and Harbor CVE allowlists. Pure: ``now`` is given.
+
+History (the ``ignored`` mark of a finding), ``scanwatch findings`` and alerts all ask the same
+``IgnoreRules`` value, built from the configuration in force and the allowlists last read from
+Harbor (kept in the database, so an open, a ``--once`` or a reload changes nothing). The rules:
+
+- **Expiry.** A rule is active through the whole of its ``expires`` day, in UTC; from the next
+  day on it hides nothing. An allowlist hides until its ``expires_at`` moment (Harbor's own).
+- **Matching.** ``vulnerability`` and ``package`` are globs (``CVE-2024-*``; the vulnerability
+  in any case), "" means any; ``registries`` and ``projects`` are globs; ``repositories`` globs
+  match ``project/repository`` or the repository name alone. An allowlist matches its registry,
+  its project ("" for the system's) and the exact CVE ids it lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from fnmatch import fnmatchcase
+
+from daemon.config_types import Config, IgnoreConfig
+from daemon.model import CveAllowlist, FindingKey
+
+
+def utc_day(now: datetime) -> date:
+    """The UTC calendar day of ``now`` (a naive ``now`` is taken as UTC)."""
+    return now.date() if now.tzinfo is None else now.astimezone(UTC).date()
+
+
+def rule_active(rule: IgnoreConfig, now: datetime) -> bool:
+    """Active through the whole ``expires`` day (UTC)."""
+    return utc_day(now) <= rule.expires
+
+
+def _any(patterns: Sequence[str], *values: str) -> bool:
+    return any(fnmatchcase(v, p) for p in patterns for v in values)
+
+
+def rule_matches(rule: IgnoreConfig, key: FindingKey) -> bool:
+    """The rule covers the finding, whatever the date."""
+    if rule.vulnerability and not fnmatchcase(key.vulnerability.upper(),
+                                              rule.vulnerability.upper()):
+        return False
+    if rule.package and not fnmatchcase(key.package, rule.package):
+        return False
+    return (_any(rule.registries, key.registry) and _any(rule.projects, key.project)
+            and _any(rule.repositories, f"{key.project}/{key.repository}", key.repository))
+
+
+def allowlist_applies(allow: CveAllowlist, key: FindingKey, now: datetime) -> bool:
+    if allow.registry != key.registry or (allow.project and allow.project != key.project):
+        return False
+    if allow.expires_at is not None and now >= allow.expires_at:
+        return False
+    return key.vulnerability in allow.cve_ids
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRules:
+    """Config rules plus Harbor allowlists, each with its source; the same answer everywhere."""
+
+    rules: tuple[IgnoreConfig, ...] = ()
+    allowlists: tuple[CveAllowlist, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config, allowlists: Iterable[CveAllowlist] = ()) -> IgnoreRules:
+        """The configuration's rules and the stored allowlists of the registries that use them
+        (``use_harbor_allowlist = true``); other registries' allowlists are left out."""
+        using = {r.name for r in config.registries if r.use_harbor_allowlist}
+        return cls(tuple(config.ignores), tuple(a for a in allowlists if a.registry in using))
+
+    def __bool__(self) -> bool:
+        return bool(self.rules or self.allowlists)
+
+    def with_allowlists(self, registry: str, allowlists: Iterable[CveAllowlist]) -> IgnoreRules:
+        """These rules with ``registry``'s allowlists replaced by a fresh read."""
+        kept = tuple(a for a in self.allowlists if a.registry != registry)
+        return IgnoreRules(self.rules, kept + tuple(allowlists))
+
+    def reason(self, key: FindingKey, now: datetime) -> str:
+        """Why ``key`` is ignored at ``now`` (its source, for history and findings), or ""."""
+        for rule in self.rules:
+            if rule_active(rule, now) and rule_matches(rule, key):
+                return f"{rule.reason} (ignored until {rule.expires.isoformat()})"
+        for allow in self.allowlists:
+            if allowlist_applies(allow, key, now):
+                scope = f"project {allow.project}" if allow.project else "system"
+                return f"Harbor CVE allowlist ({scope})"
+        return ""
+
+    def ignored(self, key: FindingKey, now: datetime) -> bool:
+        return bool(self.reason(key, now))
+
+
+NO_RULES = IgnoreRules()

@@ -1,0 +1,127 @@
+"""Remediation actions: (package, installed version) → the one fix that resolves its CVEs (pure).
+
+The unit scanwatch leads with, in alerts (``alerts/group.py``), in ``scanwatch report show --by
+action`` and in ``findings --by action``: every vulnerability found in one version of one
+package, and the single version to upgrade to that fixes all of those that have a fix. That is
+the highest of the lowest fix each vulnerability lists above the installed version, compared in
+the package's ecosystem (``daemon/versions.py``); where the versions cannot be ordered (two
+schemes, a commit hash, a form no scheme settles) there is no single fix and every candidate is
+listed instead, for a person to choose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from daemon import versions
+from daemon.model import Severity
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Vuln:
+    id: str
+    severity: Severity
+    fix_version: str = ""  # as the report gives it: "", "1.2.5" or "1.2.5, 2.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Generic[T]):
+    """One vulnerability of one package version, with what the caller wants back (``member``)."""
+
+    package: str
+    installed_version: str
+    vuln: Vuln
+    ecosystem: str = ""  # the report's; "" where it named none
+    member: T | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Remedy(Generic[T]):
+    """Upgrade ``package`` from ``installed_version`` to ``fix_version``.
+
+    ``fix_version`` is "" when no vulnerability has a fix, or when the fixes cannot be ordered:
+    then ``candidate_fix_versions`` lists them all. ``ecosystem`` is the report's, else the one
+    inferred from the package and its versions, else "".
+    """
+
+    package: str
+    installed_version: str
+    ecosystem: str
+    fix_version: str
+    candidate_fix_versions: tuple[str, ...]
+    vulnerabilities: tuple[Vuln, ...]  # worst first, then by id
+    members: tuple[T, ...] = ()
+
+    @property
+    def fixable(self) -> bool:
+        return any(v.fix_version.strip() for v in self.vulnerabilities)
+
+    @property
+    def top_severity(self) -> Severity:
+        return max((v.severity for v in self.vulnerabilities), default=Severity.UNKNOWN)
+
+
+def fix_for(package: str, installed: str, vulns: Sequence[Vuln],
+            ecosystem: str = "") -> tuple[str, tuple[str, ...]]:
+    """(the fix resolving every fixable one of ``vulns``, ()) or ("", every candidate).
+
+    ("", ()) when none has a fix.
+    """
+    fixes = [v.fix_version for v in vulns if v.fix_version.strip()]
+    if not fixes:
+        return "", ()
+    every = tuple(sorted({c for f in fixes for c in versions.candidates(f)}))
+    scheme = versions.resolve(ecosystem, package, [installed, *every])
+    if scheme is None:
+        return "", every
+    picks: list[str] = []
+    for fix in fixes:
+        pick = versions.lowest_fix(installed, fix, ecosystem=scheme)
+        if pick is None:
+            return "", every
+        picks.append(pick)
+    best = versions.highest(picks, ecosystem=scheme)
+    return (best, ()) if best is not None else ("", every)
+
+
+def _ecosystem(package: str, installed: str, named: set[str], vulns: Sequence[Vuln]) -> str:
+    """The group's ecosystem: the one the report named, else inferred; "" if unknown or mixed."""
+    if len(named) > 1:
+        return ""
+    fixes = [c for v in vulns for c in versions.candidates(v.fix_version)]
+    return versions.resolve(next(iter(named), ""), package, [installed, *fixes]) or ""
+
+
+def sort_key(r: Remedy[T]) -> tuple[bool, int, int, str, str]:
+    """Fixable first, then the worst, the most vulnerabilities, by package and version."""
+    return (not r.fixable, -r.top_severity, -len(r.vulnerabilities), r.package,
+            r.installed_version)
+
+
+def plan(entries: Iterable[Entry[T]]) -> list[Remedy[T]]:
+    """One remedy per (package, installed version) of ``entries``, in ``sort_key`` order.
+
+    A vulnerability listed twice for one package version counts once (the last entry wins).
+    Versions named under two ecosystems are never compared: such a group lists candidates.
+    """
+    groups: dict[tuple[str, str], list[Entry[T]]] = {}
+    for entry in entries:
+        groups.setdefault((entry.package, entry.installed_version), []).append(entry)
+    out: list[Remedy[T]] = []
+    for (package, installed), members in groups.items():
+        by_id = {e.vuln.id: e.vuln for e in members}
+        vulns = tuple(sorted(by_id.values(), key=lambda v: (-v.severity, v.id)))
+        named = {e.ecosystem for e in members if e.ecosystem}
+        ecosystem = _ecosystem(package, installed, named, vulns)
+        if len(named) > 1:
+            fix, candidates = "", tuple(sorted({c for v in vulns
+                                                for c in versions.candidates(v.fix_version)}))
+        else:
+            fix, candidates = fix_for(package, installed, vulns, ecosystem)
+        out.append(Remedy(package, installed, ecosystem, fix, candidates, vulns,
+                          tuple(e.member for e in members if e.member is not None)))
+    return sorted(out, key=sort_key)

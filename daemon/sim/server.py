@@ -71,7 +71,6 @@ class SimHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], state: SimState) -> None:
         self.state = state
-        self.auth_cache: dict[str, Any] = {}
         self.routes = compile_routes(state.options.version_tuple())
         super().__init__(address, Handler)
 
@@ -142,7 +141,7 @@ class Handler(BaseHTTPRequestHandler):
                 route = f"{method} {matched.template}"
                 request = Request(state, method, path, matched.params,
                                   dict(parse_qsl(raw_query, keep_blank_values=True)), raw_query,
-                                  self.headers, body, self.server.auth_cache)
+                                  self.headers, body)
                 try:
                     response = self._guarded(request, matched)
                 except ApiError as exc:

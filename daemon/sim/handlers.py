@@ -80,6 +80,18 @@ def list_projects(req: Request) -> Response:
     return Response(200, dumps([render.project(p) for p in chosen]), headers=headers)
 
 
+def head_project(req: Request) -> Response:
+    """project.go HeadProject: whether the name exists, for any authenticated caller."""
+    req.require_auth()
+    name = req.query.get("project_name") or ""
+    if not name:
+        raise ApiError(422, "UNPROCESSABLE_ENTITY", "validation failure list:\n"
+                       "project_name in query is required")
+    if req.state.inventory.project(name, by_id=False) is None:
+        raise ApiError(404, "NOT_FOUND", f"project {name} not found")
+    return Response(200, b"")
+
+
 def get_project(req: Request) -> Response:
     return json_response(render.project(req.project()))
 
@@ -378,7 +390,7 @@ def system_allowlist(req: Request) -> Response:
 
 ROUTES_BASE: list[tuple[str, str, Any]] = [
     ("GET", "/ping", ping), ("GET", "/health", health), ("GET", "/systeminfo", systeminfo),
-    ("GET", "/projects", list_projects),
+    ("GET", "/projects", list_projects), ("HEAD", "/projects", head_project),
     ("GET", "/projects/{project_name_or_id}", get_project),
     ("GET", "/projects/{project_name_or_id}/scanner", project_scanner),
     ("GET", "/projects/{project_name}/repositories", list_repositories),

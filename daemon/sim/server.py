@@ -85,6 +85,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         self._dispatch("GET")
 
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch("HEAD")
+
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch("POST")
 
@@ -193,6 +196,8 @@ class Handler(BaseHTTPRequestHandler):
         if damage == "truncated":
             lines.append("Connection: close")
             self.close_connection = True
+        if self.command == "HEAD":
+            body = b""  # the length of what GET would send, and no body (RFC 9110 §9.3.2)
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
 

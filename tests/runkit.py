@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import subprocess
@@ -110,8 +109,11 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
 def scanned_target(sim: Simulator, project: str) -> str:
     """registry/project/repository:tag of an artifact that has a scan (for scan-log)."""
     with httpx.Client(base_url=sim.url + "/api/v2.0", auth=sim.admin, timeout=30) as c:
-        arts = c.get(f"/projects/{project}/artifacts",
-                     params={"with_scan_overview": "true", "page_size": 100}).json()
+        arts = []
+        for repo in c.get(f"/projects/{project}/repositories").raise_for_status().json():
+            short = repo["name"].split("/", 1)[1].replace("/", "%252F")
+            arts += c.get(f"/projects/{project}/repositories/{short}/artifacts",
+                          params={"with_scan_overview": "true", "page_size": 100}).json()
     art = next(a for a in arts if a["tags"] and a.get("scan_overview"))
     return f"{REGISTRY}/{art['repository_name']}:{art['tags'][0]['name']}"
 
@@ -124,14 +126,10 @@ class World:
         self.sim = sim
         self.cli = Cli(write_config(directory, url or sim.url, username), secret)
         self.username = username
-        self.project = project
+        self.target = scanned_target(sim, project)  # before any test locks the admin out
         first = self.cli("run", "--once")
         assert first.returncode == 0, first.stderr
         assert open_findings(self.cli.database), "the first run found nothing to lose"
-
-    @functools.cached_property
-    def target(self) -> str:
-        return scanned_target(self.sim, self.project)
 
 
 def present(database: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:

@@ -19,6 +19,7 @@ line to stderr and exits with the error's ``exit_code``.
     │   ├── AlreadyScanning        409 on scan: a scan is Pending or Running
     │   ├── NoScanner              412: no scanner, or the scanner is disabled
     │   ├── AuthFailed             401/403
+    │   │   └── CredentialsRejected    Harbor took the login as anonymous (wrong, expired, locked)
     │   ├── RateLimited            429 past the retry budget
     │   ├── ServerError            5xx or connection failure past the retry budget
     │   └── BadResponse            a body that is not what Harbor sends
@@ -104,6 +105,11 @@ class NoScanner(HarborError):
 
 class AuthFailed(HarborError):
     pass
+
+
+class CredentialsRejected(AuthFailed):
+    """Harbor accepted no credentials: it answers a failed login as an anonymous request
+    (``/systeminfo`` without ``harbor_version``, public projects only), not with a 401."""
 
 
 class RateLimited(HarborError):

@@ -109,22 +109,32 @@ def run(args: argparse.Namespace) -> int:
 async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Any, wait: bool,
                     display: Display | None) -> list[Any]:
     import asyncio
+    from contextlib import AsyncExitStack
 
+    from daemon.harbor.client import HarborClient
     from daemon.scan.ratelimit import WeightedCap
 
     global_cap = WeightedCap(cfg.daemon.max_scans_in_flight)
     rules = store.ignore_rules(cfg) if store is not None else None
-    results = await asyncio.gather(*(
-        _scan_registry(cfg.registry(name), targets, store, wait, display, global_cap, rules)
-        for name, targets in grouped.items()))
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(HarborClient(cfg.registry(name)))
+                   for name in grouped]
+        # Every registry's credentials first: nothing is triggered (or stored) unless all hold.
+        logins = await asyncio.gather(*(c.system_info() for c in clients),
+                                      return_exceptions=True)
+        for login in logins:
+            if isinstance(login, BaseException):
+                raise login
+        results = await asyncio.gather(*(
+            _scan_registry(client, system, targets, store, wait, display, global_cap, rules)
+            for client, system, targets in zip(clients, logins, grouped.values(), strict=True)))
     return [job for jobs in results for job in jobs]
 
 
-async def _scan_registry(registry: Any, targets: list[Any], store: Any, wait: bool,
+async def _scan_registry(client: Any, system: Any, targets: list[Any], store: Any, wait: bool,
                          display: Display | None, global_cap: Any, rules: Any) -> list[Any]:
     from datetime import UTC, datetime
 
-    from daemon.harbor.client import HarborClient
     from daemon.harbor.inventory import PROJECT_LISTING_SINCE
     from daemon.harbor.targets import resolve
     from daemon.scan.collect import Collector
@@ -132,45 +142,44 @@ async def _scan_registry(registry: Any, targets: list[Any], store: Any, wait: bo
     from daemon.scan.ratelimit import WeightedCap
     from daemon.scan.select import is_scannable
 
-    async with HarborClient(registry) as client:
-        system = await client.system_info()
-        artifacts: dict[str, Any] = {}
-        for target in targets:
-            for artifact in await resolve(client, target, system):
-                artifacts.setdefault(str(artifact.ref), artifact)
-        skipped = []
-        for key, artifact in list(artifacts.items()):
-            if not is_scannable(artifact):  # a chart or the like: never triggered
-                job = Job(artifact, "manual", "manual", outcome="not_supported")
-                skipped.append(job)
-                del artifacts[key]
-                if display:
-                    display.update(job)
-        if not wait:
-            jobs = [Job(a, "manual", "manual") for a in artifacts.values()]
-            for job in jobs:
-                await _trigger_only(client, job)
-            return skipped + jobs
-        db_times: dict[str, Any] = {}
-        for project in {a.ref.project for a in artifacts.values()}:
-            scanner = await client.project_scanner(project)
-            db_times[project] = (await client.scanner_db_updated_at(scanner.uuid)
-                                 if scanner is not None else None)
+    registry = client.registry
+    artifacts: dict[str, Any] = {}
+    for target in targets:
+        for artifact in await resolve(client, target, system):
+            artifacts.setdefault(str(artifact.ref), artifact)
+    skipped = []
+    for key, artifact in list(artifacts.items()):
+        if not is_scannable(artifact):  # a chart or the like: never triggered
+            job = Job(artifact, "manual", "manual", outcome="not_supported")
+            skipped.append(job)
+            del artifacts[key]
+            if display:
+                display.update(job)
+    if not wait:
+        jobs = [Job(a, "manual", "manual") for a in artifacts.values()]
+        for job in jobs:
+            await _trigger_only(client, job)
+        return skipped + jobs
+    db_times: dict[str, Any] = {}
+    for project in {a.ref.project for a in artifacts.values()}:
+        scanner = await client.project_scanner(project)
+        db_times[project] = (await client.scanner_db_updated_at(scanner.uuid)
+                             if scanner is not None else None)
 
-        def record(result: Any) -> None:
-            store.record_scan(result, datetime.now(UTC), rules)
+    def record(result: Any) -> None:
+        store.record_scan(result, datetime.now(UTC), rules)
 
-        sizes: dict[tuple[str, str], int] = {}
-        for a in artifacts.values():
-            repo_key = (a.ref.project, a.ref.repository)
-            sizes[repo_key] = sizes.get(repo_key, 0) + 1
-        queue = ScanQueue(
-            client, Collector(client, db_times=db_times),
-            registry_cap=WeightedCap(registry.max_scans_in_flight), global_cap=global_cap,
-            by_project=system.at_least(*PROJECT_LISTING_SINCE), repository_sizes=sizes,
-            on_progress=display.update if display else None, on_result=record)
-        result = await queue.run([(a, "manual") for a in artifacts.values()], (), "manual")
-        return skipped + result.jobs
+    sizes: dict[tuple[str, str], int] = {}
+    for a in artifacts.values():
+        repo_key = (a.ref.project, a.ref.repository)
+        sizes[repo_key] = sizes.get(repo_key, 0) + 1
+    queue = ScanQueue(
+        client, Collector(client, db_times=db_times),
+        registry_cap=WeightedCap(registry.max_scans_in_flight), global_cap=global_cap,
+        by_project=system.at_least(*PROJECT_LISTING_SINCE), repository_sizes=sizes,
+        on_progress=display.update if display else None, on_result=record)
+    result = await queue.run([(a, "manual") for a in artifacts.values()], (), "manual")
+    return skipped + result.jobs
 
 
 async def _trigger_only(client: Any, job: Any) -> None:

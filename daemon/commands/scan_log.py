@@ -45,7 +45,8 @@ async def _fetch(registry: Any, target: Any) -> tuple[Any, str]:
     from daemon.harbor.targets import resolve
 
     async with HarborClient(registry) as client:
-        found = await resolve(client, target)
+        system = await client.system_info()  # the credentials check, before anything else
+        found = await resolve(client, target, system)
         if not found:
             raise UsageError(f"{target.text}: no artifact matches")
         if len(found) > 1:

@@ -63,6 +63,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    "the seeded generator")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 picks a free one)")
     p.add_argument("--admin-password", default="Harbor12345", help="password of the user admin")
+    p.add_argument("--login-freeze", type=float, default=1.5, metavar="SECONDS",
+                   help="as Harbor: a failed login sleeps this long and locks the user name for "
+                   "as long (meanwhile even its right password is anonymous)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault, repeatable: KIND[,rate=R][,path=GLOB][,method=M]"
                    "[,delay=S][,retry_after=S][,retry_after_date=true]; KIND is one of 500, 502, "
@@ -87,7 +90,8 @@ def serve(args: argparse.Namespace) -> int:
             scan_seconds=args.scan_seconds, scanner_concurrency=args.scanner_concurrency,
             job_workers=args.job_workers, error_share=args.error_share,
             harbor_version=args.harbor_version, trivy_reports=args.trivy_reports,
-            port=args.port, admin_password=args.admin_password, faults=faults)
+            port=args.port, admin_password=args.admin_password,
+            login_freeze=args.login_freeze, faults=faults)
     except ValueError as exc:
         raise UsageError(f"sim serve: {exc}") from None
     logger = log.get(__name__)

@@ -11,6 +11,12 @@ double-encoded, ``X-Accept-Vulnerabilities`` with both report types, ``page_size
 - everything else fails at once with a typed error from ``daemon.errors``.
 
 Error messages name the registry, the method and the path, never the credentials.
+
+Harbor answers a failed login (wrong or expired secret, a user name locked for 1.5 s after a
+failure) as an anonymous request, not with a 401: ``system_info`` is therefore the credentials
+check, and every path that talks to Harbor calls it first (it is read once per client).
+A listing that returns fewer items than its ``X-Total-Count`` promised is kept in
+``short_listings`` for the caller to say so.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from daemon.errors import (
     AlreadyScanning,
     AuthFailed,
     BadResponse,
+    CredentialsRejected,
     HarborError,
     NoScanner,
     NotFound,
@@ -89,6 +96,8 @@ class HarborClient:
         self.limiter = limiter or RegistryLimiter.for_registry(registry)
         self.max_retries = max(0, registry.max_retries)
         self.calls = 0  # attempts sent, retries included
+        self.short_listings: list[str] = []  # "GET path: got N of M" for each short listing
+        self._system: wire.SystemInfo | None = None
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._backoff_base = backoff_base
@@ -203,13 +212,33 @@ class HarborClient:
         )
         for body, _ in rest:
             items.extend(_as_list(body, path))
+        if len(items) < total:
+            # A page came back short (a proxy, a changing listing, a server fault): whatever is
+            # missing is not known to be deleted, and the caller must not take it as such.
+            self.short_listings.append(f"GET {path}: {len(items)} of {total}")
+            _log.warning("listing_short", registry=self.name, path=path, got=len(items),
+                         promised=total)
         return items
 
     # -- typed calls -----------------------------------------------------------------------
 
     async def system_info(self) -> wire.SystemInfo:
-        body, _ = await self._request("GET", "/systeminfo")
-        return wire.system_info(body)
+        """Harbor's version, read once per client; raises CredentialsRejected where Harbor
+        took the credentials for none (it then hides its version, API-NOTES §1)."""
+        if self._system is None:
+            body, _ = await self._request("GET", "/systeminfo")
+            info = wire.system_info(body)
+            if not info.authenticated:
+                raise CredentialsRejected(self.rejected_message(), 200)
+            self._system = info
+        return self._system
+
+    def rejected_message(self) -> str:
+        """One line naming the account and the likely cause, never the secret."""
+        user = self.registry.username or "(no user name)"
+        cause = ("wrong or expired secret?" if user.startswith("robot$")
+                 else "wrong password, or locked for 1.5 s after a failed login?")
+        return f"{self.name}: Harbor accepted no credentials for {user}: {cause}"
 
     async def projects(self) -> list[wire.Project]:
         return [wire.project(p) for p in await self._get_all("/projects")]
@@ -217,6 +246,15 @@ class HarborClient:
     async def project(self, project: str) -> wire.Project:
         body, _ = await self._request("GET", f"/projects/{quote(project, safe='')}")
         return wire.project(body)
+
+    async def project_exists(self, project: str) -> bool:
+        """``HEAD /projects?project_name=``: whether Harbor has the project, whoever may read it."""
+        try:
+            await self._request("HEAD", "/projects", params={"project_name": project},
+                                want="none")
+        except NotFound:
+            return False
+        return True
 
     async def system_allowlist(self) -> wire.Allowlist:
         body, _ = await self._request("GET", "/system/CVEAllowlist")

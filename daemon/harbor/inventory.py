@@ -10,6 +10,9 @@ children come from its ``references``; they are not listed or fetched on their o
 A project whose scanner is missing, disabled or unhealthy, or where every image suddenly looks
 unsupported (the adapter is down: API-NOTES §5), is marked unavailable: the run scans nothing
 there and resolves nothing there.
+
+Given ``known`` (what history holds as present), what the listing no longer shows is looked up
+directly before it may count as deleted (``daemon/harbor/confirm.py``); only a 404 confirms it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from daemon.config_types import RegistryConfig
 from daemon.errors import HarborError
 from daemon.harbor import wire
 from daemon.harbor.client import HarborClient
-from daemon.model import Artifact, CveAllowlist
+from daemon.harbor.confirm import Confirmation, confirm_missing, listed_refs, project_lookup
+from daemon.model import Artifact, ArtifactRef, CveAllowlist
 
 PROJECT_LISTING_SINCE = (2, 12)
 
@@ -55,11 +59,39 @@ class RegistryInventory:
     projects: tuple[ProjectInventory, ...] = ()
     skipped_empty: tuple[str, ...] = field(default=())
     allowlists: tuple[CveAllowlist, ...] = ()  # only with use_harbor_allowlist = true
+    # What the listing missed of ``known``: found by a direct lookup and kept (restored), 404
+    # (gone), or not to be told (unconfirmed); and each listing shorter than its X-Total-Count.
+    restored: tuple[ArtifactRef, ...] = ()
+    gone: tuple[ArtifactRef, ...] = ()
+    unconfirmed: tuple[ArtifactRef, ...] = ()
+    unlisted_projects: tuple[str, ...] = ()  # missing from the project listing, yet there
+    short_listings: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
-        """Every wanted project was listed: only then may missing artifacts count as deleted."""
-        return not any(p.error for p in self.projects)
+        """Every wanted project was listed and every missing artifact confirmed gone or found:
+        only then may the walk be recorded (what it lacks then counts as deleted)."""
+        return not any(p.error for p in self.projects) and not self.unconfirmed
+
+    def listing_problem(self) -> str:
+        """One line on what the listing hid (empty when it showed everything it should)."""
+        parts = []
+        if self.short_listings:
+            more = ", …" if len(self.short_listings) > 1 else ""
+            parts.append(f"{len(self.short_listings)} listing(s) returned fewer items than "
+                         f"their X-Total-Count ({self.short_listings[0]}{more})")
+        if self.unlisted_projects:
+            parts.append(f"project(s) {', '.join(self.unlisted_projects)} missing from the "
+                         "project listing still exist")
+        if self.restored:
+            parts.append(f"{len(self.restored)} artifact(s) missing from it still exist "
+                         "(direct lookup)")
+        if self.unconfirmed:
+            parts.append(f"{len(self.unconfirmed)} missing artifact(s) could not be looked up: "
+                         "nothing recorded")
+        if not parts:
+            return ""
+        return "the listing was incomplete: " + "; ".join(parts) + "; nothing resolved for it"
 
     def artifacts(self) -> list[Artifact]:
         return [a for p in self.projects for a in p.artifacts]
@@ -130,14 +162,29 @@ async def walk(
     *,
     only_projects: Sequence[str] | None = None,
     system: wire.SystemInfo | None = None,
+    known: Sequence[ArtifactRef] = (),
 ) -> RegistryInventory:
     """One walk of ``registry``. Raises HarborError only when the registry itself fails
-    (``/systeminfo`` or the project list); a failing project is recorded in its ``error``."""
+    (``/systeminfo`` or the project list); a failing project is recorded in its ``error``.
+    ``known``: the top-level artifacts history holds as present, to confirm what went missing."""
     system = system or await client.system_info()
     projects = await client.projects()
-    wanted = [p for p in projects if matches(p.name, registry.projects, registry.exclude_projects)]
-    if only_projects is not None:
-        wanted = [p for p in wanted if p.name in set(only_projects)]
+
+    def in_scope(name: str) -> bool:
+        return matches(name, registry.projects, registry.exclude_projects) and (
+            only_projects is None or name in set(only_projects))
+
+    wanted = [p for p in projects if in_scope(p.name)]
+    known = [r for r in known
+             if in_scope(r.project) and repository_wanted(registry, r.project, r.repository)]
+    confirmation = Confirmation()
+    unlisted = sorted({r.project for r in known} - {p.name for p in wanted})
+    for name, found in zip(unlisted, await asyncio.gather(
+            *(project_lookup(client, n) for n in unlisted)), strict=True):
+        if isinstance(found, wire.Project):
+            wanted.append(found)  # the listing hid it (a short page): walk it all the same
+        else:
+            confirmation.add([r for r in known if r.project == name], found)
     empty = tuple(p.name for p in wanted if p.repo_count == 0)
     db = _ScannerDB(client)
     by_project = system.at_least(*PROJECT_LISTING_SINCE)
@@ -146,16 +193,52 @@ async def walk(
               for found in await asyncio.gather(*(
                   _walk_project(client, registry, p.name, db, by_project)
                   for p in wanted if p.repo_count > 0))]
+    listed = await _confirm(client, listed, known, {p.name for p in wanted}, confirmation)
     allowlists = (await _allowlists(client, registry.name, wanted)
                   if registry.use_harbor_allowlist else ())
-    inventory = RegistryInventory(registry.name, system.harbor_version, tuple(listed), empty,
-                                  allowlists)
+    inventory = RegistryInventory(
+        registry.name, system.harbor_version, tuple(listed), empty, allowlists,
+        restored=tuple(a.ref for a in confirmation.restored), gone=tuple(confirmation.gone),
+        unconfirmed=tuple(confirmation.unconfirmed),
+        unlisted_projects=tuple(n for n in unlisted if n in ids),
+        short_listings=tuple(client.short_listings))
     _log.info("inventory_walked", registry=registry.name, version=system.harbor_version,
               projects=len(listed), empty_projects=len(empty),
               artifacts=len(inventory.artifacts()),
               unavailable=[p.name for p in listed if p.unavailable],
               failed=[p.name for p in listed if p.error])
+    problem = inventory.listing_problem()
+    if problem:
+        _log.warning("listing_incomplete", registry=registry.name, problem=problem)
     return inventory
+
+
+async def _confirm(
+    client: HarborClient, listed: list[ProjectInventory], known: Sequence[ArtifactRef],
+    walked: set[str], confirmation: Confirmation,
+) -> list[ProjectInventory]:
+    """Look up what ``known`` holds and the listing of a walked project did not show; keep what
+    still exists as if listed. A project whose listing failed is left alone: the walk is
+    incomplete anyway and records nothing."""
+    failed = {p.name for p in listed if p.error}
+    present = listed_refs(a for p in listed for a in p.artifacts)
+    missing = [r for r in known if r.project in walked and r.project not in failed
+               and (r.project, r.repository, r.digest) not in present]
+    if not missing:
+        return listed
+    repositories = {(a.ref.project, a.ref.repository) for p in listed for a in p.artifacts}
+    found = await confirm_missing(client, missing, repositories)
+    confirmation.gone.extend(found.gone)
+    confirmation.unconfirmed.extend(found.unconfirmed)
+    confirmation.restored.extend(found.restored)
+    by_project: dict[str, list[Artifact]] = {}
+    for art in found.restored:
+        by_project.setdefault(art.ref.project, []).append(art)
+    out = [dataclasses.replace(p, artifacts=p.artifacts + tuple(by_project.pop(p.name, ())))
+           for p in listed]
+    for name, arts in by_project.items():  # listed with no repositories, yet it has some
+        out.append(ProjectInventory(name, tuple(arts), unavailable="listed with no repositories"))
+    return out
 
 
 async def _allowlists(

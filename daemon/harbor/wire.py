@@ -30,7 +30,12 @@ SCANNABLE_TYPES = ("IMAGE",)
 
 @dataclass(frozen=True, slots=True)
 class SystemInfo:
-    harbor_version: str  # "v2.14.0-abcdef"
+    harbor_version: str  # "v2.14.0-abcdef"; "" when Harbor took the caller as anonymous
+
+    @property
+    def authenticated(self) -> bool:
+        """Harbor shows its version to authenticated callers only (systeminfo.go)."""
+        return bool(self.harbor_version)
 
     @property
     def version(self) -> tuple[int, ...]:
@@ -133,10 +138,7 @@ def _str(value: object) -> str:
 
 def system_info(body: object) -> SystemInfo:
     data = _obj(body, "systeminfo")
-    version = _str(data.get("harbor_version"))
-    if not version:
-        raise BadResponse("systeminfo: no harbor_version (is the robot authenticated?)")
-    return SystemInfo(version)
+    return SystemInfo(_str(data.get("harbor_version")))
 
 
 def project(body: object) -> Project:

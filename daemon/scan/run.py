@@ -5,6 +5,11 @@ Scans that end in Error are results, not failures; a registry that cannot be wal
 client's retries) is a failed registry, and the run says so in ``RunResult.failed``. A run that a
 stop request cut short (scans left running in Harbor, or selected ones never triggered) is
 recorded ``interrupted``: the next start resumes it, following Harbor's scans, not re-triggering.
+
+Credentials come first: each registry's ``/systeminfo`` is read before the run is recorded. A
+registry that accepts none of them (Harbor then answers as to an anonymous caller, which looks
+like an empty registry) takes no part in the run; when no registry does, the run raises
+``CredentialsRejected`` and records nothing at all.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from daemon import log
 from daemon.config_types import Config, RegistryConfig, ScheduleConfig
-from daemon.errors import HarborError, UsageError
+from daemon.errors import CredentialsRejected, HarborError, UsageError
 from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
+from daemon.harbor.wire import SystemInfo
 from daemon.ignores import NO_RULES, IgnoreRules
 from daemon.model import Artifact, ChangeEvent, ScanResult
 from daemon.scan.collect import Collector
@@ -57,6 +64,7 @@ class RegistryRun:
     events: list[ChangeEvent] = field(default_factory=list)
     calls: int = 0
     error: str = ""
+    listing: str = ""  # what the listing hid, when it hid anything (one line)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
@@ -136,6 +144,38 @@ async def run_schedule(
         if found is None:
             raise UsageError(f"schedule {schedule.name}: unknown registry {name!r}")
         registries.append(found)
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(HarborClient(r)) for r in registries]
+        logins = await asyncio.gather(*(_login(c) for c in clients))
+        rejected = [e for e in logins if isinstance(e, CredentialsRejected)]
+        if rejected and len(rejected) == len(logins):
+            if len(rejected) == 1:
+                raise rejected[0]
+            raise CredentialsRejected("; ".join(str(e) for e in rejected))
+        return await _run(config, store, schedule, list(zip(clients, logins, strict=True)),
+                          trigger=trigger, now_fn=now_fn, options=options,
+                          on_progress=on_progress, stop=stop)
+
+
+async def _login(client: HarborClient) -> SystemInfo | HarborError:
+    try:
+        return await client.system_info()
+    except HarborError as exc:
+        return exc
+
+
+async def _run(
+    config: Config,
+    store: Any,
+    schedule: ScheduleConfig,
+    clients: list[tuple[HarborClient, SystemInfo | HarborError]],
+    *,
+    trigger: str,
+    now_fn: Callable[[], datetime],
+    options: QueueOptions | None,
+    on_progress: Progress | None,
+    stop: StopRequest | None,
+) -> RunResult:
     started = now_fn()
     result = RunResult(schedule.name, trigger, started)
     # The ignore rules in force (config + the allowlists last read): a rule that expired or
@@ -149,12 +189,12 @@ async def run_schedule(
     opts = QueueOptions(opts.poll_initial, opts.poll_max, opts.poll_factor,
                         opts.early_error_window, opts.deadline or deadline)
     _log.info("run_started", schedule=schedule.name, trigger=trigger,
-              registries=[r.name for r in registries])
+              registries=[c.registry.name for c, _ in clients])
     try:
         result.registries = list(await asyncio.gather(*(
-            _run_registry(store, reg, schedule, global_cap, now_fn, opts, on_progress, rules,
-                          stop)
-            for reg in registries)))
+            _run_registry(store, client, login, schedule, global_cap, now_fn, opts, on_progress,
+                          rules, stop)
+            for client, login in clients)))
     except asyncio.CancelledError:
         # A stop (SIGTERM) past the stop timeout: scans Harbor already runs keep running, and
         # the next start resumes this schedule to follow them and store their reports.
@@ -180,7 +220,8 @@ async def run_schedule(
 
 async def _run_registry(
     store: Any,
-    registry: RegistryConfig,
+    client: HarborClient,
+    login: SystemInfo | HarborError,
     schedule: ScheduleConfig,
     global_cap: WeightedCap,
     now_fn: Callable[[], datetime],
@@ -189,15 +230,17 @@ async def _run_registry(
     rules: IgnoreRules,
     stop: StopRequest | None = None,
 ) -> RegistryRun:
+    registry = client.registry
     out = RegistryRun(registry.name)
-    async with HarborClient(registry) as client:
-        try:
-            await _registry_steps(client, store, registry, schedule, global_cap, now_fn,
-                                  options, on_progress, out, rules, stop)
-        except HarborError as exc:
-            out.error = str(exc)
-            _log.error("registry_run_failed", registry=registry.name, error=str(exc))
-        out.calls = client.calls
+    try:
+        if isinstance(login, HarborError):
+            raise login
+        await _registry_steps(client, store, registry, schedule, global_cap, now_fn,
+                              options, on_progress, out, login, rules, stop)
+    except HarborError as exc:
+        out.error = str(exc)
+        _log.error("registry_run_failed", registry=registry.name, error=str(exc))
+    out.calls = client.calls
     return out
 
 
@@ -211,11 +254,14 @@ async def _registry_steps(
     options: QueueOptions,
     on_progress: Progress | None,
     out: RegistryRun,
+    system: SystemInfo,
     rules: IgnoreRules,
     stop: StopRequest | None = None,
 ) -> None:
-    inventory = await walk(client, registry)
+    inventory = await walk(client, registry, system=system,
+                           known=store.present_artifacts(registry.name))
     out.harbor_version = inventory.harbor_version
+    out.listing = inventory.listing_problem()
     out.artifacts = len(inventory.artifacts())
     out.unavailable = {p.name: p.unavailable for p in inventory.projects if p.unavailable}
     out.failed_projects = {p.name: p.error for p in inventory.projects if p.error}
@@ -231,15 +277,18 @@ async def _registry_steps(
     if inventory.complete:
         delta = store.record_inventory(registry.name, inventory.artifacts(), now_fn())
         new_digests = set(delta.new_digests)
+        # Resolve where the project is usable, or where Harbor confirmed the deletion (404).
         usable = {p.name for p in inventory.projects if p.usable}
-        removed = [r for r in delta.removed if r.project in usable]
+        gone = set(inventory.gone)
+        removed = [r for r in delta.removed if r.project in usable or r in gone]
         if removed:
             out.events.extend(store.resolve_removed(registry.name, removed, now_fn(), rules))
     else:
-        # A project could not be listed: its artifacts would look deleted. Record nothing of
-        # the walk this time (no tag moves, nothing resolved); scans still go ahead.
+        # A project could not be listed, or what the listing missed could not be looked up:
+        # those artifacts would look deleted. Record nothing of the walk this time (no tag
+        # moves, nothing resolved); scans still go ahead.
         _log.warning("inventory_not_recorded", registry=registry.name,
-                     failed=sorted(out.failed_projects))
+                     failed=sorted(out.failed_projects), unconfirmed=len(inventory.unconfirmed))
     collector = Collector(client, db_times=inventory.db_times())
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
     history = store.scan_records(registry.name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
+from daemon.sim.auth import robot_name
 from daemon.sim.options import FAULT_KINDS, FaultRule, SimOptions
 from daemon.sim.server import SimHTTPServer
 from daemon.sim.state import Control, SimState
@@ -34,7 +35,7 @@ class Simulator:
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
         self.admin = ("admin", options.admin_password)
-        self.robots = {p.name: (f"robot${p.name}+scanwatch", p.robot_secret)
+        self.robots = {p.name: (robot_name(p), p.robot_secret)
                        for p in self.state.inventory.projects}
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, name="sim-http",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import calendar
 import json
 import time
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlencode
 
+from daemon.sim.auth import Principal, Robot
 from daemon.sim.inventory import Project
 from daemon.sim.state import SimState
 
@@ -45,57 +45,23 @@ def error_response(status: int, code: str, message: str) -> Response:
     return Response(status, dumps({"errors": [{"code": code, "message": message}]}))
 
 
-def basic_principal(header: str | None, admin_password: str,
-                    robots: dict[str, tuple[str, str]]) -> Any:
-    """None (anonymous), "admin", ("robot", project name) or "invalid"."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return "invalid"
-    try:
-        user, _, password = base64.b64decode(value.strip()).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return "invalid"
-    if user == "admin" and password == admin_password:
-        return "admin"
-    for project, (name, secret) in robots.items():
-        if user == name and password == secret:
-            return ("robot", project)
-    return "invalid"
-
-
-def robots_of(state: SimState) -> dict[str, tuple[str, str]]:
-    return {p.name: (f"robot${p.name}+scanwatch", p.robot_secret) for p in state.inventory.projects}
-
-
 class Request:
     def __init__(self, state: SimState, method: str, path: str, params: dict[str, str],
                  query: dict[str, str], raw_query: str, headers: Any, body: bytes,
-                 auth_cache: dict[str, Any], raw_path: str = "") -> None:
+                 raw_path: str = "") -> None:
         self.state, self.method, self.path, self.params = state, method, path, params
         self.raw_path = raw_path or path  # as sent: Harbor's Link keeps its encoding
         self.query, self.raw_query, self.headers, self.body = query, raw_query, headers, body
-        header = headers.get("Authorization")
-        if header in auth_cache:
-            self.principal = auth_cache[header]
-        else:
-            self.principal = basic_principal(header, state.options.admin_password,
-                                             robots_of(state))
-            if len(auth_cache) < 1000:
-                auth_cache[header] = self.principal
+        self.principal: Principal = state.auth.principal(headers.get("Authorization"),
+                                                         state.inventory.projects)
 
     def has_sid_cookie(self) -> bool:
         cookie = self.headers.get("Cookie") or ""
         return any(part.strip().startswith("sid=") for part in cookie.split(";"))
 
-    # ---- auth -----------------------------------------------------------------------------------
-    def check_credentials(self) -> None:
-        if self.principal == "invalid":
-            raise ApiError(401, "UNAUTHORIZED", "unauthorized")
-
-    def require_auth(self) -> Any:
-        self.check_credentials()
+    # ---- auth (base.go: RequireAuthenticated, RequireSystemAccess, RequireProjectAccess) -------
+    def require_auth(self) -> Principal:
+        """401 for an anonymous caller, which is what a failed login makes of a request."""
         if self.principal is None:
             raise ApiError(401, "UNAUTHORIZED", "unauthorized")
         return self.principal
@@ -104,18 +70,25 @@ class Request:
         if self.require_auth() != "admin":
             raise ApiError(403, "FORBIDDEN", "forbidden")
 
+    def can_read(self, project: Project) -> bool:
+        """Public projects are readable by anyone; a robot reads its own project too."""
+        if self.principal == "admin" or project.public:
+            return True
+        return isinstance(self.principal, Robot) and self.principal.project == project.name
+
     def project(self, key: str = "project_name_or_id", *, by_name: bool = False) -> Project:
-        """The project in the path; 401 without credentials, 403 outside a robot's project."""
-        principal = self.require_auth()
+        """The project in the path, readable by the caller: else 401 anonymous, 403 a robot
+        (a project that does not exist too: Harbor checks access before it looks), 404 admin."""
         value = self.params.get(key) or self.params["project_name"]
         by_id = (not by_name and value.isdigit()
                  and (self.headers.get("X-Is-Resource-Name") or "").lower() != "true")
         found = self.state.inventory.project(value, by_id=by_id)
-        if isinstance(principal, tuple) and (found is None or found.name != principal[1]):
+        if found is not None and self.can_read(found):
+            return found
+        self.require_auth()
+        if self.principal != "admin":
             raise ApiError(403, "FORBIDDEN", "forbidden")
-        if found is None:
-            raise ApiError(404, "NOT_FOUND", f"project {value} not found")
-        return found
+        raise ApiError(404, "NOT_FOUND", f"project {value} not found")
 
     # ---- query parameters ----------------------------------------------------------------------
     def flag(self, name: str, default: bool) -> bool:

@@ -5,6 +5,10 @@ POST /_sim/db-update   {} | {"added", "fix_released", "rescored"} (shares) → {
                        rescored, db_updated_at}
 POST /_sim/faults      {"faults": [FaultRule fields…]} (replaces; [] clears) ; GET lists them
 POST /_sim/adapter     {"up": bool, "disabled"?: bool, "registered"?: bool}
+POST /_sim/project     {"project", "public"?: bool}          (a public project: anonymous reads)
+POST /_sim/robot       {"project", "expired"?: bool, "expires_at"?: unix | -1, "disabled"?: bool}
+POST /_sim/delete      {"project", "repository", "reference"}  → {deleted: [digests]}
+GET  /_sim/auth        {locked: [user names locked by a failed login]}
 GET  /_sim/inventory   counts ; GET /_sim/stats ; POST /_sim/stats/reset
 """
 
@@ -51,6 +55,17 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
         elif (method, path) == ("POST", "/_sim/allowlist"):
             result = control.set_allowlist(body.get("project"), body.get("cve_ids", []),
                                            body.get("expires_at"), body.get("reuse_system"))
+        elif (method, path) == ("POST", "/_sim/project"):
+            result = control.set_project(str(body.get("project", "")), public=body.get("public"))
+        elif (method, path) == ("POST", "/_sim/robot"):
+            result = control.set_robot(str(body.get("project", "")),
+                                       expires_at=body.get("expires_at"),
+                                       expired=body.get("expired"), disabled=body.get("disabled"))
+        elif (method, path) == ("POST", "/_sim/delete"):
+            result = control.delete(str(body.get("project", "")), str(body.get("repository", "")),
+                                    str(body.get("reference", "")))
+        elif (method, path) == ("GET", "/_sim/auth"):
+            result = control.auth()
         elif (method, path) == ("GET", "/_sim/inventory"):
             result = control.inventory()
         elif (method, path) == ("GET", "/_sim/stats"):

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from daemon.sim import render, repositories
-from daemon.sim.api import ApiError, Request, Response, dumps, json_response, matches
+from daemon.sim.api import TRUE, ApiError, Request, Response, dumps, json_response, matches
 from daemon.sim.engine import ScanError
 from daemon.sim.inventory import Artifact, Project, Repository
 from daemon.sim.state import SCANNER_UUID
@@ -35,13 +35,13 @@ def health(req: Request) -> Response:
 
 
 def systeminfo(req: Request) -> Response:
-    req.check_credentials()
+    # An anonymous caller (a failed login is one) gets no protected fields: no harbor_version.
     body: dict[str, Any] = {"auth_mode": "db_auth", "primary_auth_mode": False,
-                            "self_registration": False, "has_ca_root": False,
-                            "banner_message": "", "oidc_provider_name": ""}
+                            "self_registration": False, "banner_message": "",
+                            "oidc_provider_name": ""}
     if req.principal is not None:
         body.update({"harbor_version": f"{req.state.options.harbor_version}-f1c4e8a2",
-                     "external_url": "https://harbor.example.test",
+                     "has_ca_root": False, "external_url": "https://harbor.example.test",
                      "registry_url": "harbor.example.test", "read_only": False,
                      "notification_enable": True, "project_creation_restriction": "everyone",
                      "registry_storage_provider_name": "filesystem",
@@ -49,14 +49,26 @@ def systeminfo(req: Request) -> Response:
     return json_response(body)
 
 
+def current_user(req: Request) -> Response:
+    principal = req.require_auth()
+    if principal != "admin":
+        raise ApiError(412, "PRECONDITION", "get current user not available for security "
+                       "context: robot")
+    created = render.ts(req.state.inventory.started - 60 * 86400)
+    return json_response({"user_id": 1, "username": "admin", "email": "admin@example.com",
+                          "realname": "system admin", "comment": "admin user",
+                          "sysadmin_flag": True, "admin_role_in_auth": False,
+                          "creation_time": created, "update_time": created})
+
+
 # ---- projects and repositories ------------------------------------------------------------------
 def list_projects(req: Request) -> Response:
-    req.check_credentials()
-    projects = req.state.inventory.projects
-    if req.principal is None:
-        projects = []  # anonymous callers see public projects only, and these are private
-    elif isinstance(req.principal, tuple):
-        projects = [p for p in projects if p.name == req.principal[1]]
+    # project.go ListProjects: anonymous callers see public projects only, a robot its own
+    # projects and the public ones, admin all.
+    projects = [p for p in req.state.inventory.projects if req.can_read(p)]
+    public = req.query.get("public")
+    if public:
+        projects = [p for p in projects if p.public == (public in TRUE)]
     name = req.query.get("name")
     if name:
         projects = [p for p in projects if name in p.name]
@@ -66,6 +78,18 @@ def list_projects(req: Request) -> Response:
             projects = [p for p in projects if matches(op, want, field(p))]
     chosen, headers = req.paginate(projects)
     return Response(200, dumps([render.project(p) for p in chosen]), headers=headers)
+
+
+def head_project(req: Request) -> Response:
+    """project.go HeadProject: whether the name exists, for any authenticated caller."""
+    req.require_auth()
+    name = req.query.get("project_name") or ""
+    if not name:
+        raise ApiError(422, "UNPROCESSABLE_ENTITY", "validation failure list:\n"
+                       "project_name in query is required")
+    if req.state.inventory.project(name, by_id=False) is None:
+        raise ApiError(404, "NOT_FOUND", f"project {name} not found")
+    return Response(200, b"")
 
 
 def get_project(req: Request) -> Response:
@@ -230,6 +254,7 @@ def _precondition(req: Request) -> None:
 
 
 def scan(req: Request) -> Response:
+    req.require_auth()  # scan:create is never granted to anonymous callers, public or not
     with req.state.lock:
         art = _artifact(req)
         _scan_type(req, required=False)
@@ -242,6 +267,7 @@ def scan(req: Request) -> Response:
 
 
 def stop_scan(req: Request) -> Response:
+    req.require_auth()
     with req.state.lock:
         art = _artifact(req)
         _scan_type(req, required=req.state.options.version_tuple() >= (2, 11))
@@ -250,6 +276,22 @@ def stop_scan(req: Request) -> Response:
         except ScanError as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
         return Response(202, b"")
+
+
+def delete_artifact(req: Request) -> Response:
+    """artifact.go DeleteArtifact: project admins (here: admin) only; 412 while an index
+    references it."""
+    req.require_auth()
+    with req.state.lock:
+        art = _artifact(req)
+        if req.principal != "admin":
+            raise ApiError(403, "FORBIDDEN", "forbidden")
+        if art.parents:
+            raise ApiError(412, "VIOLATE_FOREIGN_KEY_CONSTRAINT",
+                           "the deleting artifact is referenced by others")
+        req.state.inventory.delete(art)
+        req.state.bump()
+        return Response(200, b"")
 
 
 def scan_log(req: Request) -> Response:
@@ -354,17 +396,17 @@ def system_allowlist(req: Request) -> Response:
 
 ROUTES_BASE: list[tuple[str, str, Any]] = [
     ("GET", "/ping", ping), ("GET", "/health", health), ("GET", "/systeminfo", systeminfo),
-    ("GET", "/projects", list_projects),
+    ("GET", "/projects", list_projects), ("HEAD", "/projects", head_project),
     ("GET", "/projects/{project_name_or_id}", get_project),
     ("GET", "/projects/{project_name_or_id}/scanner", project_scanner),
     ("GET", "/projects/{project_name}/repositories", repositories.list_repositories),
     ("GET", "/repositories", repositories.list_all_repositories),
     ("GET", REPO, get_repository), ("GET", REPO + "/artifacts", list_artifacts),
-    ("GET", ART, get_artifact), ("POST", ART + "/scan", scan),
+    ("GET", ART, get_artifact), ("DELETE", ART, delete_artifact), ("POST", ART + "/scan", scan),
     ("POST", ART + "/scan/stop", stop_scan), ("GET", ART + "/scan/{report_id}/log", scan_log),
     ("GET", ART + "/additions/vulnerabilities", vulnerabilities),
     ("GET", "/scanners", list_scanners), ("GET", "/scanners/{registration_id}", get_scanner),
     ("GET", "/scanners/{registration_id}/metadata", scanner_metadata),
-    ("GET", "/system/CVEAllowlist", system_allowlist),
+    ("GET", "/system/CVEAllowlist", system_allowlist), ("GET", "/users/current", current_user),
 ]
 PROJECT_ARTIFACTS = ("GET", "/projects/{project_name_or_id}/artifacts", list_project_artifacts)

@@ -93,6 +93,7 @@ class Repository:
     name: str  # full name, with the project: "payments/team/app"
     creation_time: float
     artifacts: list[Artifact] = field(default_factory=list)
+    deleted: int = 0  # artifacts deleted so far: new digests never repeat an old one
 
     @property
     def short(self) -> str:
@@ -112,6 +113,9 @@ class Project:
     allowlist: tuple[str, ...] = ()  # the project's own CVE allowlist
     allowlist_expires_at: float | None = None
     reuse_system_allowlist: bool = True  # metadata.reuse_sys_cve_allowlist, as a new project has
+    public: bool = False  # metadata.public: anonymous callers may read it
+    robot_expires_at: float = -1  # Unix seconds; -1 never expires (Harbor's robot.ExpiresAt)
+    robot_disabled: bool = False
 
 
 def digest_of(*parts: object) -> str:
@@ -201,7 +205,7 @@ class Inventory:
     def _add(self, repo: Repository, kind: str, tag: str | None, when: float,
              base: tuple[tuple[str, str], ...] | None) -> Artifact:
         project = repo.project
-        n = len(repo.artifacts)
+        n = len(repo.artifacts) + repo.deleted
         digest = digest_of(self.options.seed, repo.name, n, kind)
         size = 2_000_000 + stable_seed(digest) % 80_000_000
         if kind == "CHART":
@@ -283,6 +287,24 @@ class Inventory:
 
     def all_artifacts(self) -> list[Artifact]:
         return [a for p in self.projects for r in p.repositories for a in r.artifacts]
+
+    def delete(self, art: Artifact) -> list[Artifact]:
+        """Harbor's deleteDeeply: the artifact, its tags, and each child that no tag and no
+        other index keeps; an artifact an index references cannot go (the caller says 412)."""
+        gone = [art]
+        for child in art.children:
+            child.parents = [p for p in child.parents if p is not art]
+            if not child.tags and not child.parents:
+                gone.append(child)
+        art.children = []
+        art.tags = []
+        for item in gone:
+            repo = item.repo
+            repo.artifacts = [a for a in repo.artifacts if a is not item]
+            repo.deleted += 1
+            self.by_digest.pop((repo.id, item.digest), None)
+            item.touch()
+        return gone
 
     # ---- pushes ---------------------------------------------------------------------------------
     def push(self, project: Project, short: str | None, tag: str | None, now: float) -> Artifact:

@@ -97,6 +97,7 @@ class SimOptions:
     port: int = 0
     host: str = "127.0.0.1"
     admin_password: str = "Harbor12345"
+    login_freeze: float = 1.5  # Harbor's frozenTime: a failed login locks the name this long
     faults: tuple[FaultRule, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -110,6 +111,8 @@ class SimOptions:
                      "scanner_concurrency", "job_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.login_freeze < 0:
+            raise ValueError("login_freeze cannot be negative")
         if self.vulnerabilities_per_artifact < 0 or self.scan_seconds < 0:
             raise ValueError("vulnerabilities_per_artifact and scan_seconds cannot be negative")
         if not self.harbor_version.startswith("v"):

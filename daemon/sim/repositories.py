@@ -57,14 +57,10 @@ def _by(column: str) -> Callable[[Repository], Any]:
 
 
 def visible_projects(req: Request) -> list[Project]:
-    """The projects whose repositories a caller may list: every one for the admin, its own for
-    a project robot, the public ones for anyone else (here none: every project is private)."""
-    req.check_credentials()
-    if req.principal is None:
-        return []
-    if isinstance(req.principal, tuple):
-        return [p for p in req.state.inventory.projects if p.name == req.principal[1]]
-    return list(req.state.inventory.projects)
+    """The projects whose repositories a caller may list: every one for the admin, its own and
+    the public ones for a project robot, the public ones for anyone else (``Request.can_read``,
+    as ``GET /projects`` lists them)."""
+    return [p for p in req.state.inventory.projects if req.can_read(p)]
 
 
 def list_all_repositories(req: Request) -> Response:

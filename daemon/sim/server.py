@@ -71,7 +71,6 @@ class SimHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], state: SimState) -> None:
         self.state = state
-        self.auth_cache: dict[str, Any] = {}
         self.routes = compile_routes(state.options.version_tuple())
         super().__init__(address, Handler)
 
@@ -85,6 +84,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         self._dispatch("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch("HEAD")
 
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch("POST")
@@ -142,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
                 route = f"{method} {matched.template}"
                 request = Request(state, method, path, matched.params,
                                   dict(parse_qsl(raw_query, keep_blank_values=True)), raw_query,
-                                  self.headers, body, self.server.auth_cache, raw_path)
+                                  self.headers, body, raw_path)
                 try:
                     response = self._guarded(request, matched)
                 except ApiError as exc:
@@ -194,6 +196,8 @@ class Handler(BaseHTTPRequestHandler):
         if damage == "truncated":
             lines.append("Connection: close")
             self.close_connection = True
+        if self.command == "HEAD":
+            body = b""  # the length of what GET would send, and no body (RFC 9110 §9.3.2)
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import UsageError
+from daemon.sim.auth import Authenticator, robot_name
 from daemon.sim.engine import ScanEngine
 from daemon.sim.faults import Faults
-from daemon.sim.inventory import Artifact, Inventory
+from daemon.sim.inventory import Artifact, Inventory, Project
 from daemon.sim.options import FaultRule, SimOptions
 from daemon.sim.render import overview
 from daemon.sim.stats import Stats
@@ -49,6 +50,7 @@ class SimState:
         self.scanner_disabled = False
         self.system_allowlist: tuple[str, ...] = ()
         self.system_allowlist_expires_at: float | None = None
+        self.auth = Authenticator(options.admin_password, self.wall, options.login_freeze)
 
     def wall(self) -> float:
         return self._wall0 + (time.monotonic() - self._mono0)
@@ -109,6 +111,61 @@ class Control:
                     found.reuse_system_allowlist = bool(reuse_system)
             s.bump()
         return {"project": project, "cve_ids": list(ids), "expires_at": expires_at}
+
+    def set_project(self, project: str, *, public: bool | None = None) -> dict[str, Any]:
+        """Make a project public (anonymous callers, a failed login among them, see it) or
+        private again."""
+        s = self._s
+        with s.lock:
+            found = self._project(project)
+            if public is not None:
+                found.public = bool(public)
+            s.bump()
+            return {"project": found.name, "public": found.public}
+
+    def set_robot(self, project: str, *, expires_at: float | None = None,
+                  expired: bool | None = None, disabled: bool | None = None) -> dict[str, Any]:
+        """A project robot's expiry (Unix seconds, -1 never; ``expired`` = now) or disabling:
+        Harbor then treats its requests as anonymous."""
+        s = self._s
+        with s.lock:
+            found = self._project(project)
+            if expired:
+                found.robot_expires_at = s.wall()
+            elif expired is False:
+                found.robot_expires_at = -1
+            if expires_at is not None:
+                found.robot_expires_at = float(expires_at)
+            if disabled is not None:
+                found.robot_disabled = bool(disabled)
+            return {"project": found.name, "robot": robot_name(found),
+                    "expires_at": found.robot_expires_at, "disabled": found.robot_disabled}
+
+    def delete(self, project: str, repository: str, reference: str) -> dict[str, Any]:
+        """Delete an artifact as ``DELETE …/artifacts/{reference}`` does (index children too)."""
+        s = self._s
+        with s.lock:
+            found = self._project(project)
+            short = repository.removeprefix(f"{found.name}/")
+            repo = s.inventory.repository(found, short)
+            art = s.inventory.artifact(repo, reference) if repo is not None else None
+            if art is None:
+                raise UsageError(f"no artifact {found.name}/{short}:{reference}")
+            if art.parents:
+                raise UsageError(f"{art.digest} is referenced by an index")
+            gone = s.inventory.delete(art)
+            s.bump()
+            return {"deleted": [a.digest for a in gone]}
+
+    def auth(self) -> dict[str, Any]:
+        """User names locked out by a failed login right now (Harbor's 1.5 s lock)."""
+        return {"locked": self._s.auth.locked_users()}
+
+    def _project(self, name: str) -> Project:
+        found = self._s.inventory.project(name, by_id=False)
+        if found is None:
+            raise UsageError(f"no project {name!r}")
+        return found
 
     def db_update(self, added: float = 0.05, fix_released: float = 0.1,
                   rescored: float = 0.05) -> dict[str, Any]:

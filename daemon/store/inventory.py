@@ -26,6 +26,17 @@ class InventoryMixin(StoreBase):
             select(r.project, r.name, r.id, r.removed_at).where(r.registry_id == registry_id))
         return {(row[0], row[1]): (row[2], row[3]) for row in rows}
 
+    def present_artifacts(self, registry: str) -> list[ArtifactRef]:
+        """The top-level artifacts the last recorded walk of ``registry`` listed: what a new
+        walk must account for (list, or confirm gone) before ``record_inventory`` removes them."""
+        a, r, g = t.artifact.c, t.repository.c, t.registry.c
+        query = (select(r.project, r.name, a.digest)
+                 .join(t.repository, r.id == a.repository_id)
+                 .join(t.registry, g.id == r.registry_id)
+                 .where(g.name == registry, a.removed_at.is_(None), a.parent_digest.is_(None)))
+        with self.engine.connect() as conn:
+            return [ArtifactRef(registry, row[0], row[1], row[2]) for row in conn.execute(query)]
+
     def record_inventory(
         self, registry: str, artifacts: Sequence[Artifact], now: datetime
     ) -> InventoryDelta:

@@ -103,3 +103,51 @@ async def test_it_does_not_believe_an_empty_listing_of_a_counted_repository(
     assert f"{gone}/gone counted 2 artifacts but listed none" in walked[gone].error
     assert not inventory.complete  # so nothing in that project can be resolved this run
     assert walked[kept].usable and walked[kept].artifacts
+def refs(inventory: Any) -> list[Any]:
+    return [a.ref for a in inventory.artifacts()]
+
+
+async def test_it_looks_up_only_what_the_listing_missed(make_sim: Any) -> None:
+    sim = make_sim(projects=2, repositories_per_project=2, artifacts_per_repository=3,
+                   index_share=0.0, chart_share=0.0)
+    cfg = registry(sim)
+    async with HarborClient(cfg) as client:
+        first = await walk(client, cfg)
+    known = refs(first)
+    sim.control.reset_stats()
+    async with HarborClient(cfg) as client:
+        again = await walk(client, cfg, known=known)
+    requests = sim.control.stats()["requests"]
+    assert again.complete and not (again.restored or again.gone or again.unconfirmed)
+    assert not any(route.startswith("HEAD") or route.endswith("/artifacts/{reference}")
+                   for route in requests)  # an unchanged registry costs no lookup at all
+
+    deleted = known[0]
+    sim.control.delete(deleted.project, deleted.repository, deleted.digest)
+    sim.control.reset_stats()
+    async with HarborClient(cfg) as client:
+        after = await walk(client, cfg, known=known)
+    requests = sim.control.stats()["requests"]
+    assert after.gone == (deleted,) and after.complete and not after.restored
+    assert requests[
+        "GET /projects/{project_name}/repositories/{repository_name}/artifacts/{reference}"] == 1
+    assert after.listing_problem() == ""  # a real deletion is no listing problem
+
+
+async def test_a_robot_whose_scope_shrank_confirms_nothing(make_sim: Any) -> None:
+    sim = make_sim(projects=2, repositories_per_project=1, artifacts_per_repository=2,
+                   index_share=0.0, chart_share=0.0)
+    admin = registry(sim)
+    async with HarborClient(admin) as client:
+        known = refs(await walk(client, admin))
+    own, other = list(sim.robots)
+    name, secret = sim.robots[own]
+    robot = RegistryConfig(name="sim", url=sim.url, username=name,
+                           password=Secret(secret, "literal"), requests_per_second=500, burst=100)
+    async with HarborClient(robot) as client:
+        inventory = await walk(client, robot, known=known)
+    # The other project exists (HEAD /projects answers 200) but this robot may not read it (403):
+    # its artifacts are neither listed nor gone, and the walk may not be recorded.
+    assert {r.project for r in inventory.unconfirmed} == {other}
+    assert not inventory.gone and not inventory.complete
+    assert "could not be looked up" in inventory.listing_problem()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from daemon.config_types import (
     ScheduleConfig,
     Secret,
 )
+from daemon.errors import CredentialsRejected
 from daemon.model import ChangeKind, ScanState
 from daemon.scan.queue import QueueOptions
 from daemon.scan.run import RunResult, run_schedule
@@ -176,3 +178,42 @@ async def test_it_scans_nothing_where_the_scanner_is_down(make_sim: Any, tmp_pat
     assert set(run.unavailable) == set(sim.control.inventory()["per_project"])
     assert all("scanner unavailable" in why for why in run.unavailable.values())
     assert sim.control.stats()["scans_triggered"] == 0
+
+
+async def test_a_registry_that_takes_no_credentials_sits_out_the_run(
+    make_sim: Any, tmp_path: Path
+) -> None:
+    sim = make_sim(seed=2, projects=1, repositories_per_project=2, artifacts_per_repository=2,
+                   scanned_share=1.0, index_share=0.0, chart_share=0.0)
+    base = config_for(sim)
+    good = base.registries[0]
+    bad = replace(good, name="stale", password=Secret("not-the-password", "literal"))
+    cfg = replace(base, registries=(good, bad),
+                  schedules=(replace(base.schedules[0], registries=("sim", "stale")),))
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+
+    result = await run_once(cfg, store)
+
+    [failed] = result.failed
+    assert failed.registry == "stale"
+    assert failed.error == ("stale: Harbor accepted no credentials for admin: wrong password, "
+                            "or locked for 1.5 s after a failed login?")
+    assert "not-the-password" not in failed.error
+    assert store.present_artifacts("stale") == [] and store.scan_records("stale") == {}
+    ok = next(r for r in result.registries if r.registry == "sim")
+    assert ok.imported > 0 and store.present_artifacts("sim")
+    last = store.last_run("nightly")
+    assert last is not None and last.result == "failed" and "stale:" in last.detail
+
+
+async def test_a_run_whose_every_registry_takes_no_credentials_records_nothing(
+    make_sim: Any, tmp_path: Path
+) -> None:
+    sim = make_sim(seed=2, projects=1, repositories_per_project=1, artifacts_per_repository=1)
+    base = config_for(sim)
+    cfg = replace(base, registries=(replace(base.registries[0],
+                                            password=Secret("nope", "literal")),))
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    with pytest.raises(CredentialsRejected, match="Harbor accepted no credentials for admin"):
+        await run_once(cfg, store)
+    assert store.last_run("nightly") is None

@@ -111,6 +111,7 @@ def _calls(sim: Any, zero: Any, kit: Any) -> list[tuple[str, str, str, int, Any,
     return [
         ("/health", "GET", "/health", 200, None, ""),
         ("/systeminfo", "GET", "/systeminfo", 200, None, ""),
+        ("/users/current", "GET", "/users/current", 200, None, ""),
         ("/projects", "GET", "/projects", 200, None, ""),
         ("/projects/{project_name_or_id}", "GET", f"/projects/{project}", 200, None, ""),
         ("/projects/{project_name_or_id}", "GET", "/projects/nope", 404, None, ""),
@@ -157,6 +158,9 @@ def _calls(sim: Any, zero: Any, kit: Any) -> list[tuple[str, str, str, int, Any,
         (ART + "/scan/stop", "POST", path + "/scan/stop", 422, None,
          "body required since v2.11 (go-openapi validation)"),
         (ART + "/scan/stop", "POST", path + "/scan/stop", 202, {"scan_type": "vulnerability"},
+         "empty"),
+        (ART, "DELETE", kit.art_path(chart["repository_name"].split("/")[0],
+                                     chart["repository_name"], chart["digest"]), 200, None,
          "empty"),
         ("/scanners", "GET", "/scanners", 200, None, ""),
         ("/scanners/{registration_id}", "GET", f"/scanners/{scanner}", 200, None, ""),
@@ -213,6 +217,21 @@ def test_it_answers_auth_errors_in_the_spec_shape(world: Any, spec: dict[str, An
         response = c.get(f"/projects/{other}")
     assert response.status_code == status
     _validate(spec, response.json(), _errors(spec))
+
+
+def test_it_answers_anonymous_callers_in_the_spec_shape(world: Any, spec: dict[str, Any]) -> None:
+    """What a failed login gets (Harbor treats it as anonymous): 200s and 401s, all in shape."""
+    sim, _ = world
+    with httpx.Client(base_url=sim.url + "/api/v2.0") as c:
+        info, projects = c.get("/systeminfo"), c.get("/projects")
+        refused = [c.get(p) for p in ("/scanners", "/users/current",
+                                      f"/projects/{next(iter(sim.robots))}/artifacts")]
+    assert "harbor_version" not in info.json()
+    _validate(spec, info.json(), _schema(spec, "/systeminfo", "GET", 200) or {})
+    _validate(spec, projects.json(), _schema(spec, "/projects", "GET", 200) or {})
+    assert [r.status_code for r in refused] == [401, 401, 401]
+    for response in refused:
+        _validate(spec, response.json(), _errors(spec))
 
 
 def test_it_answers_412_with_an_errors_body(make_sim: Any, spec: dict[str, Any], kit: Any) -> None:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from daemon import remedy
-from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, event_name, scope
+from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, change_of, scope
 from daemon.alerts.message import (
     Action,
     FirstSeen,
@@ -160,7 +160,7 @@ def build_message(
     fixed: list[ChangeEvent] = []
     overdue: list[Overdue] = []
     problems: list[Problem] = []
-    reported: dict[tuple[FindingKey, str], None] = {}
+    reported: dict[tuple[FindingKey, str, str], None] = {}
     first_sights: list[ChangeEvent] = []
     for d in deliveries:
         item = d.item
@@ -183,14 +183,14 @@ def build_message(
             overdue.append(Overdue(k.vulnerability, k.package, item.severity, image,
                                    max(0, (now - item.opened_at) // timedelta(days=1)),
                                    item.deadline.days, d.escalation))
-            reported[(k, event_name(item))] = None
+            reported[(k, *change_of(item))] = None
             continue
         if isinstance(item, ChangeEvent) and item.kind is ChangeKind.FIXED:
             fixed.append(item)
-            reported[(item.finding, event_name(item))] = None
+            reported[(item.finding, *change_of(item))] = None
             continue
         f = _facts(item)
-        reported[(f.key, event_name(item))] = None
+        reported[(f.key, *change_of(item))] = None
         entries.append(remedy.Entry(f.key.package, f.installed,
                                     Vuln(f.key.vulnerability, f.severity, f.fix), member=f))
     # The findings without a fix form their own "watch" actions, apart from the fixable ones.

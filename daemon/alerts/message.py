@@ -132,7 +132,8 @@ class Message:
     notices: tuple[str, ...] = ()  # e.g. ignores about to expire
     heartbeat: Heartbeat | None = None
     first_seen: tuple[FirstSeen, ...] = ()
-    findings: tuple[tuple[FindingKey, str], ...] = field(default=())  # (finding, event) reported
+    # (finding, change kind, changed value) reported: the notification log's entries once sent
+    findings: tuple[tuple[FindingKey, str, str], ...] = field(default=())
 
     @property
     def empty(self) -> bool:

@@ -6,7 +6,7 @@ import pytest
 from alertkit import NOW, config, event
 
 from daemon.alerts.events import OpenFinding, OverdueFinding, Reminder, ScanProblem
-from daemon.alerts.route import route_items, unmatched_routes
+from daemon.alerts.route import legacy_keys, route_items, route_keys, unmatched_routes
 from daemon.config_types import RouteConfig
 from daemon.model import ChangeKind, Reason, Severity
 
@@ -15,7 +15,10 @@ ALL = ("new", "fix_available", "fixed", "severity_up", "severity_down", "reopene
 
 
 def targets(items, *routes):  # type: ignore[no-untyped-def]
-    return [(d.receiver, d.route, d.escalation) for d in route_items(items, routes)]
+    """(receiver, route by position as "route<N>", escalation) of each delivery."""
+    position = {k: r.name or f"route{i + 1}" for i, (k, r) in enumerate(zip(route_keys(routes),
+                                                                          routes, strict=True))}
+    return [(d.receiver, position[d.route], d.escalation) for d in route_items(items, routes)]
 
 
 @pytest.mark.parametrize(
@@ -121,3 +124,32 @@ def test_it_reports_routes_that_cannot_match(routes, expected):  # type: ignore[
     if expected and "unknown receiver" in expected[0]:
         cfg = config(*routes, receivers=())
     assert unmatched_routes(cfg) == expected
+
+
+def test_a_routes_identity_survives_inserting_a_route_before_it():
+    first, second = RouteConfig(("a",)), RouteConfig(("b",), min_severity=Severity.MEDIUM)
+    before = route_keys([first, second])
+    after = route_keys([RouteConfig(("c",), projects=("web",)), first, second])
+    assert after[1:] == before
+    assert len(set(after)) == 3 and all(k.startswith("route-") for k in after)
+
+
+@pytest.mark.parametrize(
+    ("routes", "expected"),
+    [
+        ([RouteConfig(("a",), name="secops")], ["secops"]),
+        ([RouteConfig(("a",)), RouteConfig(("b",))], None),  # same matchers: told apart
+    ],
+    ids=["name-wins", "same-matchers-suffixed"],
+)
+def test_it_names_routes_by_name_else_by_matchers(routes, expected):  # type: ignore[no-untyped-def]
+    keys = route_keys(routes)
+    if expected is not None:
+        assert keys == expected
+    else:
+        assert keys[1] == f"{keys[0]}-2"
+
+
+def test_it_maps_unnamed_routes_to_the_positional_keys_older_versions_used():
+    routes = [RouteConfig(("a",), name="secops"), RouteConfig(("b",))]
+    assert legacy_keys(routes) == {route_keys(routes)[1]: "route2"}

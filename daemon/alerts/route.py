@@ -186,9 +186,45 @@ def unmatched_routes(config: Config) -> list[str]:
             problems.append(f"{where}: no receivers, so it sends nothing")
         for earlier_index in range(index):
             earlier = config.routes[earlier_index]
+            first = _config_label(earlier, earlier_index)
             if _covers(earlier, route):
-                first = _config_label(earlier, earlier_index)
                 problems.append(f"{where}: can never match: the earlier route[{first}] (without "
                                 "continue) takes everything it would")
                 break
+            lost = _shadowed(earlier, route)
+            if lost:
+                problems.append(f"{where}: never receives {lost}: the earlier route[{first}] "
+                                f"(without continue) takes them first; set continue = true on "
+                                f"route[{first}] or move this route above it")
+    used = {n for r in config.routes for n in (*r.receivers, *r.escalate_to)}
+    problems.extend(f"receiver[{r.name}]: no route sends to it" for r in config.receivers
+                    if r.name not in used)
     return problems
+
+
+def _shadowed(first: RouteConfig, later: RouteConfig) -> str:
+    """What of ``later`` an earlier wide route without continue always takes first, in words
+    (``new, fix_available at High and above``), or "" when nothing is lost."""
+    if first.continue_ or not all(g == ("*",) for g in (first.registries, first.projects,
+                                                        first.repositories)):
+        return ""
+    shared = [e for e in later.events if e in first.events]
+    if not shared:
+        return ""
+    floor = max(first.min_severity, later.min_severity)
+    return f"{', '.join(shared)} at {floor.label} and above"
+
+
+def routing_tree(config: Config) -> list[str]:
+    """The routes as they are tried, for ``config check``: matchers, receivers, continue."""
+    out = []
+    keys = route_keys(config.routes)
+    for index, (key, r) in enumerate(zip(keys, config.routes, strict=True)):
+        scope = "/".join(",".join(g) for g in (r.registries, r.projects, r.repositories))
+        line = (f"{index + 1}. {key}: {scope} severity >= {r.min_severity.label}, "
+                f"events {', '.join(r.events) or '(none)'} -> {', '.join(r.receivers) or '-'}")
+        if r.escalate_to:
+            line += f"; overdue -> {', '.join(r.escalate_to)}"
+        line += f" ({r.group}{', continue' if r.continue_ else ', stops here'})"
+        out.append(line)
+    return out

@@ -112,12 +112,15 @@ def test_it_skips_a_route_in_scope_whose_events_do_not_take_the_item():
         ((RouteConfig(("a",), name="all", events=ALL, min_severity=Severity.NONE,
                       continue_=True), RouteConfig(("b",), name="late")), []),
         ((RouteConfig(("a",), name="crit", min_severity=Severity.CRITICAL),
-          RouteConfig(("b",), name="late")), []),
+          RouteConfig(("b",), name="late")),
+         ["route[late]: never receives new, fix_available, severity_up, reopened, sla_overdue, "
+          "scan_failed at Critical and above: the earlier route[crit] (without continue) takes "
+          "them first; set continue = true on route[crit] or move this route above it"]),
         ((RouteConfig(("a",), events=("new", "bogus")),),
          [f"route[1].events: unknown bogus; valid: {', '.join(ALL)}"]),
     ],
     ids=["fine", "no-events", "registry-glob-matches-nothing", "unknown-receiver", "shadowed",
-         "continue-is-not-shadowing", "narrower-first-is-not-shadowing", "unknown-event"],
+         "continue-is-not-shadowing", "narrower-first-takes-its-severities", "unknown-event"],
 )
 def test_it_reports_routes_that_cannot_match(routes, expected):  # type: ignore[no-untyped-def]
     cfg = config(*routes)
@@ -153,3 +156,23 @@ def test_it_names_routes_by_name_else_by_matchers(routes, expected):  # type: ig
 def test_it_maps_unnamed_routes_to_the_positional_keys_older_versions_used():
     routes = [RouteConfig(("a",), name="secops"), RouteConfig(("b",))]
     assert legacy_keys(routes) == {route_keys(routes)[1]: "route2"}
+
+
+def test_it_warns_when_an_earlier_route_takes_what_a_later_one_wants():
+    """The Medium-route case: the second route silently never gets Critical or High."""
+    cfg = config(RouteConfig(("slack",), min_severity=Severity.HIGH),
+                 RouteConfig(("mail",), min_severity=Severity.MEDIUM))
+    [warning] = unmatched_routes(cfg)
+    assert warning.startswith("route[2]: never receives new,")
+    assert "at High and above: the earlier route[1] (without continue)" in warning
+    fanned = config(RouteConfig(("slack",), min_severity=Severity.HIGH, continue_=True),
+                    RouteConfig(("mail",), min_severity=Severity.MEDIUM))
+    assert unmatched_routes(fanned) == []
+
+
+def test_it_warns_about_a_receiver_no_route_uses():
+    from daemon.config_types import ReceiverConfig, Secret
+    receivers = tuple(ReceiverConfig(n, (Secret(f"json://127.0.0.1:1/{n}", "literal"),))
+                      for n in ("a", "spare"))
+    assert unmatched_routes(config(RouteConfig(("a",)), receivers=receivers)) == [
+        "receiver[spare]: no route sends to it"]

@@ -30,6 +30,12 @@ def test_it_runs_two_cycles_and_shows_the_alert_as_slack_and_email_get_it(tmp_pa
     assert slack.strip() and slack.strip() in done.stdout, "the printed alert is the file"
     cves = set(re.findall(r"CVE-\d{4}-\d+", slack))
     assert cves, "the alert names the CVEs to fix"
+    # Every CVE says why it is there: the simulator published, released a fix, rescored, pushed.
+    why = re.compile(r"CVE-\d{4}-\d+ \((?:Critical|High|Medium|Low|Unknown|None), "
+                     r"(newly published|fix released|rescored \w+ → \w+|arrived with a push of "
+                     r"[^)]+|reopened|ignore expired)\)")
+    assert len(why.findall(slack)) == len(re.findall(r"CVE-\d{4}-\d+", slack))
+    assert {"newly published", "fix released"} <= set(why.findall(slack))
     assert cves <= set(re.findall(r"CVE-\d{4}-\d+", email_text))
     assert email_text.startswith("Subject: [scanwatch] demo-harbor:")
     assert "<h2>" in email_html and "Upgrade" in email_text

@@ -70,6 +70,17 @@ class Reminder:
 AlertItem = ChangeEvent | OverdueFinding | ScanProblem | Reminder
 
 
+@dataclass(frozen=True, slots=True)
+class Item:
+    """An alert item and the history row it came from: ``source`` "event" (a change event)
+    or "scan" (a failed scan) with that row's id, or "" for what this run found (a scanner
+    down, an SLA breach). Route cursors admit items by that id."""
+
+    item: AlertItem
+    source: str = ""
+    source_id: int = 0
+
+
 def event_name(item: AlertItem) -> str:
     """The route event name of an item (``config_types.EVENTS``, or ``reminder``)."""
     if isinstance(item, ChangeEvent):
@@ -84,6 +95,18 @@ def event_name(item: AlertItem) -> str:
     if isinstance(item, ScanProblem):
         return item.kind
     return REMINDER
+
+
+def change_of(item: AlertItem) -> tuple[str, str]:
+    """(change kind as routes name it, the changed value) of an item: the notification log's
+    key with the receiver and finding (``alerts/dedup.py``)."""
+    kind = event_name(item)
+    if isinstance(item, ChangeEvent):
+        if kind == "fix_available":
+            return kind, item.fix_version
+        if kind in ("severity_up", "severity_down"):
+            return kind, item.severity.label
+    return kind, ""
 
 
 def scope(item: AlertItem) -> tuple[str, str, str]:
@@ -103,7 +126,9 @@ def severity(item: AlertItem) -> Severity | None:
     return item.severity
 
 
-def finding_of(item: AlertItem) -> FindingKey | None:
+def finding_of(item: AlertItem | Item) -> FindingKey | None:
+    if isinstance(item, Item):
+        item = item.item
     if isinstance(item, ScanProblem):
         return None
     if isinstance(item, Reminder):

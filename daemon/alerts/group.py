@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from daemon import remedy
-from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, event_name, scope
+from daemon.alerts import wording as w
+from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, change_of, scope
 from daemon.alerts.message import (
     Action,
     FirstSeen,
@@ -28,6 +29,7 @@ from daemon.alerts.message import (
     Overdue,
     Problem,
     Vuln,
+    Why,
 )
 from daemon.alerts.route import Delivery
 from daemon.diff import is_first_sight
@@ -84,14 +86,38 @@ def _action(ctx: RunContext, registry: str, found: remedy.Remedy[_Facts]) -> Act
         digests.update(f.digests)
     shown = tuple(_image(ctx, registry, p, r, t, d) for (p, r), (t, d) in sorted(images.items()))
     count = max(len(shown), len({d for _, ds in images.values() for d in ds}))
+    # The base image hint helps only where rebuilding fixes something: a fix exists.
+    helps = bool(found.fix_version or found.candidate_fix_versions)
     return Action(found.package, found.installed_version, found.fix_version,
                   found.vulnerabilities, shown, found.candidate_fix_versions,
-                  shared_images=count if count >= BASE_IMAGE_THRESHOLD else 0,
-                  reminder=all(f.reminder for f in found.members))
+                  shared_images=count if helps and count >= BASE_IMAGE_THRESHOLD else 0,
+                  reminder=all(f.reminder for f in found.members),
+                  why=_whys(found.vulnerabilities, found.members))
 
 
-def _action_sort(a: Action) -> tuple[int, int, str, str]:
-    return (-a.top_severity, -len(a.vulnerabilities), a.package, a.installed_version)
+# Which change explains a vulnerability best when one message carries several of it.
+_CHANGE_RANK = {"new": 0, "reopened": 1, "fix_available": 2, "severity_changed": 3,
+                "reminder": 4}
+
+
+def _whys(vulns: Sequence[Vuln], members: Sequence[_Facts]) -> tuple[Why, ...]:
+    def rank(f: _Facts) -> tuple[int, str, str]:
+        return (_CHANGE_RANK.get(f.change, 9), f.reason, f.words)
+
+    best: dict[str, _Facts] = {}
+    for f in members:  # the best-ranked change, whatever the order of the deliveries
+        kept = best.get(f.key.vulnerability)
+        if kept is None or rank(f) < rank(kept):
+            best[f.key.vulnerability] = f
+    return tuple(Why(v.id, best[v.id].change, best[v.id].reason, best[v.id].words)
+                 for v in vulns if v.id in best)
+
+
+def priority(a: Action) -> tuple[int, int, int, str, str]:
+    """The order of actions (documented in ``alerts/message.py``): worst severity, most images,
+    most vulnerabilities, then package and version."""
+    return (-a.top_severity, -len(a.images), -len(a.vulnerabilities), a.package,
+            a.installed_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +129,21 @@ class _Facts:
     tags: tuple[str, ...]
     digests: tuple[str, ...]
     reminder: bool
+    change: str  # as history prints it: the event's kind, or "reminder"
+    reason: str
+    words: str  # wording.change_words
 
 
 def _facts(item: ChangeEvent | Reminder) -> _Facts:
     if isinstance(item, Reminder):
         o = item.open
         return _Facts(o.finding, o.severity, o.installed_version, o.fix_version, o.tags,
-                      o.digests, True)
+                      o.digests, True, "reminder", "still_open", w.change_words("reminder", ""))
+    change, reason = item.kind.value, item.reason.value
+    words = w.change_words(change, reason, tags=item.tags, previous=item.previous_severity,
+                           severity=item.severity)
     return _Facts(item.finding, item.severity, item.installed_version, item.fix_version,
-                  item.tags, item.digests, False)
+                  item.tags, item.digests, False, change, reason, words)
 
 
 def first_run_registries(events: Iterable[ChangeEvent],
@@ -160,7 +192,7 @@ def build_message(
     fixed: list[ChangeEvent] = []
     overdue: list[Overdue] = []
     problems: list[Problem] = []
-    reported: dict[tuple[FindingKey, str], None] = {}
+    reported: dict[tuple[FindingKey, str, str], None] = {}
     first_sights: list[ChangeEvent] = []
     for d in deliveries:
         item = d.item
@@ -183,21 +215,21 @@ def build_message(
             overdue.append(Overdue(k.vulnerability, k.package, item.severity, image,
                                    max(0, (now - item.opened_at) // timedelta(days=1)),
                                    item.deadline.days, d.escalation))
-            reported[(k, event_name(item))] = None
+            reported[(k, *change_of(item))] = None
             continue
         if isinstance(item, ChangeEvent) and item.kind is ChangeKind.FIXED:
             fixed.append(item)
-            reported[(item.finding, event_name(item))] = None
+            reported[(item.finding, *change_of(item))] = None
             continue
         f = _facts(item)
-        reported[(f.key, event_name(item))] = None
+        reported[(f.key, *change_of(item))] = None
         entries.append(remedy.Entry(f.key.package, f.installed,
                                     Vuln(f.key.vulnerability, f.severity, f.fix), member=f))
     # The findings without a fix form their own "watch" actions, apart from the fixable ones.
     fix_now = sorted((_action(ctx, registry, r) for r in remedy.plan(
-        e for e in entries if e.vuln.fix_version.strip())), key=_action_sort)
+        e for e in entries if e.vuln.fix_version.strip())), key=priority)
     no_fix = sorted((_action(ctx, registry, r) for r in remedy.plan(
-        e for e in entries if not e.vuln.fix_version.strip())), key=_action_sort)
+        e for e in entries if not e.vuln.fix_version.strip())), key=priority)
     return Message(
         id=message_id,
         receiver=receiver,

@@ -1,9 +1,14 @@
 """The one message model that every channel renders (``alerts/render.py``).
 
 A message leads with remediation actions: (package, installed version) → the fix version that
-resolves all of its vulnerabilities, with every vulnerability id, the affected images and a hint
-when many images share the vulnerable version (fix the base image). Then what has no fix yet,
-what was fixed, what is overdue, and which scans went wrong.
+resolves all of its vulnerabilities, with every vulnerability id and why it is there (``Why``:
+its change and reason), the affected images and, where a fix exists, a hint when many images
+share the vulnerable version (fix the base image). Then what has no fix yet, what was fixed,
+what is overdue, and which scans went wrong.
+
+Priority (the order of actions in each section, ``group.priority``): the worst severity first,
+then the action touching the most images, then the most vulnerabilities, then by package and
+version. Exploitation data (EPSS, KEV) will come before image counts when history has it.
 
 First sight (DESIGN "What 'changed' means", rule 3): a repository scanned for the first time is
 never listed CVE by CVE. History records one summary event per first-scanned artifact (kind
@@ -43,6 +48,18 @@ class Image:
 
 
 @dataclass(frozen=True, slots=True)
+class Why:
+    """Why a vulnerability is in the message: its change and reason exactly as ``history``
+    prints them (``new``/``advisory_published``, ``fix_available``/``fix_released``, …; a
+    reminder is ``reminder``/``still_open``) and the few words Slack and email show."""
+
+    vulnerability: str
+    change: str
+    reason: str
+    words: str
+
+
+@dataclass(frozen=True, slots=True)
 class Action:
     """Upgrade ``package`` from ``installed_version`` to ``fix_version`` (or, when there is no
     fix, watch it). ``candidate_fixes`` lists the fixes when they could not be ordered."""
@@ -55,6 +72,10 @@ class Action:
     candidate_fixes: tuple[str, ...] = ()
     shared_images: int = 0  # > 0: that many images share the version; rebuild the base image
     reminder: bool = False  # every finding in it is a repeat_open_every reminder
+    why: tuple[Why, ...] = ()  # one per vulnerability that has one
+
+    def why_of(self, vulnerability: str) -> Why | None:
+        return next((w for w in self.why if w.vulnerability == vulnerability), None)
 
     @property
     def top_severity(self) -> Severity:
@@ -132,16 +153,20 @@ class Message:
     notices: tuple[str, ...] = ()  # e.g. ignores about to expire
     heartbeat: Heartbeat | None = None
     first_seen: tuple[FirstSeen, ...] = ()
-    findings: tuple[tuple[FindingKey, str], ...] = field(default=())  # (finding, event) reported
+    # (finding, change kind, changed value) reported: the notification log's entries once sent
+    findings: tuple[tuple[FindingKey, str, str], ...] = field(default=())
 
     @property
     def empty(self) -> bool:
         return not (self.fix_now or self.no_fix or self.fixed or self.overdue or self.problems
                     or self.heartbeat or self.first_seen)
 
-    def severity_counts(self) -> list[tuple[Severity, int]]:
-        """Vulnerabilities per severity across fix-now actions, highest first."""
+    def severity_counts(self, sections: str = "all") -> list[tuple[Severity, int]]:
+        """Vulnerabilities per severity, highest first, across every action (``all``), the
+        fix-now actions (``fix_now``) or those without a fix (``no_fix``)."""
+        actions = {"all": (*self.fix_now, *self.no_fix), "fix_now": self.fix_now,
+                   "no_fix": self.no_fix}[sections]
         counts: Counter[Severity] = Counter()
-        for action in self.fix_now:
+        for action in actions:
             counts.update(v.severity for v in action.vulnerabilities)
         return sorted(counts.items(), key=lambda kv: -kv[0])

@@ -18,19 +18,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon import log
+from daemon.alerts.dedup import Log, dedup
 from daemon.alerts.events import (
     AlertItem,
+    Item,
     OpenFinding,
     OverdueFinding,
     Reminder,
     ScanProblem,
-    event_name,
-    finding_of,
 )
 from daemon.alerts.group import RunContext, due_reminders, first_run_registries, group
 from daemon.alerts.message import Message
 from daemon.alerts.render import format_for_url, render
-from daemon.alerts.route import Delivery, in_scope, route_items, route_key
+from daemon.alerts.route import Delivery, in_scope, legacy_keys, route_items, route_keys
 from daemon.alerts.silence import apply_silences, expiry_warnings
 from daemon.config_types import Config, RouteConfig
 from daemon.diff import is_first_sight
@@ -67,7 +67,7 @@ def rows_for(message: Message, config: Config) -> list[dict[str, Any]]:
     if receiver is None:
         _log.warning("alert_receiver_unknown", receiver=message.receiver)
         return []
-    findings = [[*_key(k), kind] for k, kind in message.findings]
+    findings = [[*_key(k), kind, value] for k, kind, value in message.findings]
     out = []
     for index, url in enumerate(receiver.urls):
         fmt = format_for_url(url.reveal(), receiver.format)
@@ -84,17 +84,37 @@ def _key(k: FindingKey) -> list[str]:
     return [k.registry, k.project, k.repository, k.vulnerability, k.package]
 
 
-def _fresh(d: Delivery, notified: Mapping[tuple[str, FindingKey, str], datetime]) -> bool:
-    """Not already told: the log (or a pending message) has this finding and event since."""
-    key = finding_of(d.item)
-    if key is None:
-        return True
-    told = notified.get((d.receiver, key, event_name(d.item)))
-    if told is None:
-        return True
-    if isinstance(d.item, ChangeEvent):
-        return told < d.item.at
-    return False  # an overdue finding is told once (reminders repeat it if asked)
+def admit(deliveries: Iterable[Delivery], due: set[str],
+          cursors: Mapping[str, tuple[int, int, datetime | None]]) -> list[Delivery]:
+    """The deliveries of due routes that their route has not read yet (pure): an event or a
+    failed scan is admitted when its history id is past the route's cursor; what this run
+    found (no history row) is always new."""
+    out = []
+    for d in deliveries:
+        if d.route not in due:
+            continue
+        if d.source:
+            last_event, last_scan, _ = cursors.get(d.route, (0, 0, None))
+            if d.source_id <= (last_event if d.source == "event" else last_scan):
+                continue
+        out.append(d)
+    return out
+
+
+def overdue_items(config: Config, open_findings: Sequence[OpenFinding], now: datetime
+                  ) -> list[AlertItem]:
+    """The open findings past their SLA deadline (``daemon/sla.py``), as alert items."""
+    from daemon.sla import evaluate
+
+    state = evaluate(((o, o.severity, o.opened_at or now) for o in open_findings
+                      if o.opened_at is not None), config.sla, now)
+    out: list[AlertItem] = []
+    for item in state.overdue:
+        o: OpenFinding = item.key  # type: ignore[assignment]
+        out.append(OverdueFinding(o.finding, o.severity, item.first_seen,
+                                  item.deadline - item.first_seen, o.installed_version,
+                                  o.fix_version, o.tags, o.digests))
+    return out
 
 
 def plan(
@@ -108,66 +128,41 @@ def plan(
     run_context: RunContext,
     now: datetime,
     open_findings: Sequence[OpenFinding] = (),
-    notified: Mapping[tuple[str, FindingKey, str], datetime] | None = None,
+    notified: Log | None = None,
     rules: IgnoreRules | None = None,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> Planned:
-    """Decide the messages for the due routes (pure). ``rules`` default to the config's
-    ``[[ignore]]`` rules alone (no Harbor allowlists)."""
-    from daemon.sla import evaluate
-
+    """Decide the messages for the due routes (pure): the stages silence → route → admit
+    (cursors) → dedup (the notification log) → reminders → group → render, each a plain
+    function of plain values. ``rules`` default to the config's ``[[ignore]]`` rules alone
+    (no Harbor allowlists)."""
     notified = notified or {}
     if rules is None:
         rules = IgnoreRules(tuple(config.ignores))
     routes = config.routes
-    keys = [route_key(r, i) for i, r in enumerate(routes)]
-    by_key = dict(zip(keys, routes, strict=True))
+    by_key = dict(zip(route_keys(routes), routes, strict=True))
     due = set(due_routes)
-    overdue: list[AlertItem] = []
-    state = evaluate(((o, o.severity, o.opened_at or now) for o in open_findings
-                      if o.opened_at is not None), config.sla, now)
-    for item in state.overdue:
-        o: OpenFinding = item.key  # type: ignore[assignment]
-        overdue.append(OverdueFinding(o.finding, o.severity, item.first_seen,
-                                      item.deadline - item.first_seen, o.installed_version,
-                                      o.fix_version, o.tags, o.digests))
     quiet = first_run_registries((e for _, e in events), run_context.known_repositories)
     if quiet:
         events = _drop_first_run(events, quiet)
-    ids: dict[int, tuple[str, int]] = {}
-    for eid, ev in events:
-        ids[id(ev)] = ("event", eid)
-    for sid, sp in scan_problems:
-        ids[id(sp)] = ("scan", sid)
-    items: list[AlertItem] = [e for _, e in events]
-    items += [p for _, p in scan_problems]
-    items += list(problems) + overdue
+    items = [Item(e, "event", eid) for eid, e in events]
+    items += [Item(p, "scan", sid) for sid, p in scan_problems]
+    items += [Item(p) for p in [*problems, *overdue_items(config, open_findings, now)]]
     kept, silenced = apply_silences(items, rules, now)
     if silenced:
         _log.debug("alert_items_silenced", count=len(silenced))
-
-    def admitted(d: Delivery) -> bool:
-        if d.route not in due:
-            return False
-        origin = ids.get(id(d.item))
-        if origin is not None:
-            last_event, last_scan, _ = cursors.get(d.route, (0, 0, None))
-            return origin[1] > (last_event if origin[0] == "event" else last_scan)
-        return True
-
-    deliveries = [d for d in route_items(kept, routes) if admitted(d) and _fresh(d, notified)]
+    deliveries = dedup(admit(route_items(kept, routes), due, cursors), notified)
     repeat = {k: r.repeat_open_every for k, r in by_key.items()
               if r.repeat_open_every and k in due}
     if repeat:
         reminders = [Reminder(o) for o in open_findings]
         kept_reminders, _ = apply_silences(reminders, rules, now)
-        last_any: dict[tuple[str, FindingKey], datetime] = {}
-        for (rec, key, _kind), at in notified.items():
-            last_any[(rec, key)] = max(at, last_any.get((rec, key), at))
-        deliveries += due_reminders(
+        last_any: dict[tuple[str, FindingKey], datetime] = {
+            slot: max(t.at for t in told) for slot, told in notified.items() if told}
+        deliveries += dedup(due_reminders(
             [r for r in kept_reminders if isinstance(r, Reminder)],
             lambda r: [d for d in route_items([r], routes) if d.route in repeat],
-            repeat, last_any, now)
+            repeat, last_any, now), notified)
     return _messages(config, deliveries, by_key, due, run_context, now, open_findings, rules,
                      new_id)
 
@@ -238,7 +233,7 @@ def build_and_queue(
     from daemon.store import outbox as store_outbox
 
     routes = config.routes
-    keys = [route_key(r, i) for i, r in enumerate(routes)]
+    keys = route_keys(routes)
     if not keys:
         return []
     if rules is None:
@@ -271,7 +266,7 @@ def build_and_queue(
             notified=notified, rules=rules, new_id=new_id)
         batch.rows.extend(planned.rows)
 
-    ids = store_outbox.claim_and_queue(store, keys, build, now)
+    ids = store_outbox.claim_and_queue(store, keys, build, now, legacy=legacy_keys(routes))
     _log.info("alerts_queued", messages=len(ids))
     return ids
 

@@ -5,8 +5,12 @@
   ``<!channel>``, ``<@U…>`` or ``<url|text>`` markup can pass through; the body stays under
   ``SLACK_MAX_CHARS`` and, where it is cut, points to ``scanwatch findings``.
 - ``email``: an HTML body (apprise derives the text/plain alternative from it, so it lists every
-  vulnerability id too) and a subject such as ``[scanwatch] prod-harbor: 3 fixes for 2 Critical``.
-- ``json``: the documented ``scanwatch.alert/v1`` document (``to_document``), as a JSON string.
+  vulnerability id too) and a subject such as ``[scanwatch] prod-harbor: 2 Critical (1 without a
+  fix), 5 High; 3 fixes``.
+- ``json``: the documented ``scanwatch.alert/v2`` document (``to_document``), as a JSON string.
+
+Every vulnerability says why it is there: its change in a few words (``wording.change_words``)
+in text, Slack and email, its ``change`` and ``reason`` as ``history`` prints them in JSON.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.alerts import wording as w
-from daemon.alerts.message import Action, FirstSeen, Image, Message
+from daemon.alerts.message import Action, FirstSeen, Image, Message, Vuln
 
-SCHEMA = "scanwatch.alert/v1"
+SCHEMA = "scanwatch.alert/v2"
 SLACK_MAX_CHARS = 12000  # well under Slack's 40k message text and apprise's 35k body cap
 SLACK_MAX_IDS = 10  # vulnerability ids listed per action in Slack
 SLACK_MAX_IMAGES = 5
@@ -93,7 +97,12 @@ def _first_seen_more(message: Message, shown: int) -> list[str]:
 
 
 def _ids(a: Action) -> list[str]:
-    return [f"{w.one_line(v.id)} ({v.severity.label})" for v in a.vulnerabilities]
+    """``CVE-1 (High, fix released)``: each id with its severity and why it is there."""
+    out = []
+    for v in a.vulnerabilities:
+        why = a.why_of(v.id)
+        out.append(f"{w.one_line(v.id)} ({v.severity.label}{', ' + why.words if why else ''})")
+    return out
 
 
 def _names(a: Action) -> list[str]:
@@ -283,15 +292,20 @@ def _image_doc(i: Image) -> dict[str, Any]:
             "link": i.link or None}
 
 
+def _vuln_doc(a: Action, v: Vuln) -> dict[str, Any]:
+    why = a.why_of(v.id)
+    return {"id": w.one_line(v.id), "severity": v.severity.label,
+            "fix_version": w.one_line(v.fix_version) or None,
+            "change": why.change if why else None, "reason": why.reason if why else None}
+
+
 def _action_doc(a: Action) -> dict[str, Any]:
     return {
         "package": w.one_line(a.package),
         "installed_version": w.one_line(a.installed_version),
         "fix_version": w.one_line(a.fix_version) or None,
         "candidate_fix_versions": [w.one_line(v) for v in a.candidate_fixes],
-        "vulnerabilities": [{"id": w.one_line(v.id), "severity": v.severity.label,
-                             "fix_version": w.one_line(v.fix_version) or None}
-                            for v in a.vulnerabilities],
+        "vulnerabilities": [_vuln_doc(a, v) for v in a.vulnerabilities],
         "images": [_image_doc(i) for i in a.images],
         "shared_images": a.shared_images,
         "reminder": a.reminder,
@@ -307,7 +321,7 @@ def _first_seen_doc(registry: str, f: FirstSeen) -> dict[str, Any]:
 
 
 def to_document(message: Message) -> dict[str, Any]:
-    """The ``scanwatch.alert/v1`` JSON document (its schema is documented in README)."""
+    """The ``scanwatch.alert/v2`` JSON document (its schema is documented in README)."""
     actions = [*message.fix_now, *message.no_fix]
     f = message.fixed
     hb = message.heartbeat
@@ -322,6 +336,8 @@ def to_document(message: Message) -> dict[str, Any]:
         "created_at": message.created_at.isoformat(),
         "subject": w.subject(message),
         "severity_counts": {s.label: n for s, n in message.severity_counts()},
+        "severity_counts_without_fix": {s.label: n for s, n in
+                                        message.severity_counts("no_fix")},
         "fix_now": [_action_doc(a) for a in message.fix_now[:MAX_JSON_ACTIONS]],
         "no_fix": [_action_doc(a) for a in message.no_fix[:MAX_JSON_ACTIONS]],
         "truncated": len(actions) > len(message.fix_now[:MAX_JSON_ACTIONS])

@@ -10,6 +10,8 @@ A receiver hears about an item once, however many routes name it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -18,6 +20,7 @@ from daemon.alerts.events import (
     REMINDER,
     SLA_OVERDUE,
     AlertItem,
+    Item,
     event_name,
     scope,
     severity,
@@ -27,17 +30,47 @@ from daemon.config_types import EVENTS, Config, RouteConfig
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One item for one receiver, through one route."""
+    """One item for one receiver, through one route; ``source`` and ``source_id`` say which
+    history row it came from (``Item``), ``send_reason`` is set by the dedup stage."""
 
     receiver: str
     route: str
     item: AlertItem
     escalation: bool = False
+    source: str = ""
+    source_id: int = 0
+    send_reason: str = ""
 
 
-def route_key(route: RouteConfig, index: int) -> str:
-    """A route's stable name: its ``name``, else ``route<N>`` counting from 1."""
-    return route.name or f"route{index + 1}"
+def _matchers(route: RouteConfig) -> str:
+    return json.dumps([list(route.registries), list(route.projects), list(route.repositories),
+                       route.min_severity.label, sorted(route.events)])
+
+
+def route_keys(routes: Sequence[RouteConfig]) -> list[str]:
+    """Each route's stable identity (its cursor and digest clock): its ``name``, else
+    ``route-`` and a digest of its matchers (globs, threshold, events), so inserting or moving
+    a route changes no other route's identity. Unnamed routes with the same matchers are told
+    apart by a ``-2``, ``-3`` suffix in their order."""
+    out: list[str] = []
+    for route in routes:
+        if route.name:
+            out.append(route.name)
+            continue
+        base = "route-" + hashlib.sha256(_matchers(route).encode()).hexdigest()[:10]
+        key, n = base, 1
+        while key in out:
+            n += 1
+            key = f"{base}-{n}"
+        out.append(key)
+    return out
+
+
+def legacy_keys(routes: Sequence[RouteConfig]) -> dict[str, str]:
+    """identity → the positional key (``route<N>``) older versions stored its cursor under,
+    for unnamed routes: the store adopts such a cursor once (``store.outbox``)."""
+    return {key: f"route{i + 1}" for i, (key, r) in enumerate(zip(route_keys(routes), routes,
+                                                                   strict=True)) if not r.name}
 
 
 def _config_label(route: RouteConfig, index: int) -> str:
@@ -79,10 +112,14 @@ def _targets(route: RouteConfig, item: AlertItem) -> tuple[tuple[str, ...], tupl
     return (plain, escalated)
 
 
-def route_items(items: Iterable[AlertItem], routes: Sequence[RouteConfig]) -> list[Delivery]:
+def route_items(items: Iterable[AlertItem | Item], routes: Sequence[RouteConfig]
+                ) -> list[Delivery]:
     """Every (receiver, item) pair the routes produce, in item order then route order."""
     out: list[Delivery] = []
-    for item in items:
+    keys = route_keys(routes)
+    for entry in items:
+        origin = entry if isinstance(entry, Item) else Item(entry)
+        item = origin.item
         seen: set[str] = set()
         for index, route in enumerate(routes):
             if not in_scope(route, item):
@@ -90,15 +127,17 @@ def route_items(items: Iterable[AlertItem], routes: Sequence[RouteConfig]) -> li
             plain, escalated = _targets(route, item)
             if not plain and not escalated:
                 continue
-            key = route_key(route, index)
+            key = keys[index]
             for receiver in plain:
                 if receiver not in seen:
                     seen.add(receiver)
-                    out.append(Delivery(receiver, key, item))
+                    out.append(Delivery(receiver, key, item, source=origin.source,
+                                        source_id=origin.source_id))
             for receiver in escalated:
                 if receiver not in seen:
                     seen.add(receiver)
-                    out.append(Delivery(receiver, key, item, escalation=True))
+                    out.append(Delivery(receiver, key, item, escalation=True,
+                                        source=origin.source, source_id=origin.source_id))
             if not route.continue_:
                 break
     return out
@@ -147,9 +186,45 @@ def unmatched_routes(config: Config) -> list[str]:
             problems.append(f"{where}: no receivers, so it sends nothing")
         for earlier_index in range(index):
             earlier = config.routes[earlier_index]
+            first = _config_label(earlier, earlier_index)
             if _covers(earlier, route):
-                first = _config_label(earlier, earlier_index)
                 problems.append(f"{where}: can never match: the earlier route[{first}] (without "
                                 "continue) takes everything it would")
                 break
+            lost = _shadowed(earlier, route)
+            if lost:
+                problems.append(f"{where}: never receives {lost}: the earlier route[{first}] "
+                                f"(without continue) takes them first; set continue = true on "
+                                f"route[{first}] or move this route above it")
+    used = {n for r in config.routes for n in (*r.receivers, *r.escalate_to)}
+    problems.extend(f"receiver[{r.name}]: no route sends to it" for r in config.receivers
+                    if r.name not in used)
     return problems
+
+
+def _shadowed(first: RouteConfig, later: RouteConfig) -> str:
+    """What of ``later`` an earlier wide route without continue always takes first, in words
+    (``new, fix_available at High and above``), or "" when nothing is lost."""
+    if first.continue_ or not all(g == ("*",) for g in (first.registries, first.projects,
+                                                        first.repositories)):
+        return ""
+    shared = [e for e in later.events if e in first.events]
+    if not shared:
+        return ""
+    floor = max(first.min_severity, later.min_severity)
+    return f"{', '.join(shared)} at {floor.label} and above"
+
+
+def routing_tree(config: Config) -> list[str]:
+    """The routes as they are tried, for ``config check``: matchers, receivers, continue."""
+    out = []
+    keys = route_keys(config.routes)
+    for index, (key, r) in enumerate(zip(keys, config.routes, strict=True)):
+        scope = "/".join(",".join(g) for g in (r.registries, r.projects, r.repositories))
+        line = (f"{index + 1}. {key}: {scope} severity >= {r.min_severity.label}, "
+                f"events {', '.join(r.events) or '(none)'} -> {', '.join(r.receivers) or '-'}")
+        if r.escalate_to:
+            line += f"; overdue -> {', '.join(r.escalate_to)}"
+        line += f" ({r.group}{', continue' if r.continue_ else ', stops here'})"
+        out.append(line)
+    return out

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from daemon.alerts.events import AlertItem, OpenFinding, finding_of
+from daemon.alerts.events import AlertItem, Item, OpenFinding, finding_of
 from daemon.config_types import IgnoreConfig
 from daemon.ignores import IgnoreRules, rule_matches, utc_day
 from daemon.model import FindingKey
@@ -36,9 +37,12 @@ class ExpiryWarning:
                f"will alert again"
 
 
+T = TypeVar("T", bound=AlertItem | Item)
+
+
 def apply_silences(
-    items: Iterable[AlertItem], rules: IgnoreRules, now: datetime
-) -> tuple[list[AlertItem], list[AlertItem]]:
+    items: Iterable[T], rules: IgnoreRules, now: datetime
+) -> tuple[list[T], list[T]]:
     """Split items into (to alert, silenced) by the rules in force at ``now``. Scan problems
     are never silenced.
 
@@ -46,8 +50,8 @@ def apply_silences(
     rule added since silences at once, and a finding whose rule ended is announced by its own
     ``ignore_expired`` event.
     """
-    kept: list[AlertItem] = []
-    silenced: list[AlertItem] = []
+    kept: list[T] = []
+    silenced: list[T] = []
     for item in items:
         key = finding_of(item)
         hidden = key is not None and rules.ignored(key, now)

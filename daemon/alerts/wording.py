@@ -32,19 +32,60 @@ def findings_hint(message: Message) -> str:
     return f"scanwatch findings --registry {one_line(message.registry)}"
 
 
+def change_words(change: str, reason: str, *, tags: Sequence[str] = (),
+                 previous: Severity | None = None, severity: Severity | None = None) -> str:
+    """The few words Slack and email show for why an item is there."""
+    if change == "new":
+        if reason == "advisory_published":
+            return "newly published"
+        if tags:
+            return f"arrived with a push of {one_line(tags[0])}"
+        return "arrived with a new image"
+    if change == "fix_available":
+        return "fix released"
+    if change == "severity_changed":
+        if previous is not None and severity is not None:
+            return f"rescored {previous.label} → {severity.label}"
+        return "rescored"
+    if change == "reopened":
+        return "ignore expired" if reason == "ignore_expired" else "reopened"
+    if change == "reminder":
+        return "still open"
+    return one_line(change.replace("_", " "))
+
+
+def why_text(action: Action) -> str:
+    """``newly published: CVE-1, CVE-2; fix released: CVE-3`` for one action."""
+    by_words: dict[str, list[str]] = {}
+    for why in action.why:
+        by_words.setdefault(why.words, []).append(one_line(why.vulnerability))
+    return "; ".join(f"{words}: {', '.join(ids)}" for words, ids in by_words.items())
+
+
 def counts_text(counts: Sequence[tuple[Severity, int]]) -> str:
     return ", ".join(f"{n} {s.label}" for s, n in counts)
 
 
+def severity_summary(message: Message) -> str:
+    """Every vulnerability of the message by severity, no-fix ones included and said:
+    ``2 Critical (1 without a fix), 5 High``."""
+    without = dict(message.severity_counts("no_fix"))
+    out = []
+    for level, n in message.severity_counts():
+        extra = f" ({without[level]} without a fix)" if without.get(level) else ""
+        out.append(f"{n} {level.label}{extra}")
+    return ", ".join(out)
+
+
 def subject(message: Message) -> str:
-    """``[scanwatch] prod-harbor: 3 fixes for 2 Critical, 5 High``, and the other sections."""
+    """``[scanwatch] prod-harbor: 2 Critical (1 without a fix), 5 High; 3 fixes``, and the
+    other sections."""
     parts: list[str] = []
+    if message.fix_now or message.no_fix:
+        parts.append(severity_summary(message))
     if message.fix_now:
         n = len(message.fix_now)
-        counts = counts_text(message.severity_counts())
-        parts.append(f"{n} fix{'es' if n != 1 else ''} for {counts}")
-    if message.no_fix:
-        parts.append(f"{len(message.no_fix)} without a fix")
+        parts.append(f"{n} fix{'es' if n != 1 else ''}")
     if message.first_seen:
         parts.append(first_seen_count(message))
     if message.overdue:
@@ -100,6 +141,7 @@ def action_line(action: Action) -> str:
 
 
 def shared_line(action: Action) -> str:
+    """The base-image hint; only set (``shared_images``) where a fix exists."""
     return (f"{action.shared_images} of these images share the same package version: "
             "rebuild from the updated base image.")
 

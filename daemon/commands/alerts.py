@@ -64,7 +64,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from daemon.alerts.group import RunContext
     from daemon.alerts.outbox import _open_findings, plan, with_first_sight
     from daemon.alerts.render import render, to_document
-    from daemon.alerts.route import route_key
+    from daemon.alerts.route import legacy_keys, route_keys
     from daemon.store import outbox as store_outbox
 
     cfg = load_config(args)
@@ -72,9 +72,9 @@ def run_preview(args: argparse.Namespace) -> int:
         raise UsageError("no [[route]] in the configuration: nothing would be sent")
     now = datetime.now(UTC)
     since = parse_since(args.since, now) if args.since else None
-    keys = [route_key(r, i) for i, r in enumerate(cfg.routes)]
+    keys = route_keys(cfg.routes)
     with open_for_reading(args, cfg) as store:
-        batch = store_outbox.peek(store, keys, since)
+        batch = store_outbox.peek(store, keys, since, legacy_keys(cfg.routes))
         receivers = {n for r in cfg.routes for n in (*r.receivers, *r.escalate_to)}
         notified = store_outbox.last_notified(store, receivers)
         rules = store.ignore_rules(cfg)
@@ -110,6 +110,14 @@ def _counter() -> Any:
     return lambda: f"preview-{next(count)}"
 
 
+def _item(found: list[str]) -> dict[str, str]:
+    """One (finding, change) a message carries, as the outbox row stores it."""
+    registry, project, repository, vulnerability, package, change, *value = found
+    return {"registry": registry, "project": project, "repository": repository,
+            "vulnerability": vulnerability, "package": package, "change": change,
+            "value": value[0] if value else ""}
+
+
 def run_outbox(args: argparse.Namespace) -> int:
     from daemon.store import outbox as store_outbox
 
@@ -122,7 +130,8 @@ def run_outbox(args: argparse.Namespace) -> int:
             "route": r.route, "title": r.payload.get("title", ""),
             "format": r.payload.get("format", ""), "created_at": r.created_at,
             "attempts": r.attempts, "next_attempt_at": r.next_attempt_at, "sent_at": r.sent_at,
-            "dead_at": r.dead_at, "last_error": r.last_error} for r in rows])
+            "dead_at": r.dead_at, "last_error": r.last_error,
+            "items": [_item(f) for f in r.payload.get("findings", [])]} for r in rows])
         return 0
     if not rows:
         print("The outbox is empty.")

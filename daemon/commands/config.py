@@ -84,6 +84,11 @@ def check_command(args: argparse.Namespace) -> int:
         raise ConfigError(outcome.problems, str(path))
     print("ok")
     print(summary_text(outcome.config, str(path)))
+    if outcome.config.routes:
+        from daemon.alerts.route import routing_tree
+
+        print("Routing (first match wins unless continue):")
+        print("\n".join(f"  {line}" for line in routing_tree(outcome.config)))
     return 0
 
 

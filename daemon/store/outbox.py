@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
+from daemon.alerts.dedup import Log, Told
 from daemon.diff import is_first_sight
 from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
 from daemon.store import tables as t
@@ -206,10 +207,19 @@ def starting_cursor(route: str, database_has_cursors: bool, max_event: int,
 
 
 def _add_starting_cursors(cursors: dict[str, Cursor], routes: Sequence[str], max_event: int,
-                          max_scan: int) -> None:
+                          max_scan: int, legacy: dict[str, str] | None = None) -> None:
+    """Give every route a cursor; a route whose identity is new but whose positional key
+    (``legacy``: identity → ``route<N>`` of older versions) has a cursor starts from that one."""
     has_cursors = bool(cursors)
+    legacy = legacy or {}
     for route in routes:
-        if route not in cursors:
+        if route in cursors:
+            continue
+        old = cursors.get(legacy.get(route, ""))
+        if old is not None and old.route not in routes:
+            cursors[route] = Cursor(route, old.last_event_id, old.last_scan_id,
+                                    old.last_digest_at, known=False)
+        else:
             cursors[route] = starting_cursor(route, has_cursors, max_event, max_scan)
 
 
@@ -223,19 +233,25 @@ def _read_batch(conn: Connection, cursors: dict[str, Cursor], routes: Sequence[s
 
 
 def claim_and_queue(store: HasEngine, routes: Sequence[str],
-                    build: Callable[[Batch], None], now: datetime) -> list[str]:
+                    build: Callable[[Batch], None], now: datetime,
+                    legacy: dict[str, str] | None = None) -> list[str]:
     """Read past the cursors of ``routes``, let ``build`` fill the batch, write it, commit.
 
-    A route without a cursor starts where ``starting_cursor`` says (as ``peek`` does). Returns
-    the message ids inserted.
+    A route without a cursor starts where ``starting_cursor`` says (as ``peek`` does), or, once,
+    from the cursor its ``legacy`` positional key had (that row is then renamed). Returns the
+    message ids inserted.
     """
     with store.engine.begin() as conn:
         cursors = _cursors(conn)
         max_event = int(conn.execute(select(func.max(t.finding_event.c.id))).scalar() or 0)
         max_scan = int(conn.execute(select(func.max(t.scan.c.id))).scalar() or 0)
-        _add_starting_cursors(cursors, routes, max_event, max_scan)
+        _add_starting_cursors(cursors, routes, max_event, max_scan, legacy)
         batch = _read_batch(conn, cursors, routes, max_event, max_scan)
         build(batch)
+        adopted = [old for new, old in (legacy or {}).items()
+                   if not cursors[new].known and old in cursors and old not in routes]
+        if adopted:
+            conn.execute(t.alert_cursor.delete().where(t.alert_cursor.c.route.in_(adopted)))
         if batch.rows:
             conn.execute(t.outbox.insert(), [{**row, "created_at": now} for row in batch.rows])
         for route, cur in batch.advance.items():
@@ -260,29 +276,31 @@ def _pause_hook(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def last_notified(store: HasEngine, receivers: Iterable[str]
-                  ) -> dict[tuple[str, FindingKey, str], datetime]:
-    """(receiver, finding, kind) → latest send, from the log and from messages still pending."""
+def last_notified(store: HasEngine, receivers: Iterable[str]) -> Log:
+    """(receiver, finding) → what it was told (kind, value, latest send), from the log and
+    from messages still pending (``alerts/dedup.py`` decides with it)."""
     n, f, r, g = t.notification_log.c, t.finding.c, t.repository.c, t.registry.c
     names = sorted(set(receivers))
-    out: dict[tuple[str, FindingKey, str], datetime] = {}
+    out: dict[tuple[str, FindingKey], list[Told]] = {}
     with store.engine.connect() as conn:
-        query = (select(n.receiver, n.kind, func.max(n.sent_at), f.vulnerability, f.package,
-                        r.project, r.name, g.name)
+        query = (select(n.receiver, n.kind, n.value, func.max(n.sent_at), f.vulnerability,
+                        f.package, r.project, r.name, g.name)
                  .join(t.finding, f.id == n.finding_id).join(t.repository, r.id == f.repository_id)
                  .join(t.registry, g.id == r.registry_id).where(n.receiver.in_(names))
-                 .group_by(n.receiver, n.kind, f.vulnerability, f.package, r.project, r.name,
-                           g.name))
-        for rec, kind, at, vuln, pkg, project, repo, reg in conn.execute(query):
-            out[(rec, FindingKey(reg, project, repo, vuln, pkg), kind)] = at
+                 .group_by(n.receiver, n.kind, n.value, f.vulnerability, f.package, r.project,
+                           r.name, g.name))
+        for rec, kind, value, at, vuln, pkg, project, repo, reg in conn.execute(query):
+            key = FindingKey(reg, project, repo, vuln, pkg)
+            out.setdefault((rec, key), []).append(Told(kind, value, at))
         o = t.outbox.c
         pending = conn.execute(select(o.receiver, o.payloads, o.created_at).where(
             o.sent_at.is_(None), o.dead_at.is_(None), o.receiver.in_(names)))
         for rec, payloads, created in pending:
-            for *key, kind in json.loads(payloads).get("findings", []):
-                slot = (rec, FindingKey(*key), kind)
-                if slot not in out or out[slot] < created:
-                    out[slot] = created
+            for found in json.loads(payloads).get("findings", []):
+                reg, project, repo, vuln, pkg, kind, *value = found
+                key = FindingKey(reg, project, repo, vuln, pkg)
+                out.setdefault((rec, key), []).append(
+                    Told(kind, value[0] if value else "", created))
     return out
 
 
@@ -321,14 +339,15 @@ def mark_sent(store: HasEngine, row: OutboxRow, now: datetime) -> None:
     f, r, g = t.finding.c, t.repository.c, t.registry.c
     with store.engine.begin() as conn:
         log_rows = []
-        for reg, project, repo, vuln, pkg, kind in row.payload.get("findings", []):
+        for reg, project, repo, vuln, pkg, kind, *value in row.payload.get("findings", []):
             found = conn.execute(select(f.id).join(t.repository, r.id == f.repository_id)
                                  .join(t.registry, g.id == r.registry_id)
                                  .where(g.name == reg, r.project == project, r.name == repo,
                                         f.vulnerability == vuln, f.package == pkg)).first()
             if found is not None:
                 log_rows.append({"receiver": row.receiver, "finding_id": found[0], "kind": kind,
-                                 "sent_at": now, "message_id": row.message_id})
+                                 "value": value[0] if value else "", "sent_at": now,
+                                 "message_id": row.message_id})
         if log_rows:
             conn.execute(t.notification_log.insert(), log_rows)
         conn.execute(t.outbox.update().where(t.outbox.c.id == row.id).values(
@@ -348,7 +367,8 @@ def mark_failed(store: HasEngine, row: OutboxRow, *, error: str, next_attempt_at
             next_attempt_at=next_attempt_at, dead_at=dead_at))
 
 
-def peek(store: HasEngine, routes: Sequence[str], since: datetime | None = None) -> Batch:
+def peek(store: HasEngine, routes: Sequence[str], since: datetime | None = None,
+         legacy: dict[str, str] | None = None) -> Batch:
     """What the next claim would read (writing nothing), for ``scanwatch alerts preview``.
 
     With ``since``, the events and failed scans recorded since then instead, whatever the
@@ -365,5 +385,5 @@ def peek(store: HasEngine, routes: Sequence[str], since: datetime | None = None)
             low_s = int(conn.execute(select(func.min(s.id)).where(
                 func.coalesce(s.finished_at, s.started_at) >= since)).scalar() or max_scan + 1) - 1
             cursors = {r: Cursor(r, low_e, low_s, None) for r in routes}
-        _add_starting_cursors(cursors, routes, max_event, max_scan)
+        _add_starting_cursors(cursors, routes, max_event, max_scan, legacy)
         return _read_batch(conn, cursors, routes, max_event, max_scan)

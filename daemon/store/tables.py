@@ -223,6 +223,7 @@ class NotificationLogTable(SQLModel, table=True):
     kind: str
     sent_at: datetime = _at(nullable=False)
     message_id: str = ""
+    value: str = ""  # migration 5: the changed value told (fix version, severity)
 
 
 class AlertCursorTable(SQLModel, table=True):

@@ -62,7 +62,7 @@ def test_preview_renders_what_would_be_sent_and_sends_nothing(tmp_path, hook, ca
     code, out, _ = run_cli(capsys, "alerts", "preview", "--config", str(config), "--format",
                            "json")
     [doc] = json.loads(out)
-    assert doc["schema"] == "scanwatch.alert/v1"
+    assert doc["schema"] == "scanwatch.alert/v2"
     code, out, _ = run_cli(capsys, "alerts", "outbox", "--config", str(config))
     assert out.strip() == "The outbox is empty." and hook.requests == []
 

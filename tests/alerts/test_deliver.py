@@ -87,7 +87,7 @@ async def test_it_posts_the_documented_document_to_a_json_webhook(hook: HookServ
     assert hook.requests[0][0] == "/alerts"
     assert payload["title"] == r.title
     doc = json.loads(payload["message"])
-    assert doc["schema"] == "scanwatch.alert/v1" and doc["fix_now"][0]["package"] == "openssl"
+    assert doc["schema"] == "scanwatch.alert/v2" and doc["fix_now"][0]["package"] == "openssl"
 
 
 @pytest.mark.parametrize(

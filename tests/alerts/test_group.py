@@ -8,7 +8,7 @@ from alertkit import NOW, event, sample_items
 
 from daemon.alerts.events import OpenFinding, Reminder
 from daemon.alerts.group import RunContext, due_reminders, group, harbor_link
-from daemon.alerts.route import Delivery, route_items
+from daemon.alerts.route import Delivery, route_items, route_keys
 from daemon.config_types import RouteConfig
 from daemon.model import ChangeKind, FindingKey, Reason, Severity
 
@@ -104,7 +104,7 @@ def test_it_escalates_overdue_findings_to_escalate_to_receivers():
 def test_it_records_which_findings_each_message_reports():
     fixed = event(kind=ChangeKind.FIXED, reason=Reason.FIXED_BY_REBUILD)
     [m] = messages([event(), fixed])
-    assert m.findings == ((event().finding, "new"), (event().finding, "fixed"))
+    assert m.findings == ((event().finding, "new", ""), (event().finding, "fixed", ""))
 
 
 def test_it_reminds_only_when_repeat_open_every_elapsed_since_the_last_send():
@@ -114,7 +114,7 @@ def test_it_reminds_only_when_repeat_open_every_elapsed_since_the_last_send():
     never = FindingKey("prod-harbor", "payments", "api", "CVE-3", "openssl")
     reminders = [Reminder(OpenFinding(k, Severity.HIGH)) for k in (key, other, never)]
     last = {("a", key): NOW - timedelta(days=8), ("a", other): NOW - timedelta(days=2)}
-    every = {"route1": timedelta(days=7)}
+    every = {route_keys([route])[0]: timedelta(days=7)}
     due = due_reminders(reminders, lambda r: route_items([r], [route]), every,
                         last, NOW)
     assert [d.item.open.finding for d in due] == [key]  # type: ignore[union-attr]

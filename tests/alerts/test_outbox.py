@@ -81,7 +81,8 @@ async def test_it_retries_500s_and_delivers_exactly_once(store, hook) -> None:  
     [row] = store_outbox.listing(store, "sent")
     assert row.attempts == 4
     notified = store_outbox.last_notified(store, ["secops"])
-    assert {k.vulnerability for (_, k, kind) in notified if kind == "new"} == {
+    assert {k.vulnerability for (_, k), told in notified.items()
+            if any(t.kind == "new" for t in told)} == {
         "CVE-2026-0000", "CVE-2026-0001"}
     again = await deliver_pending(store, config, now_fn=clock, sleep=clock.sleep)
     assert again.sent == 0 and len(hook.requests) == 4
@@ -176,3 +177,25 @@ def test_events_read_for_alerts_carry_the_tags_that_point_at_their_images(store)
     new = [ev for _, ev in batch.events if ev.finding.package == "openssl"]
     assert new and all(ev.digests == ("sha256:a",) for ev in new)
     assert all(ev.tags == ("1.0",) for ev in new)
+
+
+def test_an_unnamed_route_keeps_the_cursor_its_position_had_before(store) -> None:  # type: ignore[no-untyped-def]
+    """A database written when unnamed routes were keyed ``route<N>``: the route adopts that
+    cursor (no replay, nothing lost) and the old row goes."""
+    from sqlalchemy import select
+
+    from daemon.alerts.route import route_keys
+    from daemon.store import tables as t
+
+    route = RouteConfig(("secops",), events=("new", "scan_failed"))
+    config = Config(receivers=make_config(1).receivers, routes=(route,))
+    last_event = store_outbox.peek(store, ["route1"]).max_event_id
+    assert store_outbox.claim_and_queue(store, ["route1"], lambda batch: batch.advance.update(
+        {"route1": store_outbox.Cursor("route1", last_event, 0, None)}), NOW) == []
+    [queued] = queue(store, config)  # every event was read: only the failed scan is news
+    [row] = store_outbox.listing(store)
+    assert row.message_id == queued and "scan_failed" in row.payload["body"]
+    assert "CVE-2026-0000" not in row.payload["body"]
+    with store.engine.connect() as conn:
+        routes = {r for (r,) in conn.execute(select(t.alert_cursor.c.route))}
+    assert routes == set(route_keys([route]))

@@ -16,7 +16,7 @@ from daemon.alerts.message import Message
 from daemon.alerts.render import SCHEMA, SLACK_MAX_CHARS, render
 from daemon.alerts.route import route_items
 from daemon.config_types import EVENTS, RouteConfig
-from daemon.model import Severity
+from daemon.model import ChangeKind, Reason, Severity
 
 GOLDEN = Path(__file__).parent / "golden"
 CTX = RunContext(name="nightly", registry_urls={"prod-harbor": "https://harbor.example.com"},
@@ -55,8 +55,54 @@ def test_it_renders_each_channel_as_its_golden_file(fmt: str) -> None:
 
 def test_it_writes_the_subject_with_fix_count_and_severities() -> None:
     r = render(build(sample_items()), "email")
-    assert r.title == ("[scanwatch] prod-harbor: 2 fixes for 1 Critical, 2 High; 1 without a fix;"
+    assert r.title == ("[scanwatch] prod-harbor: 1 Critical, 3 High (1 without a fix); 2 fixes;"
                        " 1 overdue; 2 fixed; 1 scan problem")
+
+
+def test_the_subject_counts_a_critical_that_has_no_fix() -> None:
+    from alertkit import event
+    items = [event("CVE-2024-0001", severity=Severity.HIGH),
+             event("CVE-2024-0009", "zlib", severity=Severity.CRITICAL, fix="")]
+    r = render(build(items), "email")
+    assert r.title == "[scanwatch] prod-harbor: 1 Critical (1 without a fix), 1 High; 1 fix"
+
+
+@pytest.mark.parametrize(
+    ("item", "words", "change", "reason"),
+    [
+        (dict(reason=Reason.ADVISORY_PUBLISHED), "newly published", "new",
+         "advisory_published"),
+        (dict(reason=Reason.NEW_IMAGE, tags=("2.0",)), "arrived with a push of 2.0", "new",
+         "new_image"),
+        (dict(kind=ChangeKind.FIX_AVAILABLE, reason=Reason.FIX_RELEASED), "fix released",
+         "fix_available", "fix_released"),
+        (dict(kind=ChangeKind.SEVERITY_CHANGED, reason=Reason.RESCORED,
+              previous=Severity.MEDIUM), "rescored Medium → High", "severity_changed",
+         "rescored"),
+        (dict(kind=ChangeKind.REOPENED, reason=Reason.REOPENED), "reopened", "reopened",
+         "reopened"),
+        (dict(kind=ChangeKind.REOPENED, reason=Reason.IGNORE_EXPIRED), "ignore expired",
+         "reopened", "ignore_expired"),
+    ],
+    ids=["published", "pushed", "fix-released", "rescored", "reopened", "ignore-expired"],
+)
+def test_every_item_says_why_it_is_there(item, words, change, reason):  # type: ignore[no-untyped-def]
+    from alertkit import event
+    message = build([event(**item)])
+    for fmt in ("text", "slack", "email"):
+        assert f"CVE-2024-0001 (High, {words})" in render(message, fmt).body, fmt
+    [vuln] = json.loads(render(message, "json").body)["fix_now"][0]["vulnerabilities"]
+    assert (vuln["change"], vuln["reason"]) == (change, reason)
+
+
+def test_the_base_image_hint_appears_only_where_a_fix_exists() -> None:
+    from alertkit import event
+    fixable = [event(repository=f"app{n}") for n in range(4)]
+    stuck = [event("CVE-2024-0009", "zlib", fix="", repository=f"app{n}") for n in range(4)]
+    message = build([*fixable, *stuck])
+    assert message.fix_now[0].shared_images == 4
+    assert message.no_fix[0].shared_images == 0
+    assert render(message, "text").body.count("rebuild from the updated base image") == 1
 
 
 def test_it_lists_every_vulnerability_id_in_text_and_email_but_cuts_slack() -> None:

@@ -6,7 +6,7 @@ import pytest
 from alertkit import NOW, config, event
 
 from daemon.alerts.events import OpenFinding, OverdueFinding, Reminder, ScanProblem
-from daemon.alerts.route import route_items, unmatched_routes
+from daemon.alerts.route import legacy_keys, route_items, route_keys, unmatched_routes
 from daemon.config_types import RouteConfig
 from daemon.model import ChangeKind, Reason, Severity
 
@@ -15,7 +15,10 @@ ALL = ("new", "fix_available", "fixed", "severity_up", "severity_down", "reopene
 
 
 def targets(items, *routes):  # type: ignore[no-untyped-def]
-    return [(d.receiver, d.route, d.escalation) for d in route_items(items, routes)]
+    """(receiver, route by position as "route<N>", escalation) of each delivery."""
+    position = {k: r.name or f"route{i + 1}" for i, (k, r) in enumerate(zip(route_keys(routes),
+                                                                          routes, strict=True))}
+    return [(d.receiver, position[d.route], d.escalation) for d in route_items(items, routes)]
 
 
 @pytest.mark.parametrize(
@@ -109,15 +112,67 @@ def test_it_skips_a_route_in_scope_whose_events_do_not_take_the_item():
         ((RouteConfig(("a",), name="all", events=ALL, min_severity=Severity.NONE,
                       continue_=True), RouteConfig(("b",), name="late")), []),
         ((RouteConfig(("a",), name="crit", min_severity=Severity.CRITICAL),
-          RouteConfig(("b",), name="late")), []),
+          RouteConfig(("b",), name="late")),
+         ["route[late]: never receives new, fix_available, severity_up, reopened, sla_overdue, "
+          "scan_failed at Critical and above: the earlier route[crit] (without continue) takes "
+          "them first; set continue = true on route[crit] or move this route above it"]),
         ((RouteConfig(("a",), events=("new", "bogus")),),
          [f"route[1].events: unknown bogus; valid: {', '.join(ALL)}"]),
     ],
     ids=["fine", "no-events", "registry-glob-matches-nothing", "unknown-receiver", "shadowed",
-         "continue-is-not-shadowing", "narrower-first-is-not-shadowing", "unknown-event"],
+         "continue-is-not-shadowing", "narrower-first-takes-its-severities", "unknown-event"],
 )
 def test_it_reports_routes_that_cannot_match(routes, expected):  # type: ignore[no-untyped-def]
     cfg = config(*routes)
     if expected and "unknown receiver" in expected[0]:
         cfg = config(*routes, receivers=())
     assert unmatched_routes(cfg) == expected
+
+
+def test_a_routes_identity_survives_inserting_a_route_before_it():
+    first, second = RouteConfig(("a",)), RouteConfig(("b",), min_severity=Severity.MEDIUM)
+    before = route_keys([first, second])
+    after = route_keys([RouteConfig(("c",), projects=("web",)), first, second])
+    assert after[1:] == before
+    assert len(set(after)) == 3 and all(k.startswith("route-") for k in after)
+
+
+@pytest.mark.parametrize(
+    ("routes", "expected"),
+    [
+        ([RouteConfig(("a",), name="secops")], ["secops"]),
+        ([RouteConfig(("a",)), RouteConfig(("b",))], None),  # same matchers: told apart
+    ],
+    ids=["name-wins", "same-matchers-suffixed"],
+)
+def test_it_names_routes_by_name_else_by_matchers(routes, expected):  # type: ignore[no-untyped-def]
+    keys = route_keys(routes)
+    if expected is not None:
+        assert keys == expected
+    else:
+        assert keys[1] == f"{keys[0]}-2"
+
+
+def test_it_maps_unnamed_routes_to_the_positional_keys_older_versions_used():
+    routes = [RouteConfig(("a",), name="secops"), RouteConfig(("b",))]
+    assert legacy_keys(routes) == {route_keys(routes)[1]: "route2"}
+
+
+def test_it_warns_when_an_earlier_route_takes_what_a_later_one_wants():
+    """The Medium-route case: the second route silently never gets Critical or High."""
+    cfg = config(RouteConfig(("slack",), min_severity=Severity.HIGH),
+                 RouteConfig(("mail",), min_severity=Severity.MEDIUM))
+    [warning] = unmatched_routes(cfg)
+    assert warning.startswith("route[2]: never receives new,")
+    assert "at High and above: the earlier route[1] (without continue)" in warning
+    fanned = config(RouteConfig(("slack",), min_severity=Severity.HIGH, continue_=True),
+                    RouteConfig(("mail",), min_severity=Severity.MEDIUM))
+    assert unmatched_routes(fanned) == []
+
+
+def test_it_warns_about_a_receiver_no_route_uses():
+    from daemon.config_types import ReceiverConfig, Secret
+    receivers = tuple(ReceiverConfig(n, (Secret(f"json://127.0.0.1:1/{n}", "literal"),))
+                      for n in ("a", "spare"))
+    assert unmatched_routes(config(RouteConfig(("a",)), receivers=receivers)) == [
+        "receiver[spare]: no route sends to it"]

@@ -213,7 +213,7 @@ def test_it_sends_exactly_one_message_to_each_receiver(scenario: Scenario) -> No
     assert scenario.mails[1] - scenario.mails[0] == 1
     assert scenario.hook.paths[-1] == "/hook"
     doc = scenario.document
-    assert doc["schema"] == "scanwatch.alert/v1" and doc["receiver"] == "hook"
+    assert doc["schema"] == "scanwatch.alert/v2" and doc["receiver"] == "hook"
     assert doc["registry"] == "sim" and doc["context"] == "nightly"
     assert doc["fixed"] is None and doc["scan_problems"] == []
     assert any(i["tags"] for _, a in actions(doc) for i in a["images"])  # images named by tag
@@ -281,3 +281,26 @@ def test_it_gives_each_installed_version_of_a_finding_its_own_fix(scenario: Scen
         matches = [(a, v) for a, v in mine if a["installed_version"] == entry["version"]]
         assert len(matches) == 1, (entry, [a["installed_version"] for a, _ in mine])
         assert matches[0][1]["fix_version"] == entry["fix_version"]
+
+
+WHY = {"added": ("new", "advisory_published"), "fix_released": ("fix_available", "fix_released"),
+       "rescored": ("severity_changed", "rescored")}
+
+
+def test_every_item_says_why_as_the_simulator_changed_it(scenario: Scenario) -> None:
+    """Each vulnerability's change and reason is one the simulator's update made to it, and the
+    email names it in words."""
+    state = final_state(scenario.changes)
+    text = scenario.mail_text
+    checked = 0
+    for _, a in actions(scenario.document):
+        for v in a["vulnerabilities"]:
+            assert (v["change"], v["reason"]) in WHY.values(), v
+            entry = state.get((v["id"], a["package"], a["installed_version"]))
+            if entry is None:
+                continue  # a version the update reached through another one of the finding
+            assert (v["change"], v["reason"]) in {WHY[k] for k in entry["kinds"]}, (v, entry)
+            checked += 1
+    assert checked >= len(state) // 2
+    for words in ("newly published", "fix released", "rescored"):
+        assert words in text

@@ -41,7 +41,9 @@ from daemon.config_checks import (
     number_gt0,
     one_of,
     severity,
+    share,
     show,
+    size,
     str_,
     timezone,
     url,
@@ -83,6 +85,9 @@ REGISTRY_KEYS: dict[str, Parser] = {
     "verify_tls": bool_,
     "ca_bundle": str_,
     "use_harbor_allowlist": bool_,
+    "max_response_size": size(64 * 1024, 1024**3),
+    "max_report_size": size(64 * 1024, 1024**3),
+    "max_removed_share": share,
 }
 SCHEDULE_KEYS: dict[str, Parser] = {
     "name": name,

@@ -25,6 +25,9 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 _DURATION_HINT = 'a duration such as "90s", "5m", "2h", "7d", "1w" or "1h30m"'
+_SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$")
+_SIZE_UNIT = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
+              "KB": 1000, "MB": 1000**2, "GB": 1000**3, None: 1}
 
 
 @dataclass
@@ -127,6 +130,14 @@ def number_gt0(ctx: Ctx, where: str, value: Any) -> Any:
     return float(value)
 
 
+def share(ctx: Ctx, where: str, value: Any) -> Any:
+    """A share of a whole: a number greater than 0 and at most 1 (0.5 is half)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        ctx.problem(where, f"must be a number > 0 and <= 1 such as 0.5, got {show(value)}")
+        return BAD
+    return float(value)
+
+
 def parse_duration(text: str) -> timedelta | None:
     """``"90s"``, ``"5m"``, ``"2h"``, ``"7d"``, ``"1w"``, ``"1h30m"``; None if it is not one."""
     compact = text.strip().lower().replace(" ", "")
@@ -150,6 +161,31 @@ def format_duration(value: timedelta) -> str:
         if count:
             out += f"{count}{unit}"
     return out
+
+
+def format_size(size: int) -> str:
+    """``33554432`` → ``"32 MiB"``: the largest binary unit that divides it, else bytes."""
+    for unit in ("GiB", "MiB", "KiB"):
+        if size % _SIZE_UNIT[unit] == 0:
+            return f"{size // _SIZE_UNIT[unit]} {unit}"
+    return f"{size} B"
+
+
+def size(minimum: int, maximum: int) -> Check:
+    """A byte count: an integer, or a string such as ``"32MiB"``, ``"512 KiB"``, ``"4MB"``."""
+    def check(ctx: Ctx, where: str, value: Any) -> Any:
+        parsed: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            parsed = value
+        elif isinstance(value, str) and (found := _SIZE.match(value.strip())):
+            parsed = int(found[1]) * _SIZE_UNIT[found[2]]
+        if parsed is None or not minimum <= parsed <= maximum:
+            ctx.problem(where, f'must be a size from {format_size(minimum)} to '
+                        f'{format_size(maximum)} such as "32MiB" or "512KiB", got {show(value)}')
+            return BAD
+        return parsed
+
+    return check
 
 
 def duration(*, zero: bool = False) -> Check:

@@ -109,8 +109,18 @@ BAD = [
                  "registry[r2].zzz: unknown key; valid keys: name, url, username, password, "
                  "password_file, projects, exclude_projects, repositories, exclude_repositories, "
                  "requests_per_second, burst, max_concurrent_requests, max_scans_in_flight, "
-                 "timeout, max_retries, verify_tls, ca_bundle, use_harbor_allowlist",
+                 "timeout, max_retries, verify_tls, ca_bundle, use_harbor_allowlist, "
+                 "max_response_size, max_report_size, max_removed_share",
                  id="unknown-key"),
+    pytest.param(BASE + REG + 'max_report_size = "2TB"',
+                 'registry[r2].max_report_size: must be a size from 64 KiB to 1 GiB such as '
+                 '"32MiB" or "512KiB", got "2TB"', id="size-unit"),
+    pytest.param(BASE + REG + "max_response_size = 1",
+                 'registry[r2].max_response_size: must be a size from 64 KiB to 1 GiB such as '
+                 '"32MiB" or "512KiB", got 1', id="size-too-small"),
+    pytest.param(BASE + REG + "max_removed_share = 0",
+                 "registry[r2].max_removed_share: must be a number > 0 and <= 1 such as 0.5, "
+                 "got 0", id="share-zero"),
     pytest.param(BASE + REG.replace('"https://h2.example.com"', '"ftp://h2.example.com"'),
                  'registry[r2].url: must be an http(s) URL with a host such as '
                  '"https://harbor.example.com", got "ftp://h2.example.com"', id="url-scheme"),

@@ -24,6 +24,7 @@ from typing import Any
 
 from daemon import log
 from daemon.config_types import Config, RegistryConfig, ScheduleConfig
+from daemon.diff import mass_removal
 from daemon.errors import CredentialsRejected, HarborError, UsageError
 from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
@@ -65,6 +66,7 @@ class RegistryRun:
     calls: int = 0
     error: str = ""
     listing: str = ""  # what the listing hid, when it hid anything (one line)
+    removal: str = ""  # why the walk was not believed: it would remove too much (one line)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
@@ -258,8 +260,8 @@ async def _registry_steps(
     rules: IgnoreRules,
     stop: StopRequest | None = None,
 ) -> None:
-    inventory = await walk(client, registry, system=system,
-                           known=store.present_artifacts(registry.name))
+    known = store.present_artifacts(registry.name)
+    inventory = await walk(client, registry, system=system, known=known)
     out.harbor_version = inventory.harbor_version
     out.listing = inventory.listing_problem()
     out.artifacts = len(inventory.artifacts())
@@ -274,7 +276,12 @@ async def _registry_steps(
         rules = rules.with_allowlists(registry.name, inventory.allowlists)
         store.reconcile_ignores(rules, now_fn(), registry.name)
     new_digests: set[str] = set()
-    if inventory.complete:
+    listed = {a.ref for a in inventory.artifacts()}
+    out.removal = mass_removal(len(known), sum(1 for k in known if k not in listed),
+                               registry.max_removed_share)
+    if out.removal:
+        _log.warning("inventory_not_believed", registry=registry.name, detail=out.removal)
+    elif inventory.complete:
         delta = store.record_inventory(registry.name, inventory.artifacts(), now_fn())
         new_digests = set(delta.new_digests)
         # Resolve where the project is usable, or where Harbor confirmed the deletion (404).

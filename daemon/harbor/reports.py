@@ -32,8 +32,8 @@ from datetime import datetime
 from pathlib import Path
 
 from daemon import ecosystems
-from daemon.harbor import inbound
 from daemon.errors import ReportFormatError
+from daemon.harbor import inbound
 from daemon.model import REPORT_MIME_HARBOR_V10, REPORT_MIME_V11, Occurrence, Report, Severity
 
 # In order of preference when a body carries both.

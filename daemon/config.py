@@ -199,7 +199,7 @@ def register_secrets(config: ct.Config) -> None:
         log.register_secret(registry.password.reveal())
     for receiver in config.receivers:
         for receiver_url in receiver.urls:
-            for part in secret_parts(receiver_url.reveal()):
+            for part in secret_parts(receiver_url.reveal(), every_query=True):
                 log.register_secret(part)
     for part in secret_parts(config.daemon.database):
         log.register_secret(part)

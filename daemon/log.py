@@ -1,8 +1,9 @@
 """Logging: structlog events on stderr, JSON under systemd, with secrets redacted everywhere.
 
-Every stdlib logger (httpx, apprise, urllib3, apscheduler, sqlalchemy) goes through the same processor
-chain as scanwatch's own events, so the redaction covers their lines too: apprise prints Slack
-webhook tokens at DEBUG and httpx prints full URLs (userinfo included) at INFO.
+Every stdlib logger (httpx, apprise, urllib3, apscheduler, sqlalchemy) goes through the same
+processor chain as scanwatch's own events, so the redaction covers their lines too: apprise
+prints Slack webhook tokens at DEBUG, urllib3 request paths with their query at DEBUG, and httpx
+full URLs (userinfo included) at INFO.
 """
 
 from __future__ import annotations

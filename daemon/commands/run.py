@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
                 if problem:
                     print(f"scanwatch: warning: schedule {result.schedule}: registry "
                           f"{reg.registry}: {problem}", file=sys.stderr)
+            for artifact, why in reg.unreadable:
+                print(f"scanwatch: warning: {artifact}: report set aside: {why}",
+                      file=sys.stderr)
     if stopped_by:
         _print_stopped(stopped_by, results, schedules)
     if args.format == "json":

@@ -67,6 +67,7 @@ class RegistryRun:
     error: str = ""
     listing: str = ""  # what the listing hid, when it hid anything (one line)
     removal: str = ""  # why the walk was not believed: it would remove too much (one line)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (artifact, why) set aside
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
@@ -310,7 +311,7 @@ async def _registry_steps(
               follow=out.followed, over_budget=out.over_budget)
 
     def record(result: ScanResult) -> None:
-        out.events.extend(store.record_scan(result, now_fn(), rules))
+        out.events.extend(store_or_set_aside(store, [result], now_fn(), rules, out))
 
     queue = make_queue(client, collector, registry, global_cap, inventory, options,
                        on_progress, record, stop)
@@ -321,6 +322,8 @@ async def _registry_steps(
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
     out.not_stored = len(collector.skipped)
+    out.unreadable[:0] = [(a, why) for a, why in collector.skipped
+                          if why.startswith("unreadable report")]
 
 
 def make_queue(
@@ -372,11 +375,55 @@ async def import_reports(
         results = await asyncio.gather(*(collector.collect(a, "imported") for a in batch))
         done = [r for r in results if r is not None]
         if done:
-            events = store.record_scans(done, now_fn(), rules)
+            set_aside = len(out.unreadable) if out is not None else 0
+            events = store_or_set_aside(store, done, now_fn(), rules, out)
             if out is not None:
                 out.events.extend(events)
-            stored += len(done)
+                set_aside = len(out.unreadable) - set_aside
+            stored += len(done) - set_aside
     if todo:
         _log.info("reports_imported", registry=inventory.registry, stored=stored,
                   candidates=len(todo))
     return stored
+
+
+def is_poison(exc: BaseException) -> bool:
+    """Whether storing failed because of what one report holds, not because the database is
+    unusable (locked, full, gone): a value Python or the driver refused. (run.py may not
+    import SQLAlchemy: its wrapped driver errors are known by the DB-API class they carry.)"""
+    if isinstance(exc, (ValueError, TypeError, OverflowError)):  # UnicodeEncodeError is one
+        return True
+    origin = getattr(exc, "orig", None)
+    return type(origin).__name__ in ("IntegrityError", "DataError", "ProgrammingError") or (
+        isinstance(origin, (ValueError, TypeError, OverflowError)))
+
+
+def store_or_set_aside(
+    store: Any, results: Sequence[ScanResult], now: datetime, rules: IgnoreRules,
+    out: RegistryRun | None,
+) -> list[ChangeEvent]:
+    """Store the results in one transaction; when that fails for what a report holds, store
+    them one by one and set aside each that still fails (one line: artifact, reason): the
+    others are stored, and the one set aside resolves nothing."""
+    try:
+        return list(store.record_scans(results, now, rules))
+    except Exception as exc:
+        if not is_poison(exc):
+            raise
+    events: list[ChangeEvent] = []
+    for result in results:
+        try:
+            events.extend(store.record_scans([result], now, rules))
+        except Exception as exc:
+            if not is_poison(exc):
+                raise
+            why = f"cannot be stored: {type(exc).__name__}: {_first_line(exc)}"
+            _log.warning("report_set_aside", artifact=str(result.ref), reason=why)
+            if out is not None:
+                out.unreadable.append((str(result.ref), why))
+    return events
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

@@ -230,6 +230,9 @@ def analyse(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return Outcome(None, [_syntax_message(str(exc), len(text.splitlines()) or 1)])
+    if not data:
+        # run would find nothing to do: refuse it here too, so that check and run agree.
+        return Outcome(None, ["holds no setting at all (a starter: scanwatch config init)"])
     ctx = Ctx(
         environ=os.environ if environ is None else environ,
         strict=strict,

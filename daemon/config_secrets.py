@@ -165,6 +165,12 @@ def _one_url(ctx: Ctx, where: str, item: Any, *, from_file: bool = False) -> ct.
         ctx.problem(where, 'must be an apprise URL such as "slack://T000/B000/XXXX/#security", '
                     "got a value without scheme://")
         return None
+    text = secret.reveal() or item
+    if (secret.present or not item.startswith("${")) and not _scheme_known(text):
+        # Only the scheme is shown: the rest of a receiver URL is its credential.
+        ctx.problem(where, f"unknown apprise scheme {show(text.partition('://')[0] + '://')}: "
+                    "see https://github.com/caronc/apprise/wiki for the services it knows")
+        return None
     # A literal password in userinfo is worth a warning, and so is a URL of a scheme whose
     # path is its token (slack://T…/B…/token) written without any ${ENV}.
     # (Userinfo ends before any "/?#": an "@" in the query, as in mailto's from=, is no password.)
@@ -173,3 +179,10 @@ def _one_url(ctx: Ctx, where: str, item: Any, *, from_file: bool = False) -> ct.
     elif not from_file and "${" not in item and item.split("://", 1)[0].lower() in TOKEN_SCHEMES:
         ctx.warn(where, "a literal token in the URL; prefer ${ENV} or urls_file")
     return secret
+
+
+def _scheme_known(url: str) -> bool:
+    # The channel layer knows which schemes apprise has (it is the one module importing it).
+    from daemon.alerts.deliver import scheme_known
+
+    return scheme_known(url)

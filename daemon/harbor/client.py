@@ -232,7 +232,7 @@ class HarborClient:
                          promised=total)
         return items
 
-    async def _read_bounded(self, response: httpx.Response, limit: str) -> bytes:
+    async def _read_bounded(self, response: httpx.Response, limit: str) -> bytearray:
         """The body, or BadResponse as soon as it passes the limit (told or counted): the
         buffer never grows past the limit plus one chunk."""
         cap = self._limits[limit]
@@ -244,7 +244,7 @@ class HarborClient:
             buffer += chunk
             if len(buffer) > cap:
                 raise self._too_large(response, limit, cap)
-        return bytes(buffer)
+        return buffer  # not copied into bytes: a report may be tens of MB
 
     def _too_large(self, response: httpx.Response, limit: str, cap: int) -> BadResponse:
         url = str(response.request.url)
@@ -359,7 +359,7 @@ class HarborClient:
                 f"{encode_repository(project, repository)}")
 
 
-def _decode(content: bytes, response: httpx.Response, want: str) -> Any:
+def _decode(content: bytearray, response: httpx.Response, want: str) -> Any:
     if want == "none":
         return None
     if want == "text":
@@ -375,7 +375,7 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-def _reason(response: httpx.Response, content: bytes) -> str:
+def _reason(response: httpx.Response, content: bytearray) -> str:
     try:
         message = wire.harbor_error_message(inbound.loads(content)) if content.strip() else ""
     except ValueError:
@@ -383,7 +383,7 @@ def _reason(response: httpx.Response, content: bytes) -> str:
     return message or response.reason_phrase
 
 
-def _typed(where: str, response: httpx.Response, content: bytes) -> HarborError:
+def _typed(where: str, response: httpx.Response, content: bytearray) -> HarborError:
     status = response.status_code
     message = f"{where}: {status} {_reason(response, content)}"
     kinds: dict[int, type[HarborError]] = {

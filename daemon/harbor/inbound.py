@@ -47,10 +47,10 @@ def _int(digits: str) -> int | float:
     return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
 
 
-def loads(data: str | bytes) -> Any:
+def loads(data: str | bytes | bytearray) -> Any:
     """Parse JSON text (bytes: UTF-8, a BOM accepted) as described above. ``ValueError`` for
     anything that is not JSON, including bytes that are not UTF-8 and nesting too deep."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
     hook = _pairs if _SUSPECT.search(text) else None
     try:
         value = json.loads(text, parse_int=_int, parse_constant=lambda _: None,

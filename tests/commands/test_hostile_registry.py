@@ -2,14 +2,13 @@
 front of the simulator, to the real ``scanwatch run --once`` in a subprocess and its SQLite file.
 
 - A 120 MB chunked body is refused with one line naming the URL and the limit, and the process
-  stays small while it is sent (its own peak RSS, from ``wait4``).
+  stays small while it is sent (its own peak RSS, VmHWM from /proc).
 - A listing that would remove most of a registry at once (empty listings, lookups 404: what a
   permission change looks like) records nothing, says so in one line and queues a scan problem.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -51,20 +50,37 @@ def proxied(tmp_path: Path) -> Iterator[tuple[Cli, FaultProxy]]:
         sim.stop()
 
 
+def high_water(pid: int) -> int:
+    """The process's own peak RSS (VmHWM) in bytes, 0 once it is gone. Not ``ru_maxrss``: a
+    forked child inherits its parent's high-water mark, and pytest's may be larger."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(ln.split()[1]) * 1024 for ln in status.splitlines()
+                 if ln.startswith("VmHWM:")), 0)
+
+
 def run_measured(cli: Cli, *args: str) -> tuple[int, str, int]:
     """Run scanwatch; return its exit code, its stdout and stderr, and its own peak RSS in
-    bytes."""
-    with open(cli.config.parent / "output.txt", "w+") as err:
+    bytes (VmHWM only grows, so its last reading before the exit is the peak)."""
+    with open(cli.config.parent / "output.txt", "w+") as out:
         proc = subprocess.Popen([SCANWATCH, *args, "--config", str(cli.config)],
-                                stdout=err, stderr=err, env=cli.env)
+                                stdout=out, stderr=out, env=cli.env)
+        peak = 0
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        return proc.returncode, err.read(), usage.ru_maxrss * 1024  # Linux: KiB
+            while True:
+                peak = max(peak, high_water(proc.pid))
+                try:
+                    proc.wait(timeout=0.05)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        out.seek(0)
+        return proc.returncode, out.read(), peak
 
 
 @pytest.mark.parametrize(("suffix", "limit", "where"), [

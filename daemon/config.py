@@ -41,7 +41,9 @@ from daemon.config_checks import (
     number_gt0,
     one_of,
     severity,
+    share,
     show,
+    size,
     str_,
     timezone,
     url,
@@ -83,6 +85,9 @@ REGISTRY_KEYS: dict[str, Parser] = {
     "verify_tls": bool_,
     "ca_bundle": str_,
     "use_harbor_allowlist": bool_,
+    "max_response_size": size(64 * 1024, 1024**3),
+    "max_report_size": size(64 * 1024, 1024**3),
+    "max_removed_share": share,
 }
 SCHEDULE_KEYS: dict[str, Parser] = {
     "name": name,
@@ -194,7 +199,7 @@ def register_secrets(config: ct.Config) -> None:
         log.register_secret(registry.password.reveal())
     for receiver in config.receivers:
         for receiver_url in receiver.urls:
-            for part in secret_parts(receiver_url.reveal()):
+            for part in secret_parts(receiver_url.reveal(), every_query=True):
                 log.register_secret(part)
     for part in secret_parts(config.daemon.database):
         log.register_secret(part)
@@ -225,6 +230,9 @@ def analyse(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return Outcome(None, [_syntax_message(str(exc), len(text.splitlines()) or 1)])
+    if not data:
+        # run would find nothing to do: refuse it here too, so that check and run agree.
+        return Outcome(None, ["holds no setting at all (a starter: scanwatch config init)"])
     ctx = Ctx(
         environ=os.environ if environ is None else environ,
         strict=strict,

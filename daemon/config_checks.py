@@ -23,8 +23,12 @@ Check = Callable[["Ctx", str, Any], Any]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 _DURATION_HINT = 'a duration such as "90s", "5m", "2h", "7d", "1w" or "1h30m"'
+_SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$")
+_SIZE_UNIT = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
+              "KB": 1000, "MB": 1000**2, "GB": 1000**3, None: 1}
 
 
 @dataclass
@@ -120,9 +124,21 @@ def int_(minimum: int) -> Check:
     return check
 
 
+MAX_NUMBER = 1e6  # requests per second: anything above is a typo, and inf would never wait
+
+
 def number_gt0(ctx: Ctx, where: str, value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        ctx.problem(where, f"must be a number > 0, got {show(value)}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 < value <= MAX_NUMBER):
+        ctx.problem(where, f"must be a number > 0 and <= {MAX_NUMBER:.0f}, got {show(value)}")
+        return BAD
+    return float(value)
+
+
+def share(ctx: Ctx, where: str, value: Any) -> Any:
+    """A share of a whole: a number greater than 0 and at most 1 (0.5 is half)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        ctx.problem(where, f"must be a number > 0 and <= 1 such as 0.5, got {show(value)}")
         return BAD
     return float(value)
 
@@ -135,7 +151,10 @@ def parse_duration(text: str) -> timedelta | None:
     parts = _DURATION_PART.findall(compact)
     if not parts or "".join(n + u for n, u in parts) != compact:
         return None
-    return timedelta(seconds=sum(float(n) * _UNIT[u] for n, u in parts))
+    try:
+        return timedelta(seconds=sum(float(n) * _UNIT[u] for n, u in parts))
+    except OverflowError:  # "999999999999w": past what a timedelta holds
+        return None
 
 
 def format_duration(value: timedelta) -> str:
@@ -152,12 +171,42 @@ def format_duration(value: timedelta) -> str:
     return out
 
 
-def duration(*, zero: bool = False) -> Check:
+def format_size(size: int) -> str:
+    """``33554432`` → ``"32 MiB"``: the largest binary unit that divides it, else bytes."""
+    for unit in ("GiB", "MiB", "KiB"):
+        if size % _SIZE_UNIT[unit] == 0:
+            return f"{size // _SIZE_UNIT[unit]} {unit}"
+    return f"{size} B"
+
+
+def size(minimum: int, maximum: int) -> Check:
+    """A byte count: an integer, or a string such as ``"32MiB"``, ``"512 KiB"``, ``"4MB"``."""
+    def check(ctx: Ctx, where: str, value: Any) -> Any:
+        parsed: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            parsed = value
+        elif isinstance(value, str) and (found := _SIZE.match(value.strip())):
+            parsed = int(found[1]) * _SIZE_UNIT[found[2]]
+        if parsed is None or not minimum <= parsed <= maximum:
+            ctx.problem(where, f'must be a size from {format_size(minimum)} to '
+                        f'{format_size(maximum)} such as "32MiB" or "512KiB", got {show(value)}')
+            return BAD
+        return parsed
+
+    return check
+
+
+MAX_DURATION = timedelta(days=3650)  # ten years: more is a typo (and overflows timers)
+
+
+def duration(*, zero: bool = False, maximum: timedelta = MAX_DURATION) -> Check:
     def check(ctx: Ctx, where: str, value: Any) -> Any:
         parsed = parse_duration(value) if isinstance(value, str) else None
-        if parsed is None or (parsed <= timedelta(0) and not (zero and parsed == timedelta(0))):
-            floor = "" if zero else " (more than zero)"
-            ctx.problem(where, f"must be {_DURATION_HINT}{floor}, got {show(value)}")
+        if (parsed is None or parsed > maximum
+                or (parsed <= timedelta(0) and not (zero and parsed == timedelta(0)))):
+            floor = "" if zero else "more than zero, "
+            ctx.problem(where, f"must be {_DURATION_HINT} ({floor}at most "
+                        f"{format_duration(maximum)}), got {show(value)}")
             return BAD
         return parsed
 
@@ -263,6 +312,10 @@ def url(ctx: Ctx, where: str, value: Any) -> Any:
     hint = 'must be an http(s) URL with a host such as "https://harbor.example.com"'
     if not isinstance(value, str):
         ctx.problem(where, f"{hint}, got {show(value)}")
+        return BAD
+    if _CONTROL.search(value):
+        ctx.problem(where, f"{hint}, without spaces or control characters (NUL, CR, LF), got "
+                    f"{show(_CONTROL.sub(chr(0xFFFD), value))}")
         return BAD
     try:
         parts = urlsplit(value)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from daemon import config_types as ct
+from daemon import log
 from daemon.config_checks import Ctx, show
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -54,6 +56,9 @@ def resolve_secret(ctx: Ctx, where: str, text: str, *, literal_warning: bool = T
     source = "env:" + ",".join(dict.fromkeys(refs))
     if unset:
         return ct.Secret(None, source)
+    for env_name in refs:
+        # Whatever shape carries it later (a URL's query, a header), its value is redacted.
+        log.register_secret(ctx.environ[env_name])
     value = _ENV_REF.sub(lambda m: ctx.environ[m[1]], text)
     return ct.Secret(value, source)
 
@@ -77,6 +82,8 @@ def _secret_file(ctx: Ctx, where: str, value: Any) -> ct.Secret | None:
     if not content:
         ctx.missing(where, f"{show(str(path), limit=300)} is empty")
         return ct.Secret(None, f"file:{path}")
+    for line in content.splitlines():  # a urls_file holds one URL a line
+        log.register_secret(line.strip())
     return ct.Secret(content, f"file:{path}")
 
 
@@ -123,9 +130,11 @@ TOKEN_SCHEMES = frozenset({
 })
 
 
-def secret_parts(url: str) -> list[str]:
+def secret_parts(url: str, *, every_query: bool = False) -> list[str]:
     """The pieces of a URL that are credentials: its userinfo password, the query values of
-    secret-named keys, and, for token schemes, the long host and path parts."""
+    secret-named keys, or with ``every_query`` (a receiver URL: Azure Functions take
+    ``?code=``, other hooks ``?sig=``) every query value, and, for token schemes, the long
+    host and path parts."""
     match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://([^/?#]*)([^?#]*)(?:\?([^#]*))?", url)
     if not match:
         return []
@@ -139,8 +148,9 @@ def secret_parts(url: str) -> list[str]:
         parts += [p for p in (host, *path.split("/")) if len(p) >= 8 and "." not in p]
     for pair in (query or "").split("&"):
         key, _, value = pair.partition("=")
-        if re.search(r"pass|secret|token|key", key, re.IGNORECASE) and value:
+        if value and (every_query or re.search(r"pass|secret|token|key", key, re.IGNORECASE)):
             parts.append(value)
+            parts.append(unquote(value))  # as a library may log it, decoded
     return [p for p in parts if p]
 
 
@@ -155,6 +165,12 @@ def _one_url(ctx: Ctx, where: str, item: Any, *, from_file: bool = False) -> ct.
         ctx.problem(where, 'must be an apprise URL such as "slack://T000/B000/XXXX/#security", '
                     "got a value without scheme://")
         return None
+    text = secret.reveal() or item
+    if (secret.present or not item.startswith("${")) and not _scheme_known(text):
+        # Only the scheme is shown: the rest of a receiver URL is its credential.
+        ctx.problem(where, f"unknown apprise scheme {show(text.partition('://')[0] + '://')}: "
+                    "see https://github.com/caronc/apprise/wiki for the services it knows")
+        return None
     # A literal password in userinfo is worth a warning, and so is a URL of a scheme whose
     # path is its token (slack://T…/B…/token) written without any ${ENV}.
     # (Userinfo ends before any "/?#": an "@" in the query, as in mailto's from=, is no password.)
@@ -163,3 +179,10 @@ def _one_url(ctx: Ctx, where: str, item: Any, *, from_file: bool = False) -> ct.
     elif not from_file and "${" not in item and item.split("://", 1)[0].lower() in TOKEN_SCHEMES:
         ctx.warn(where, "a literal token in the URL; prefer ${ENV} or urls_file")
     return secret
+
+
+def _scheme_known(url: str) -> bool:
+    # The channel layer knows which schemes apprise has (it is the one module importing it).
+    from daemon.alerts.deliver import scheme_known
+
+    return scheme_known(url)

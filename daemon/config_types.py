@@ -88,6 +88,10 @@ class RegistryConfig:
     verify_tls: bool = True
     ca_bundle: str = ""
     use_harbor_allowlist: bool = False
+    # Bodies larger than these are refused: a page or an object is small, a report may not be.
+    max_response_size: int = 4 * 1024**2
+    max_report_size: int = 32 * 1024**2
+    max_removed_share: float = 0.5  # a walk removing more of the artifacts records nothing
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@
   given the stored state the store loaded; ``retire``: images that left; ``reconcile_ignores``:
   ignore rules that changed. Each returns an ``Outcome`` (finding writes and change events) that
   ``daemon/store/`` applies in one transaction.
+- ``mass_removal``: a walk that would remove too large a share of a registry at once is not
+  believed (an empty listing behind a proxy or a permission change looks like that).
 
 A finding is (vulnerability, package) per repository, so when a report is compared with another
 digest's (a push), a package upgraded from 1.0 to 1.1 that still carries the CVE is neither fixed
@@ -429,6 +431,16 @@ class Departure:
     digest: str
     keys: frozenset[FindingId]  # the findings its last report carried
     tag_taken: bool  # its tags now point at another image (already scanned)
+
+
+def mass_removal(known: int, removed: int, max_share: float) -> str:
+    """One line when ``removed`` of the ``known`` artifacts is more than ``max_share`` of them
+    (then the walk records nothing), else ""."""
+    if known == 0 or removed <= known * max_share:
+        return ""
+    return (f"the walk would remove {removed} of {known} artifacts "
+            f"({100 * removed / known:.0f} %, more than max_removed_share = {max_share:g}): "
+            "nothing of it recorded; if they are really gone, raise max_removed_share for a run")
 
 
 def retire(

@@ -1,8 +1,9 @@
 """Logging: structlog events on stderr, JSON under systemd, with secrets redacted everywhere.
 
-Every stdlib logger (httpx, apprise, apscheduler, sqlalchemy) goes through the same processor
-chain as scanwatch's own events, so the redaction covers their lines too: apprise prints Slack
-webhook tokens at DEBUG and httpx prints full URLs (userinfo included) at INFO.
+Every stdlib logger (httpx, apprise, urllib3, apscheduler, sqlalchemy) goes through the same
+processor chain as scanwatch's own events, so the redaction covers their lines too: apprise
+prints Slack webhook tokens at DEBUG, urllib3 request paths with their query at DEBUG, and httpx
+full URLs (userinfo included) at INFO.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def configure(level: str = "info", stream: Any = None) -> None:
     root.addHandler(handler)
     root.setLevel(numeric)
     # Third-party chatter stays at WARNING unless the user asked for debug.
-    for noisy in ("httpx", "httpcore", "apprise", "apscheduler", "aiosmtpd"):
+    for noisy in ("httpx", "httpcore", "apprise", "apscheduler", "aiosmtpd", "urllib3"):
         logging.getLogger(noisy).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
     # SQLAlchemy's INFO/DEBUG are per-statement and per-mapper: never useful in the service log.
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)

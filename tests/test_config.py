@@ -89,28 +89,41 @@ def test_it_loads_the_base_with_defaults(tmp_path: Path) -> None:
 
 BAD = [
     pytest.param(BASE + REG + 'requests_per_second = "fast"',
-                 'registry[r2].requests_per_second: must be a number > 0, got "fast"',
+                 'registry[r2].requests_per_second: must be a number > 0 and <= 1000000, '
+                 'got "fast"',
                  id="rps-word"),
     pytest.param(BASE + REG + "requests_per_second = 0",
-                 "registry[r2].requests_per_second: must be a number > 0, got 0", id="rps-zero"),
+                 "registry[r2].requests_per_second: must be a number > 0 and <= 1000000, got 0",
+                 id="rps-zero"),
     pytest.param(BASE + REG + "burst = true",
                  "registry[r2].burst: must be an integer >= 1, got true", id="burst-bool"),
     pytest.param(BASE + REG + 'verify_tls = "yes"',
                  'registry[r2].verify_tls: must be true or false, got "yes"', id="bool-string"),
     pytest.param(BASE + REG + "timeout = 30",
                  'registry[r2].timeout: must be a duration such as "90s", "5m", "2h", "7d", "1w" '
-                 'or "1h30m" (more than zero), got 30', id="duration-number"),
+                 'or "1h30m" (more than zero, at most 3650d), got 30', id="duration-number"),
     pytest.param(BASE + REG + 'timeout = "30 minutes"',
                  'registry[r2].timeout: must be a duration such as "90s", "5m", "2h", "7d", "1w" '
-                 'or "1h30m" (more than zero), got "30 minutes"', id="duration-words"),
+                 'or "1h30m" (more than zero, at most 3650d), got "30 minutes"',
+                 id="duration-words"),
     pytest.param(BASE + REG + "pasword = 1",
                  'registry[r2].pasword: unknown key; did you mean "password"?', id="typo-key"),
     pytest.param(BASE + REG + "zzz = 1",
                  "registry[r2].zzz: unknown key; valid keys: name, url, username, password, "
                  "password_file, projects, exclude_projects, repositories, exclude_repositories, "
                  "requests_per_second, burst, max_concurrent_requests, max_scans_in_flight, "
-                 "timeout, max_retries, verify_tls, ca_bundle, use_harbor_allowlist",
+                 "timeout, max_retries, verify_tls, ca_bundle, use_harbor_allowlist, "
+                 "max_response_size, max_report_size, max_removed_share",
                  id="unknown-key"),
+    pytest.param(BASE + REG + 'max_report_size = "2TB"',
+                 'registry[r2].max_report_size: must be a size from 64 KiB to 1 GiB such as '
+                 '"32MiB" or "512KiB", got "2TB"', id="size-unit"),
+    pytest.param(BASE + REG + "max_response_size = 1",
+                 'registry[r2].max_response_size: must be a size from 64 KiB to 1 GiB such as '
+                 '"32MiB" or "512KiB", got 1', id="size-too-small"),
+    pytest.param(BASE + REG + "max_removed_share = 0",
+                 "registry[r2].max_removed_share: must be a number > 0 and <= 1 such as 0.5, "
+                 "got 0", id="share-zero"),
     pytest.param(BASE + REG.replace('"https://h2.example.com"', '"ftp://h2.example.com"'),
                  'registry[r2].url: must be an http(s) URL with a host such as '
                  '"https://harbor.example.com", got "ftp://h2.example.com"', id="url-scheme"),
@@ -188,7 +201,7 @@ BAD = [
                  id="ignore-bad-date"),
     pytest.param(BASE + '\n[sla]\nHigh = "soon"\n',
                  'sla.High: must be a duration such as "90s", "5m", "2h", "7d", "1w" or "1h30m" '
-                 '(more than zero), got "soon"', id="sla-duration"),
+                 '(more than zero, at most 3650d), got "soon"', id="sla-duration"),
     pytest.param(BASE + '\n[sla]\nHihg = "7d"\n',
                  'sla.Hihg: unknown key; did you mean "High"?', id="sla-key"),
     pytest.param('[daemon]\nlisten = "9468"\n' + BASE,
@@ -253,7 +266,7 @@ def test_it_reports_a_syntax_error_by_line(tmp_path: Path, text: str, line: str)
     pytest.param(lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"), 2, "not UTF-8",
                  id="binary"),
     pytest.param(lambda p: p.mkdir(), 2, "is a directory", id="directory"),
-    pytest.param(lambda p: p.write_text(""), 0, "ok", id="empty"),
+    pytest.param(lambda p: p.write_text(""), 2, "holds no setting at all", id="empty"),
     pytest.param(lambda p: p.write_text("[1, 2]\n"), 2, "line 1", id="toml-array"),
     pytest.param(lambda p: p.write_text(
         'daemon = 1\nregistry = 2\nschedule = "x"\nreceiver = [1]\nroute = {}\nsla = []\n'

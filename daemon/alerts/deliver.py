@@ -67,6 +67,15 @@ def _install_recorder() -> None:
     requests.Session.send = send  # type: ignore[method-assign]
 
 
+def scheme_known(url: str) -> bool:
+    """Whether apprise has a plugin for the scheme of ``url`` (what a receiver URL needs)."""
+    from apprise.manager_plugins import NotificationManager
+
+    scheme = url.partition("://")[0].lower()
+    known: list[str] = NotificationManager().schemas()  # type: ignore[no-untyped-call]
+    return bool(scheme) and scheme in known
+
+
 def _classify(ok: bool, seen: list[tuple[int, str | None]], error: str) -> SendOutcome:
     if ok:
         return SendOutcome(True)

@@ -69,9 +69,13 @@ def run(args: argparse.Namespace) -> int:
             where = f" ({found.url})" if found is not None else ""
             print(f"scanwatch: schedule {result.schedule}: {reg.error}{where}", file=sys.stderr)
         for reg in result.registries:
-            if reg.listing:
-                print(f"scanwatch: warning: schedule {result.schedule}: registry {reg.registry}: "
-                      f"{reg.listing}", file=sys.stderr)
+            for problem in (reg.listing, reg.removal):
+                if problem:
+                    print(f"scanwatch: warning: schedule {result.schedule}: registry "
+                          f"{reg.registry}: {problem}", file=sys.stderr)
+            for artifact, why in reg.unreadable:
+                print(f"scanwatch: warning: {artifact}: report set aside: {why}",
+                      file=sys.stderr)
     if stopped_by:
         _print_stopped(stopped_by, results, schedules)
     if args.format == "json":

@@ -12,6 +12,11 @@ double-encoded, ``X-Accept-Vulnerabilities`` with both report types, ``page_size
 
 Error messages name the registry, the method and the path, never the credentials.
 
+Every body is read as a stream into a buffer bounded by the registry's size limit for its kind
+(``max_report_size`` for a vulnerability report or a scan log, ``max_response_size`` for the
+rest): a larger body (a broken proxy, a hostile registry) is refused with one line naming the
+URL and the limit, not retried, and never held in memory whole.
+
 Harbor answers a failed login (wrong or expired secret, a user name locked for 1.5 s after a
 failure) as an anonymous request, not with a 401: ``system_info`` is therefore the credentials
 check, and every path that talks to Harbor calls it first (it is read once per client).
@@ -22,7 +27,6 @@ A listing that returns fewer items than its ``X-Total-Count`` promised is kept i
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,6 +38,7 @@ from urllib.parse import quote
 import httpx
 
 from daemon import __version__, log
+from daemon.config_checks import format_size
 from daemon.config_types import RegistryConfig
 from daemon.errors import (
     AlreadyScanning,
@@ -47,7 +52,7 @@ from daemon.errors import (
     ServerError,
     Unsupported,
 )
-from daemon.harbor import wire
+from daemon.harbor import inbound, wire
 from daemon.model import REPORT_MIME_HARBOR_V10, REPORT_MIME_V11, Artifact
 from daemon.retry import parse_retry_after
 from daemon.scan.ratelimit import RegistryLimiter
@@ -58,6 +63,8 @@ RETRY_AFTER_CAP = 120.0
 BACKOFF_CAP = 30.0
 LOG_TAIL_BYTES = 4096
 SCAN_BODY = {"scan_type": "vulnerability"}
+RESPONSE = "max_response_size"  # the size limit of a page, a project, the system info…
+REPORT = "max_report_size"  # …and of a vulnerability report or a scan log, which may be large
 
 _log = log.get(__name__)
 
@@ -101,6 +108,7 @@ class HarborClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._backoff_base = backoff_base
+        self._limits = {RESPONSE: registry.max_response_size, REPORT: registry.max_report_size}
         timeout = registry.timeout.total_seconds()
         verify: ssl.SSLContext | bool = registry.verify_tls
         if registry.verify_tls and registry.ca_bundle:
@@ -145,8 +153,10 @@ class HarborClient:
         json_body: Any = None,
         want: str = "json",
         before_send: Callable[[], None] | None = None,
+        limit: str = RESPONSE,
     ) -> tuple[Any, httpx.Headers]:
-        """Send with retries; return (parsed body, headers). ``want``: json, text or none.
+        """Send with retries; return (parsed body, headers). ``want``: json, text or none;
+        ``limit``: which size limit the body is held to (``RESPONSE`` or ``REPORT``).
         ``before_send`` runs right before each attempt goes out (after the rate limiter's
         wait); what it raises propagates and nothing is sent."""
         where = f"registry {self.name}: {method} {path}"
@@ -159,9 +169,10 @@ class HarborClient:
                     if before_send is not None:
                         before_send()
                     self.calls += 1
-                    response = await self._http.request(method, path, params=params,
-                                                        json=json_body)
-                    content = response.content  # read inside the slot: truncation raises here
+                    async with self._http.stream(method, path, params=params,
+                                                 json=json_body) as response:
+                        # Read inside the slot: truncation raises here.
+                        content = await self._read_bounded(response, limit)
             except httpx.TransportError as exc:
                 failure = ServerError(f"{where}: {type(exc).__name__}: {_short(exc)}")
             else:
@@ -174,11 +185,12 @@ class HarborClient:
                 elif status in (429, 503):
                     wait = parse_retry_after(response.headers.get("Retry-After"))
                     kind = RateLimited if status == 429 else ServerError
-                    failure = kind(f"{where}: {status} {_reason(response)}", status)
+                    failure = kind(f"{where}: {status} {_reason(response, content)}", status)
                 elif status >= 500:
-                    failure = ServerError(f"{where}: {status} {_reason(response)}", status)
+                    failure = ServerError(f"{where}: {status} {_reason(response, content)}",
+                                          status)
                 else:
-                    raise _typed(where, response)
+                    raise _typed(where, response, content)
             if attempt >= self.max_retries:
                 raise failure
             if wait is not None:
@@ -219,6 +231,26 @@ class HarborClient:
             _log.warning("listing_short", registry=self.name, path=path, got=len(items),
                          promised=total)
         return items
+
+    async def _read_bounded(self, response: httpx.Response, limit: str) -> bytearray:
+        """The body, or BadResponse as soon as it passes the limit (told or counted): the
+        buffer never grows past the limit plus one chunk."""
+        cap = self._limits[limit]
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise self._too_large(response, limit, cap)
+        buffer = bytearray()
+        async for chunk in response.aiter_bytes():
+            buffer += chunk
+            if len(buffer) > cap:
+                raise self._too_large(response, limit, cap)
+        return buffer  # not copied into bytes: a report may be tens of MB
+
+    def _too_large(self, response: httpx.Response, limit: str, cap: int) -> BadResponse:
+        url = str(response.request.url)
+        return BadResponse(f"registry {self.name}: {response.request.method} {url}: the "
+                           f"response is larger than {limit} = {format_size(cap)}; refused",
+                           response.status_code)
 
     # -- typed calls -----------------------------------------------------------------------
 
@@ -312,14 +344,14 @@ class HarborClient:
     async def vulnerabilities(self, project: str, repository: str, reference: str) -> object:
         """The raw vulnerabilities addition (``{}`` while not scanned or scanning)."""
         path = f"{self._repo_path(project, repository)}/artifacts/{quote(reference, safe=':')}"
-        body, _ = await self._request("GET", path + "/additions/vulnerabilities")
+        body, _ = await self._request("GET", path + "/additions/vulnerabilities", limit=REPORT)
         return body
 
     async def scan_log(self, project: str, repository: str, reference: str,
                        report_id: str) -> str:
         path = (f"{self._repo_path(project, repository)}/artifacts/"
                 f"{quote(reference, safe=':')}/scan/{quote(report_id, safe='')}/log")
-        body, _ = await self._request("GET", path, want="text")
+        body, _ = await self._request("GET", path, want="text", limit=REPORT)
         return str(body)
 
     def _repo_path(self, project: str, repository: str) -> str:
@@ -327,14 +359,15 @@ class HarborClient:
                 f"{encode_repository(project, repository)}")
 
 
-def _decode(content: bytes, response: httpx.Response, want: str) -> Any:
+def _decode(content: bytearray, response: httpx.Response, want: str) -> Any:
     if want == "none":
         return None
     if want == "text":
-        return content.decode(response.encoding or "utf-8", errors="replace")
+        return inbound.clean(content.decode(response.charset_encoding or "utf-8",
+                                            errors="replace"))
     if not content.strip():
         return None
-    return json.loads(content)
+    return inbound.loads(content)
 
 
 def _short(exc: BaseException) -> str:
@@ -342,17 +375,17 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: httpx.Response, content: bytearray) -> str:
     try:
-        message = wire.harbor_error_message(response.json())
+        message = wire.harbor_error_message(inbound.loads(content)) if content.strip() else ""
     except ValueError:
         message = ""
     return message or response.reason_phrase
 
 
-def _typed(where: str, response: httpx.Response) -> HarborError:
+def _typed(where: str, response: httpx.Response, content: bytearray) -> HarborError:
     status = response.status_code
-    message = f"{where}: {status} {_reason(response)}"
+    message = f"{where}: {status} {_reason(response, content)}"
     kinds: dict[int, type[HarborError]] = {
         400: Unsupported, 401: AuthFailed, 403: AuthFailed, 404: NotFound,
         409: AlreadyScanning, 412: NoScanner,

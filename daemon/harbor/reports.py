@@ -16,6 +16,9 @@ Normalisation (``harbor/API-NOTES.md`` §10, §11) so that two reads of the same
   string order, and duplicate keys collapse into one (highest severity, union of
   ``artifact_digests``, the non-empty ``fix_version``).
 
+Strings and numbers arrive cleaned by ``harbor/inbound.py`` (lone surrogates and control
+characters replaced, non-finite numbers null); a non-finite score is no score.
+
 Malformed content raises ``ReportFormatError`` naming the place:
 ``vulnerabilities[3].package: missing``.
 """
@@ -23,12 +26,14 @@ Malformed content raises ``ReportFormatError`` naming the place:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from daemon import ecosystems
 from daemon.errors import ReportFormatError
+from daemon.harbor import inbound
 from daemon.model import REPORT_MIME_HARBOR_V10, REPORT_MIME_V11, Occurrence, Report, Severity
 
 # In order of preference when a body carries both.
@@ -110,7 +115,8 @@ def _number(value: object, where: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(where, f"expected a number, got {_kind(value)}")
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) else None  # Infinity, NaN, 1e999: no score
 
 
 def _time(value: object, where: str) -> datetime | None:
@@ -350,11 +356,13 @@ def load_report_file(path: str | Path) -> Report:
     except UnicodeDecodeError:
         raise ReportFormatError(f"{path}: not UTF-8 text, so not a JSON report") from None
     try:
-        data = json.loads(text)
+        data = inbound.loads(text)  # strings cleaned, numbers bounded (harbor/inbound.py)
     except json.JSONDecodeError as exc:
         raise ReportFormatError(
             f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
+    except ValueError as exc:
+        raise ReportFormatError(f"{path}: not a readable JSON report ({exc})") from None
     try:
         report = parse_report(data)
     except ReportFormatError as exc:

@@ -24,6 +24,7 @@ from typing import Any
 
 from daemon import log
 from daemon.config_types import Config, RegistryConfig, ScheduleConfig
+from daemon.diff import mass_removal
 from daemon.errors import CredentialsRejected, HarborError, UsageError
 from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
@@ -65,6 +66,8 @@ class RegistryRun:
     calls: int = 0
     error: str = ""
     listing: str = ""  # what the listing hid, when it hid anything (one line)
+    removal: str = ""  # why the walk was not believed: it would remove too much (one line)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (artifact, why) set aside
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
@@ -258,8 +261,8 @@ async def _registry_steps(
     rules: IgnoreRules,
     stop: StopRequest | None = None,
 ) -> None:
-    inventory = await walk(client, registry, system=system,
-                           known=store.present_artifacts(registry.name))
+    known = store.present_artifacts(registry.name)
+    inventory = await walk(client, registry, system=system, known=known)
     out.harbor_version = inventory.harbor_version
     out.listing = inventory.listing_problem()
     out.artifacts = len(inventory.artifacts())
@@ -274,7 +277,12 @@ async def _registry_steps(
         rules = rules.with_allowlists(registry.name, inventory.allowlists)
         store.reconcile_ignores(rules, now_fn(), registry.name)
     new_digests: set[str] = set()
-    if inventory.complete:
+    listed = {a.ref for a in inventory.artifacts()}
+    out.removal = mass_removal(len(known), sum(1 for k in known if k not in listed),
+                               registry.max_removed_share)
+    if out.removal:
+        _log.warning("inventory_not_believed", registry=registry.name, detail=out.removal)
+    elif inventory.complete:
         delta = store.record_inventory(registry.name, inventory.artifacts(), now_fn())
         new_digests = set(delta.new_digests)
         # Resolve where the project is usable, or where Harbor confirmed the deletion (404).
@@ -303,7 +311,7 @@ async def _registry_steps(
               follow=out.followed, over_budget=out.over_budget)
 
     def record(result: ScanResult) -> None:
-        out.events.extend(store.record_scan(result, now_fn(), rules))
+        out.events.extend(store_or_set_aside(store, [result], now_fn(), rules, out))
 
     queue = make_queue(client, collector, registry, global_cap, inventory, options,
                        on_progress, record, stop)
@@ -314,6 +322,8 @@ async def _registry_steps(
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
     out.not_stored = len(collector.skipped)
+    out.unreadable[:0] = [(a, why) for a, why in collector.skipped
+                          if why.startswith("unreadable report")]
 
 
 def make_queue(
@@ -365,11 +375,55 @@ async def import_reports(
         results = await asyncio.gather(*(collector.collect(a, "imported") for a in batch))
         done = [r for r in results if r is not None]
         if done:
-            events = store.record_scans(done, now_fn(), rules)
+            set_aside = len(out.unreadable) if out is not None else 0
+            events = store_or_set_aside(store, done, now_fn(), rules, out)
             if out is not None:
                 out.events.extend(events)
-            stored += len(done)
+                set_aside = len(out.unreadable) - set_aside
+            stored += len(done) - set_aside
     if todo:
         _log.info("reports_imported", registry=inventory.registry, stored=stored,
                   candidates=len(todo))
     return stored
+
+
+def is_poison(exc: BaseException) -> bool:
+    """Whether storing failed because of what one report holds, not because the database is
+    unusable (locked, full, gone): a value Python or the driver refused. (run.py may not
+    import SQLAlchemy: its wrapped driver errors are known by the DB-API class they carry.)"""
+    if isinstance(exc, (ValueError, TypeError, OverflowError)):  # UnicodeEncodeError is one
+        return True
+    origin = getattr(exc, "orig", None)
+    return type(origin).__name__ in ("IntegrityError", "DataError", "ProgrammingError") or (
+        isinstance(origin, (ValueError, TypeError, OverflowError)))
+
+
+def store_or_set_aside(
+    store: Any, results: Sequence[ScanResult], now: datetime, rules: IgnoreRules,
+    out: RegistryRun | None,
+) -> list[ChangeEvent]:
+    """Store the results in one transaction; when that fails for what a report holds, store
+    them one by one and set aside each that still fails (one line: artifact, reason): the
+    others are stored, and the one set aside resolves nothing."""
+    try:
+        return list(store.record_scans(results, now, rules))
+    except Exception as exc:
+        if not is_poison(exc):
+            raise
+    events: list[ChangeEvent] = []
+    for result in results:
+        try:
+            events.extend(store.record_scans([result], now, rules))
+        except Exception as exc:
+            if not is_poison(exc):
+                raise
+            why = f"cannot be stored: {type(exc).__name__}: {_first_line(exc)}"
+            _log.warning("report_set_aside", artifact=str(result.ref), reason=why)
+            if out is not None:
+                out.unreadable.append((str(result.ref), why))
+    return events
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

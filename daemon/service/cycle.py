@@ -46,11 +46,14 @@ def run_context(config: Config, run: Any) -> Any:
 
 
 def scan_problems(run: Any, now: datetime) -> list[Any]:
-    """Registry-wide problems of the run: a scanner that is down, a registry that failed."""
-    from daemon.alerts.events import SCANNER_UNAVAILABLE, ScanProblem
+    """Registry-wide problems of the run: a scanner that is down, a registry that failed, a
+    walk not believed because it would remove too much at once."""
+    from daemon.alerts.events import SCAN_FAILED, SCANNER_UNAVAILABLE, ScanProblem
 
     problems = []
     for reg in run.registries:
+        if reg.removal:
+            problems.append(ScanProblem(SCAN_FAILED, reg.registry, detail=reg.removal, at=now))
         for project, why in sorted(reg.unavailable.items()):
             problems.append(ScanProblem(SCANNER_UNAVAILABLE, reg.registry, project,
                                         detail=why, at=now))

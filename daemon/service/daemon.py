@@ -263,6 +263,7 @@ class Daemon:
             for outcome, count in reg.outcomes.items():
                 m.scans_finished.labels(reg.registry, outcome).inc(count)
             m.api_calls.labels(reg.registry).inc(reg.calls)
+            m.reports_unreadable.labels(reg.registry).inc(len(reg.unreadable))
             if reg.error:
                 m.api_errors.labels(reg.registry).inc()
             m.queue_depth.labels(reg.registry).set(0)

@@ -19,6 +19,9 @@ class Metrics:
                                  registry=r)
         self.api_errors = Counter("scanwatch_api_errors", "Harbor API calls that failed",
                                   ["registry"], registry=r)
+        self.reports_unreadable = Counter("scanwatch_reports_unreadable",
+                                          "Reports set aside: unreadable, or not storable",
+                                          ["registry"], registry=r)
         self.queue_depth = Gauge("scanwatch_queue_depth", "Scans waiting or in flight",
                                  ["registry"], registry=r)
         self.open_findings = Gauge("scanwatch_open_findings", "Open findings by severity",

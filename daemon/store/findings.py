@@ -144,10 +144,11 @@ def heads_in_order(conn: Connection, query: FindingQuery, *, rules: IgnoreRules 
     yield from _heads(rows, query, rules, now, keep)
 
 
-def count(conn: Connection, query: FindingQuery) -> int:
-    """How many findings match in SQL (the stored ignore marks; no rules, no SLA)."""
+def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> int:
+    """How many findings match in SQL: exact where no rule is in force (``not rules``) and no
+    Python filter applies, as ``heads_in_order`` would yield them."""
     return int(conn.execute(select(func.count()).select_from(
-        _select(query, None).subquery())).scalar_one())
+        _select(query, rules).subquery())).scalar_one())
 
 
 def _carriers(conn: Connection, repository_ids: Sequence[int],

@@ -149,7 +149,10 @@ class QueryMixin(HistoryMixin):
         with self.engine.connect() as conn:
             heads = findings.heads_in_order(conn, query, rules=rules, now=now, keep=keep)
             first = list(itertools.islice(heads, limit))
-            rest = sum(1 for _ in heads)
+            if keep is None and not rules:  # nothing decided in Python: SQL counts the rest
+                rest = max(0, findings.count(conn, query, rules) - len(first))
+            else:
+                rest = sum(1 for _ in heads)
             return findings.with_carriers(conn, first), rest
 
     # --- a target's history ---------------------------------------------------------------

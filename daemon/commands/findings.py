@@ -1,19 +1,43 @@
-"""`scanwatch findings`: open findings, the fix first (package, installed → fixed, where, SLA)."""
+"""`scanwatch findings`: open findings, the fix first (package, installed → fixed, where, SLA).
+
+Filters, order and limit run in the database; rows are written as they are read (table, CSV,
+JSON lines, and ``--format json`` as one document written incrementally), so a registry of any
+size lists in bounded memory. On a terminal the table shows the first page and counts the rest.
+``--by action`` (the remediation plan, ``report show --by action``'s JSON) and ``--by image``
+(counts per repository) answer "what do I fix first" in one screen.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import shutil
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._common import add_format
 from daemon.commands._store import add_database, load_config, open_for_reading
 from daemon.errors import UsageError
 
+if TYPE_CHECKING:
+    from daemon.config_types import Config
+    from daemon.model import Severity
+    from daemon.store.findings import FindingHead, FindingRow
+
 HELP = "list open findings, fixable first: package, installed → fixed version, tags, age, SLA"
 SEVERITIES = ("Critical", "High", "Medium", "Low", "Unknown", "None")
+HEADERS = ("PACKAGE", "INSTALLED → FIXED", "VULNERABILITY", "SEVERITY", "REPOSITORY", "TAGS",
+           "AGE", "SLA")
+FIELDS = ("package", "installed", "fixed", "vulnerability", "severity", "registry", "project",
+          "repository", "tags", "digests", "first_seen", "opened_at", "age_days", "sla",
+          "deadline", "ignored", "ignore_reason")
+PAGE_LIMIT = 5000  # up to this many rows come through the index, more through one full pass
+_SAMPLE = 200  # table rows that set the column widths before the rest stream
+
+Deadline = Callable[["Severity", datetime], "datetime | None"]
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -27,72 +51,152 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--overdue", action="store_true", help="only findings past their [sla] deadline")
     p.add_argument("--include-ignored", action="store_true",
                    help="also findings hidden by [[ignore]] rules or Harbor allowlists")
-    add_format(p, "csv")
+    p.add_argument("--by", choices=("action", "image"),
+                   help="a summary instead of the list: action = one upgrade per (package, "
+                        "installed version), fixable and worst first; image = counts per "
+                        "repository, worst first")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--limit", metavar="N", type=_positive,
+                      help="only the first N findings (default on a terminal: one page)")
+    size.add_argument("--all", action="store_true",
+                      help="every finding, also on a terminal (the default elsewhere)")
+    add_format(p, "csv", "jsonl")
     add_database(p)
     p.set_defaults(handler=run)
 
 
-def _age(days: int) -> str:
-    return f"{days}d"
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     from daemon.model import Severity
+    from daemon.store.findings import FindingQuery
 
     cfg = load_config(args)
     now = datetime.now(UTC)
     sla_for = _sla_function(cfg)
     if args.overdue and sla_for is None:
         raise UsageError("--overdue needs an [sla] section in the configuration")
-    store = open_for_reading(args, cfg)
-    try:
-        rows = store.open_findings(
-            registry=args.registry, project=args.project, repository=args.repository,
-            min_severity=Severity.from_name(args.severity) if args.severity else None,
-            fixable=True if args.fixable else None, include_ignored=args.include_ignored,
-            rules=store.ignore_rules(cfg) if cfg is not None else None, now=now)
-    finally:
-        store.close()
-    records: list[dict[str, Any]] = []
-    for f in rows:
-        deadline = sla_for(f.severity, f.opened_at) if sla_for else None
-        overdue = deadline is not None and now > deadline
-        if args.overdue and not overdue:
-            continue
-        if deadline is None:
-            sla = "-"  # no [sla] deadline for this severity
-        elif overdue:
-            sla = f"overdue {(now - deadline).days}d"
+    query = FindingQuery(
+        registry=args.registry, project=args.project, repository=args.repository,
+        min_severity=Severity.from_name(args.severity) if args.severity else None,
+        fixable=True if args.fixable else None, include_ignored=args.include_ignored)
+    keep = None
+    if args.overdue and sla_for is not None:
+        def keep(h: FindingHead) -> bool:
+            deadline = sla_for(h.severity, h.opened_at)
+            return deadline is not None and now > deadline
+    limit = args.limit
+    if limit is None and not args.all and args.by is None and args.format == "table" \
+            and sys.stdout.isatty():
+        limit = max(10, shutil.get_terminal_size().lines - 6)
+    with open_for_reading(args, cfg) as store:
+        rules = store.ignore_rules(cfg) if cfg is not None else None
+        if args.by is not None:
+            from daemon.commands import findings_summary
+
+            if args.by == "action":
+                return findings_summary.actions(
+                    store.finding_batches(query, rules=rules, now=now, keep=keep), args.format)
+            return findings_summary.images(
+                store.finding_heads(query, rules=rules, now=now, keep=keep), args.format)
+        rest = 0
+        rows: Iterable[FindingRow]
+        if limit is not None and limit <= PAGE_LIMIT:
+            rows, rest = store.finding_page(query, limit=limit, rules=rules, now=now, keep=keep)
         else:
-            sla = f"due in {(deadline - now).days}d"
-        records.append({
-            "package": f.key.package, "installed": ", ".join(f.installed_versions),
-            "fixed": f.fix_version, "vulnerability": f.key.vulnerability,
-            "severity": f.severity.label, "registry": f.key.registry, "project": f.key.project,
-            "repository": f.key.repository, "tags": list(f.tags), "digests": list(f.digests),
-            "first_seen": f.first_seen.isoformat(), "opened_at": f.opened_at.isoformat(),
-            "age_days": (now - f.opened_at).days, "sla": sla,
-            "deadline": deadline.isoformat() if deadline else None,
-            "ignored": f.ignored, "ignore_reason": f.ignore_reason,
-        })
-    if args.format == "json":
-        print_json(records)
-    elif args.format == "csv":
-        fields = list(records[0]) if records else ["package", "installed", "fixed"]
-        out = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-        out.writeheader()
-        for rec in records:
-            out.writerow({**rec, "tags": " ".join(rec["tags"]),
-                          "digests": " ".join(rec["digests"])})
-    else:
-        print_table(
-            ("PACKAGE", "INSTALLED → FIXED", "VULNERABILITY", "SEVERITY", "REPOSITORY", "TAGS",
-             "AGE", "SLA"),
-            ((r["package"], f"{r['installed']} → {r['fixed'] or '(no fix yet)'}",
-              r["vulnerability"], r["severity"] + (" (ignored)" if r["ignored"] else ""),
-              f"{r['registry']}/{r['project']}/{r['repository']}",
-              _tags(r["tags"]), _age(r["age_days"]), r["sla"]) for r in records))
+            rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
+            if limit is not None:
+                rows = _first(rows, limit)
+        write(args.format, (_record(f, now, sla_for) for f in rows))
+    if rest and sys.stdout.isatty():
+        print(f"… and {rest} more (--all lists every one, --limit N the first N)")
     return 0
+
+
+def _first(rows: Iterable[FindingRow], limit: int) -> Iterator[FindingRow]:
+    for n, row in enumerate(rows):
+        if n >= limit:
+            return
+        yield row
+
+
+def _record(f: FindingRow, now: datetime, sla_for: Deadline | None) -> dict[str, Any]:
+    deadline = sla_for(f.severity, f.opened_at) if sla_for else None
+    if deadline is None:
+        sla = "-"  # no [sla] deadline for this severity
+    elif now > deadline:
+        sla = f"overdue {(now - deadline).days}d"
+    else:
+        sla = f"due in {(deadline - now).days}d"
+    return {
+        "package": f.key.package, "installed": ", ".join(f.installed_versions),
+        "fixed": f.fix_version, "vulnerability": f.key.vulnerability,
+        "severity": f.severity.label, "registry": f.key.registry, "project": f.key.project,
+        "repository": f.key.repository, "tags": list(f.tags), "digests": list(f.digests),
+        "first_seen": f.first_seen.isoformat(), "opened_at": f.opened_at.isoformat(),
+        "age_days": (now - f.opened_at).days, "sla": sla,
+        "deadline": deadline.isoformat() if deadline else None,
+        "ignored": f.ignored, "ignore_reason": f.ignore_reason,
+    }
+
+
+def write(fmt: str, records: Iterable[dict[str, Any]]) -> None:
+    """Each record on stdout as it comes, in ``fmt``."""
+    out = sys.stdout
+    if fmt in ("json", "jsonl"):
+        encode = json.JSONEncoder(ensure_ascii=True, default=str).encode  # C encoder: fast
+        if fmt == "jsonl":
+            for rec in records:
+                out.write(encode(rec) + "\n")
+            return
+        # One valid document, written one element at a time (today's list of objects).
+        first = True
+        for rec in records:
+            out.write(("[\n" if first else ",\n") + encode(rec))
+            first = False
+        out.write("[]\n" if first else "\n]\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for rec in records:
+            writer.writerow({**rec, "tags": " ".join(rec["tags"]),
+                             "digests": " ".join(rec["digests"])})
+    else:
+        stream_table(HEADERS, (_cells(r) for r in records))
+
+
+def _cells(r: dict[str, Any]) -> tuple[str, ...]:
+    return (r["package"], f"{r['installed']} → {r['fixed'] or '(no fix yet)'}",
+            r["vulnerability"], r["severity"] + (" (ignored)" if r["ignored"] else ""),
+            f"{r['registry']}/{r['project']}/{r['repository']}",
+            _tags(r["tags"]), f"{r['age_days']}d", r["sla"])
+
+
+def stream_table(headers: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
+    """An aligned text table whose widths come from its first rows; later rows stream (a
+    longer cell there only pushes its own line wider)."""
+    it = iter(rows)
+    sample = [r for _, r in zip(range(_SAMPLE), it, strict=False)]
+    widths = [max([len(h)] + [len(r[i]) for r in sample]) for i, h in enumerate(headers)]
+    out = sys.stdout
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n"
+
+    out.write(line(headers))
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in sample:
+        out.write(line(row))
+    for row in it:
+        out.write(line(row))
 
 
 def _tags(tags: list[str], limit: int = 3) -> str:
@@ -100,10 +204,12 @@ def _tags(tags: list[str], limit: int = 3) -> str:
     return shown + (f" (+{len(tags) - limit})" if len(tags) > limit else "")
 
 
-def _sla_function(cfg: Any) -> Any:
+def _sla_function(cfg: Config | None) -> Deadline | None:
     """deadline(severity, opened_at) from daemon/sla.py and [sla]; None when there is no [sla]."""
     if cfg is None or not cfg.sla.deadlines:
         return None
     from daemon import sla
 
-    return lambda severity, opened: sla.deadline_for(severity, opened, cfg.sla)
+    policy = cfg.sla
+    return lambda severity, opened: sla.deadline_for(severity, opened, policy)
+

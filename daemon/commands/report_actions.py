@@ -66,7 +66,11 @@ def _ids(r: Remedy[Any]) -> str:
 
 
 def show_actions(name: str, report: Report, fmt: str) -> int:
-    actions = remedies(report)
+    return print_actions(name, remedies(report), fmt)
+
+
+def print_actions(name: str, actions: list[Remedy[Any]], fmt: str) -> int:
+    """The actions as a table with a summary line (``name`` says of what), or as JSON."""
     if fmt == "json":
         print_json([action_json(r) for r in actions])
         return 0

@@ -15,8 +15,10 @@ like an empty registry) takes no part in the run; when no registry does, the run
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -183,9 +185,10 @@ async def _run(
     result = RunResult(schedule.name, trigger, started)
     # The ignore rules in force (config + the allowlists last read): a rule that expired or
     # was removed since the last run brings its findings back now, once.
-    rules = store.ignore_rules(config)
-    store.reconcile_ignores(rules, started)
-    run_id = store.record_run_start(schedule.name, started)
+    db = store.thread  # every database call of the run goes through its one thread
+    rules = await db.run(store.ignore_rules, config)
+    await db.run(store.reconcile_ignores, rules, started)
+    run_id = await db.run(store.record_run_start, schedule.name, started)
     global_cap = WeightedCap(config.daemon.max_scans_in_flight)
     deadline = time.monotonic() + config.daemon.run_timeout.total_seconds()
     opts = options or QueueOptions()
@@ -201,18 +204,23 @@ async def _run(
     except asyncio.CancelledError:
         # A stop (SIGTERM) past the stop timeout: scans Harbor already runs keep running, and
         # the next start resumes this schedule to follow them and store their reports.
-        store.record_run_finish(run_id, now_fn(), INTERRUPTED, "stopped before the run ended")
+        # (Waited for here, not awaited: the task is being cancelled.)
+        db.submit(store.record_run_finish, run_id, now_fn(), INTERRUPTED,
+                  "stopped before the run ended").result()
         raise
     except BaseException as exc:
-        store.record_run_finish(run_id, now_fn(), "failed", f"{type(exc).__name__}: {exc}")
+        db.submit(store.record_run_finish, run_id, now_fn(), "failed",
+                  f"{type(exc).__name__}: {exc}").result()
         raise
+    finally:
+        gc.unfreeze()
     result.finished_at = now_fn()
     if stop is not None and stop.requested and (result.left_running or result.not_triggered):
         result.stopped_by = stop.reason or "a stop request"
     detail = "; ".join(f"{r.registry}: {r.error}" for r in result.failed)
     if result.interrupted:
         detail = "; ".join(d for d in (result.stop_detail(), detail) if d)
-    store.record_run_finish(run_id, result.finished_at, result.result, detail)
+    await db.run(store.record_run_finish, run_id, result.finished_at, result.result, detail)
     _log.info("run_finished", schedule=schedule.name, ok=result.ok, result=result.result,
               left_running=result.left_running, not_triggered=result.not_triggered,
               triggered=sum(r.triggered for r in result.registries),
@@ -261,8 +269,13 @@ async def _registry_steps(
     rules: IgnoreRules,
     stop: StopRequest | None = None,
 ) -> None:
-    known = store.present_artifacts(registry.name)
+    db = store.thread
+    known = await db.run(store.present_artifacts, registry.name)
     inventory = await walk(client, registry, system=system, known=known)
+    # The walk's objects live until the run ends: out of the collector's reach, a full
+    # collection (which stops every thread) no longer walks them each time (run_schedule
+    # hands them back to it at the end).
+    gc.freeze()
     out.harbor_version = inventory.harbor_version
     out.listing = inventory.listing_problem()
     out.artifacts = len(inventory.artifacts())
@@ -273,9 +286,9 @@ async def _registry_steps(
         (t for t in inventory.db_times().values() if t is not None), default=None)
     if registry.use_harbor_allowlist:
         # This read of Harbor's allowlists stays in force (stored) until the next one.
-        store.save_allowlists(registry.name, inventory.allowlists, now_fn())
+        await db.run(store.save_allowlists, registry.name, inventory.allowlists, now_fn())
         rules = rules.with_allowlists(registry.name, inventory.allowlists)
-        store.reconcile_ignores(rules, now_fn(), registry.name)
+        await db.run(store.reconcile_ignores, rules, now_fn(), registry.name)
     new_digests: set[str] = set()
     listed = {a.ref for a in inventory.artifacts()}
     out.removal = mass_removal(len(known), sum(1 for k in known if k not in listed),
@@ -283,14 +296,16 @@ async def _registry_steps(
     if out.removal:
         _log.warning("inventory_not_believed", registry=registry.name, detail=out.removal)
     elif inventory.complete:
-        delta = store.record_inventory(registry.name, inventory.artifacts(), now_fn())
+        delta = await db.run(store.record_inventory, registry.name, inventory.artifacts(),
+                             now_fn())
         new_digests = set(delta.new_digests)
         # Resolve where the project is usable, or where Harbor confirmed the deletion (404).
         usable = {p.name for p in inventory.projects if p.usable}
         gone = set(inventory.gone)
         removed = [r for r in delta.removed if r.project in usable or r in gone]
         if removed:
-            out.events.extend(store.resolve_removed(registry.name, removed, now_fn(), rules))
+            out.events.extend(await db.run(store.resolve_removed, registry.name, removed,
+                                           now_fn(), rules))
     else:
         # A project could not be listed, or what the listing missed could not be looked up:
         # those artifacts would look deleted. Record nothing of the walk this time (no tag
@@ -299,7 +314,7 @@ async def _registry_steps(
                      failed=sorted(out.failed_projects), unconfirmed=len(inventory.unconfirmed))
     collector = Collector(client, db_times=inventory.db_times())
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
-    history = store.scan_records(registry.name)
+    history = await db.run(store.scan_records, registry.name)
     selection = select(inventory.usable_artifacts(), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
                        now=now_fn())
@@ -310,13 +325,20 @@ async def _registry_steps(
     _log.info("scans_selected", registry=registry.name, lanes=out.lanes,
               follow=out.followed, over_budget=out.over_budget)
 
+    recorded: list[Future[list[ChangeEvent]]] = []
+
     def record(result: ScanResult) -> None:
-        out.events.extend(store_or_set_aside(store, [result], now_fn(), rules, out))
+        # Queued on the database thread in the order the scans end; their events are
+        # collected, in that order, when the queue is done.
+        recorded.append(db.submit(store_or_set_aside, store, [result], now_fn(), rules, out))
 
     queue = make_queue(client, collector, registry, global_cap, inventory, options,
                        on_progress, record, stop)
     queued = await queue.run([(p.artifact, p.lane) for p in selection.scans], selection.follow,
                              f"schedule:{schedule.name}")
+    for done in recorded:
+        events: list[ChangeEvent] = await asyncio.wrap_future(done)
+        out.events.extend(events)
     out.triggered = queued.triggered
     out.left_running = queued.left_running
     out.not_triggered = queued.not_triggered
@@ -363,7 +385,8 @@ async def import_reports(
 ) -> int:
     """Store every finished report Harbor shows that history does not know yet, without a
     rescan (trigger ``imported``). Unchanged artifacts cost nothing: their ids are known."""
-    known = store.known_report_ids(inventory.registry)
+    db = store.thread
+    known = await db.run(store.known_report_ids, inventory.registry)
     todo: list[Artifact] = [
         a for a in inventory.usable_artifacts()
         if a.overview is not None and a.overview.state.finished and a.overview.report_id
@@ -376,7 +399,7 @@ async def import_reports(
         done = [r for r in results if r is not None]
         if done:
             set_aside = len(out.unreadable) if out is not None else 0
-            events = store_or_set_aside(store, done, now_fn(), rules, out)
+            events = await db.run(store_or_set_aside, store, done, now_fn(), rules, out)
             if out is not None:
                 out.events.extend(events)
                 set_aside = len(out.unreadable) - set_aside

@@ -79,8 +79,9 @@ async def run_cycle(
     run = await run_schedule(config, store, schedule, trigger=trigger, now_fn=now_fn,
                              options=options, on_progress=on_progress, stop=stop)
     now = now_fn()
-    ids = build_and_queue(store, config, run_context=run_context(config, run), now=now,
-                          problems=scan_problems(run, now))
+    ids = await store.thread.run(build_and_queue, store, config,
+                                 run_context=run_context(config, run), now=now,
+                                 problems=scan_problems(run, now))
     return CycleResult(run, ids)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from daemon.errors import DatabaseLocked
 from daemon.store import tables as t
 from daemon.store.content import ContentCache
+from daemon.store.worker import DatabaseThread
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -36,6 +37,7 @@ class StoreBase:
         self.engine = engine
         self.url = url
         self.contents = ContentCache()
+        self.thread = DatabaseThread()  # where async callers run this store's work
         self._registry_ids: dict[str, int] = {}
         self._lock_file: IO[str] | None = None
         self._lock_conn: Connection | None = None
@@ -112,6 +114,7 @@ class StoreBase:
             conn.exec_driver_sql("SELECT 1")
 
     def close(self) -> None:
+        self.thread.close()
         self.release_daemon_lock()
         self.engine.dispose()
 

@@ -16,6 +16,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from operator import attrgetter
+from typing import Any
 
 from daemon.model import Occurrence, Severity
 
@@ -56,8 +57,15 @@ def unpack_keys(blob: bytes) -> frozenset[tuple[str, str]]:
     return frozenset((r[0], r[1]) for r in json.loads(zlib.decompress(blob)))
 
 
+def unpack_rows(blob: bytes) -> list[list[Any]]:
+    """A stored content's canonical rows as they are (``[id, package, version, fix_version,
+    …]``): for readers that need a few fields of many contents, without building objects."""
+    rows: list[list[Any]] = json.loads(zlib.decompress(blob))
+    return rows
+
+
 def unpack(blob: bytes) -> tuple[Occurrence, ...]:
-    rows = json.loads(zlib.decompress(blob))
+    rows = unpack_rows(blob)
     return tuple(
         Occurrence(
             id=r[0], package=r[1], version=r[2], fix_version=r[3],

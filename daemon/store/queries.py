@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
 from daemon.errors import UnknownTarget
@@ -22,29 +23,12 @@ from daemon.model import (
     ScanState,
     Severity,
 )
+from daemon.store import findings
 from daemon.store import tables as t
+from daemon.store.findings import FindingHead, FindingQuery, FindingRow
 from daemon.store.history import HistoryMixin
 
-
-@dataclass(frozen=True)
-class FindingRow:
-    """An open finding as ``scanwatch findings`` shows it: the fix first."""
-
-    key: FindingKey
-    severity: Severity
-    fix_version: str
-    installed_versions: tuple[str, ...]
-    digests: tuple[str, ...]
-    tags: tuple[str, ...]
-    first_seen: datetime
-    opened_at: datetime
-    last_seen: datetime
-    ignored: bool = False
-    ignore_reason: str = ""
-
-    @property
-    def fixable(self) -> bool:
-        return bool(self.fix_version)
+__all__ = ["FindingHead", "FindingQuery", "FindingRow", "HistoryEntry", "QueryMixin", "RunRow"]
 
 
 @dataclass(frozen=True)
@@ -133,79 +117,43 @@ class QueryMixin(HistoryMixin):
 
         With ``rules`` (and ``now``), whether a finding is ignored is what those rules say at
         ``now`` (a rule added or removed counts at once); without, the mark history keeps."""
-        f, r, g = t.finding.c, t.repository.c, t.registry.c
-        query = (select(f.id, f.repository_id, f.vulnerability, f.package, f.severity,
-                        f.fix_version, f.installed_versions, f.first_seen, f.opened_at,
-                        f.last_seen, f.ignored, f.ignore_reason, r.project, r.name,
-                        g.name.label("registry"))
-                 .join(t.repository, r.id == f.repository_id)
-                 .join(t.registry, g.id == r.registry_id)
-                 .where(f.resolved_at.is_(None)))
-        for column, value in ((g.name, registry), (r.project, project), (r.name, repository)):
-            if value is not None:
-                query = query.where(column == value)
-        if min_severity is not None:
-            query = query.where(f.severity >= int(min_severity))
-        if not include_ignored and rules is None:
-            query = query.where(f.ignored.is_(False))
-        if fixable is True:
-            query = query.where(f.fix_version != "")
-        out: list[FindingRow] = []
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-            carriers = self._carriers(conn, {row.repository_id for row in rows})
-            for row in rows:
-                seen = carriers.get((row.repository_id, row.vulnerability, row.package), {})
-                digests = tuple(sorted(seen))
-                versions = tuple(sorted({v for d in seen.values() for v in d[0]})) or tuple(
-                    v for v in row.installed_versions.split(", ") if v)
-                fixes = sorted({x for d in seen.values() for x in d[1] if x})
-                fix = row.fix_version or (fixes[0] if fixes else "")
-                if fixable is True and not fix:
-                    continue
-                if fixable is False and fix:
-                    continue
-                key = FindingKey(row.registry, row.project, row.name, row.vulnerability,
-                                 row.package)
-                ignored, why = row.ignored, row.ignore_reason
-                if rules is not None:
-                    why = rules.reason(key, now or datetime.now(UTC))
-                    ignored = bool(why)
-                    if ignored and not include_ignored:
-                        continue
-                out.append(FindingRow(
-                    key=key,
-                    severity=Severity(row.severity), fix_version=fix,
-                    installed_versions=versions, digests=digests,
-                    tags=tuple(sorted({tg for d in seen.values() for tg in d[2]})),
-                    first_seen=row.first_seen, opened_at=row.opened_at, last_seen=row.last_seen,
-                    ignored=ignored, ignore_reason=why))
-        out.sort(key=lambda x: (not x.fixable, -x.severity, x.key.package, x.key.vulnerability,
-                                x.key.registry, x.key.project, x.key.repository))
-        return out
+        query = FindingQuery(registry, project, repository, min_severity, fixable,
+                             include_ignored)
+        return list(self.iter_findings(query, rules=rules, now=now or datetime.now(UTC)))
 
-    def _carriers(
-        self, conn: Connection, repository_ids: set[int]
-    ) -> dict[tuple[int, str, str], dict[str, tuple[set[str], set[str], set[str]]]]:
-        """(repository, vuln, package) → digest → (versions, fix versions, tags)."""
-        if not repository_ids:
-            return {}
-        a, tg = t.artifact.c, t.tag.c
-        arts = conn.execute(select(a.id, a.repository_id, a.digest, a.content_id).where(
-            a.repository_id.in_(sorted(repository_ids)), a.counting.is_(True),
-            a.content_id.is_not(None))).all()
-        tags: dict[int, set[str]] = defaultdict(set)
-        for art_id, name in conn.execute(select(tg.artifact_id, tg.name).where(
-                tg.until.is_(None), tg.repository_id.in_(sorted(repository_ids)))):
-            tags[art_id].add(name)
-        out: dict[tuple[int, str, str], dict[str, tuple[set[str], set[str], set[str]]]] = {}
-        for art in arts:
-            for occ in self._content(conn, art.content_id):
-                slot = out.setdefault((art.repository_id, occ.id, occ.package), {})
-                entry = slot.setdefault(art.digest, (set(), set(), tags.get(art.id, set())))
-                entry[0].add(occ.version)
-                entry[1].add(occ.fix_version)
-        return out
+    def iter_findings(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+                      keep: findings.Keep | None = None) -> Iterator[FindingRow]:
+        """Every finding ``query`` matches (and ``keep`` keeps), in output order, streamed."""
+        with self.engine.connect() as conn:
+            yield from findings.ordered(conn, query, rules=rules, now=now, keep=keep)
+
+    def finding_batches(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+                        keep: findings.Keep | None = None) -> Iterator[list[FindingRow]]:
+        """Every matching finding with its carriers, in no particular order, a batch of
+        repositories at a time (for summaries that group them anyway)."""
+        with self.engine.connect() as conn:
+            yield from findings.by_repository(conn, query, rules=rules, now=now, keep=keep)
+
+    def finding_heads(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+                      keep: findings.Keep | None = None) -> Iterator[FindingHead]:
+        """The matching finding rows in output order without their carriers (for summaries:
+        one pass over the index, nothing decoded)."""
+        with self.engine.connect() as conn:
+            yield from findings.heads_in_order(conn, query, rules=rules, now=now, keep=keep)
+
+    def finding_page(self, query: FindingQuery, *, limit: int, rules: IgnoreRules | None,
+                     now: datetime, keep: findings.Keep | None = None
+                     ) -> tuple[list[FindingRow], int]:
+        """The first ``limit`` findings in output order (read through the index), and how
+        many more match."""
+        with self.engine.connect() as conn:
+            heads = findings.heads_in_order(conn, query, rules=rules, now=now, keep=keep)
+            first = list(itertools.islice(heads, limit))
+            if keep is None and not rules:  # nothing decided in Python: SQL counts the rest
+                rest = max(0, findings.count(conn, query, rules) - len(first))
+            else:
+                rest = sum(1 for _ in heads)
+            return findings.with_carriers(conn, first), rest
 
     # --- a target's history ---------------------------------------------------------------
     def history(

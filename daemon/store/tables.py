@@ -149,6 +149,8 @@ class FindingTable(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("repository_id", "vulnerability", "package"),
         Index("ix_finding_open", "repository_id", "resolved_at"),
+        Index("ix_finding_first_seen", "repository_id", "first_seen", "severity"),  # m0005
+        # m0005 also adds ix_finding_order, an expression index (see the migration)
     )
     id: int | None = Field(default=None, primary_key=True)
     repository_id: int = Field(foreign_key="repository.id")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,13 @@ from daemon.errors import DatabaseLocked
 from daemon.store.db import open_store
 from daemon.store.migrations import LATEST
 from tests.store.store_helpers import REG, artifact, at, failure, success
+from tests.store.test_findings_listing import (
+    REPOSITORIES,
+    listing,
+    order_key,
+    scanwatch,
+    seed_many,
+)
 
 ADMIN_URL = os.environ.get("SCANWATCH_TEST_POSTGRES", "")
 
@@ -76,3 +84,15 @@ def test_a_second_daemon_on_the_same_postgresql_database_is_refused(pg_url: str)
     finally:
         first.close()
         second.close()
+
+
+def test_findings_list_pages_and_summarise_the_same_on_postgresql(pg_url: str) -> None:
+    seed_many(pg_url)
+    full = listing(pg_url)
+    assert len(full) == REPOSITORIES * 3 and full == sorted(full, key=order_key)
+    assert listing(pg_url, "--limit", "7") == full[:7]
+    assert listing(pg_url, "--fixable", "--severity", "critical") == [
+        r for r in full if r["fixed"] and r["severity"] == "Critical"]
+    proc = scanwatch("findings", "--database", pg_url, "--by", "image", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == REPOSITORIES

@@ -22,6 +22,7 @@ from daemon.store.migrations import (
     m0003_alert_cursor,
     m0004_allowlists,
     m0005_notified_change,
+    m0006_query_indexes,
 )
 from daemon.store.tables import UTCDateTime
 
@@ -39,7 +40,7 @@ def _of(module: ModuleType) -> Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor),
-    _of(m0004_allowlists), _of(m0005_notified_change))
+    _of(m0004_allowlists), _of(m0005_notified_change), _of(m0006_query_indexes))
 LATEST = MIGRATIONS[-1].version
 
 _md = MetaData()

@@ -1,0 +1,69 @@
+"""`scanwatch findings --by action | --by image`: what to fix first, in one screen.
+
+``--by action`` groups the open findings into one upgrade per (package, installed version)
+through ``daemon/remedy.py`` ``plan()``, the grouping alerts and ``report show --by action``
+use, and prints exactly that command's JSON. ``--by image`` counts the open findings of each
+repository per severity, worst first. Both read the findings in one pass (actions a batch of
+repositories at a time, with the versions their images carry) and keep only their groups,
+whatever the size of the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from daemon.commands._common import print_json, print_table
+
+if TYPE_CHECKING:
+    from daemon.store.findings import FindingHead, FindingRow
+
+
+def actions(batches: Iterable[list[FindingRow]], fmt: str) -> int:
+    from daemon.commands.report_actions import print_actions
+    from daemon.remedy import Entry, Vuln, plan
+
+    # One entry per (package, installed version, vulnerability): the same advisory in a
+    # thousand repositories is one line of the plan, and memory stays the plan's size.
+    entries: dict[tuple[str, str, str], Entry[None]] = {}
+    for batch in batches:
+        for f in batch:
+            for version in f.installed_versions:
+                triple = (f.key.package, version, f.key.vulnerability)
+                known = entries.get(triple)
+                if known is None or (f.severity, f.fix_version) > (known.vuln.severity,
+                                                                    known.vuln.fix_version):
+                    entries[triple] = Entry(f.key.package, version, Vuln(
+                        f.key.vulnerability, f.severity, f.fix_version), f.ecosystem)
+    return print_actions("open findings", plan(entries.values()), fmt if fmt == "json"
+                         else "table")
+
+
+def images(heads: Iterable[FindingHead], fmt: str) -> int:
+    from daemon.model import Severity
+
+    counts: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for h in heads:
+        where = (h.key.registry, h.key.project, h.key.repository)
+        slot = counts.get(where)
+        if slot is None:
+            slot = counts[where] = {
+                "image": "/".join(where), "registry": where[0], "project": where[1],
+                "repository": where[2], "findings": 0, "fixable": 0,
+                "severities": {s.label: 0 for s in sorted(Severity, reverse=True)}}
+        slot["findings"] += 1
+        slot["fixable"] += bool(h.fix_version)
+        slot["severities"][h.severity.label] += 1
+    order = [s.label for s in sorted(Severity, reverse=True)]
+    rows = sorted(counts.values(), key=lambda x: (
+        [-x["severities"][label] for label in order], -x["fixable"], x["image"]))
+    if fmt == "json":
+        print_json(rows)
+        return 0
+    if not rows:
+        print("No open findings.")
+        return 0
+    print_table(("IMAGE", *(label.upper() for label in order), "FIXABLE", "TOTAL"),
+                ((x["image"], *(x["severities"][label] for label in order), x["fixable"],
+                  x["findings"]) for x in rows))
+    return 0

@@ -1,0 +1,267 @@
+"""Open findings as ``scanwatch findings`` lists them: filtered, ordered and limited in SQL.
+
+A finding row says what, where and since when; which images carry it now (digests, tags, the
+installed versions) lives in those images' report contents. Two ways to join them, both with
+memory bounded by a batch rather than by the registry:
+
+* ``page``: the first rows in output order straight from the index (``ix_finding_order``),
+  then the carriers of just their repositories: the first screen of a large registry.
+* ``ordered``: every matching row. Repositories are visited a batch at a time (each report
+  content is decoded once), the finished rows go to a temporary SQLite file and come back
+  sorted from there, so the whole listing streams without being held.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, false, func, literal_column, select, true
+from sqlalchemy.engine import Connection
+
+from daemon.ignores import IgnoreRules
+from daemon.model import FindingKey, Severity
+from daemon.store import tables as t
+from daemon.store.content import unpack_rows
+
+_REPOSITORY_BATCH = 20  # repositories whose images are decoded together in ``ordered``
+_SPILL_BATCH = 2000  # rows written to the temporary file per statement
+FIXABLE_FIRST = t.finding.c.fix_version == literal_column("''")  # False (fixable) sorts first
+
+
+@dataclass(frozen=True)
+class FindingQuery:
+    """What ``findings`` asks for; the SQL side of its filters."""
+
+    registry: str | None = None
+    project: str | None = None
+    repository: str | None = None
+    min_severity: Severity | None = None
+    fixable: bool | None = None
+    include_ignored: bool = False
+
+
+@dataclass(frozen=True)
+class FindingHead:
+    """A finding row as stored, with whether it is ignored now (no carriers yet)."""
+
+    id: int
+    repository_id: int
+    key: FindingKey
+    severity: Severity
+    fix_version: str
+    installed_versions: str
+    first_seen: datetime
+    opened_at: datetime
+    last_seen: datetime
+    ignored: bool
+    ignore_reason: str
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """An open finding as ``scanwatch findings`` shows it: the fix first."""
+
+    key: FindingKey
+    severity: Severity
+    fix_version: str
+    installed_versions: tuple[str, ...]
+    digests: tuple[str, ...]
+    tags: tuple[str, ...]
+    first_seen: datetime
+    opened_at: datetime
+    last_seen: datetime
+    ignored: bool = False
+    ignore_reason: str = ""
+    ecosystem: str = ""  # as its reports name it ("" where they name none)
+
+    @property
+    def fixable(self) -> bool:
+        return bool(self.fix_version)
+
+
+Keep = Callable[[FindingHead], bool]
+# digest → (versions, fixes, tags, ecosystems)
+_Carried = dict[str, tuple[set[str], set[str], set[str], set[str]]]
+
+
+def _select(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
+    f, r, g = t.finding.c, t.repository.c, t.registry.c
+    stmt = (select(f.id, f.repository_id, f.vulnerability, f.package, f.severity, f.fix_version,
+                   f.installed_versions, f.first_seen, f.opened_at, f.last_seen, f.ignored,
+                   f.ignore_reason, r.project, r.name, g.name.label("registry"))
+            .join(t.repository, r.id == f.repository_id)
+            .join(t.registry, g.id == r.registry_id)
+            .where(f.resolved_at.is_(None)))
+    for column, value in ((g.name, query.registry), (r.project, query.project),
+                          (r.name, query.repository)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if query.min_severity is not None:
+        stmt = stmt.where(f.severity >= int(query.min_severity))
+    if not query.include_ignored and rules is None:
+        stmt = stmt.where(f.ignored.is_(False))
+    if query.fixable is not None:  # as the index has it: a range of ix_finding_order
+        stmt = stmt.where(FIXABLE_FIRST == (false() if query.fixable else true()))  # noqa: SIM300
+    return stmt
+
+
+def _heads(rows: Iterable[Any], query: FindingQuery, rules: IgnoreRules | None, now: datetime,
+           keep: Keep | None) -> Iterator[FindingHead]:
+    for row in rows:
+        key = FindingKey(row.registry, row.project, row.name, row.vulnerability, row.package)
+        ignored, why = row.ignored, row.ignore_reason
+        if rules is not None:  # what the rules say now: a rule added or removed counts at once
+            why = rules.reason(key, now)
+            ignored = bool(why)
+            if ignored and not query.include_ignored:
+                continue
+        head = FindingHead(row.id, row.repository_id, key, Severity(row.severity),
+                           row.fix_version, row.installed_versions, row.first_seen,
+                           row.opened_at, row.last_seen, ignored, why)
+        if keep is None or keep(head):
+            yield head
+
+
+def in_order(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
+    """The statement of the matching findings in output order (fixable first, most severe,
+    package, vulnerability, where): a walk of ``ix_finding_order``."""
+    f, r, g = t.finding.c, t.repository.c, t.registry.c
+    return _select(query, rules).order_by(FIXABLE_FIRST, f.severity.desc(), f.package,
+                                          f.vulnerability, g.name, r.project, r.name)
+
+
+def heads_in_order(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None,
+                   now: datetime, keep: Keep | None = None) -> Iterator[FindingHead]:
+    """Matching findings in output order, streamed from the database without carriers."""
+    rows = conn.execution_options(yield_per=1000).execute(in_order(query, rules))
+    yield from _heads(rows, query, rules, now, keep)
+
+
+def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> int:
+    """How many findings match in SQL: exact where no rule is in force (``not rules``) and no
+    Python filter applies, as ``heads_in_order`` would yield them."""
+    return int(conn.execute(select(func.count()).select_from(
+        _select(query, rules).subquery())).scalar_one())
+
+
+def _carriers(conn: Connection, repository_ids: Sequence[int],
+              wanted: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], _Carried]:
+    """(repository, vulnerability, package) → digest → (versions, fix versions, tags), for the
+    ``wanted`` keys only: each image's content is decoded once, and only what is asked kept."""
+    if not repository_ids:
+        return {}
+    a, tg, c = t.artifact.c, t.tag.c, t.report_content.c
+    ids = sorted(set(repository_ids))
+    wanted_pairs = {(v, p) for _, v, p in wanted}
+    tags: dict[int, set[str]] = defaultdict(set)
+    for art_id, name in conn.execute(select(tg.artifact_id, tg.name).where(
+            tg.until.is_(None), tg.repository_id.in_(ids))):
+        tags[art_id].add(name)
+    arts = conn.execute(select(a.id, a.repository_id, a.digest, a.content_id).where(
+        a.repository_id.in_(ids), a.counting.is_(True), a.content_id.is_not(None))).all()
+    decoded: dict[int, list[Any]] = {}  # content id → its rows, shared by the batch's images
+    content_ids = sorted({art.content_id for art in arts})
+    for part in range(0, len(content_ids), 500):
+        for content_id, blob in conn.execute(select(c.id, c.occurrences).where(
+                c.id.in_(content_ids[part:part + 500]))):
+            # The canonical rows ([id, package, version, fix_version, …], content.py) as
+            # they are: building Occurrence objects would cost more than the whole lookup.
+            decoded[content_id] = [(*r[:4], r[8] if len(r) > 8 else "")
+                                   for r in unpack_rows(blob) if (r[0], r[1]) in wanted_pairs]
+    out: dict[tuple[int, str, str], _Carried] = {}
+    for art in arts:
+        for occ in decoded.get(art.content_id, ()):
+            slot_key = (art.repository_id, occ[0], occ[1])
+            if slot_key not in wanted:
+                continue
+            slot = out.setdefault(slot_key, {})
+            entry = slot.setdefault(art.digest, (set(), set(), tags.get(art.id, set()), set()))
+            entry[0].add(occ[2])
+            entry[1].add(occ[3])
+            if occ[4]:
+                entry[3].add(occ[4])
+    return out
+
+
+def _row(head: FindingHead, seen: _Carried) -> FindingRow:
+    versions = tuple(sorted({v for d in seen.values() for v in d[0]})) or tuple(
+        v for v in head.installed_versions.split(", ") if v)
+    fixes = sorted({x for d in seen.values() for x in d[1] if x})
+    return FindingRow(
+        key=head.key, severity=head.severity,
+        fix_version=head.fix_version or (fixes[0] if fixes else ""),
+        installed_versions=versions, digests=tuple(sorted(seen)),
+        tags=tuple(sorted({tg for d in seen.values() for tg in d[2]})),
+        first_seen=head.first_seen, opened_at=head.opened_at, last_seen=head.last_seen,
+        ignored=head.ignored, ignore_reason=head.ignore_reason,
+        ecosystem=min((e for d in seen.values() for e in d[3]), default=""))
+
+
+def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[FindingRow]:
+    """``heads`` (in their order) with the images that carry each now."""
+    wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads}
+    carried = _carriers(conn, sorted({h.repository_id for h in heads}), wanted)
+    return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), {}))
+            for h in heads]
+
+
+def by_repository(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None,
+                  now: datetime, keep: Keep | None = None) -> Iterator[list[FindingRow]]:
+    """Every matching finding with its carriers, a batch of repositories at a time."""
+    f = t.finding.c
+    matching = _select(query, rules).subquery()
+    repos = sorted(int(x) for x in conn.execute(
+        select(matching.c.repository_id).distinct()).scalars())
+    for start in range(0, len(repos), _REPOSITORY_BATCH):
+        batch = repos[start:start + _REPOSITORY_BATCH]
+        rows = conn.execute(_select(query, rules).where(f.repository_id.in_(batch)))
+        yield with_carriers(conn, list(_heads(rows, query, rules, now, keep)))
+
+
+def ordered(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+            keep: Keep | None = None) -> Iterator[FindingRow]:
+    """Every matching finding with its carriers, in output order, in bounded memory."""
+    with tempfile.TemporaryDirectory(prefix="scanwatch-findings-") as tmp:
+        spill = sqlite3.connect(f"{tmp}/rows.db")
+        try:
+            spill.execute("PRAGMA journal_mode=OFF")
+            spill.execute("PRAGMA synchronous=OFF")
+            spill.execute("CREATE TABLE row (nofix INTEGER, severity INTEGER, package TEXT,"
+                          " vulnerability TEXT, registry TEXT, project TEXT, repository TEXT,"
+                          " data TEXT)")
+            for done in by_repository(conn, query, rules=rules, now=now, keep=keep):
+                for part in range(0, len(done), _SPILL_BATCH):
+                    spill.executemany("INSERT INTO row VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                      [_spilled(x) for x in done[part:part + _SPILL_BATCH]])
+            cursor = spill.execute(
+                "SELECT data FROM row ORDER BY nofix, severity DESC, package, vulnerability,"
+                " registry, project, repository")
+            for (data,) in cursor:
+                yield _unspilled(data)
+        finally:
+            spill.close()
+
+
+def _spilled(x: FindingRow) -> tuple[object, ...]:
+    k = x.key
+    data = json.dumps([k.registry, k.project, k.repository, k.vulnerability, k.package,
+                       int(x.severity), x.fix_version, x.installed_versions, x.digests, x.tags,
+                       x.first_seen.isoformat(), x.opened_at.isoformat(),
+                       x.last_seen.isoformat(), x.ignored, x.ignore_reason, x.ecosystem])
+    return (0 if x.fix_version else 1, int(x.severity), k.package, k.vulnerability, k.registry,
+            k.project, k.repository, data)
+
+
+def _unspilled(data: str) -> FindingRow:
+    d = json.loads(data)
+    return FindingRow(FindingKey(d[0], d[1], d[2], d[3], d[4]), Severity(d[5]), d[6],
+                      tuple(d[7]), tuple(d[8]), tuple(d[9]), datetime.fromisoformat(d[10]),
+                      datetime.fromisoformat(d[11]), datetime.fromisoformat(d[12]), d[13],
+                      d[14], d[15])

@@ -88,6 +88,8 @@ class RegistryConfig:
     verify_tls: bool = True
     ca_bundle: str = ""
     use_harbor_allowlist: bool = False
+    # The Authorization header Harbor's webhook policy sends to /hooks/harbor/{name}; None: off.
+    webhook_secret: Secret | None = None
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ REGISTRY_KEYS: dict[str, Parser] = {
     "username": str_,
     "password": None,  # secrets are handled apart
     "password_file": None,
+    "webhook_secret": None,
+    "webhook_secret_file": None,
     "projects": globs,
     "exclude_projects": globs,
     "repositories": globs,
@@ -197,6 +199,8 @@ def register_secrets(config: ct.Config) -> None:
 
     for registry in config.registries:
         log.register_secret(registry.password.reveal())
+        if registry.webhook_secret is not None:
+            log.register_secret(registry.webhook_secret.reveal())
     for receiver in config.receivers:
         for receiver_url in receiver.urls:
             for part in secret_parts(receiver_url.reveal(), every_query=True):
@@ -373,9 +377,14 @@ def _registry(ctx: Ctx, where: str, table: dict[str, Any]) -> ct.RegistryConfig 
         bundle = ctx.base / values["ca_bundle"]
         if not bundle.is_file():
             ctx.missing(f"{where}.ca_bundle", f"no such file: {show(str(bundle), limit=300)}")
-    if password is None or not all(k in values for k in REQUIRED["registry"]):
+    hook: ct.Secret | None = None
+    hook_given = "webhook_secret" in table or "webhook_secret_file" in table
+    if hook_given:
+        hook = secret_pair(ctx, where, table, "webhook_secret")
+    if password is None or not all(k in values for k in REQUIRED["registry"]) or (
+            hook_given and hook is None):
         return None
-    return ct.RegistryConfig(**{**values, "password": password})
+    return ct.RegistryConfig(**{**values, "password": password, "webhook_secret": hook})
 
 
 def _schedule(

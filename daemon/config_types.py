@@ -92,6 +92,8 @@ class RegistryConfig:
     max_response_size: int = 4 * 1024**2
     max_report_size: int = 32 * 1024**2
     max_removed_share: float = 0.5  # a walk removing more of the artifacts records nothing
+    # The Authorization header Harbor's webhook policy sends to /hooks/harbor/{name}; None: off.
+    webhook_secret: Secret | None = None
 
 
 @dataclass(frozen=True)

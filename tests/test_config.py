@@ -87,6 +87,21 @@ def test_it_loads_the_base_with_defaults(tmp_path: Path) -> None:
     assert loaded.source == str(tmp_path / "config.toml")
 
 
+def test_a_registry_takes_its_webhook_secret_from_env_or_a_credential_file(
+        tmp_path: Path) -> None:
+    (tmp_path / "hook").write_text("Bearer from-file\n", encoding="utf-8")
+    text = (BASE.replace('"${HARBOR_PASSWORD}"\n', '"${HARBOR_PASSWORD}"\nwebhook_secret = '
+                         '"${HOOK}"\n', 1) + REG
+            + f'webhook_secret_file = "{tmp_path / "hook"}"\n')
+    loaded = config.load(write(tmp_path, text), environ={**ENV, "HOOK": "Bearer from-env"})
+    first, second = loaded.registries
+    assert first.webhook_secret is not None and second.webhook_secret is not None
+    assert first.webhook_secret.reveal() == "Bearer from-env"
+    assert second.webhook_secret.reveal() == "Bearer from-file"
+    assert "from-env" not in repr(first) and "from-file" not in repr(second)
+    assert config.load(write(tmp_path, BASE), environ=ENV).registries[0].webhook_secret is None
+
+
 BAD = [
     pytest.param(BASE + REG + 'requests_per_second = "fast"',
                  'registry[r2].requests_per_second: must be a number > 0 and <= 1000000, '
@@ -110,10 +125,11 @@ BAD = [
                  'registry[r2].pasword: unknown key; did you mean "password"?', id="typo-key"),
     pytest.param(BASE + REG + "zzz = 1",
                  "registry[r2].zzz: unknown key; valid keys: name, url, username, password, "
-                 "password_file, projects, exclude_projects, repositories, exclude_repositories, "
-                 "requests_per_second, burst, max_concurrent_requests, max_scans_in_flight, "
-                 "timeout, max_retries, verify_tls, ca_bundle, use_harbor_allowlist, "
-                 "max_response_size, max_report_size, max_removed_share",
+                 "password_file, webhook_secret, webhook_secret_file, projects, exclude_projects, "
+                 "repositories, exclude_repositories, requests_per_second, burst, "
+                 "max_concurrent_requests, max_scans_in_flight, timeout, max_retries, verify_tls, "
+                 "ca_bundle, use_harbor_allowlist, max_response_size, max_report_size, "
+                 "max_removed_share",
                  id="unknown-key"),
     pytest.param(BASE + REG + 'max_report_size = "2TB"',
                  'registry[r2].max_report_size: must be a size from 64 KiB to 1 GiB such as '
@@ -139,6 +155,9 @@ BAD = [
     pytest.param(BASE + REG + 'password_file = "/x"',
                  "registry[r2].password: give password or password_file, not both",
                  id="password-both"),
+    pytest.param(BASE + REG + 'webhook_secret = "${HOOK}"\nwebhook_secret_file = "/x"',
+                 "registry[r2].webhook_secret: give webhook_secret or webhook_secret_file, not "
+                 "both", id="webhook-secret-both"),
     pytest.param(BASE + REG.replace('"r2"', '"r 2"'),
                  'registry[r 2].name: must be a name of letters, digits, ".", "_" or "-" such as '
                  '"prod-harbor", got "r 2"', id="name-space"),
@@ -296,7 +315,7 @@ def test_it_reports_every_key_given_a_wrong_type(tmp_path: Path, section: str) -
     import tomli_w
 
     for wrong in WRONG_VALUES:
-        table = {k: wrong for k in keys if k != "password_file"}
+        table = {k: wrong for k in keys if k not in ("password_file", "webhook_secret_file")}
         doc = {section: table} if section in ("daemon", "sla") else {section: [table]}
         outcome = config.analyse(write(tmp_path, tomli_w.dumps(doc)), environ={})
         assert outcome.config is None

@@ -66,6 +66,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--login-freeze", type=float, default=1.5, metavar="SECONDS",
                    help="as Harbor: a failed login sleeps this long and locks the user name for "
                    "as long (meanwhile even its right password is anonymous)")
+    p.add_argument("--webhook-retry-delay", type=float, default=3.0, metavar="SECONDS",
+                   help="seconds between the three attempts to deliver a webhook event")
+    p.add_argument("--webhook-drop-share", type=_share, default=0.0,
+                   help="share of webhook events lost without being sent (as Harbor loses them)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault, repeatable: KIND[,rate=R][,path=GLOB][,method=M]"
                    "[,delay=S][,retry_after=S][,retry_after_date=true]; KIND is one of 500, 502, "
@@ -91,7 +95,8 @@ def serve(args: argparse.Namespace) -> int:
             job_workers=args.job_workers, error_share=args.error_share,
             harbor_version=args.harbor_version, trivy_reports=args.trivy_reports,
             port=args.port, admin_password=args.admin_password,
-            login_freeze=args.login_freeze, faults=faults)
+            login_freeze=args.login_freeze, webhook_retry_delay=args.webhook_retry_delay,
+            webhook_drop_share=args.webhook_drop_share, faults=faults)
     except ValueError as exc:
         raise UsageError(f"sim serve: {exc}") from None
     logger = log.get(__name__)

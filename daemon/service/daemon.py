@@ -143,9 +143,32 @@ class Daemon:
             return None
         from daemon.service.http import HttpListener
 
-        listener = HttpListener(self.metrics, self.readiness)
+        secrets = {r.name: r.webhook_secret for r in self.config.registries
+                   if r.webhook_secret is not None}
+        hooks = None
+        if secrets:
+            from daemon.scan import fastpath
+            from daemon.service.hooks import HookEndpoint, HookEvent
+
+            queue: asyncio.Queue[HookEvent] = asyncio.Queue(maxsize=10000)
+            hooks = HookEndpoint(secrets, self.metrics, queue)
+            self._keep(fastpath.serve(self.config, queue, self._webhook_cycle))
+        listener = HttpListener(self.metrics, self.readiness, hooks)
         await listener.start(self.config.daemon.listen)
         return listener
+
+    async def _webhook_cycle(self, schedule: ScheduleConfig) -> None:
+        """A small run for webhook events: waits for a cron run on the registry to end."""
+        if self.signals.stop.requested:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.running.add(task)
+        try:
+            async with self.registry_locks.hold(schedule.registries):
+                await self._cycle(schedule, "webhook")
+        finally:
+            self.running.discard(task)
 
     def readiness(self) -> tuple[bool, str]:
         try:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon import log
 from daemon.service.metrics import Metrics
+
+if TYPE_CHECKING:
+    from daemon.service.hooks import HookEndpoint
 
 logger = log.get(__name__)
 
@@ -23,9 +27,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class HttpListener:
-    def __init__(self, metrics: Metrics, ready: Callable[[], tuple[bool, str]]) -> None:
+    def __init__(self, metrics: Metrics, ready: Callable[[], tuple[bool, str]],
+                 hooks: HookEndpoint | None = None) -> None:
         self.metrics = metrics
         self.ready = ready
+        self.hooks = hooks  # POST /hooks/harbor/{registry}, when a registry has a secret
         self.server: asyncio.Server | None = None
 
     async def start(self, listen: str) -> tuple[str, int]:
@@ -54,15 +60,24 @@ class HttpListener:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
             method, target, _ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-            status, ctype, body = (
-                self._route(target.split("?", 1)[0]) if method in ("GET", "HEAD")
-                else (405, "text/plain", b"method not allowed\n")
-            )
-            reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed",
+            path = target.split("?", 1)[0]
+            if method == "POST" and self.hooks is not None and self.hooks.handles(path):
+                from daemon.service.hooks import read_request
+
+                headers, raw = await read_request(reader, request)
+                status, body = self.hooks.accept(path, headers, raw)
+                ctype = "text/plain"
+            else:
+                status, ctype, body = (
+                    self._route(path) if method in ("GET", "HEAD")
+                    else (405, "text/plain", b"method not allowed\n")
+                )
+            reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
+                      404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
                       503: "Service Unavailable"}[status]
             head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
-            writer.write(head.encode() + (body if method == "GET" else b""))
+            writer.write(head.encode() + (b"" if method == "HEAD" else body))
             await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError,
                 ConnectionError):

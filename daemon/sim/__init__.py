@@ -55,6 +55,7 @@ class Simulator:
         self._server.server_close()
         self._thread.join(timeout=5)
         self.state.engine.stop()
+        self.state.webhooks.stop()
 
     def __enter__(self) -> Simulator:
         return self

@@ -46,6 +46,8 @@ class ScanEngine:
         self.active: list[tuple[Artifact, Scan]] = []
         self.adapter_up = True
         self.last_scan_end = 0.0
+        # Told of every scan that ends (Success, Error or Stopped), with the lock held.
+        self.on_scan_end: Callable[[Artifact, Scan], None] | None = None
         self._wake = threading.Condition(lock)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="sim-scan-engine", daemon=True)
@@ -109,6 +111,8 @@ class ScanEngine:
             scan.status, scan.end_wall = "Stopped", self.wall()
             scan.log.append(f"{_stamp(scan.end_wall)} [INFO] scan job stopped")
             target.touch()
+            if self.on_scan_end is not None:
+                self.on_scan_end(target, scan)
         self._advance(time.monotonic())
         self.on_change()
         self._wake.notify_all()
@@ -178,6 +182,8 @@ class ScanEngine:
             scan.log.append(f"{_stamp(end)} [INFO] report stored: "
                             f"{len(scan.items)} vulnerabilities")
         art.touch()
+        if self.on_scan_end is not None:
+            self.on_scan_end(art, scan)
 
     def _run(self) -> None:
         with self._wake:

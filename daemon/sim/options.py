@@ -98,10 +98,13 @@ class SimOptions:
     host: str = "127.0.0.1"
     admin_password: str = "Harbor12345"
     login_freeze: float = 1.5  # Harbor's frozenTime: a failed login locks the name this long
+    webhook_retry_delay: float = 3.0  # seconds between jobservice's delivery attempts
+    webhook_drop_share: float = 0.0  # events lost outright (Harbor drops after its attempts)
     faults: tuple[FaultRule, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        for name in ("scanned_share", "index_share", "chart_share", "cnab_share", "error_share"):
+        for name in ("scanned_share", "index_share", "chart_share", "cnab_share", "error_share",
+                     "webhook_drop_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} = {value} is not between 0 and 1")

@@ -21,6 +21,7 @@ from daemon.sim.api import ApiError, Request, Response, error_response
 from daemon.sim.control_http import handle_control
 from daemon.sim.handlers import PROJECT_ARTIFACTS, ROUTES_BASE
 from daemon.sim.state import SimState
+from daemon.sim.webhook_api import ROUTES as WEBHOOK_ROUTES
 
 REASONS = {200: "OK", 201: "Created", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
@@ -31,7 +32,8 @@ Route = tuple[str, tuple[str, ...], str, Any]
 
 def compile_routes(version: tuple[int, ...]) -> list[Route]:
     """Harbor's routes for ``version``: ``/projects/{p}/artifacts`` exists from v2.12 on."""
-    routes = list(ROUTES_BASE) + ([PROJECT_ARTIFACTS] if version >= (2, 12) else [])
+    routes = list(ROUTES_BASE) + WEBHOOK_ROUTES
+    routes += [PROJECT_ARTIFACTS] if version >= (2, 12) else []
     return [(m, tuple(t.strip("/").split("/")), t, h) for m, t, h in routes]
 
 

@@ -22,6 +22,7 @@ from daemon.sim.render import overview
 from daemon.sim.stats import Stats
 from daemon.sim.trivy import load_dir
 from daemon.sim.vulndb import VulnDB, stable_seed
+from daemon.sim.webhooks import Webhooks, payload
 
 SCANNER_UUID = "2d1f3c0e-5b8a-11ee-8c99-0242ac120002"
 
@@ -51,6 +52,16 @@ class SimState:
         self.system_allowlist: tuple[str, ...] = ()
         self.system_allowlist_expires_at: float | None = None
         self.auth = Authenticator(options.admin_password, self.wall, options.login_freeze)
+        self.webhooks = Webhooks(stable_seed(options.seed, "webhooks"), self.wall,
+                                 options.webhook_retry_delay, options.webhook_drop_share)
+        self.engine.on_scan_end = self._scan_ended
+
+    def _scan_ended(self, art: Artifact, scan: Any) -> None:
+        kind = {"Success": "SCANNING_COMPLETED", "Error": "SCANNING_FAILED",
+                "Stopped": "SCANNING_STOPPED"}.get(scan.status)
+        if kind is not None:
+            self.webhooks.notify(kind, art.project, payload(
+                kind, art, self.wall(), operator="auto", overview=overview(art)))
 
     def wall(self) -> float:
         return self._wall0 + (time.monotonic() - self._mono0)
@@ -84,6 +95,8 @@ class Control:
                 short = short[len(target.name) + 1:]
             art = inv.push(target, short, tag, s.wall())
             s.bump()
+            s.webhooks.notify("PUSH_ARTIFACT", target,
+                              payload("PUSH_ARTIFACT", art, s.wall()))
             return {"project": target.name, "repository": art.repo.name, "digest": art.digest,
                     "tag": art.tags[0].name if art.tags else None}
 

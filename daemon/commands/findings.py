@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._common import add_format, print_json, print_table, table_width
 from daemon.commands._store import add_database, load_config, open_for_reading
 from daemon.errors import UsageError
 
@@ -27,6 +27,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--overdue", action="store_true", help="only findings past their [sla] deadline")
     p.add_argument("--include-ignored", action="store_true",
                    help="also findings hidden by [[ignore]] rules or Harbor allowlists")
+    p.add_argument("--wide", action="store_true", help="every column in full, whatever the "
+                   "terminal's width (a pipe always gets them in full)")
     add_format(p, "csv")
     add_database(p)
     p.set_defaults(handler=run)
@@ -91,8 +93,26 @@ def run(args: argparse.Namespace) -> int:
             ((r["package"], f"{r['installed']} → {r['fixed'] or '(no fix yet)'}",
               r["vulnerability"], r["severity"] + (" (ignored)" if r["ignored"] else ""),
               f"{r['registry']}/{r['project']}/{r['repository']}",
-              _tags(r["tags"]), _age(r["age_days"]), r["sla"]) for r in records))
+              _tags(r["tags"]), _age(r["age_days"]), r["sla"]) for r in records),
+            width=table_width(args.wide), total=_total(records), empty=_empty(args))
     return 0
+
+
+def _total(records: list[dict[str, Any]]) -> str:
+    fixable = sum(1 for r in records if r["fixed"])
+    repos = len({(r["registry"], r["project"], r["repository"]) for r in records})
+    return f"{len(records)} finding(s), {fixable} fixable, in {repos} repository(ies)"
+
+
+def _empty(args: argparse.Namespace) -> str:
+    given = [f"--{k} {v}" for k in ("registry", "project", "repository", "severity")
+             if (v := getattr(args, k))]
+    given += [f"--{k}" for k in ("fixable", "overdue") if getattr(args, k)]
+    text = "no open findings" + (f" match {' '.join(given)}" if given else "")
+    if args.repository:
+        text += ("; --repository is the name inside its project, as in "
+                 "--project payments --repository api")
+    return text
 
 
 def _tags(tags: list[str], limit: int = 3) -> str:

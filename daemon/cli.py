@@ -18,7 +18,7 @@ from daemon.errors import ConfigError, ScanwatchError
 
 # Order is the order of `scanwatch --help`.
 COMMAND_MODULES: tuple[str, ...] = (
-    "run", "scan", "status", "scan_log", "history", "findings", "report",
+    "run", "runs", "scan", "status", "scan_log", "history", "findings", "report",
     "alerts", "notify", "schedule", "config", "doctor", "sim", "demo",
 )
 

@@ -38,5 +38,3 @@ def test_a_zone_abbreviation_warns_and_names_a_region_zone(
     assert result.stderr.splitlines() == [
         f'scanwatch: warning: schedule[nightly].timezone: "{zone}" is an abbreviation, not a '
         f'place: name the region zone meant, such as "{region}"']
-
-

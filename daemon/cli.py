@@ -18,8 +18,8 @@ from daemon.errors import ConfigError, ScanwatchError
 
 # Order is the order of `scanwatch --help`.
 COMMAND_MODULES: tuple[str, ...] = (
-    "run", "scan", "status", "scan_log", "history", "findings", "report",
-    "alerts", "notify", "schedule", "config", "sim", "demo",
+    "run", "runs", "scan", "status", "scan_log", "history", "findings", "report",
+    "alerts", "notify", "schedule", "config", "doctor", "sim", "demo",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -91,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A command may choose its own default verbosity (the demo keeps stderr quiet).
     log.configure(args.log_level or getattr(args, "default_log_level", "info"))
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # a reader that left shows here, inside the handling below
+        return code
     except ConfigError as exc:
         _print_error(str(exc))
         if len(exc.problems) > 1:
@@ -103,14 +105,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `scanwatch findings | head`: the reader left; that is not an error (as for other
+        # tools). Point stdout at /dev/null so the interpreter's last flush is quiet too.
+        _quiet_stdout()
+        return 0
     except Exception as exc:  # noqa: BLE001 (the last resort: one line, never a traceback)
         _print_error(_unexpected(exc))
         log.get(__name__).debug("unexpected_error", exc_info=True)
         return 1
-    except BrokenPipeError:
-        # `scanwatch findings | head`: the reader left; that is not an error.
-        sys.stderr.close()
-        return 0
+
+
+def _quiet_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

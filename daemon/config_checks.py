@@ -277,11 +277,27 @@ def date_(ctx: Ctx, where: str, value: Any) -> Any:
     return BAD
 
 
+# The crontab nicknames (crontab(5)), stored as the expression they stand for.
+CRON_ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+                "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
+                "@annually": "0 0 1 1 *"}
+# Zone names that are abbreviations, not places (EST is a fixed UTC-5 all year, which New York
+# is not in summer): a region zone says what is meant.
+AMBIGUOUS_ZONES = {"CET": "Europe/Paris", "EET": "Europe/Athens", "MET": "Europe/Paris",
+                   "WET": "Europe/Lisbon", "EST": "America/New_York", "MST": "America/Denver",
+                   "HST": "Pacific/Honolulu", "EST5EDT": "America/New_York",
+                   "CST6CDT": "America/Chicago", "MST7MDT": "America/Denver",
+                   "PST8PDT": "America/Los_Angeles"}
+
+
 def cron(ctx: Ctx, where: str, value: Any) -> Any:
     from cronsim import CronSim, CronSimError
 
+    if isinstance(value, str) and value.strip().lower() in CRON_ALIASES:
+        return CRON_ALIASES[value.strip().lower()]
+
     hint = ('must be a 5-field crontab expression (minute hour day-of-month month day-of-week, '
-            'day-of-week 0 = Sunday) such as "0 2 * * *"')
+            'day-of-week 0 = Sunday) such as "0 2 * * *", or @hourly, @daily, @weekly, @monthly')
     if not isinstance(value, str) or len(value.split()) != 5:
         ctx.problem(where, f"{hint}, got {show(value)}")
         return BAD
@@ -299,6 +315,9 @@ def timezone(ctx: Ctx, where: str, value: Any) -> Any:
     if isinstance(value, str) and value:
         try:
             ZoneInfo(value)
+            if value in AMBIGUOUS_ZONES:
+                ctx.warn(where, f"{show(value)} is an abbreviation, not a place: name the "
+                         f"region zone meant, such as \"{AMBIGUOUS_ZONES[value]}\"")
             return value
         except (ZoneInfoNotFoundError, ValueError):
             pass

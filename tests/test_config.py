@@ -170,11 +170,17 @@ BAD = [
     pytest.param(BASE + SCHED.replace('"0 3 * * *"', '"0 3 * *"'),
                  'schedule[s2].cron: must be a 5-field crontab expression (minute hour '
                  'day-of-month month day-of-week, day-of-week 0 = Sunday) such as "0 2 * * *", '
+                 'or @hourly, @daily, @weekly, @monthly, '
                  'got "0 3 * *"', id="cron-fields"),
     pytest.param(BASE + SCHED.replace('"0 3 * * *"', '"61 3 * * *"'),
                  'schedule[s2].cron: must be a 5-field crontab expression (minute hour '
                  'day-of-month month day-of-week, day-of-week 0 = Sunday) such as "0 2 * * *", '
+                 'or @hourly, @daily, @weekly, @monthly, '
                  'got "61 3 * * *" (bad minute)', id="cron-minute"),
+    pytest.param(BASE + SCHED.replace('"0 3 * * *"', '"@fortnightly"'),
+                 'schedule[s2].cron: must be a 5-field crontab expression (minute hour '
+                 'day-of-month month day-of-week, day-of-week 0 = Sunday) such as "0 2 * * *", '
+                 'or @hourly, @daily, @weekly, @monthly, got "@fortnightly"', id="cron-alias"),
     pytest.param(BASE + SCHED + 'timezone = "Europe/Berln"',
                  'schedule[s2].timezone: must be an IANA time zone such as "Europe/Berlin" or '
                  '"UTC", got "Europe/Berln"; did you mean "Europe/Berlin"?', id="timezone"),

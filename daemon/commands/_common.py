@@ -55,14 +55,66 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+def safe_cell(value: object) -> str:
+    """A value as one table cell: ``None`` is empty; control characters (escape sequences from
+    scan data among them) are replaced as the alert renderers replace them, line breaks become
+    spaces, so nothing in a cell can move the cursor or recolour the terminal."""
+    if value is None:
+        return ""
+    return "".join(c if c.isprintable() else ("\N{REPLACEMENT CHARACTER}" if c not in "\n\t\r"
+                                               else " ") for c in str(value))
+
+
+def _fit(widths: list[int], budget: int, keep: set[int]) -> list[int]:
+    """Shrink the widest column not in ``keep`` (ids are never cut) until the table fits."""
+    widths = list(widths)
+    while sum(widths) + 2 * (len(widths) - 1) > budget:
+        candidates = [i for i in range(len(widths)) if i not in keep and widths[i] > 8]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        widths[widest] -= sum(widths) + 2 * (len(widths) - 1) - budget
+        widths[widest] = max(widths[widest], 8)
+    return widths
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table_width(wide: bool = False) -> int | None:
+    """The width a table must fit: the terminal's on a TTY, none (no cut) in a pipe or --wide."""
+    import shutil
+
+    if wide or not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *,
-                indent: str = "", out: TextIO | None = None) -> None:
-    """A plain aligned text table on ``out`` (stdout), each line after ``indent``."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+                indent: str = "", out: TextIO | None = None, width: int | None = None,
+                total: str = "", empty: str = "") -> None:
+    """An aligned text table on ``out`` (stdout), each line after ``indent``.
+
+    Every cell goes through ``safe_cell``. With ``width`` the widest columns are cut (with …)
+    to fit, never a column whose header ends in ID or names a vulnerability. ``total`` is a
+    line under the table; ``empty`` is said instead of a table without rows.
+    """
     stream = out if out is not None else sys.stdout
+    body = [[safe_cell(c) for c in r] for r in rows]
+    if not body and empty:
+        print(indent + empty, file=stream)
+        return
+    cells = [[str(h) for h in headers]] + body
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    if width is not None:
+        keep = {i for i, h in enumerate(headers)
+                if h.upper().endswith("ID") or "VULNERABILIT" in h.upper()}
+        widths = _fit(widths, width - len(indent), keep)
     for n, row in enumerate(cells):
-        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        line = "  ".join(_cut(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
         print(indent + line, file=stream)
         if n == 0:
             print(indent + "  ".join("-" * w for w in widths), file=stream)
+    if total:
+        print(indent + total, file=stream)

@@ -43,6 +43,21 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     add_format(outbox)
     add_database(outbox)
     outbox.set_defaults(handler=run_outbox)
+    retry = sub.add_parser(
+        "retry", parents=[common], help="send an outbox message again at the next delivery",
+        description="Make an unsent (pending or dead-lettered) message due now; the daemon or "
+        "the next `run --once` sends it. ID is its message id or a unique prefix of it.")
+    retry.add_argument("id", nargs="?", metavar="ID", help="the message (see `alerts outbox`)")
+    retry.add_argument("--dead", action="store_true", help="every dead-lettered message")
+    add_database(retry)
+    retry.set_defaults(handler=run_retry)
+    drop = sub.add_parser(
+        "drop", parents=[common], help="delete an unsent outbox message",
+        description="Delete an unsent message; what it would have said may be announced again "
+        "by a later run. ID is its message id or a unique prefix of it.")
+    drop.add_argument("id", metavar="ID", help="the message (see `alerts outbox`)")
+    add_database(drop)
+    drop.set_defaults(handler=run_drop)
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -144,4 +159,47 @@ def run_outbox(args: argparse.Namespace) -> int:
     print_table(("MESSAGE", "STATUS", "RECEIVER", "ATTEMPTS", "AT", "ERROR"),
                 [(r.message_id[:14], r.status, r.receiver, r.attempts, when(r), r.last_error)
                  for r in rows])
+    return 0
+
+
+def _one(found: list[str], given: str) -> str:
+    from daemon.errors import UsageError
+
+    if not given.strip():
+        raise UsageError("give the message's id (see `scanwatch alerts outbox`)")
+    if not found:
+        raise UsageError(f"no unsent outbox message {given!r} (see `scanwatch alerts outbox`)")
+    if len(found) > 1:
+        raise UsageError(f"{given!r} names {len(found)} messages: give more of the id")
+    return found[0]
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from daemon.errors import UsageError
+    from daemon.store import outbox as store_outbox
+
+    if bool(args.id) == bool(args.dead):
+        raise UsageError("alerts retry: give a message ID or --dead (one of them)")
+    cfg = load_config(args)
+    with open_for_reading(args, cfg) as store:
+        found = store_outbox.retry(store, datetime.now(UTC), message_id=args.id or "",
+                                   dead=args.dead)
+    if args.dead:
+        print(f"{len(found)} dead-lettered message(s) due again")
+    else:
+        print(f"{_one(found, args.id)}: due again")
+    return 0
+
+
+def run_drop(args: argparse.Namespace) -> int:
+    from daemon.store import outbox as store_outbox
+
+    if not args.id.strip():
+        _one([], args.id)
+    cfg = load_config(args)
+    with open_for_reading(args, cfg) as store:
+        found = store_outbox.drop(store, args.id)
+    print(f"{_one(found, args.id)}: dropped")
     return 0

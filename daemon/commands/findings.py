@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import shutil
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from daemon.commands._common import add_format
+from daemon.commands._common import add_format, print_table, safe_cell, table_width
 from daemon.commands._store import add_database, load_config, open_for_reading
 from daemon.errors import UsageError
 
@@ -60,6 +61,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                       help="only the first N findings (default on a terminal: one page)")
     size.add_argument("--all", action="store_true",
                       help="every finding, also on a terminal (the default elsewhere)")
+    p.add_argument("--wide", action="store_true", help="every column in full, whatever the "
+                   "terminal's width (a pipe always gets them in full)")
     add_format(p, "csv", "jsonl")
     add_database(p)
     p.set_defaults(handler=run)
@@ -115,7 +118,13 @@ def run(args: argparse.Namespace) -> int:
             rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
             if limit is not None:
                 rows = _first(rows, limit)
-        write(args.format, (_record(f, now, sla_for) for f in rows))
+        records = (_record(f, now, sla_for) for f in rows)
+        if args.format == "table":
+            # A page with more after it ends with "… and N more" instead of a totals line.
+            _table(records, bounded=limit is not None, wide=args.wide, empty=_empty(args),
+                   totals=not rest)
+        else:
+            write(args.format, records)
     if rest and sys.stdout.isatty():
         print(f"… and {rest} more (--all lists every one, --limit N the first N)")
     return 0
@@ -146,6 +155,49 @@ def _record(f: FindingRow, now: datetime, sla_for: Deadline | None) -> dict[str,
         "deadline": deadline.isoformat() if deadline else None,
         "ignored": f.ignored, "ignore_reason": f.ignore_reason,
     }
+
+
+def _table(records: Iterable[dict[str, Any]], *, bounded: bool, wide: bool, empty: str,
+           totals: bool = True) -> None:
+    """A page (bounded) fits the terminal through ``print_table``; a full listing streams.
+    Both neutralise what scan data holds, end with a totals line and say when nothing matched."""
+    n = fixable = 0
+    repos: set[tuple[str, str, str]] = set()
+
+    def counted(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[str, ...]]:
+        nonlocal n, fixable
+        for r in rows:
+            n += 1
+            fixable += bool(r["fixed"])
+            repos.add((r["registry"], r["project"], r["repository"]))
+            yield _cells(r)
+
+    def total() -> str:
+        return f"{n} finding(s), {fixable} fixable, in {len(repos)} repository(ies)"
+
+    if bounded:
+        rows = list(counted(records))
+        print_table(HEADERS, rows, width=table_width(wide), total=total() if totals else "",
+                    empty=empty)
+        return
+    it = counted(records)
+    first = next(it, None)
+    if first is None:
+        print(empty)
+        return
+    stream_table(HEADERS, itertools.chain([first], it))
+    print(total())
+
+
+def _empty(args: argparse.Namespace) -> str:
+    given = [f"--{k} {v}" for k in ("registry", "project", "repository", "severity")
+             if (v := getattr(args, k))]
+    given += [f"--{k}" for k in ("fixable", "overdue") if getattr(args, k)]
+    text = "no open findings" + (f" match {' '.join(given)}" if given else "")
+    if args.repository:
+        text += ("; --repository is the name inside its project, as in "
+                 "--project payments --repository api")
+    return text
 
 
 def write(fmt: str, records: Iterable[dict[str, Any]]) -> None:
@@ -184,7 +236,7 @@ def stream_table(headers: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> N
     """An aligned text table whose widths come from its first rows; later rows stream (a
     longer cell there only pushes its own line wider)."""
     it = iter(rows)
-    sample = [r for _, r in zip(range(_SAMPLE), it, strict=False)]
+    sample = [tuple(safe_cell(c) for c in r) for _, r in zip(range(_SAMPLE), it, strict=False)]
     widths = [max([len(h)] + [len(r[i]) for r in sample]) for i, h in enumerate(headers)]
     out = sys.stdout
 
@@ -196,7 +248,7 @@ def stream_table(headers: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> N
     for row in sample:
         out.write(line(row))
     for row in it:
-        out.write(line(row))
+        out.write(line(tuple(safe_cell(c) for c in row)))
 
 
 def _tags(tags: list[str], limit: int = 3) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._common import add_format, print_json, print_table, table_width
 from daemon.commands._store import add_database, load_config, open_for_reading
 from daemon.errors import UnknownTarget, UsageError
 
@@ -90,5 +90,6 @@ def run(args: argparse.Namespace) -> int:
         rows.append((f"{e.at:%Y-%m-%d %H:%M}", e.digest[:19], ",".join(e.tags), status,
                      e.occurrences if e.status == "Success" else "", seen, summary))
         rows.extend(("", "", "", "", "", "", "  " + _change_line(c)) for c in e.changes)
-    print_table(("WHEN", "DIGEST", "TAGS", "STATUS", "OCCURRENCES", "REPEATED", "CHANGES"), rows)
+    print_table(("WHEN", "DIGEST", "TAGS", "STATUS", "OCCURRENCES", "REPEATED", "CHANGES"), rows,
+                width=table_width(), empty=f"no scans recorded for {args.target}")
     return 0

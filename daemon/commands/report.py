@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._common import add_format, print_json, print_table, safe_cell, table_width
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -138,6 +138,7 @@ def run_show(args: argparse.Namespace) -> int:
                 )
                 for o in _by_severity(occurrences)
             ),
+            width=table_width(),
         )
         print()
     n = len(occurrences)
@@ -145,7 +146,8 @@ def run_show(args: argparse.Namespace) -> int:
     scanner = " ".join(x for x in (report.scanner_name, report.scanner_version) if x)
     detail = f" ({_counts(occurrences)}), {fixable} with a fix" if n else ""
     noun = "vulnerability" if n == 1 else "vulnerabilities"
-    print(f"{args.file}: {n} {noun}{detail}" + (f"; scanner {scanner}" if scanner else ""))
+    print(safe_cell(f"{args.file}: {n} {noun}{detail}"
+                    + (f"; scanner {scanner}" if scanner else "")))
     return 0
 
 
@@ -190,7 +192,8 @@ def run_diff(args: argparse.Namespace) -> int:
                 severity = f"{c.previous.severity.label} → {severity}"
             rows.append((name, severity, occ.id, occ.package, occ.version, occ.fix_version))
     if rows:
-        print_table(("CHANGE", "SEVERITY", "ID", "PACKAGE", "INSTALLED", "FIXED IN"), rows)
+        print_table(("CHANGE", "SEVERITY", "ID", "PACKAGE", "INSTALLED", "FIXED IN"), rows,
+                    width=table_width())
         print()
         summary = ", ".join(f"{len(sections[name])} {name.replace('_', ' ')}" for name in _SECTIONS)
         print(f"{summary}; {unchanged} unchanged")

@@ -387,3 +387,40 @@ def peek(store: HasEngine, routes: Sequence[str], since: datetime | None = None,
             cursors = {r: Cursor(r, low_e, low_s, None) for r in routes}
         _add_starting_cursors(cursors, routes, max_event, max_scan, legacy)
         return _read_batch(conn, cursors, routes, max_event, max_scan)
+
+
+def _unsent_matching(conn: Connection, message_id: str) -> list[Any]:
+    """Unsent rows whose message id starts with ``message_id`` (the listing shows a prefix)."""
+    o = t.outbox.c
+    return list(conn.execute(select(o.id, o.message_id).where(
+        o.sent_at.is_(None), o.message_id.startswith(message_id, autoescape=True))))
+
+
+def retry(store: HasEngine, now: datetime, *, message_id: str = "",
+          dead: bool = False) -> list[str]:
+    """Make unsent messages due now: the one ``message_id`` names (a unique prefix), or every
+    dead-lettered one. Returns the matching ids; a prefix that matches several changes
+    nothing."""
+    o = t.outbox.c
+    with store.engine.begin() as conn:
+        if dead:
+            found = list(conn.execute(select(o.id, o.message_id).where(
+                o.sent_at.is_(None), o.dead_at.is_not(None))))
+        else:
+            found = _unsent_matching(conn, message_id)
+            if len(found) != 1:
+                return [r.message_id for r in found]
+        conn.execute(t.outbox.update().where(o.id.in_([r.id for r in found])).values(
+            dead_at=None, next_attempt_at=now))
+        return [r.message_id for r in found]
+
+
+def drop(store: HasEngine, message_id: str) -> list[str]:
+    """Delete the one unsent message ``message_id`` names (a unique prefix); its findings stay
+    unannounced, so a later run may announce them again. Returns the matching ids (deleted
+    only when there is exactly one)."""
+    with store.engine.begin() as conn:
+        found = _unsent_matching(conn, message_id)
+        if len(found) == 1:
+            conn.execute(t.outbox.delete().where(t.outbox.c.id == found[0].id))
+        return [r.message_id for r in found]

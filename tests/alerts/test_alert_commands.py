@@ -141,3 +141,40 @@ def test_notify_test_fails_with_the_reason(tmp_path, capsys, receiver, port, cod
     config = write_config(tmp_path, port)
     got, _, err = run_cli(capsys, "notify", "test", receiver, "--config", str(config))
     assert got == code and f"scanwatch: {reason}" in err
+
+
+async def test_retry_and_drop_act_on_the_outbox_from_the_command_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As subprocesses: a dead-lettered message is made due again by `alerts retry --dead`
+    and by ID, then `alerts drop ID` deletes it; an unknown ID is one line, exit 2."""
+    import subprocess
+
+    from runkit import SCANWATCH, TIMEOUT
+
+    config_path = write_config(tmp_path, 9)  # nothing listens on port 9
+    store = seeded_store(f"sqlite:///{tmp_path / 'h.db'}")
+    config = load(config_path, strict=False)
+    build_and_queue(store, config, run_context=RunContext(name="nightly"), now=NOW)
+    await deliver_pending(store, config, now_fn=lambda: NOW)
+    await deliver_pending(store, config, now_fn=lambda: NOW + timedelta(hours=1))
+    [row] = store_outbox.listing(store)
+    assert row.status == "dead"
+
+    def scanwatch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([SCANWATCH, "alerts", *args, "--config", str(config_path)],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+
+    done = scanwatch("retry", "--dead")
+    assert (done.returncode, done.stdout) == (0, "1 dead-lettered message(s) due again\n")
+    [again] = store_outbox.listing(store)
+    assert again.status == "pending" and again.dead_at is None
+    assert again.next_attempt_at is not None and again.next_attempt_at > NOW
+    by_id = scanwatch("retry", row.message_id[:14])
+    assert (by_id.returncode, by_id.stdout) == (0, f"{row.message_id}: due again\n")
+    unknown = scanwatch("drop", "no-such-message")
+    assert unknown.returncode == 2
+    assert unknown.stderr == ("scanwatch: no unsent outbox message 'no-such-message' "
+                              "(see `scanwatch alerts outbox`)\n")
+    dropped = scanwatch("drop", row.message_id[:14])
+    assert (dropped.returncode, dropped.stdout) == (0, f"{row.message_id}: dropped\n")
+    assert store_outbox.listing(store) == []
+    store.close()

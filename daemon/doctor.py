@@ -1,0 +1,165 @@
+"""`scanwatch doctor`: reach each registry and the database, and say what is wrong in words a
+user can act on (the checks; the command prints them).
+
+Each check is a ``Check(subject, name, ok, detail)``. Registry checks never trigger a scan: the
+scan permission is probed with a digest that cannot exist, which Harbor answers 404 when the
+caller may scan and 403 when it may not (it checks access before it looks the artifact up).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from daemon.config_types import Config, RegistryConfig
+from daemon.errors import AuthFailed, CredentialsRejected, HarborError, NoScanner, NotFound
+
+NO_SUCH_DIGEST = "sha256:" + "0" * 64
+
+
+@dataclass(frozen=True)
+class Check:
+    subject: str  # "registry prod-harbor", "database"
+    name: str  # "reach", "credentials", "scanner", …
+    ok: bool
+    detail: str
+
+
+def transport_hint(registry: RegistryConfig, error: str) -> str:
+    """The words for a connection failure (pure): plain HTTP, certificates, a closed port."""
+    parts = urlsplit(registry.url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"{parts.hostname}:{port}"
+    if "WRONG_VERSION_NUMBER" in error or "record layer failure" in error:
+        return f"the server at {where} speaks plain HTTP: use http:// in the registry's url"
+    if "CERTIFICATE_VERIFY_FAILED" in error:
+        return (f"the certificate of {where} is not trusted: set ca_bundle = \"/path/ca.pem\" "
+                "for this registry (or verify_tls = false, only for a test set-up)")
+    if "ConnectError" in error or "refused" in error.lower():
+        return f"nothing answers at {where} (connection refused or host unreachable)"
+    if "Timeout" in error:
+        return f"{where} did not answer within the timeout"
+    return error
+
+
+async def check_registry(registry: RegistryConfig) -> list[Check]:
+    from daemon.harbor.client import HarborClient
+    from daemon.harbor.inventory import PROJECT_LISTING_SINCE
+
+    subject = f"registry {registry.name}"
+    checks: list[Check] = []
+    once = dataclasses.replace(registry, max_retries=0)  # a doctor reports, it does not insist
+    async with HarborClient(once) as client:
+        try:
+            system = await client.system_info()
+        except CredentialsRejected as exc:
+            return [Check(subject, "reach", True, f"{registry.url} answers"),
+                    Check(subject, "credentials", False, str(exc))]
+        except AuthFailed as exc:
+            return [Check(subject, "credentials", False, str(exc))]
+        except HarborError as exc:
+            return [Check(subject, "reach", False, transport_hint(registry, str(exc)))]
+        by_project = system.at_least(*PROJECT_LISTING_SINCE)
+        checks.append(Check(subject, "reach", True,
+                            f"Harbor {system.harbor_version}; listing "
+                            + ("per project" if by_project else "per repository")))
+        checks.append(Check(subject, "credentials", True, f"accepted for {registry.username}"))
+        try:
+            projects = [p.name for p in await client.projects()]
+        except HarborError as exc:
+            checks.append(Check(subject, "list", False, f"cannot list projects: {exc}"))
+            return checks
+        if not projects:
+            checks.append(Check(subject, "list", False,
+                                f"{registry.username} sees no project: check its permissions"))
+            return checks
+        checks.append(Check(subject, "list", True, f"{len(projects)} project(s) visible"))
+        checks.extend(await _project_checks(client, subject, projects[0], by_project))
+    return checks
+
+
+async def _project_checks(client: Any, subject: str, project: str,
+                          by_project: bool) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        scanner = await client.project_scanner(project)
+    except HarborError as exc:
+        scanner, detail = None, f"cannot read the scanner of {project}: {exc}"
+    else:
+        detail = f"no scanner configured for project {project}"
+    if scanner is None:
+        checks.append(Check(subject, "scanner", False, detail))
+    else:
+        try:
+            await client.scanner_db_updated_at(scanner.uuid)
+            checks.append(Check(subject, "scanner", True, f"{scanner.name} answers"))
+        except HarborError as exc:
+            checks.append(Check(subject, "scanner", False,
+                                f"scanner adapter {scanner.name} is down: {exc}"))
+    try:
+        if by_project:
+            artifacts = await client.project_artifacts(project)
+        else:
+            artifacts = []
+            for repo in (await client.repositories(project))[:1]:
+                artifacts = await client.repository_artifacts(project, repo.name)
+    except HarborError as exc:
+        checks.append(Check(subject, "read", False, f"cannot list artifacts of {project}: {exc}"))
+        return checks
+    checks.append(Check(subject, "read", True, f"artifacts of {project} readable"))
+    if not artifacts:
+        return checks
+    ref = artifacts[0].ref
+    try:
+        await client.trigger_scan(ref.project, ref.repository, NO_SUCH_DIGEST)
+    except NotFound:
+        checks.append(Check(subject, "scan", True, f"may scan in {project}"))
+    except AuthFailed:
+        checks.append(Check(subject, "scan", False,
+                            f"{client.registry.username} may not scan in {project}: "
+                            "grant it the scan permission"))
+    except NoScanner as exc:
+        checks.append(Check(subject, "scan", False, str(exc)))
+    except HarborError as exc:
+        checks.append(Check(subject, "scan", False, str(exc)))
+    return checks
+
+
+def check_database(url: str) -> list[Check]:
+    """Writable, schema version, size; an SQLite file that does not exist yet is fine where
+    its directory is writable."""
+    from daemon.store.base import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None:
+        return [Check("database", "open", True, "not an SQLite file: not checked further")]
+    if not path.exists():
+        parent = path.parent if str(path.parent) else None
+        if parent is not None and os.access(parent, os.W_OK):
+            return [Check("database", "open", True, f"{path} will be created on the first run")]
+        return [Check("database", "open", False,
+                      f"{path}: cannot create it ({parent} is not writable); set [daemon] "
+                      "database to a writable place")]
+    if not os.access(path, os.W_OK):
+        return [Check("database", "open", False, f"{path} is not writable by this user")]
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    except sqlite3.Error as exc:
+        return [Check("database", "open", False, f"{path}: {exc}")]
+    size = path.stat().st_size
+    return [Check("database", "open", True,
+                  f"{path}: schema version {row[0]}, {size / 1e6:.1f} MB")]
+
+
+async def run_checks(cfg: Config, database_url: str) -> list[Check]:
+    checks: list[Check] = []
+    for registry in cfg.registries:
+        checks.extend(await check_registry(registry))
+    checks.extend(check_database(database_url))
+    return checks

@@ -160,7 +160,9 @@ async def test_it_holds_the_rate_limit_and_the_scan_cap(make_sim: Any, tmp_path:
 
     stats = sim.control.stats()
     assert result.ok and result.registries[0].triggered > 4
-    assert stats["max_requests_in_1s"] <= 25
+    # 20 rps + a burst of 5 allow 25 sends in any second; the simulator counts arrivals, and
+    # on a loaded machine one request sent just before a window can arrive inside it.
+    assert stats["max_requests_in_1s"] <= 25 + 1
     assert 1 <= sampler.peak <= 2
 
 

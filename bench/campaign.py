@@ -37,12 +37,12 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,12 +66,14 @@ class JsonHook:
 
     def __init__(self) -> None:
         self.documents: list[dict[str, Any]] = []
+        self.received = threading.Event()  # set at each POST, before it is answered
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.documents.append(json.loads(json.loads(body)["message"]))
+                outer.received.set()
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -82,7 +84,7 @@ class JsonHook:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-        Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -189,11 +191,21 @@ def kills(work: Path, tally: Tally, seed: int, count: int) -> None:
             proc = subprocess.Popen([SCANWATCH, "run", "--once", "--config", str(cli.config)],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     env={**cli.env, "HOOK_CODE": HOOK_CODE})
-            delay = rng.uniform(0.2, 6.0)
-            try:
-                proc.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
+            # Odd trials: SIGKILL at a random moment of the run; even ones: as the receiver
+            # takes the message (0-30 ms after it arrived), between the send and the mark.
+            began = time.monotonic()
+            hook.received.clear()
+            if trial % 2:
+                delay = rng.uniform(0.2, 6.0)
+                try:
+                    proc.wait(timeout=delay)
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGKILL)
+            else:
+                if hook.received.wait(timeout=120):
+                    time.sleep(rng.uniform(0, 0.03))
+                    proc.send_signal(signal.SIGKILL)
+                delay = time.monotonic() - began
             out, err = proc.communicate()
             tally.tracebacks += (out + err).count("Traceback")
             sim.control.set_faults([])

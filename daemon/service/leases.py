@@ -45,6 +45,7 @@ class LeaseHolder:
     def __init__(self, engine: Engine, units: Sequence[str], ttl: timedelta, *,
                  busy: Callable[[str], bool] = lambda unit: False,
                  on_change: Callable[[set[str], set[str]], None] | None = None,
+                 on_tick: Callable[[LeaseHolder], None] | None = None,
                  instance: str = "") -> None:
         self.engine = engine
         self.units = list(dict.fromkeys(units))
@@ -52,6 +53,7 @@ class LeaseHolder:
         self.instance = instance or new_instance_id()
         self.busy = busy
         self.on_change = on_change  # (gained, lost), called from the tick's thread
+        self.on_tick = on_tick  # after every tick (the daemon's gauges)
         self.held: dict[str, Held] = {}
         self._valid_until: dict[str, float] = {}  # monotonic deadline of each held unit
         self._conn: Connection | None = None
@@ -99,10 +101,16 @@ class LeaseHolder:
         after = set(self.held_units())
         if self.on_change is not None and before != after:
             self.on_change(after - before, before - after)
+        if self.on_tick is not None:
+            self.on_tick(self)
 
     def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self.engine.connect()
+            if self._conn.dialect.name == "postgresql":  # stopped mid-claim: locks not kept
+                ms = max(int(self.ttl.total_seconds() * 1000), 1)
+                self._conn.exec_driver_sql(f"SET idle_in_transaction_session_timeout = {ms}")
+                self._conn.commit()
         return self._conn
 
     def _drop_connection(self) -> None:

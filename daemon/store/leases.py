@@ -196,6 +196,17 @@ def leases(conn: Connection) -> list[LeaseRow]:
 
 # ---- fencing ----------------------------------------------------------------------------------
 
+_STALL_LIMIT_MS = 0  # PostgreSQL ends a fenced transaction idle this long (set_stall_limit)
+
+
+def set_stall_limit(ttl: timedelta) -> None:
+    """A process stopped (SIGSTOP, a frozen VM) inside a fenced transaction holds the lease
+    row's share lock: PostgreSQL ends such a transaction once it has been idle for ``ttl``
+    (``idle_in_transaction_session_timeout``), so a successor is never kept out for longer."""
+    global _STALL_LIMIT_MS
+    _STALL_LIMIT_MS = max(int(ttl.total_seconds() * 1000), 1)
+
+
 def fence(conn: Connection, unit: str, epoch: int, holder: str) -> None:
     """Raise LeaseLost unless ``holder`` still holds ``unit`` under ``epoch``, unexpired.
 
@@ -203,6 +214,8 @@ def fence(conn: Connection, unit: str, epoch: int, holder: str) -> None:
     commit between this check and the caller's commit.
     """
     c = t.lease.c
+    if _STALL_LIMIT_MS and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {_STALL_LIMIT_MS}")
     row = conn.execute(select(c.holder, c.epoch, c.expires_at).where(c.unit == unit)
                        .with_for_update(read=True)).first()
     now = db_now(conn)

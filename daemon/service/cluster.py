@@ -225,7 +225,7 @@ class Cluster:
                 continue
             since = last.due_at if last is not None else None
             if since is None:
-                run = self.store.last_run(schedule.name)
+                run = await asyncio.to_thread(self.store.last_run, schedule.name)
                 since = run.started_at if run is not None else None
             now = self.now_fn()
             decision = decide_catch_up(schedule.cron, schedule.timezone, schedule.on_missed,

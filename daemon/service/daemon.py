@@ -282,6 +282,11 @@ class Daemon:
                                     now_fn=utcnow, on_progress=QueueGauge(self.metrics),
                                     stop=self.signals.stop)
         except ScanwatchError as exc:
+            from daemon.store.leases import LeaseLost
+
+            if isinstance(exc, LeaseLost):  # another instance has the registry now
+                _log.warning("run_fenced", schedule=schedule.name, error=str(exc))
+                return
             self.last_result[schedule.name] = "failed"
             self.metrics.runs.labels(schedule.name, "failed").inc()
             _log.error("run_failed", schedule=schedule.name, error=str(exc))

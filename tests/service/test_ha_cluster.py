@@ -101,3 +101,51 @@ def test_cluster_status_on_sqlite_says_one_daemon_runs_there(tmp_path: Path) -> 
     assert done.stderr.strip().splitlines() == [
         "scanwatch: cluster status: the database is SQLite, where one daemon runs alone; "
         "several instances share a PostgreSQL database"]
+
+
+def test_lease_ttl_is_read_and_a_bad_one_is_one_clear_problem(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from daemon import config
+    from tests.test_config import BASE, ENV, problems_of, write
+
+    with_ttl = '[daemon]\nlease_ttl = "10s"\n' + BASE
+    assert config.load(write(tmp_path, with_ttl), environ=ENV).daemon.lease_ttl == timedelta(
+        seconds=10)
+    assert config.load(write(tmp_path, BASE), environ=ENV).daemon.lease_ttl == timedelta(
+        seconds=30)
+    (problem,) = problems_of(tmp_path, '[daemon]\nlease_ttl = "0s"\n' + BASE)
+    assert problem.startswith("daemon.lease_ttl: must be ") and 'got "0s"' in problem
+
+
+def test_on_sqlite_a_second_daemon_is_still_refused_with_todays_message(tmp_path: Path) -> None:
+    from daemon_driver import DaemonProcess, driver_command
+
+    config = tmp_path / "config.toml"
+    config.write_text(f"""\
+[daemon]
+database = "sqlite:///{tmp_path / 'h.db'}"
+
+[[registry]]
+name = "prod"
+url = "http://127.0.0.1:9"
+username = "u"
+password = "${{SECRET}}"
+
+[[schedule]]
+name = "nightly"
+cron = "0 2 * * *"
+registries = ["prod"]
+""")
+    env = {"SECRET": "s3cret"}
+    first = DaemonProcess(driver_command(), ["run", "--config", str(config)], tmp_path, env=env)
+    try:
+        first.wait_for_event("daemon_ready")
+        second = subprocess.run([*scanwatch_command(), "run", "--config", str(config)],
+                                capture_output=True, text=True, timeout=60,
+                                env={**os.environ, **env})
+        assert second.returncode != 0
+        assert f"in use by another scanwatch daemon (pid {first.proc.pid})" in second.stderr
+        assert "s3cret" not in second.stderr
+    finally:
+        first.close()

@@ -121,23 +121,10 @@ def test_lease_ttl_is_read_and_a_bad_one_is_one_clear_problem(tmp_path: Path) ->
 def test_on_sqlite_a_second_daemon_is_still_refused_with_todays_message(tmp_path: Path) -> None:
     from daemon_driver import DaemonProcess, driver_command
 
-    config = tmp_path / "config.toml"
-    config.write_text(f"""\
-[daemon]
-database = "sqlite:///{tmp_path / 'h.db'}"
+    from tests.runkit import write_config
 
-[[registry]]
-name = "prod"
-url = "http://127.0.0.1:9"
-username = "u"
-password = "${{SECRET}}"
-
-[[schedule]]
-name = "nightly"
-cron = "0 2 * * *"
-registries = ["prod"]
-""")
-    env = {"SECRET": "s3cret"}
+    config = write_config(tmp_path, "http://127.0.0.1:9", "u")  # not reached before 02:00
+    env = {"HARBOR_SECRET": "s3cret"}
     first = DaemonProcess(driver_command(), ["run", "--config", str(config)], tmp_path, env=env)
     try:
         first.wait_for_event("daemon_ready")

@@ -65,6 +65,7 @@ DAEMON_KEYS: dict[str, Parser] = {
     "max_scans_in_flight": int_(1),
     "run_timeout": duration(),
     "outbox_drain_timeout": duration(zero=True),
+    "lease_ttl": duration(maximum=timedelta(minutes=10)),  # several instances on PostgreSQL
 }
 REGISTRY_KEYS: dict[str, Parser] = {
     "name": name,

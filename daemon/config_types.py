@@ -67,6 +67,8 @@ class DaemonConfig:
     max_scans_in_flight: int = 10  # a global cap across registries
     run_timeout: timedelta = timedelta(hours=6)
     outbox_drain_timeout: timedelta = timedelta(seconds=60)
+    # PostgreSQL, several instances: a lease not renewed for this long is taken over (issue 19)
+    lease_ttl: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)

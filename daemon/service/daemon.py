@@ -73,6 +73,7 @@ class Daemon:
         self.wake_delivery = asyncio.Event()
         self.last_result: dict[str, str] = {}
         self.background: set[asyncio.Task[Any]] = set()  # held so they are not collected
+        self.cluster: Any = None  # PostgreSQL: several instances share the work (cluster.py)
 
     # ---- life -------------------------------------------------------------------------------
 
@@ -83,7 +84,16 @@ class Daemon:
 
         self.store = open_configured_store(self.config)
         try:
-            self.store.acquire_daemon_lock()
+            if self.store.engine.dialect.name == "postgresql":  # issue 19: leases, no lock
+                from daemon.service.cluster import Cluster
+
+                self.cluster = Cluster(self.store, self.config, cycle=self._cycle,
+                                       now_fn=utcnow, wake_delivery=self.wake_delivery,
+                                       running=self.running,
+                                       stopping=lambda: self.signals.stop.requested,
+                                       metrics=self.metrics)
+            else:
+                self.store.acquire_daemon_lock()
         except BaseException:
             self.store.close()
             raise
@@ -93,16 +103,20 @@ class Daemon:
             self.store.close()
             return 0
         listener = await self._start_http()
+        helpers: list[asyncio.Future[Any]] = []
+        if self.cluster is not None:
+            helpers.append(await self.cluster.start())
         self._install_jobs()
         self.scheduler.start()
-        helpers: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._delivery_loop())]
+        helpers.append(asyncio.ensure_future(self._delivery_loop()))
         interval = watchdog_interval()
         if interval:
             helpers.append(asyncio.ensure_future(watchdog_loop(interval)))
         sd_notify("READY=1", f"STATUS={self._idle_status()}")
         _log.info("daemon_ready", schedules=[s.name for s in self.config.schedules],
                   database=_safe_db(self.store.url))
-        self._start_catch_up()
+        if self.cluster is None:  # a cluster catches up per registry as it takes it
+            self._start_catch_up()
         try:
             await self.signals.stop.wait()
         finally:
@@ -135,6 +149,8 @@ class Daemon:
         await asyncio.gather(*helpers, return_exceptions=True)
         if listener is not None:
             await listener.stop()
+        if self.cluster is not None:
+            await self.cluster.close()
         self.store.close()
         _log.info("daemon_stopped")
 
@@ -165,6 +181,9 @@ class Daemon:
         assert task is not None
         self.running.add(task)
         try:
+            if self.cluster is not None:  # the holder of the registry handles it
+                await self.cluster.run_held(schedule, "webhook")
+                return
             async with self.registry_locks.hold(schedule.registries):
                 await self._cycle(schedule, "webhook")
         finally:
@@ -178,6 +197,8 @@ class Daemon:
         failed = sorted(n for n, r in self.last_result.items() if r != "ok")
         if failed:
             return False, f"last run failed: {', '.join(failed)}"
+        if self.cluster is not None:
+            return True, f"ready; {self.cluster.readiness()}"
         return True, "ready"
 
     # ---- schedules --------------------------------------------------------------------------
@@ -193,7 +214,7 @@ class Daemon:
         for index, route in enumerate(self.config.routes):
             if route.group == "digest":
                 add_cron_job(self.scheduler, f"digest:{index}", route.digest_cron,
-                             route.digest_timezone, self.digest)
+                             route.digest_timezone, self.digest, kwargs={"index": index})
 
     def _start_catch_up(self) -> None:
         now = utcnow()
@@ -230,7 +251,7 @@ class Daemon:
             return
         schedule = self.config.schedule(name)
         lock = self.schedule_locks.setdefault(name, asyncio.Lock())
-        if schedule is None or lock.locked():
+        if schedule is None or (lock.locked() and self.cluster is None):
             _log.info("run_skipped", schedule=name,
                       reason="no longer configured" if schedule is None else "still running")
             return
@@ -238,6 +259,9 @@ class Daemon:
         assert task is not None
         self.running.add(task)
         try:
+            if self.cluster is not None:  # per registry held here; cluster.py runs the cycle
+                await self.cluster.fire(schedule, trigger)
+                return
             async with lock, self.registry_locks.hold(schedule.registries):
                 await self._cycle(schedule, trigger)
         finally:
@@ -245,12 +269,24 @@ class Daemon:
             sd_notify(f"STATUS={self._idle_status()}")
 
     async def _cycle(self, schedule: ScheduleConfig, trigger: str) -> None:
+        if self.cluster is not None:  # a cluster's cycle still waits for the registries here
+            async with self.registry_locks.hold(schedule.registries):
+                await self._run_cycle(schedule, trigger)
+            return
+        await self._run_cycle(schedule, trigger)
+
+    async def _run_cycle(self, schedule: ScheduleConfig, trigger: str) -> None:
         sd_notify(f"STATUS=running {schedule.name}")
         try:
             cycle = await run_cycle(self.config, self.store, schedule, trigger=trigger,
                                     now_fn=utcnow, on_progress=QueueGauge(self.metrics),
                                     stop=self.signals.stop)
         except ScanwatchError as exc:
+            from daemon.store.leases import LeaseLost
+
+            if isinstance(exc, LeaseLost):  # another instance has the registry now
+                _log.warning("run_fenced", schedule=schedule.name, error=str(exc))
+                return
             self.last_result[schedule.name] = "failed"
             self.metrics.runs.labels(schedule.name, "failed").inc()
             _log.error("run_failed", schedule=schedule.name, error=str(exc))
@@ -266,14 +302,27 @@ class Daemon:
         if cycle.message_ids:
             self.wake_delivery.set()
 
-    async def digest(self) -> None:
+    async def digest(self, index: int = 0) -> None:
         """A digest route's cron fired: queue what it owes (build_and_queue checks what is due)."""
         from daemon.alerts.group import RunContext
         from daemon.alerts.outbox import build_and_queue
+        from daemon.store.leases import working_under
 
+        tokens = []
+        if self.cluster is not None:  # only the holder of the route's clock builds its digest
+            token = self.cluster.digest_token(index)
+            if token is None:
+                return
+            tokens.append(token)
         ctx = RunContext(name="digest", kind="digest",
                          registry_urls={r.name: r.url for r in self.config.registries})
-        if build_and_queue(self.store, self.config, run_context=ctx, now=utcnow()):
+        try:
+            with working_under(tokens):
+                queued = build_and_queue(self.store, self.config, run_context=ctx, now=utcnow())
+        except ScanwatchError as exc:  # a lease lost under it: the successor builds it
+            _log.warning("digest_fenced", error=str(exc))
+            return
+        if queued:
             self.wake_delivery.set()
 
     def _observe(self, schedule: str, result: str, run: Any) -> None:
@@ -309,17 +358,30 @@ class Daemon:
     # ---- delivery ---------------------------------------------------------------------------
 
     async def _delivery_loop(self) -> None:
+        from daemon.store.leases import working_under
+
         while True:
             self.wake_delivery.clear()
+            token = self.cluster.outbox_token() if self.cluster is not None else None
             try:
-                await deliver(self.config, self.store, now_fn=utcnow, within=None,
-                              metrics=self.metrics)
+                if self.cluster is None:
+                    await deliver(self.config, self.store, now_fn=utcnow, within=None,
+                                  metrics=self.metrics)
+                elif token is not None:  # one relay across the cluster: the outbox's holder
+                    from daemon.alerts.deliver import apprise_send
+
+                    with working_under([token]):
+                        await deliver(self.config, self.store, now_fn=utcnow, within=None,
+                                      metrics=self.metrics,
+                                      sender=self.cluster.fenced_sender(apprise_send))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 _log.exception("delivery_failed")
+            # In a cluster the runs that queue alerts may be on other instances: poll at TTL/3.
+            idle = DELIVERY_IDLE if self.cluster is None else self.cluster.ttl.total_seconds() / 3
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake_delivery.wait(), timeout=DELIVERY_IDLE)
+                await asyncio.wait_for(self.wake_delivery.wait(), timeout=idle)
 
     # ---- reload -----------------------------------------------------------------------------
 
@@ -342,6 +404,8 @@ class Daemon:
         if (new.daemon.database or "") != (self.config.daemon.database or ""):
             _log.warning("config_reload_partial", note="the database changes at the next start")
         self.config = new  # its ignore rules are read at the start of each run
+        if self.cluster is not None:
+            self.cluster.reconfigure(new)
         self._install_jobs()
         _log.info("config_reloaded", schedules=[s.name for s in new.schedules])
         sd_notify("READY=1", f"STATUS={self._idle_status()}")

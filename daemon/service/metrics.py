@@ -37,3 +37,10 @@ class Metrics:
         self.scanner_db_age = Gauge("scanwatch_scanner_db_age_seconds",
                                     "Age of the scanner's vulnerability database",
                                     ["registry"], registry=r)
+        # Several instances on PostgreSQL (issue 19)
+        self.lease_held = Gauge("scanwatch_lease_held", "1 while this instance holds the unit",
+                                ["unit"], registry=r)
+        self.lease_epoch = Gauge("scanwatch_lease_epoch", "The epoch this instance holds it at",
+                                 ["unit"], registry=r)
+        self.cluster_instances = Gauge("scanwatch_cluster_instances",
+                                       "Instances with a recent heartbeat", registry=r)

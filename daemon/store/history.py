@@ -41,6 +41,7 @@ from daemon.store import tables as t
 from daemon.store.base import StoreBase
 from daemon.store.batch import Key, _Art, _Batch, _chunks, _Findings, _insert, _Plan, _Target
 from daemon.store.content import canonical, content_hash, pack, unpack, unpack_keys
+from daemon.store.leases import fence_current  # ha: lease fencing (issue 19)
 
 _log = log.get(__name__)
 class HistoryMixin(StoreBase):
@@ -179,6 +180,7 @@ class HistoryMixin(StoreBase):
                 canon.append(None)
         events: list[ChangeEvent] = []
         with self.engine.begin() as conn:
+            fence_current(conn)  # ha: lease fencing (issue 19)
             b = _Batch(conn, now)
             self._load(b, [r.ref for r in finished], {c[1] for c in canon if c is not None})
             for result, content in zip(finished, canon, strict=True):

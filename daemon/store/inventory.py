@@ -13,6 +13,7 @@ from daemon import log
 from daemon.model import Artifact, ArtifactRef, InventoryDelta, TagMove
 from daemon.store import tables as t
 from daemon.store.base import StoreBase
+from daemon.store.leases import fence_current  # ha: lease fencing (issue 19)
 
 _log = log.get(__name__)
 
@@ -43,6 +44,7 @@ class InventoryMixin(StoreBase):
         """Record a full walk of ``registry``: upsert artifacts and tags, close moved or deleted
         tags, and mark artifacts and repositories the walk no longer lists as removed."""
         with self.engine.begin() as conn:
+            fence_current(conn)  # ha: lease fencing (issue 19)
             reg_id = self._registry_id(conn, registry, now, create=True)
             assert reg_id is not None
             repos = self._sync_repositories(conn, reg_id, artifacts, now)

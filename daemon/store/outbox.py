@@ -21,6 +21,7 @@ from daemon.alerts.dedup import Log, Told
 from daemon.diff import is_first_sight
 from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
 from daemon.store import tables as t
+from daemon.store.leases import fence_current  # ha: lease fencing (issue 19)
 
 
 class HasEngine(Protocol):
@@ -242,6 +243,7 @@ def claim_and_queue(store: HasEngine, routes: Sequence[str],
     message ids inserted.
     """
     with store.engine.begin() as conn:
+        fence_current(conn, serialize="alert_cursor")  # ha: lease fencing (issue 19)
         cursors = _cursors(conn)
         max_event = int(conn.execute(select(func.max(t.finding_event.c.id))).scalar() or 0)
         max_scan = int(conn.execute(select(func.max(t.scan.c.id))).scalar() or 0)
@@ -338,6 +340,7 @@ def mark_sent(store: HasEngine, row: OutboxRow, now: datetime) -> None:
     """Log every finding the message reported, and mark it sent: one transaction."""
     f, r, g = t.finding.c, t.repository.c, t.registry.c
     with store.engine.begin() as conn:
+        fence_current(conn)  # ha: lease fencing (issue 19)
         log_rows = []
         for reg, project, repo, vuln, pkg, kind, *value in row.payload.get("findings", []):
             found = conn.execute(select(f.id).join(t.repository, r.id == f.repository_id)
@@ -362,6 +365,7 @@ def mark_failed(store: HasEngine, row: OutboxRow, *, error: str, next_attempt_at
     receiver): the attempt count stays what it was.
     """
     with store.engine.begin() as conn:
+        fence_current(conn)  # ha: lease fencing (issue 19)
         conn.execute(t.outbox.update().where(t.outbox.c.id == row.id).values(
             attempts=row.attempts + (1 if attempted else 0), last_error=error[:500],
             next_attempt_at=next_attempt_at, dead_at=dead_at))

@@ -27,6 +27,7 @@ from daemon.store import findings
 from daemon.store import tables as t
 from daemon.store.findings import FindingHead, FindingQuery, FindingRow
 from daemon.store.history import HistoryMixin
+from daemon.store.leases import fence_current  # ha: lease fencing (issue 19)
 
 __all__ = ["FindingHead", "FindingQuery", "FindingRow", "HistoryEntry", "QueryMixin", "RunRow"]
 
@@ -218,6 +219,7 @@ class QueryMixin(HistoryMixin):
     # --- schedule runs --------------------------------------------------------------------
     def record_run_start(self, schedule: str, now: datetime) -> int:
         with self.engine.begin() as conn:
+            fence_current(conn)  # ha: lease fencing (issue 19)
             result = conn.execute(t.schedule_run.insert().values(
                 schedule=schedule, started_at=now, finished_at=None, result="running",
                 detail=""))
@@ -225,6 +227,7 @@ class QueryMixin(HistoryMixin):
 
     def record_run_finish(self, run_id: int, now: datetime, result: str, detail: str = "") -> None:
         with self.engine.begin() as conn:
+            fence_current(conn)  # ha: lease fencing (issue 19)
             conn.execute(t.schedule_run.update().where(t.schedule_run.c.id == run_id).values(
                 finished_at=now, result=result, detail=detail))
 

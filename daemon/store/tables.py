@@ -261,6 +261,40 @@ class SetAsideReportTable(SQLModel, table=True):
     report_id: str = ""
     reason: str = ""
     at: datetime = _at(nullable=False)
+class InstanceTable(SQLModel, table=True):
+    """Added by migration 8: each running scanwatch and its heartbeat."""
+
+    __tablename__ = "instance"
+    id: str = Field(primary_key=True)
+    host: str
+    pid: int
+    version: str
+    started_at: datetime = _at(nullable=False)
+    last_seen: datetime = _at(nullable=False)
+
+
+class LeaseTable(SQLModel, table=True):
+    """Added by migration 8: who holds each unit of work, until when, under which epoch."""
+
+    __tablename__ = "lease"
+    unit: str = Field(primary_key=True)
+    holder: str | None = None
+    epoch: int = 0
+    acquired_at: datetime | None = _at()
+    expires_at: datetime | None = _at()
+
+
+class CronFireTable(SQLModel, table=True):
+    """Added by migration 8: a schedule's fire time, fired once per registry across instances."""
+
+    __tablename__ = "cron_fire"
+    schedule: str = Field(primary_key=True)
+    registry_name: str = Field(primary_key=True)
+    due_at: datetime = _at(nullable=False, primary_key=True)
+    instance: str
+    epoch: int
+    started_at: datetime = _at(nullable=False)
+    finished_at: datetime | None = _at()
 
 
 registry = RegistryTable.__table__  # type: ignore[attr-defined]
@@ -277,4 +311,7 @@ notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
 harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
 set_aside_report = SetAsideReportTable.__table__  # type: ignore[attr-defined]
+instance = InstanceTable.__table__  # type: ignore[attr-defined]
+lease = LeaseTable.__table__  # type: ignore[attr-defined]
+cron_fire = CronFireTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

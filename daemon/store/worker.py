@@ -10,6 +10,7 @@ for a result when it needs one.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +30,9 @@ class DatabaseThread:
         """Queue ``fn(*args, **kwargs)`` behind what is queued already; its future."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanwatch-db")
-        return self._pool.submit(functools.partial(fn, *args, **kwargs))
+        # The caller's context goes along: the lease tokens a write is fenced with (issue 19).
+        return self._pool.submit(contextvars.copy_context().run,
+                                 functools.partial(fn, *args, **kwargs))
 
     async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)`` on the thread; the loop runs on while it does."""

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
+from pgkit import ADMIN_URL, NOT_SET, fresh_database
 
 from daemon.errors import DatabaseLocked
 from daemon.store.db import open_store
@@ -23,24 +20,14 @@ from tests.store.test_findings_listing import (
     seed_many,
 )
 
-ADMIN_URL = os.environ.get("SCANWATCH_TEST_POSTGRES", "")
-
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh database for this test, dropped afterwards."""
     if not ADMIN_URL:
-        pytest.skip("SCANWATCH_TEST_POSTGRES is not set (an SQLAlchemy URL; .ci/run sets it)")
-    name = f"scanwatch_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        pytest.skip(NOT_SET)
+    with fresh_database() as url:
+        yield url
 
 
 def test_it_migrates_and_records_history_on_postgresql(pg_url: str) -> None:

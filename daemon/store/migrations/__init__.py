@@ -7,7 +7,8 @@ above ``LATEST`` was written by a newer scanwatch: it is refused before anything
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
@@ -24,6 +25,7 @@ from daemon.store.migrations import (
     m0005_notified_change,
     m0006_query_indexes,
     m0007_set_aside,
+    m0008_leases,
 )
 from daemon.store.tables import UTCDateTime
 
@@ -42,8 +44,9 @@ def _of(module: ModuleType) -> Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor),
     _of(m0004_allowlists), _of(m0005_notified_change), _of(m0006_query_indexes),
-    _of(m0007_set_aside))
+    _of(m0007_set_aside), _of(m0008_leases))
 LATEST = MIGRATIONS[-1].version
+_MIGRATION_LOCK = 0x5C4E_3A7D  # pg_advisory_lock key: "scanwatch migration"
 
 _md = MetaData()
 schema_version = Table(
@@ -65,7 +68,28 @@ def migrate(engine: Engine, *, target: int = LATEST, where: str = "") -> int:
     """Bring the database to ``target``, one transaction per migration; return the version.
 
     Raises SchemaTooNew (before writing anything) when the database is newer than this code.
+    On PostgreSQL, instances starting at once migrate one after the other (issue 19).
     """
+    with _one_at_a_time(engine):
+        return _migrate(engine, target, where)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+            conn.commit()
+
+
+def _migrate(engine: Engine, target: int, where: str) -> int:
     with engine.connect() as conn:
         found = current_version(conn)
         conn.rollback()

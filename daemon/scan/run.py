@@ -40,6 +40,7 @@ from daemon.scan.select import select
 from daemon.scan.stop import StopRequest
 
 IMPORT_BATCH = 100
+Scope = frozenset[tuple[str, str]]  # (project, repository): what a small run walks
 INTERRUPTED = "interrupted"  # a run's result when a stop cut it short
 
 _log = log.get(__name__)
@@ -139,10 +140,12 @@ async def run_schedule(
     options: QueueOptions | None = None,
     on_progress: Progress | None = None,
     stop: StopRequest | None = None,
+    scope: Scope | None = None,
 ) -> RunResult:
     """Run ``schedule`` once over its registries (concurrently) and record everything. After
     ``stop`` is requested no scan is triggered, and the run ends when the scans in flight end
-    or the request's deadline passes, whichever comes first."""
+    or the request's deadline passes, whichever comes first. ``scope`` ((project, repository)
+    pairs) narrows the run to those repositories: walked, recorded and selected alone."""
     registries: list[RegistryConfig] = []
     for name in schedule.registries:
         found = config.registry(name)
@@ -159,7 +162,7 @@ async def run_schedule(
             raise CredentialsRejected("; ".join(str(e) for e in rejected))
         return await _run(config, store, schedule, list(zip(clients, logins, strict=True)),
                           trigger=trigger, now_fn=now_fn, options=options,
-                          on_progress=on_progress, stop=stop)
+                          on_progress=on_progress, stop=stop, scope=scope)
 
 
 async def _login(client: HarborClient) -> SystemInfo | HarborError:
@@ -180,6 +183,7 @@ async def _run(
     options: QueueOptions | None,
     on_progress: Progress | None,
     stop: StopRequest | None,
+    scope: Scope | None = None,
 ) -> RunResult:
     started = now_fn()
     result = RunResult(schedule.name, trigger, started)
@@ -199,7 +203,7 @@ async def _run(
     try:
         result.registries = list(await asyncio.gather(*(
             _run_registry(store, client, login, schedule, global_cap, now_fn, opts, on_progress,
-                          rules, stop)
+                          rules, stop, scope)
             for client, login in clients)))
     except asyncio.CancelledError:
         # A stop (SIGTERM) past the stop timeout: scans Harbor already runs keep running, and
@@ -240,6 +244,7 @@ async def _run_registry(
     on_progress: Progress | None,
     rules: IgnoreRules,
     stop: StopRequest | None = None,
+    scope: Scope | None = None,
 ) -> RegistryRun:
     registry = client.registry
     out = RegistryRun(registry.name)
@@ -247,7 +252,7 @@ async def _run_registry(
         if isinstance(login, HarborError):
             raise login
         await _registry_steps(client, store, registry, schedule, global_cap, now_fn,
-                              options, on_progress, out, login, rules, stop)
+                              options, on_progress, out, login, rules, stop, scope)
     except HarborError as exc:
         out.error = str(exc)
         _log.error("registry_run_failed", registry=registry.name, error=str(exc))
@@ -268,10 +273,13 @@ async def _registry_steps(
     system: SystemInfo,
     rules: IgnoreRules,
     stop: StopRequest | None = None,
+    scope: Scope | None = None,
 ) -> None:
     db = store.thread
     known = await db.run(store.present_artifacts, registry.name)
-    inventory = await walk(client, registry, system=system, known=known)
+    if scope is not None:
+        known = [k for k in known if (k.project, k.repository) in scope]
+    inventory = await walk(client, registry, system=system, known=known, scope=scope)
     # The walk's objects live until the run ends: out of the collector's reach, a full
     # collection (which stops every thread) no longer walks them each time (run_schedule
     # hands them back to it at the end).
@@ -284,7 +292,8 @@ async def _registry_steps(
     out.project_ids = {p.name: p.project_id for p in inventory.projects if p.project_id}
     out.scanner_db_updated_at = max(
         (t for t in inventory.db_times().values() if t is not None), default=None)
-    if registry.use_harbor_allowlist:
+    if registry.use_harbor_allowlist and scope is None:
+        # (A scoped run read only its projects' allowlists: the stored ones stay in force.)
         # This read of Harbor's allowlists stays in force (stored) until the next one.
         await db.run(store.save_allowlists, registry.name, inventory.allowlists, now_fn())
         rules = rules.with_allowlists(registry.name, inventory.allowlists)
@@ -297,7 +306,7 @@ async def _registry_steps(
         _log.warning("inventory_not_believed", registry=registry.name, detail=out.removal)
     elif inventory.complete:
         delta = await db.run(store.record_inventory, registry.name, inventory.artifacts(),
-                             now_fn())
+                             now_fn(), scope)
         new_digests = set(delta.new_digests)
         # Resolve where the project is usable, or where Harbor confirmed the deletion (404).
         usable = {p.name for p in inventory.projects if p.usable}
@@ -333,7 +342,7 @@ async def _registry_steps(
         recorded.append(db.submit(store_or_set_aside, store, [result], now_fn(), rules, out))
 
     queue = make_queue(client, collector, registry, global_cap, inventory, options,
-                       on_progress, record, stop)
+                       on_progress, record, stop, whole=scope is None)
     queued = await queue.run([(p.artifact, p.lane) for p in selection.scans], selection.follow,
                              f"schedule:{schedule.name}")
     for done in recorded:
@@ -358,12 +367,16 @@ def make_queue(
     on_progress: Progress | None,
     on_result: Callable[[ScanResult], None],
     stop: StopRequest | None = None,
+    *,
+    whole: bool = True,
 ) -> ScanQueue:
+    """The run's scan queue. ``whole``: the inventory holds whole projects, so the queue may
+    poll a project's listing; a scoped walk's sizes do not tell what that listing costs."""
     return ScanQueue(
         client, collector,
         registry_cap=WeightedCap(registry.max_scans_in_flight),
         global_cap=global_cap,
-        by_project=_version_at_least(inventory.harbor_version, PROJECT_LISTING_SINCE),
+        by_project=whole and _version_at_least(inventory.harbor_version, PROJECT_LISTING_SINCE),
         repository_sizes=inventory.repository_sizes(),
         options=options, on_progress=on_progress, on_result=on_result, stop=stop,
     )

@@ -157,7 +157,8 @@ class Daemon:
         await listener.start(self.config.daemon.listen)
         return listener
 
-    async def _webhook_cycle(self, schedule: ScheduleConfig) -> None:
+    async def _webhook_cycle(self, schedule: ScheduleConfig,
+                             scope: frozenset[tuple[str, str]]) -> None:
         """A small run for webhook events: waits for a cron run on the registry to end."""
         if self.signals.stop.requested:
             return
@@ -166,7 +167,7 @@ class Daemon:
         self.running.add(task)
         try:
             async with self.registry_locks.hold(schedule.registries):
-                await self._cycle(schedule, "webhook")
+                await self._cycle(schedule, "webhook", scope)
         finally:
             self.running.discard(task)
 
@@ -244,12 +245,13 @@ class Daemon:
             self.running.discard(task)
             sd_notify(f"STATUS={self._idle_status()}")
 
-    async def _cycle(self, schedule: ScheduleConfig, trigger: str) -> None:
+    async def _cycle(self, schedule: ScheduleConfig, trigger: str,
+                     scope: frozenset[tuple[str, str]] | None = None) -> None:
         sd_notify(f"STATUS=running {schedule.name}")
         try:
             cycle = await run_cycle(self.config, self.store, schedule, trigger=trigger,
                                     now_fn=utcnow, on_progress=QueueGauge(self.metrics),
-                                    stop=self.signals.stop)
+                                    stop=self.signals.stop, scope=scope)
         except ScanwatchError as exc:
             self.last_result[schedule.name] = "failed"
             self.metrics.runs.labels(schedule.name, "failed").inc()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from daemon import log
@@ -32,11 +32,12 @@ from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
 from daemon.harbor.wire import SystemInfo
 from daemon.ignores import NO_RULES, IgnoreRules
-from daemon.model import Artifact, ChangeEvent, ScanResult
+from daemon.model import Artifact, ChangeEvent, ScanResult, ScanState
+from daemon.scan import trickle
 from daemon.scan.collect import Collector
 from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
-from daemon.scan.select import select
+from daemon.scan.select import Selection, is_scannable, select
 from daemon.scan.stop import StopRequest
 
 IMPORT_BATCH = 100
@@ -71,12 +72,22 @@ class RegistryRun:
     listing: str = ""  # what the listing hid, when it hid anything (one line)
     removal: str = ""  # why the walk was not believed: it would remove too much (one line)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (artifact, why) set aside
+    # The rescan trickle (daemon/scan/trickle.py): this run's budget, and the coverage after it.
+    budget: int = 0
+    bound_by: str = ""
+    images: int = 0  # scannable images with a report
+    behind_db: int = 0  # of those, reports still older than the scanner's DB
+    oldest_behind: datetime | None = None
+    cover_seconds: float = 0.0  # how long rescanning what is behind takes at this budget
+    falling_behind: str = ""  # one line when that is longer than the DB's update interval
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
         data["events"] = len(self.events)
-        if self.scanner_db_updated_at is not None:
-            data["scanner_db_updated_at"] = self.scanner_db_updated_at.isoformat()
+        for key in ("scanner_db_updated_at", "oldest_behind"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value.isoformat()
         return data
 
 
@@ -324,9 +335,14 @@ async def _registry_steps(
     collector = Collector(client, db_times=inventory.db_times())
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
     history = await db.run(store.scan_records, registry.name)
+    from daemon.store.trickle import fixable_severe  # store/ alone imports SQLAlchemy
+
+    run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
+    severe = await db.run(fixable_severe, store, registry.name)
     selection = select(inventory.usable_artifacts(), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
-                       now=now_fn())
+                       now=now_fn(), budget=run_budget.scans, severe=severe)
+    out.budget, out.bound_by = run_budget.scans, run_budget.bound_by
     out.lanes = selection.lanes()
     out.followed = len(selection.follow)
     out.not_supported = selection.not_supported
@@ -352,9 +368,54 @@ async def _registry_steps(
     out.left_running = queued.left_running
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
+    _coverage(out, inventory, selection, queued, run_budget, interval, scope is None)
     out.not_stored = len(collector.skipped)
     out.unreadable[:0] = [(a, why) for a, why in collector.skipped
                           if why.startswith("unreadable report")]
+
+
+async def _budget(store: Any, registry: RegistryConfig, schedule: ScheduleConfig,
+                  options: QueueOptions, now: datetime) -> tuple[trickle.Budget, timedelta]:
+    """This run's budget, and the interval to the schedule's next run (its window)."""
+    from daemon.service.scheduler import next_fire_times
+    from daemon.store.preview import mean_scan_time
+
+    try:
+        fires = next_fire_times(schedule.cron, schedule.timezone, now, 2) if schedule.cron \
+            else []
+    except (ValueError, KeyError):
+        fires = []
+    left = (timedelta(seconds=max(0.0, options.deadline - time.monotonic()))
+            if options.deadline is not None else trickle.DB_UPDATE_EVERY)
+    window = trickle.run_window(fires, left)
+    interval = fires[1] - fires[0] if len(fires) >= 2 else window
+    scan_time = await store.thread.run(mean_scan_time, store, registry.name)
+    return trickle.budget(registry, schedule, scan_time=scan_time, window=window), interval
+
+
+def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selection,
+              queued: Any, run_budget: trickle.Budget, interval: timedelta,
+              whole: bool) -> None:
+    """The share of images still behind the scanner's DB after this run, and whether the
+    trickle keeps up (said once per run, with the numbers)."""
+    if not whole:
+        return  # a webhook's small run sees a few repositories: no coverage to tell
+    rescanned = sum(1 for j in queued.jobs if j.lane == "db_updated" and j.outcome == "complete")
+    images = sum(1 for a in inventory.usable_artifacts() if is_scannable(a)
+                 and a.overview is not None and a.overview.state is ScanState.SUCCESS)
+    coverage = trickle.Coverage(out.registry, images, max(0, selection.behind_db - rescanned),
+                                selection.oldest_behind if selection.behind_db > rescanned
+                                else None)
+    out.images, out.behind_db, out.oldest_behind = coverage.images, coverage.behind, \
+        coverage.oldest
+    out.cover_seconds = trickle.cover_time(coverage, run_budget, interval).total_seconds()
+    out.falling_behind = trickle.falling_behind(coverage, run_budget, interval)
+    _log.info("rescan_coverage", registry=out.registry, images=coverage.images,
+              behind=coverage.behind, share_behind=round(coverage.share_behind, 4),
+              budget=run_budget.scans, bound_by=run_budget.bound_by,
+              cover_hours=round(out.cover_seconds / 3600, 2))
+    if out.falling_behind:
+        _log.warning("rescan_falling_behind", registry=out.registry, detail=out.falling_behind)
 
 
 def make_queue(

@@ -295,6 +295,8 @@ class Daemon:
             if reg.scanner_db_updated_at is not None:
                 age = (utcnow() - reg.scanner_db_updated_at).total_seconds()
                 m.scanner_db_age.labels(reg.registry).set(max(age, 0.0))
+            if reg.images:  # a whole-registry run: the rescan trickle's coverage
+                m.observe_coverage(reg, utcnow())
         counts = self.store.open_finding_counts()
         for severity in Severity:
             m.open_findings.labels(severity.label).set(counts.get(severity, 0))

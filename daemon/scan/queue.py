@@ -182,17 +182,23 @@ class ScanQueue:
 
     def _poll_delay(self, interval: float, flying: dict[tuple[str, str], Job]) -> float:
         """How long to wait before the next poll: until the first of our scans can have
-        finished (as long as our scans have taken, at the median), else the backed-off
-        interval. Never shorter than ``MIN_POLL``: a poll costs a call."""
+        finished (as long as our scans have taken, at the median; one such time when some are
+        already late), else the backed-off interval. Never shorter than ``MIN_POLL``: a poll
+        costs a call."""
         if not self._durations:
             return interval
         typical = statistics.median(self._durations)
         now = self._clock()
         due = [j.triggered_at + typical - now for j in flying.values()
                if j.ours and j.triggered_at]
-        upcoming = [d for d in due if d > 0]
-        if not upcoming:
+        if not due:
             return interval
+        upcoming = [d for d in due if d > 0]
+        if len(upcoming) < len(due):
+            # Some are past their time (an adapter queue, a slow scan): look again after one
+            # more scan's time, not after the backed-off interval, which would leave the rate
+            # budget idle while every slot is taken.
+            return max(MIN_POLL, min(interval, typical))
         return max(MIN_POLL, min(interval, min(upcoming)))
 
     def _past_deadline(self) -> bool:

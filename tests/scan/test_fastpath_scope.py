@@ -1,15 +1,20 @@
 """A webhook's small run against the Harbor simulator over real HTTP and a real SQLite file: it
 walks only the repositories its events name (a few calls, not the registry's listing), records
 the pushed image and its scan, leaves the rest of history as it was, and an event about an
-artifact or repository that does not exist records nothing."""
+artifact or repository that does not exist records nothing, and neither does one whose
+credentials Harbor refuses."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from daemon.config_types import Config, DaemonConfig, RegistryConfig, ScheduleConfig, Secret
+from daemon.errors import CredentialsRejected
 from daemon.scan.fastpath import scopes, webhook_schedule
 from daemon.scan.queue import QueueOptions
 from daemon.scan.run import run_schedule
@@ -92,3 +97,22 @@ async def test_an_event_about_an_artifact_that_does_not_exist_records_nothing(
         assert run.ok and reg.triggered == 0 and reg.imported == 0 and not reg.events
         assert store.present_artifacts("sim") == present
         assert store.scan_records("sim") == scans
+
+
+async def test_a_small_run_with_credentials_harbor_refuses_records_nothing(
+        tmp_path: Path, make_sim: Any) -> None:
+    sim = make_sim(seed=9, projects=1, repositories_per_project=1, artifacts_per_repository=2,
+                   scanned_share=1.0, index_share=0.0, chart_share=0.0, scan_seconds=0.1)
+    cfg, store = setup(sim, tmp_path)
+    await run_schedule(cfg, store, cfg.schedules[0], trigger="once", now_fn=now, options=FAST)
+    present, scans = store.present_artifacts("sim"), store.scan_records("sim")
+    runs = store.last_run("webhook:sim")
+    pushed = sim.control.push()
+    wrong = replace(cfg, registries=(replace(cfg.registries[0],
+                                             password=Secret("not-the-password", "literal")),))
+    with pytest.raises(CredentialsRejected, match="^sim: Harbor accepted no credentials") as e:
+        await small_run(wrong, store, [event("PUSH_ARTIFACT", pushed["repository"],
+                                             pushed["digest"])])
+    assert "not-the-password" not in str(e.value)
+    assert store.present_artifacts("sim") == present and store.scan_records("sim") == scans
+    assert store.last_run("webhook:sim") == runs  # not even a run recorded

@@ -250,6 +250,19 @@ class HarborAllowlistTable(SQLModel, table=True):
     read_at: datetime = _at(nullable=False)
 
 
+class SetAsideReportTable(SQLModel, table=True):
+    """Added by migration 7: reports a run set aside (unreadable or not storable), and why."""
+
+    __tablename__ = "set_aside_report"
+    registry_name: str = Field(primary_key=True)
+    project: str = Field(primary_key=True)
+    repository: str = Field(primary_key=True)
+    digest: str = Field(primary_key=True)
+    report_id: str = ""
+    reason: str = ""
+    at: datetime = _at(nullable=False)
+
+
 registry = RegistryTable.__table__  # type: ignore[attr-defined]
 repository = RepositoryTable.__table__  # type: ignore[attr-defined]
 artifact = ArtifactTable.__table__  # type: ignore[attr-defined]
@@ -263,4 +276,5 @@ outbox = OutboxTable.__table__  # type: ignore[attr-defined]
 notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
 harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
+set_aside_report = SetAsideReportTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' real proxy and process helpers
 
-from fault_proxy import FaultProxy  # noqa: E402
+from registry_proxy import FaultProxy  # noqa: E402
 from runkit import SCANWATCH, Cli, open_findings, resolved, write_config  # noqa: E402
 
 from daemon.model import Severity  # noqa: E402

@@ -107,7 +107,7 @@ class ScheduleConfig:
     select: tuple[str, ...] = DEFAULT_SELECT
     stale_after: timedelta = timedelta(days=7)
     failed_backoff: timedelta = timedelta(hours=1)  # doubles per consecutive failure
-    max_scans: int = 1000
+    max_scans: int | None = None  # None: the trickle's budget (daemon/scan/trickle.py)
     jitter: timedelta = timedelta(0)
     on_missed: str = "run_once"  # or "skip"
     tags: tuple[str, ...] = ()  # tag globs; () means every artifact

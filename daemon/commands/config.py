@@ -219,7 +219,8 @@ _STARTER: tuple[tuple[str, str, tuple[tuple[str, Any, str, bool], ...]], ...] = 
          "Lanes: changed, unscanned, failed, db_updated (a newer scanner DB: new CVEs), stale.",
          False),
         ("stale_after", "7d", "For the stale lane: rescan after this long.", False),
-        ("max_scans", 1000, "Scans started per run at most.", False),
+        ("max_scans", 1000, "Scans started per run at most (default: what the registry's "
+         "limits allow until the next run).", False),
         ("jitter", "0s", "A random delay before each run.", False),
         ("on_missed", "run_once", "After downtime: run_once or skip.", False),
     )),

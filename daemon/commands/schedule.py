@@ -100,8 +100,31 @@ def _preview(cfg: Any, store: Any, schedule: Any, now: Any, count: int) -> dict[
             "registry": name, "known": bool(artifacts), "artifacts": estimate.artifacts,
             "scans": estimate.scans, "lanes": estimate.lanes, "over_budget": selection.over_budget,
             "api_calls": estimate.calls, "duration_seconds": estimate.duration.total_seconds(),
-            "bound_by": estimate.bound_by})
+            "bound_by": estimate.bound_by,
+            **_coverage(cfg, registry, schedule, records, times, mean_scan_time(store, name))})
     return item
+
+
+def _coverage(cfg: Any, registry: Any, schedule: Any, records: Any, times: list[Any],
+              scan_time: Any) -> dict[str, Any]:
+    """The rescan trickle at this schedule: its budget, the reports older than the newest
+    scanner DB history has seen, and how long covering them takes."""
+    from daemon.model import ScanState
+    from daemon.scan import trickle
+
+    good = [r for r in records.values() if r.state is ScanState.SUCCESS]
+    newest = max((r.scanner_db_updated_at for r in good if r.scanner_db_updated_at),
+                 default=None)
+    behind = [r for r in good if newest is not None and r.scanner_db_updated_at is not None
+              and r.scanner_db_updated_at < newest]
+    window = trickle.run_window(times[:2], cfg.daemon.run_timeout)
+    interval = times[1] - times[0] if len(times) >= 2 else window
+    run_budget = trickle.budget(registry, schedule, scan_time=scan_time, window=window)
+    coverage = trickle.Coverage(registry.name, len(good), len(behind), None)
+    return {"rescan_budget": run_budget.scans, "rescan_bound_by": run_budget.bound_by,
+            "behind_db": coverage.behind, "images": coverage.images,
+            "cover_seconds": trickle.cover_time(coverage, run_budget, interval).total_seconds(),
+            "falling_behind": trickle.falling_behind(coverage, run_budget, interval)}
 
 
 def _with_last_scan(artifact: Any, record: Any) -> Any:
@@ -137,3 +160,9 @@ def _print(item: dict[str, Any]) -> None:
         print(f"  {reg['registry']}: of {reg['artifacts']} known artifacts the next run would "
               f"scan {reg['scans']} ({lanes}); about {reg['api_calls']} API calls, "
               f"{_duration(reg['duration_seconds'])} (bound by {reg['bound_by']})")
+        print(f"    rescans: {reg['behind_db']} of {reg['images']} images behind the newest "
+              f"scanner DB seen; a budget of {reg['rescan_budget']} a run "
+              f"({reg['rescan_bound_by']}) covers them in "
+              f"{_duration(reg['cover_seconds'])}")
+        if reg["falling_behind"]:
+            print(f"    warning: {reg['falling_behind']}")

@@ -9,6 +9,12 @@ has to distrust.
   conversion (4300 digits) becomes a float (infinite), so that a field scanwatch does not read
   cannot fail the read; the readers take a non-finite number for no number.
 - Nesting too deep for the parser is a ``ValueError``, like any other JSON that cannot be read.
+
+Bytes with none of those escapes, no DEL and no C1 character (every listing and report Harbor
+sends, nearly: Go's ``\\u003c`` and the like need no cleaning) go to orjson, about 6x faster
+than the standard parser, with nothing to clean (bench/client.py); anything orjson refuses
+(a BOM, ``NaN``, an infinite number, deep nesting) takes the careful path below, which
+decides. orjson reads an integer beyond 64 bits as a float: no field scanwatch reads holds one.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 MAX_INT_DIGITS = 4000  # below sys.get_int_max_str_digits()'s default of 4300
 # Escapes or characters that call for cleaning; absent (nearly always), the C parser runs alone.
 _SUSPECT = re.compile(r"\\u(?:[dD][89a-fA-F]|00[01]|007[fF]|00[89])|[\x7f-\x9f]")
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|00[01]|007[fF]|00[89])")
 _BAD_CHARS = re.compile("[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -43,6 +52,14 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return {clean(k): _clean_value(v) for k, v in pairs}
 
 
+def _plain(data: bytes | bytearray) -> bool:
+    """No escape, DEL or C1 character (U+0080-U+009F: UTF-8 ``\\xc2\\x80-\\x9f``) that
+    could call for cleaning. (``_SUSPECT`` over the decoded text costs 30x this: its
+    alternation has no literal prefix to scan for.)"""
+    return (not _SUSPECT_ESCAPE.search(data) and b"\x7f" not in data
+            and b"\xc2" not in data)
+
+
 def _int(digits: str) -> int | float:
     return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
 
@@ -50,6 +67,11 @@ def _int(digits: str) -> int | float:
 def loads(data: str | bytes | bytearray) -> Any:
     """Parse JSON text (bytes: UTF-8, a BOM accepted) as described above. ``ValueError`` for
     anything that is not JSON, including bytes that are not UTF-8 and nesting too deep."""
+    if isinstance(data, (bytes, bytearray)) and _plain(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # the careful path decides (and words the error)
     text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
     hook = _pairs if _SUSPECT.search(text) else None
     try:

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
 
 from daemon import log
 from daemon.config_types import RegistryConfig
-from daemon.errors import HarborError
+from daemon.errors import HarborError, NotFound
 from daemon.harbor import wire
 from daemon.harbor.client import HarborClient
 from daemon.harbor.confirm import Confirmation, confirm_missing, listed_refs, project_lookup
@@ -163,20 +163,31 @@ async def walk(
     only_projects: Sequence[str] | None = None,
     system: wire.SystemInfo | None = None,
     known: Sequence[ArtifactRef] = (),
+    scope: Collection[tuple[str, str]] | None = None,
 ) -> RegistryInventory:
     """One walk of ``registry``. Raises HarborError only when the registry itself fails
     (``/systeminfo`` or the project list); a failing project is recorded in its ``error``.
-    ``known``: the top-level artifacts history holds as present, to confirm what went missing."""
+    ``known``: the top-level artifacts history holds as present, to confirm what went missing.
+    ``scope``: (project, repository) pairs; only those repositories are walked, each by its own
+    listing, and only their projects are read (a webhook's small run: a few calls, not the
+    registry's listing)."""
     system = system or await client.system_info()
-    projects = await client.projects()
+    if scope is not None:
+        only_projects = sorted({p for p, _ in scope})
+        projects = await _projects_named(client, only_projects)
+    else:
+        projects = await client.projects()
 
     def in_scope(name: str) -> bool:
         return matches(name, registry.projects, registry.exclude_projects) and (
             only_projects is None or name in set(only_projects))
 
+    def repo_in_scope(project: str, repository: str) -> bool:
+        return repository_wanted(registry, project, repository) and (
+            scope is None or (project, repository) in scope)
+
     wanted = [p for p in projects if in_scope(p.name)]
-    known = [r for r in known
-             if in_scope(r.project) and repository_wanted(registry, r.project, r.repository)]
+    known = [r for r in known if in_scope(r.project) and repo_in_scope(r.project, r.repository)]
     confirmation = Confirmation()
     unlisted = sorted({r.project for r in known} - {p.name for p in wanted})
     for name, found in zip(unlisted, await asyncio.gather(
@@ -191,11 +202,14 @@ async def walk(
     ids = {p.name: p.project_id for p in wanted}
     listed = [dataclasses.replace(found, project_id=ids.get(found.name, 0))
               for found in await asyncio.gather(*(
-                  _walk_project(client, registry, p.name, db, by_project)
+                  _walk_project(client, registry, p.name, db, by_project,
+                                None if scope is None else
+                                sorted(r for q, r in scope if q == p.name and
+                                       repository_wanted(registry, q, r)))
                   for p in wanted if p.repo_count > 0))]
     listed = await _confirm(client, listed, known, {p.name for p in wanted}, confirmation)
     allowlists = (await _allowlists(client, registry.name, wanted)
-                  if registry.use_harbor_allowlist else ())
+                  if registry.use_harbor_allowlist and scope is None else ())
     inventory = RegistryInventory(
         registry.name, system.harbor_version, tuple(listed), empty, allowlists,
         restored=tuple(a.ref for a in confirmation.restored), gone=tuple(confirmation.gone),
@@ -254,13 +268,29 @@ async def _allowlists(
     return tuple(out)
 
 
+async def _projects_named(client: HarborClient, names: Sequence[str]) -> list[wire.Project]:
+    """The named projects, each read on its own; one Harbor no longer has is left out."""
+    found = await asyncio.gather(*(client.project(n) for n in names), return_exceptions=True)
+    for result in found:
+        if isinstance(result, BaseException) and not isinstance(result, NotFound):
+            raise result
+    return [p for p in found if isinstance(p, wire.Project)]
+
+
 async def _walk_project(
     client: HarborClient, registry: RegistryConfig, project: str, db: _ScannerDB,
-    by_project: bool,
+    by_project: bool, repositories: Sequence[str] | None = None,
 ) -> ProjectInventory:
     scanner_task = asyncio.ensure_future(client.project_scanner(project))
     try:
-        artifacts = await _list_artifacts(client, registry, project, by_project)
+        if repositories is None:
+            artifacts = await _list_artifacts(client, registry, project, by_project)
+        else:
+            # An empty listing here is a repository deleted (or emptied) since the event:
+            # what history holds of it goes through confirmation like any missing artifact.
+            per_repo = await asyncio.gather(
+                *(client.repository_artifacts(project, r) for r in repositories))
+            artifacts = [a for listing in per_repo for a in drop_children(listing)]
     except HarborError as exc:
         scanner_task.cancel()
         _log.warning("project_listing_failed", registry=registry.name, project=project,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -35,6 +36,7 @@ from daemon.scan.ratelimit import WeightedCap
 from daemon.scan.stop import StopRequest
 
 _log = log.get(__name__)
+MIN_POLL = 0.05  # seconds: the shortest wait between two polls
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class ScanQueue:
         self.stop = stop
         self._clock = clock
         self._sleep = sleep
+        self._durations: deque[float] = deque(maxlen=50)  # our recent scans, trigger to end
 
     async def run(
         self, to_scan: Sequence[tuple[Artifact, str]], follow: Iterable[Artifact], trigger: str
@@ -127,32 +130,76 @@ class ScanQueue:
             flying[_key(artifact)] = job
             result.jobs.append(job)
         interval = self.options.poll_initial
-        while waiting or flying:
-            if self._past_deadline():
-                _log.warning("scan_queue_deadline", registry=self.client.name,
-                             left_running=len(flying), not_triggered=len(waiting))
-                self._leave(waiting, flying, result)
-                break
-            if self.stop is not None and self.stop.requested and (
-                    not flying or self.stop.expired()):
-                (_log.warning if flying else _log.info)(
-                    "scan_queue_stopped", registry=self.client.name, reason=self.stop.reason,
-                    left_running=len(flying), not_triggered=len(waiting))
-                self._leave(waiting, flying, result)
-                break
-            changed = await self._trigger_some(waiting, flying, result)
-            if not flying:
-                if waiting:  # the global cap is held by other registries: wait a little
-                    await self._nap(self.options.poll_initial)
-                continue
-            await self._nap(interval)
-            finished = await self._poll(flying, result)
-            for job in finished:
-                await self._finish(job, flying)
-            changed = changed or bool(finished)
-            interval = (self.options.poll_initial if changed
-                        else min(self.options.poll_max, interval * self.options.poll_factor))
+        collecting: set[asyncio.Task[None]] = set()
+        try:
+            while waiting or flying:
+                if self._past_deadline():
+                    _log.warning("scan_queue_deadline", registry=self.client.name,
+                                 left_running=len(flying), not_triggered=len(waiting))
+                    self._leave(waiting, flying, result)
+                    break
+                if self.stop is not None and self.stop.requested and (
+                        not flying or self.stop.expired()):
+                    (_log.warning if flying else _log.info)(
+                        "scan_queue_stopped", registry=self.client.name,
+                        reason=self.stop.reason, left_running=len(flying),
+                        not_triggered=len(waiting))
+                    self._leave(waiting, flying, result)
+                    break
+                changed = await self._trigger_some(waiting, flying, result)
+                if not flying:
+                    if waiting:  # the global cap is held by other registries: wait a little
+                        await self._nap(self.options.poll_initial)
+                    continue
+                await self._nap(self._poll_delay(interval, flying))
+                finished = await self._poll(flying, result)
+                for job in finished:
+                    # The caps are free at once, so the next triggers need not wait for the
+                    # report fetches: those run beside them, under the same rate limit.
+                    await self._release(job)
+                    self._observe(job)
+                    task = asyncio.ensure_future(self._finish(job, flying))
+                    collecting.add(task)
+                    task.add_done_callback(collecting.discard)
+                changed = changed or bool(finished)
+                interval = (self.options.poll_initial if changed
+                            else min(self.options.poll_max, interval * self.options.poll_factor))
+            if collecting:
+                await asyncio.gather(*collecting)
+        finally:
+            for task in collecting:
+                task.cancel()
         return result
+
+    def _observe(self, job: Job) -> None:
+        """How long our scan took, by Harbor's own start and end times (the time we saw it
+        end would include our poll's lateness, and keep polls as late as the first ones)."""
+        overview = job.artifact.overview
+        if job.ours and overview is not None and overview.start_time and overview.end_time:
+            took = (overview.end_time - overview.start_time).total_seconds()
+            if took >= 0:
+                self._durations.append(took)
+
+    def _poll_delay(self, interval: float, flying: dict[tuple[str, str], Job]) -> float:
+        """How long to wait before the next poll: until the first of our scans can have
+        finished (as long as our scans have taken, at the median; one such time when some are
+        already late), else the backed-off interval. Never shorter than ``MIN_POLL``: a poll
+        costs a call."""
+        if not self._durations:
+            return interval
+        typical = statistics.median(self._durations)
+        now = self._clock()
+        due = [j.triggered_at + typical - now for j in flying.values()
+               if j.ours and j.triggered_at]
+        if not due:
+            return interval
+        upcoming = [d for d in due if d > 0]
+        if len(upcoming) < len(due):
+            # Some are past their time (an adapter queue, a slow scan): look again after one
+            # more scan's time, not after the backed-off interval, which would leave the rate
+            # budget idle while every slot is taken.
+            return max(MIN_POLL, min(interval, typical))
+        return max(MIN_POLL, min(interval, min(upcoming)))
 
     def _past_deadline(self) -> bool:
         return self.options.deadline is not None and self._clock() >= self.options.deadline
@@ -320,7 +367,6 @@ class ScanQueue:
         return {_key(a): a for a in listed}
 
     async def _finish(self, job: Job, flying: dict[tuple[str, str], Job]) -> None:
-        await self._release(job)
         overview = job.artifact.overview
         assert overview is not None
         job.outcome = {ScanState.SUCCESS: "complete", ScanState.ERROR: "error",

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from daemon import log
@@ -32,14 +32,16 @@ from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
 from daemon.harbor.wire import SystemInfo
 from daemon.ignores import NO_RULES, IgnoreRules
-from daemon.model import Artifact, ArtifactRef, ChangeEvent, ScanResult
+from daemon.model import Artifact, ArtifactRef, ChangeEvent, ScanResult, ScanState
+from daemon.scan import trickle
 from daemon.scan.collect import Collector
 from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
-from daemon.scan.select import select
+from daemon.scan.select import Selection, is_scannable, select
 from daemon.scan.stop import StopRequest
 
 IMPORT_BATCH = 100
+Scope = frozenset[tuple[str, str]]  # (project, repository): what a small run walks
 INTERRUPTED = "interrupted"  # a run's result when a stop cut it short
 
 _log = log.get(__name__)
@@ -70,12 +72,22 @@ class RegistryRun:
     listing: str = ""  # what the listing hid, when it hid anything (one line)
     removal: str = ""  # why the walk was not believed: it would remove too much (one line)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (artifact, why) set aside
+    # The rescan trickle (daemon/scan/trickle.py): this run's budget, and the coverage after it.
+    budget: int = 0
+    bound_by: str = ""
+    images: int = 0  # scannable images with a report
+    behind_db: int = 0  # of those, reports still older than the scanner's DB
+    oldest_behind: datetime | None = None
+    cover_seconds: float = 0.0  # how long rescanning what is behind takes at this budget
+    falling_behind: str = ""  # one line when that is longer than the DB's update interval
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
         data["events"] = len(self.events)
-        if self.scanner_db_updated_at is not None:
-            data["scanner_db_updated_at"] = self.scanner_db_updated_at.isoformat()
+        for key in ("scanner_db_updated_at", "oldest_behind"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value.isoformat()
         return data
 
 
@@ -139,10 +151,12 @@ async def run_schedule(
     options: QueueOptions | None = None,
     on_progress: Progress | None = None,
     stop: StopRequest | None = None,
+    scope: Scope | None = None,
 ) -> RunResult:
     """Run ``schedule`` once over its registries (concurrently) and record everything. After
     ``stop`` is requested no scan is triggered, and the run ends when the scans in flight end
-    or the request's deadline passes, whichever comes first."""
+    or the request's deadline passes, whichever comes first. ``scope`` ((project, repository)
+    pairs) narrows the run to those repositories: walked, recorded and selected alone."""
     registries: list[RegistryConfig] = []
     for name in schedule.registries:
         found = config.registry(name)
@@ -159,7 +173,7 @@ async def run_schedule(
             raise CredentialsRejected("; ".join(str(e) for e in rejected))
         return await _run(config, store, schedule, list(zip(clients, logins, strict=True)),
                           trigger=trigger, now_fn=now_fn, options=options,
-                          on_progress=on_progress, stop=stop)
+                          on_progress=on_progress, stop=stop, scope=scope)
 
 
 async def _login(client: HarborClient) -> SystemInfo | HarborError:
@@ -180,6 +194,7 @@ async def _run(
     options: QueueOptions | None,
     on_progress: Progress | None,
     stop: StopRequest | None,
+    scope: Scope | None = None,
 ) -> RunResult:
     started = now_fn()
     result = RunResult(schedule.name, trigger, started)
@@ -199,7 +214,7 @@ async def _run(
     try:
         result.registries = list(await asyncio.gather(*(
             _run_registry(store, client, login, schedule, global_cap, now_fn, opts, on_progress,
-                          rules, stop)
+                          rules, stop, scope)
             for client, login in clients)))
     except asyncio.CancelledError:
         # A stop (SIGTERM) past the stop timeout: scans Harbor already runs keep running, and
@@ -240,6 +255,7 @@ async def _run_registry(
     on_progress: Progress | None,
     rules: IgnoreRules,
     stop: StopRequest | None = None,
+    scope: Scope | None = None,
 ) -> RegistryRun:
     registry = client.registry
     out = RegistryRun(registry.name)
@@ -247,7 +263,7 @@ async def _run_registry(
         if isinstance(login, HarborError):
             raise login
         await _registry_steps(client, store, registry, schedule, global_cap, now_fn,
-                              options, on_progress, out, login, rules, stop)
+                              options, on_progress, out, login, rules, stop, scope)
     except HarborError as exc:
         out.error = str(exc)
         _log.error("registry_run_failed", registry=registry.name, error=str(exc))
@@ -268,10 +284,13 @@ async def _registry_steps(
     system: SystemInfo,
     rules: IgnoreRules,
     stop: StopRequest | None = None,
+    scope: Scope | None = None,
 ) -> None:
     db = store.thread
     known = await db.run(store.present_artifacts, registry.name)
-    inventory = await walk(client, registry, system=system, known=known)
+    if scope is not None:
+        known = [k for k in known if (k.project, k.repository) in scope]
+    inventory = await walk(client, registry, system=system, known=known, scope=scope)
     # The walk's objects live until the run ends: out of the collector's reach, a full
     # collection (which stops every thread) no longer walks them each time (run_schedule
     # hands them back to it at the end).
@@ -284,7 +303,8 @@ async def _registry_steps(
     out.project_ids = {p.name: p.project_id for p in inventory.projects if p.project_id}
     out.scanner_db_updated_at = max(
         (t for t in inventory.db_times().values() if t is not None), default=None)
-    if registry.use_harbor_allowlist:
+    if registry.use_harbor_allowlist and scope is None:
+        # (A scoped run read only its projects' allowlists: the stored ones stay in force.)
         # This read of Harbor's allowlists stays in force (stored) until the next one.
         await db.run(store.save_allowlists, registry.name, inventory.allowlists, now_fn())
         rules = rules.with_allowlists(registry.name, inventory.allowlists)
@@ -297,7 +317,7 @@ async def _registry_steps(
         _log.warning("inventory_not_believed", registry=registry.name, detail=out.removal)
     elif inventory.complete:
         delta = await db.run(store.record_inventory, registry.name, inventory.artifacts(),
-                             now_fn())
+                             now_fn(), scope)
         new_digests = set(delta.new_digests)
         # Resolve where the project is usable, or where Harbor confirmed the deletion (404).
         usable = {p.name for p in inventory.projects if p.usable}
@@ -315,9 +335,14 @@ async def _registry_steps(
     collector = Collector(client, db_times=inventory.db_times())
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
     history = await db.run(store.scan_records, registry.name)
+    from daemon.store.trickle import fixable_severe  # store/ alone imports SQLAlchemy
+
+    run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
+    severe = await db.run(fixable_severe, store, registry.name)
     selection = select(inventory.usable_artifacts(), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
-                       now=now_fn())
+                       now=now_fn(), budget=run_budget.scans, severe=severe)
+    out.budget, out.bound_by = run_budget.scans, run_budget.bound_by
     out.lanes = selection.lanes()
     out.followed = len(selection.follow)
     out.not_supported = selection.not_supported
@@ -333,7 +358,7 @@ async def _registry_steps(
         recorded.append(db.submit(store_or_set_aside, store, [result], now_fn(), rules, out))
 
     queue = make_queue(client, collector, registry, global_cap, inventory, options,
-                       on_progress, record, stop)
+                       on_progress, record, stop, whole=scope is None)
     queued = await queue.run([(p.artifact, p.lane) for p in selection.scans], selection.follow,
                              f"schedule:{schedule.name}")
     for done in recorded:
@@ -343,10 +368,55 @@ async def _registry_steps(
     out.left_running = queued.left_running
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
+    _coverage(out, inventory, selection, queued, run_budget, interval, scope is None)
     out.not_stored = len(collector.skipped)
     out.unreadable[:0] = [(str(ref), why) for ref, _, why in collector.unreadable]
     if collector.unreadable:
         await db.run(mark_set_aside, store, collector.unreadable, now_fn())
+
+
+async def _budget(store: Any, registry: RegistryConfig, schedule: ScheduleConfig,
+                  options: QueueOptions, now: datetime) -> tuple[trickle.Budget, timedelta]:
+    """This run's budget, and the interval to the schedule's next run (its window)."""
+    from daemon.service.scheduler import next_fire_times
+    from daemon.store.preview import mean_scan_time
+
+    try:
+        fires = next_fire_times(schedule.cron, schedule.timezone, now, 2) if schedule.cron \
+            else []
+    except (ValueError, KeyError):
+        fires = []
+    left = (timedelta(seconds=max(0.0, options.deadline - time.monotonic()))
+            if options.deadline is not None else trickle.DB_UPDATE_EVERY)
+    window = trickle.run_window(fires, left)
+    interval = fires[1] - fires[0] if len(fires) >= 2 else window
+    scan_time = await store.thread.run(mean_scan_time, store, registry.name)
+    return trickle.budget(registry, schedule, scan_time=scan_time, window=window), interval
+
+
+def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selection,
+              queued: Any, run_budget: trickle.Budget, interval: timedelta,
+              whole: bool) -> None:
+    """The share of images still behind the scanner's DB after this run, and whether the
+    trickle keeps up (said once per run, with the numbers)."""
+    if not whole:
+        return  # a webhook's small run sees a few repositories: no coverage to tell
+    rescanned = sum(1 for j in queued.jobs if j.lane == "db_updated" and j.outcome == "complete")
+    images = sum(1 for a in inventory.usable_artifacts() if is_scannable(a)
+                 and a.overview is not None and a.overview.state is ScanState.SUCCESS)
+    coverage = trickle.Coverage(out.registry, images, max(0, selection.behind_db - rescanned),
+                                selection.oldest_behind if selection.behind_db > rescanned
+                                else None)
+    out.images, out.behind_db, out.oldest_behind = coverage.images, coverage.behind, \
+        coverage.oldest
+    out.cover_seconds = trickle.cover_time(coverage, run_budget, interval).total_seconds()
+    out.falling_behind = trickle.falling_behind(coverage, run_budget, interval)
+    _log.info("rescan_coverage", registry=out.registry, images=coverage.images,
+              behind=coverage.behind, share_behind=round(coverage.share_behind, 4),
+              budget=run_budget.scans, bound_by=run_budget.bound_by,
+              cover_hours=round(out.cover_seconds / 3600, 2))
+    if out.falling_behind:
+        _log.warning("rescan_falling_behind", registry=out.registry, detail=out.falling_behind)
 
 
 def make_queue(
@@ -359,12 +429,16 @@ def make_queue(
     on_progress: Progress | None,
     on_result: Callable[[ScanResult], None],
     stop: StopRequest | None = None,
+    *,
+    whole: bool = True,
 ) -> ScanQueue:
+    """The run's scan queue. ``whole``: the inventory holds whole projects, so the queue may
+    poll a project's listing; a scoped walk's sizes do not tell what that listing costs."""
     return ScanQueue(
         client, collector,
         registry_cap=WeightedCap(registry.max_scans_in_flight),
         global_cap=global_cap,
-        by_project=_version_at_least(inventory.harbor_version, PROJECT_LISTING_SINCE),
+        by_project=whole and _version_at_least(inventory.harbor_version, PROJECT_LISTING_SINCE),
         repository_sizes=inventory.repository_sizes(),
         options=options, on_progress=on_progress, on_result=on_result, stop=stop,
     )

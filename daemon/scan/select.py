@@ -13,8 +13,12 @@ Lanes, served in this order (DESIGN.md "Selection and rate limits"):
 Only lanes named in the schedule's ``select`` are served. Filters: tag globs, ``types``,
 ``only_pulled_within``. Only ``IMAGE`` artifacts (an index of images is ``IMAGE`` too) whose
 scanner offers a vulnerabilities addition are scannable; the rest are Not Supported. Artifacts that
-Harbor already shows Pending or Running are followed, never triggered again. ``max_scans`` caps
-the list.
+Harbor already shows Pending or Running are followed, never triggered again. The run's budget
+(``daemon/scan/trickle.py``: what the registry's limits allow until the next run, or a fixed
+``max_scans``) caps the list, fresh lanes first. The rescan lanes are ordered for the trickle:
+recently pushed or pulled images first, then those whose repository has the most open fixable
+Critical/High findings, then the oldest report; what a run leaves is still behind the DB at the
+next one, so each run continues where the last one stopped.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from daemon.model import Artifact, ScanRecord, ScanState
 SCANNABLE_TYPES = frozenset({"IMAGE"})
 IN_PROGRESS = frozenset({ScanState.PENDING, ScanState.RUNNING, ScanState.SCHEDULED})
 _EPOCH = datetime.min
+RESCAN_LANES = frozenset({"db_updated", "stale"})
+RECENT = timedelta(days=7)  # "recently pushed or pulled", for the rescan order
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,8 @@ class Selection:
     filtered_out: int = 0
     over_budget: int = 0
     backing_off: int = 0  # failed, but not due again yet
+    behind_db: int = 0  # reports older than the scanner's DB (db_updated, before the budget)
+    oldest_behind: datetime | None = None
 
     def lanes(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -119,19 +127,35 @@ def lane_of(
     return None
 
 
-def _order_key(lane: str, artifact: Artifact) -> tuple[object, ...]:
+def recently_used(artifact: Artifact, now: datetime) -> bool:
+    """Pushed or pulled (the artifact or one of its tags) within :data:`RECENT` of ``now``."""
+    times = [t for t in (artifact.push_time, artifact.pull_time,
+                         *(t.pull_time for t in artifact.tags), *(t.push_time for t in
+                                                                  artifact.tags)) if t]
+    return bool(times) and max(times) >= now - RECENT
+
+
+def _order_key(lane: str, artifact: Artifact, severe: Mapping[tuple[str, str], int],
+               now: datetime) -> tuple[object, ...]:
     overview = artifact.overview
     if lane in ("changed", "unscanned"):
         pushed = artifact.push_time
         # Fresh pushes first: newest push time first; unknown push times last.
         return (pushed is None, -(pushed.timestamp()) if pushed else 0.0, str(artifact.ref))
     ended = overview.end_time if overview else None
-    # Rescans: the longest-waiting first.
+    if lane in RESCAN_LANES:
+        # The trickle's order: recently pushed or pulled first, then the repositories with the
+        # most open fixable Critical/High findings, then the oldest report.
+        fixable = severe.get((artifact.ref.project, artifact.ref.repository), 0)
+        return (not recently_used(artifact, now), -fixable, ended is None,
+                ended.timestamp() if ended else 0.0, str(artifact.ref))
+    # Failed: the longest-waiting first.
     return (ended is None, ended.timestamp() if ended else 0.0, str(artifact.ref))
 
 
-def _ordered(lane: str, artifacts: list[Artifact]) -> list[Artifact]:
-    return sorted(artifacts, key=lambda a: _order_key(lane, a))
+def _ordered(lane: str, artifacts: list[Artifact], severe: Mapping[tuple[str, str], int],
+             now: datetime) -> list[Artifact]:
+    return sorted(artifacts, key=lambda a: _order_key(lane, a, severe, now))
 
 
 def select(
@@ -142,8 +166,13 @@ def select(
     new_digests: Collection[str] = (),
     db_updated_at: Mapping[str, datetime | None] | None = None,
     now: datetime,
+    budget: int | None = None,
+    severe: Mapping[tuple[str, str], int] | None = None,
 ) -> Selection:
-    """The ordered scan list for one run; ``db_updated_at`` is keyed by project name."""
+    """The ordered scan list for one run; ``db_updated_at`` is keyed by project name.
+    ``budget``: the scans the run may start (else the schedule's ``max_scans``, else all);
+    ``severe``: open fixable Critical/High findings per (project, repository), for the order
+    of the rescan lanes."""
     wanted_lanes = [lane for lane in ALL_LANES if lane in schedule.select]
     by_lane: dict[str, list[Artifact]] = {lane: [] for lane in wanted_lanes}
     follow: list[Artifact] = []
@@ -177,9 +206,13 @@ def select(
     ordered = [
         Pick(artifact, lane)
         for lane in wanted_lanes
-        for artifact in _ordered(lane, by_lane[lane])
+        for artifact in _ordered(lane, by_lane[lane], severe or {}, now)
     ]
-    budget = max(0, schedule.max_scans)
+    if budget is None:
+        budget = schedule.max_scans if schedule.max_scans is not None else len(ordered)
+    budget = max(0, budget)
+    behind = by_lane.get("db_updated") or []
+    ends = [a.overview.end_time for a in behind if a.overview and a.overview.end_time]
     return Selection(
         scans=tuple(ordered[:budget]),
         follow=tuple(follow),
@@ -187,4 +220,6 @@ def select(
         filtered_out=filtered,
         over_budget=max(0, len(ordered) - budget),
         backing_off=backing_off,
+        behind_db=len(behind),
+        oldest_behind=min(ends, default=None),
     )

@@ -70,14 +70,17 @@ async def run_cycle(
     on_progress: Any = None,
     options: Any = None,
     stop: StopRequest | None = None,
+    scope: frozenset[tuple[str, str]] | None = None,
 ) -> CycleResult:
     """Run ``schedule`` once and queue the alerts its changes call for. Once ``stop``
-    is requested no more scans are triggered (see ``daemon.scan.stop``)."""
+    is requested no more scans are triggered (see ``daemon.scan.stop``). ``scope``: only
+    these (project, repository) pairs (a webhook's small run)."""
     from daemon.alerts.outbox import build_and_queue
     from daemon.scan.run import run_schedule
 
     run = await run_schedule(config, store, schedule, trigger=trigger, now_fn=now_fn,
-                             options=options, on_progress=on_progress, stop=stop)
+                             options=options, on_progress=on_progress, stop=stop,
+                             scope=scope)
     now = now_fn()
     ids = await store.thread.run(build_and_queue, store, config,
                                  run_context=run_context(config, run), now=now,

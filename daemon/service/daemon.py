@@ -173,7 +173,8 @@ class Daemon:
         await listener.start(self.config.daemon.listen)
         return listener
 
-    async def _webhook_cycle(self, schedule: ScheduleConfig) -> None:
+    async def _webhook_cycle(self, schedule: ScheduleConfig,
+                             scope: frozenset[tuple[str, str]]) -> None:
         """A small run for webhook events: waits for a cron run on the registry to end."""
         if self.signals.stop.requested:
             return
@@ -185,7 +186,7 @@ class Daemon:
                 await self.cluster.run_held(schedule, "webhook")
                 return
             async with self.registry_locks.hold(schedule.registries):
-                await self._cycle(schedule, "webhook")
+                await self._cycle(schedule, "webhook", scope)
         finally:
             self.running.discard(task)
 
@@ -268,19 +269,21 @@ class Daemon:
             self.running.discard(task)
             sd_notify(f"STATUS={self._idle_status()}")
 
-    async def _cycle(self, schedule: ScheduleConfig, trigger: str) -> None:
+    async def _cycle(self, schedule: ScheduleConfig, trigger: str,
+                     scope: frozenset[tuple[str, str]] | None = None) -> None:
         if self.cluster is not None:  # a cluster's cycle still waits for the registries here
             async with self.registry_locks.hold(schedule.registries):
-                await self._run_cycle(schedule, trigger)
+                await self._run_cycle(schedule, trigger, scope)
             return
-        await self._run_cycle(schedule, trigger)
+        await self._run_cycle(schedule, trigger, scope)
 
-    async def _run_cycle(self, schedule: ScheduleConfig, trigger: str) -> None:
+    async def _run_cycle(self, schedule: ScheduleConfig, trigger: str,
+                         scope: frozenset[tuple[str, str]] | None = None) -> None:
         sd_notify(f"STATUS=running {schedule.name}")
         try:
             cycle = await run_cycle(self.config, self.store, schedule, trigger=trigger,
                                     now_fn=utcnow, on_progress=QueueGauge(self.metrics),
-                                    stop=self.signals.stop)
+                                    stop=self.signals.stop, scope=scope)
         except ScanwatchError as exc:
             from daemon.store.leases import LeaseLost
 
@@ -342,6 +345,8 @@ class Daemon:
             if reg.scanner_db_updated_at is not None:
                 age = (utcnow() - reg.scanner_db_updated_at).total_seconds()
                 m.scanner_db_age.labels(reg.registry).set(max(age, 0.0))
+            if reg.images:  # a whole-registry run: the rescan trickle's coverage
+                m.observe_coverage(reg, utcnow())
         counts = self.store.open_finding_counts()
         for severity in Severity:
             m.open_findings.labels(severity.label).set(counts.get(severity, 0))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
@@ -44,3 +47,25 @@ class Metrics:
                                  ["unit"], registry=r)
         self.cluster_instances = Gauge("scanwatch_cluster_instances",
                                        "Instances with a recent heartbeat", registry=r)
+        self.behind_db = Gauge("scanwatch_reports_behind_db_ratio",
+                               "Share of images whose report is older than the scanner DB",
+                               ["registry"], registry=r)
+        self.oldest_behind = Gauge("scanwatch_oldest_report_behind_db_age_seconds",
+                                   "Age of the oldest report older than the scanner DB "
+                                   "(0: none)", ["registry"], registry=r)
+        self.rescan_budget = Gauge("scanwatch_rescan_budget_scans",
+                                   "Scans the last run could start (the trickle's budget)",
+                                   ["registry"], registry=r)
+        self.cover_seconds = Gauge("scanwatch_rescan_cover_seconds",
+                                   "Time to rescan every image behind the DB at this budget",
+                                   ["registry"], registry=r)
+
+    def observe_coverage(self, reg: Any, now: datetime) -> None:
+        """The rescan trickle's coverage after a run (``RegistryRun`` fields)."""
+        name = reg.registry
+        self.behind_db.labels(name).set(reg.behind_db / reg.images if reg.images else 0.0)
+        oldest = reg.oldest_behind
+        self.oldest_behind.labels(name).set(
+            max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+        self.rescan_budget.labels(name).set(reg.budget)
+        self.cover_seconds.labels(name).set(reg.cover_seconds)

@@ -46,6 +46,8 @@ class ScanEngine:
         self.active: list[tuple[Artifact, Scan]] = []
         self.adapter_up = True
         self.last_scan_end = 0.0
+        self.peak_queued = 0  # the most scans waiting for the adapter at once since the reset
+        self.finished = 0
         # Told of every scan that ends (Success, Error or Stopped), with the lock held.
         self.on_scan_end: Callable[[Artifact, Scan], None] | None = None
         self._wake = threading.Condition(lock)
@@ -117,6 +119,11 @@ class ScanEngine:
         self.on_change()
         self._wake.notify_all()
 
+    def reset_queue_stats(self) -> None:
+        with self.lock:
+            self.peak_queued = len(self.pending) + len(self.waiting)
+            self.finished = 0
+
     def set_adapter(self, up: bool) -> None:
         self.adapter_up = up
         self._wake.notify_all()
@@ -151,6 +158,7 @@ class ScanEngine:
             if not moved:
                 break
             changed = True
+        self.peak_queued = max(self.peak_queued, len(self.pending) + len(self.waiting))
         next_at: float | None = None
         for art, scan in self.active:
             assert scan.adapter_start is not None and scan.adapter_end is not None
@@ -169,6 +177,7 @@ class ScanEngine:
         return next_at
 
     def _finish(self, art: Artifact, scan: Scan) -> None:
+        self.finished += 1
         end = max(self.wall(), self.last_scan_end + 0.001)
         self.last_scan_end = end
         scan.end_wall = end

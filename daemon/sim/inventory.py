@@ -42,6 +42,7 @@ class Scan:
     items: tuple[Item, ...] | None = None
     log: list[str] = field(default_factory=list)
     scanner_version: str = "v0.50.1"
+    by_scan_all: bool = False  # its end events carry no scan_overview (goharbor/harbor#21005)
 
 
 @dataclass(eq=False)

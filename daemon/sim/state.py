@@ -19,6 +19,7 @@ from daemon.sim.faults import Faults
 from daemon.sim.inventory import Artifact, Inventory, Project
 from daemon.sim.options import FaultRule, SimOptions
 from daemon.sim.render import overview
+from daemon.sim.scanall import ScanAll, run_now_state
 from daemon.sim.stats import Stats
 from daemon.sim.trivy import load_dir
 from daemon.sim.vulndb import VulnDB, stable_seed
@@ -55,13 +56,15 @@ class SimState:
         self.webhooks = Webhooks(stable_seed(options.seed, "webhooks"), self.wall,
                                  options.webhook_retry_delay, options.webhook_drop_share)
         self.engine.on_scan_end = self._scan_ended
+        self.scan_all = ScanAll()
 
     def _scan_ended(self, art: Artifact, scan: Any) -> None:
         kind = {"Success": "SCANNING_COMPLETED", "Error": "SCANNING_FAILED",
                 "Stopped": "SCANNING_STOPPED"}.get(scan.status)
         if kind is not None:
             self.webhooks.notify(kind, art.project, payload(
-                kind, art, self.wall(), operator="auto", overview=overview(art)))
+                kind, art, self.wall(), operator="auto",
+                overview=None if scan.by_scan_all else overview(art)))
 
     def wall(self) -> float:
         return self._wall0 + (time.monotonic() - self._mono0)
@@ -249,6 +252,23 @@ class Control:
 
     def reset_stats(self) -> None:
         self._s.stats.reset()
+        self._s.engine.reset_queue_stats()
+
+    def scanner(self) -> dict[str, Any]:
+        """The adapter's load now and since the last reset: scans queued for it (Pending, or
+        holding a job worker while the adapter is busy), scanning, and the peak queue."""
+        engine = self._s.engine
+        with self._s.lock:
+            return {"queued": len(engine.pending) + len(engine.waiting),
+                    "scanning": len(engine.active), "peak_queued": engine.peak_queued,
+                    "workers": self._s.options.scanner_concurrency,
+                    "finished": engine.finished}
+
+    def scan_all(self) -> dict[str, Any]:
+        """Harbor's manual Scan All: every top-level artifact triggered at once."""
+        with self._s.lock:
+            started = run_now_state(self._s)
+        return {"triggered": started, "skipped": self._s.scan_all.skipped}
 
 
 def _succeeded(art: Artifact) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,15 +39,21 @@ class InventoryMixin(StoreBase):
             return [ArtifactRef(registry, row[0], row[1], row[2]) for row in conn.execute(query)]
 
     def record_inventory(
-        self, registry: str, artifacts: Sequence[Artifact], now: datetime
+        self, registry: str, artifacts: Sequence[Artifact], now: datetime,
+        scope: Collection[tuple[str, str]] | None = None,
     ) -> InventoryDelta:
         """Record a full walk of ``registry``: upsert artifacts and tags, close moved or deleted
-        tags, and mark artifacts and repositories the walk no longer lists as removed."""
+        tags, and mark artifacts and repositories the walk no longer lists as removed. With
+        ``scope`` ((project, repository) pairs) the walk covered only those repositories:
+        nothing outside them is touched."""
         with self.engine.begin() as conn:
             fence_current(conn)  # ha: lease fencing (issue 19)
             reg_id = self._registry_id(conn, registry, now, create=True)
             assert reg_id is not None
-            repos = self._sync_repositories(conn, reg_id, artifacts, now)
+            repos = self._sync_repositories(conn, reg_id, artifacts, now, scope)
+            if scope is not None:
+                wanted = set(scope)
+                repos = {k: v for k, v in repos.items() if k in wanted}
             new, deleted, ids = self._sync_artifacts(conn, registry, reg_id, repos, artifacts, now)
             moved, untagged = self._sync_tags(conn, registry, reg_id, repos, ids, artifacts, now)
         delta = InventoryDelta(new=tuple(new), moved=tuple(moved), deleted=tuple(deleted),
@@ -57,9 +63,11 @@ class InventoryMixin(StoreBase):
         return delta
 
     def _sync_repositories(
-        self, conn: Connection, reg_id: int, artifacts: Sequence[Artifact], now: datetime
+        self, conn: Connection, reg_id: int, artifacts: Sequence[Artifact], now: datetime,
+        scope: Collection[tuple[str, str]] | None = None,
     ) -> dict[tuple[str, str], int]:
         known = self._repository_ids(conn, reg_id)
+        walked = None if scope is None else set(scope)
         wanted = {(a.ref.project, a.ref.repository) for a in artifacts}
         missing = sorted(wanted - set(known))
         if missing:
@@ -69,7 +77,8 @@ class InventoryMixin(StoreBase):
             known = self._repository_ids(conn, reg_id)
         r = t.repository.c
         seen = [known[k][0] for k in wanted]
-        gone = [rid for k, (rid, removed) in known.items() if k not in wanted and removed is None]
+        gone = [rid for k, (rid, removed) in known.items() if k not in wanted and removed is None
+                and (walked is None or k in walked)]
         for chunk in _chunks(seen):
             conn.execute(update(t.repository).where(r.id.in_(chunk))
                          .values(last_seen=now, removed_at=None))
@@ -82,11 +91,13 @@ class InventoryMixin(StoreBase):
         artifacts: Sequence[Artifact], now: datetime,
     ) -> tuple[list[ArtifactRef], list[ArtifactRef], dict[tuple[int, str], int]]:
         a, r = t.artifact.c, t.repository.c
+        in_walk = set(repos.values())
         existing = {
             (row.repository_id, row.digest): row
             for row in conn.execute(
                 select(a.id, a.repository_id, a.digest, a.removed_at, r.project, r.name)
                 .join(t.repository, r.id == a.repository_id).where(r.registry_id == reg_id))
+            if row.repository_id in in_walk
         }
         walk: dict[tuple[int, str], dict[str, Any]] = {}
         tops: set[tuple[int, str]] = set()
@@ -131,12 +142,14 @@ class InventoryMixin(StoreBase):
         ids: dict[tuple[int, str], int], artifacts: Sequence[Artifact], now: datetime,
     ) -> tuple[list[TagMove], list[ArtifactRef]]:
         tg, r, a = t.tag.c, t.repository.c, t.artifact.c
+        in_walk = set(repos.values())
         open_tags = {
             (row.repository_id, row.name): row
             for row in conn.execute(
                 select(tg.id, tg.repository_id, tg.name, tg.artifact_id, tg.digest)
                 .join(t.repository, r.id == tg.repository_id)
                 .where(r.registry_id == reg_id, tg.until.is_(None)))
+            if row.repository_id in in_walk
         }
         walk: dict[tuple[int, str], tuple[int, str]] = {}
         for art in artifacts:

@@ -1,4 +1,4 @@
-"""A registry that sends what no Harbor should, through a real proxy (tests/fault_proxy.py) in
+"""A registry that sends what no Harbor should, through a real proxy (tests/registry_proxy.py) in
 front of the simulator, to the real ``scanwatch run --once`` in a subprocess and its SQLite file.
 
 - A 120 MB chunked body is refused with one line naming the URL and the limit, and the process
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_proxy import HUGE_BYTES, FaultProxy
+from registry_proxy import HUGE_BYTES, FaultProxy
 from runkit import (
     SCANWATCH,
     Cli,

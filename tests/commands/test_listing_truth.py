@@ -1,6 +1,6 @@
 """What a listing hides is not deleted until Harbor says 404 to a direct lookup.
 
-A real proxy on 127.0.0.1 (tests/listing_proxy.py) sits between ``scanwatch run --once`` (a
+A real proxy on 127.0.0.1 (tests/registry_proxy.py) sits between ``scanwatch run --once`` (a
 subprocess) and the simulator and degrades the listings of a second run, after a first good run
 stored findings in a real SQLite file: pages of artifacts one item short of their
 ``X-Total-Count``, a project left out of the project list. Nothing may be resolved for it, and
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from listing_proxy import ListingProxy
+from registry_proxy import ListingProxy
 from runkit import World, error_lines, open_findings, present, resolved, snapshot
 
 from daemon.sim import FaultRule, SimOptions, start_simulator

@@ -1,5 +1,5 @@
 """One poison report does not block a registry: the real ``scanwatch run --once`` against the
-simulator through a real proxy (tests/fault_proxy.py), with a real SQLite file.
+simulator through a real proxy (tests/registry_proxy.py), with a real SQLite file.
 
 - A lone UTF-16 surrogate in a package name (``"zlib\\ud800"``, valid JSON text) is replaced
   on the way in: every report of the run is stored, that one with U+FFFD.
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fault_proxy import FaultProxy
+from registry_proxy import FaultProxy
 from runkit import Cli, error_lines, write_config
 
 from daemon.sim import SimOptions, Simulator, start_simulator

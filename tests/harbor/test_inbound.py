@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,23 @@ from daemon.harbor import inbound
 ])
 def test_it_cleans_strings_and_numbers(text: str, expected: Any) -> None:
     assert inbound.loads(text) == expected
+    # Bytes (what the client hands over) take the orjson path where nothing needs cleaning:
+    # the same values either way.
+    assert inbound.loads(text.encode()) == expected
+
+
+@pytest.mark.parametrize("raw", [
+    pytest.param(b'{"d": "del\x7f"}', id="raw-del"),
+    pytest.param('{"d": "c1\u0085"}'.encode(), id="raw-c1"),
+])
+def test_raw_control_characters_in_bytes_are_cleaned(raw: bytes) -> None:
+    assert inbound.loads(raw) == {"d": raw.decode()[7:-3] + "\ufffd"}
+
+
+def test_real_trivy_reports_read_the_same_on_both_paths(shared_dir: Path) -> None:
+    for path in sorted((shared_dir / "fixtures" / "trivy").glob("*.json.golden")):
+        data = path.read_bytes()
+        assert inbound.loads(data) == inbound.loads(data.decode()), path.name
 
 
 def test_a_5000_digit_integer_reads_as_an_infinite_float() -> None:

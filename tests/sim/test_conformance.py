@@ -167,6 +167,15 @@ def _calls(sim: Any, zero: Any, kit: Any) -> list[tuple[str, str, str, int, Any,
         ("/scanners/{registration_id}/metadata", "GET", f"/scanners/{scanner}/metadata", 200,
          None, ""),
         ("/system/CVEAllowlist", "GET", "/system/CVEAllowlist", 200, None, ""),
+        ("/scans/all/metrics", "GET", "/scans/all/metrics", 200, None, ""),
+        ("/system/scanAll/schedule", "POST", "/system/scanAll/schedule", 201,
+         {"schedule": {"type": "Manual"}}, "empty"),
+        ("/scans/all/metrics", "GET", "/scans/all/metrics", 200, None, ""),
+        ("/system/scanAll/schedule", "POST", "/system/scanAll/schedule", 409,
+         {"schedule": {"type": "Manual"}}, "a manual scan-all still going"),
+        ("/system/scanAll/schedule", "POST", "/system/scanAll/schedule", 201,
+         {"schedule": {"type": "Daily", "cron": "0 0 0 * * *"}}, "empty"),
+        ("/system/scanAll/schedule", "GET", "/system/scanAll/schedule", 200, None, ""),
     ]
 
 

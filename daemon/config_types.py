@@ -67,6 +67,8 @@ class DaemonConfig:
     max_scans_in_flight: int = 10  # a global cap across registries
     run_timeout: timedelta = timedelta(hours=6)
     outbox_drain_timeout: timedelta = timedelta(seconds=60)
+    public_url: str = ""  # where people reach the pages (alerts' Details links); "" is none
+    web_users_file: str = ""  # "user:argon2-hash" lines; required when listen is not loopback
 
 
 @dataclass(frozen=True)

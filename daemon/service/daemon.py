@@ -73,6 +73,8 @@ class Daemon:
         self.wake_delivery = asyncio.Event()
         self.last_result: dict[str, str] = {}
         self.background: set[asyncio.Task[Any]] = set()  # held so they are not collected
+        self.project_ids: dict[tuple[str, str], int] = {}  # Harbor's, for the pages' links
+        self.pages: Any = None  # the read-only store behind the pages
 
     # ---- life -------------------------------------------------------------------------------
 
@@ -135,6 +137,8 @@ class Daemon:
         await asyncio.gather(*helpers, return_exceptions=True)
         if listener is not None:
             await listener.stop()
+        if self.pages is not None:
+            self.pages.close()
         self.store.close()
         _log.info("daemon_stopped")
 
@@ -153,9 +157,22 @@ class Daemon:
             queue: asyncio.Queue[HookEvent] = asyncio.Queue(maxsize=10000)
             hooks = HookEndpoint(secrets, self.metrics, queue)
             self._keep(fastpath.serve(self.config, queue, self._webhook_cycle))
-        listener = HttpListener(self.metrics, self.readiness, hooks)
+        web = self._web()
+        listener = HttpListener(self.metrics, self.readiness, hooks, web,
+                                run=self.pages.thread.run if web is not None else None)
         await listener.start(self.config.daemon.listen)
         return listener
+
+    def _web(self) -> Any:
+        """The pages (daemon/web/) over a read-only store, with a password where configured."""
+        from daemon.store.pages import read_only_store
+        from daemon.web.app import WebApp
+        from daemon.web.auth import BasicAuth, load_users
+
+        users = self.config.daemon.web_users_file
+        auth = BasicAuth(load_users(users) if users else None)
+        self.pages = read_only_store(self.store.url)
+        return WebApp(self.config, self.pages, auth, self.project_ids)
 
     async def _webhook_cycle(self, schedule: ScheduleConfig) -> None:
         """A small run for webhook events: waits for a cron run on the registry to end."""
@@ -282,6 +299,7 @@ class Daemon:
         if result == "ok" and run.finished_at is not None:
             m.last_success.labels(schedule).set(run.finished_at.timestamp())
         for reg in run.registries:
+            self.project_ids.update({(reg.registry, p): pid for p, pid in reg.project_ids.items()})
             m.scans_triggered.labels(reg.registry).inc(reg.triggered)
             for outcome, count in reg.outcomes.items():
                 m.scans_finished.labels(reg.registry, outcome).inc(count)

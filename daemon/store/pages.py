@@ -55,9 +55,11 @@ class RegistryOverview:
 
 def registries(conn: Connection) -> list[RegistryOverview]:
     g, r, a, s, f = (t.registry.c, t.repository.c, t.artifact.c, t.scan.c, t.finding.c)
-    names = dict(conn.execute(select(g.id, g.name).order_by(g.name)).all())
-    repos = dict(conn.execute(select(r.registry_id, func.count()).where(r.removed_at.is_(None))
-                              .group_by(r.registry_id)).all())
+    names: dict[int, str] = {int(i): n for i, n in conn.execute(
+        select(g.id, g.name).order_by(g.name))}
+    repos: dict[int, int] = {int(i): int(n) for i, n in conn.execute(
+        select(r.registry_id, func.count()).where(r.removed_at.is_(None))
+        .group_by(r.registry_id))}
     arts: dict[int, tuple[int, int]] = {}
     for reg, n, failing in conn.execute(
             select(r.registry_id, func.count(), func.sum(

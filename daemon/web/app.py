@@ -89,8 +89,8 @@ class WebApp:
                                autoescape=select_autoescape(default=True, default_for_string=True),
                                trim_blocks=True, lstrip_blocks=True,
                                extensions=["jinja2.ext.do"])
-        self.env.globals.update(qs=_qs, path=_path, repo_path=_repo_path, sev_names=[s.label for s in _shown()],
-                                columns=COLUMNS)
+        self.env.globals.update(qs=_qs, path=_path, repo_path=_repo_path, columns=COLUMNS,
+                                sev_names=[s.label for s in _shown()])
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
         self.css = files("daemon.web").joinpath("static/style.css").read_bytes()

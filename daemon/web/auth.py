@@ -42,7 +42,8 @@ def load_users(path: str) -> dict[str, str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"daemon.web_users_file: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError([f"daemon.web_users_file: cannot read {path}: {exc.strerror}"]
+                          ) from None
     users: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -50,8 +51,8 @@ def load_users(path: str) -> dict[str, str]:
             continue
         user, sep, hashed = line.partition(":")
         if not sep or not user or not hashed.startswith("$argon2"):
-            raise ConfigError(f"{path}:{number}: must be USER:ARGON2-HASH (from `scanwatch web "
-                              "add-user`)")
+            raise ConfigError([f"{path}:{number}: must be USER:ARGON2-HASH (from `scanwatch "
+                               "web add-user`)"])
         users[user] = hashed
     return users
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from daemon_driver import DaemonProcess, driver_command  # noqa: E402
 
 LEAD = 3
@@ -37,7 +38,8 @@ def require_browser() -> None:
     pytest.skip(reason)
 
 
-def write_config(path: Path, sim: Any, db: Path, listen: str, extra: str = "") -> Path:
+def write_config(path: Path, sim: Any, db: Path, listen: str, extra: str = "",
+                 url: str = "") -> Path:
     path.write_text(f"""\
 [daemon]
 database = "sqlite:///{db}"
@@ -46,7 +48,7 @@ stop_timeout = "5s"
 {extra}
 [[registry]]
 name = "sim"
-url = "{sim.url}"
+url = "{url or sim.url}"
 username = "{sim.admin[0]}"
 password = "${{SCANWATCH_TEST_SIM_PASSWORD}}"
 requests_per_second = 200.0
@@ -217,3 +219,64 @@ def test_a_request_without_credentials_on_a_non_loopback_listener_gets_401(
         d.signal(signal.SIGTERM)
         d.wait_exit()
         d.close()
+
+
+HOSTILE = '<script>alert(1)</script><b>bold</b>&amp;"\' <@U123> ünï'
+
+
+def test_hostile_scan_data_is_shown_as_text_never_as_markup(tmp_path: Path) -> None:
+    """A report whose package names carry HTML (a hostile registry or scanner) goes through a
+    real run into the history; the pages show those characters as text, in the page source
+    and in the browser, and no element or script comes from them."""
+    require_browser()
+    import json
+
+    from fault_proxy import FaultProxy
+    from selenium.webdriver.common.by import By
+
+    from daemon.sim import SimOptions, start_simulator
+
+    sim = start_simulator(SimOptions(
+        seed=5, projects=1, repositories_per_project=1, artifacts_per_repository=1,
+        vulnerabilities_per_artifact=4, scanned_share=1.0, index_share=0.0, chart_share=0.0,
+        scan_seconds=0.1))
+    proxy = FaultProxy(sim.url)
+    hostile_json = json.dumps(HOSTILE)[1:-1].encode()
+    proxy.poison = lambda body: body.replace(b'"package":"', b'"package":"' + hostile_json)
+    db = tmp_path / "h.db"
+    config = write_config(tmp_path / "config.toml", sim, db, "127.0.0.1:0", url=proxy.url)
+    env = {"SCANWATCH_TEST_SIM_PASSWORD": sim.admin[1]}
+    d = None
+    driver = None
+    try:
+        once = scanwatch("run", "--once", "--config", str(config), env=env)
+        assert once.returncode == 0, once.stderr[-2000:]
+        assert proxy.poisoned
+        d = DaemonProcess(driver_command(), ["run", "--config", str(config)], tmp_path, env=env)
+        base = f"http://127.0.0.1:{listening_port(d)}"
+        for path in ("/findings", "/fix"):
+            with urllib.request.urlopen(base + path, timeout=60) as page:
+                html = page.read().decode()
+            assert "<script>" not in html and "<b>bold" not in html
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;&amp;amp;" in html
+        driver = browser(tmp_path)
+        for path in ("/findings", "/fix"):
+            driver.get(base + path)
+            body = driver.find_element(By.TAG_NAME, "body")
+            assert HOSTILE.split(" <@")[0] in body.text
+            assert not driver.find_elements(By.TAG_NAME, "script")
+            assert not [b for b in driver.find_elements(By.TAG_NAME, "b") if b.text == "bold"]
+            driver.save_screenshot(str(tmp_path / f"hostile{path.replace('/', '-')}.png"))
+        driver.get(base + "/findings")
+        first = driver.find_element(By.CSS_SELECTOR, "a[href^='/finding?']")
+        first.click()
+        assert HOSTILE.split(" <@")[0] in driver.find_element(By.TAG_NAME, "body").text
+    finally:
+        if driver is not None:
+            driver.quit()
+        if d is not None:
+            d.signal(signal.SIGTERM)
+            d.wait_exit()
+            d.close()
+        proxy.close()
+        sim.stop()

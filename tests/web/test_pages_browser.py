@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -18,6 +19,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -152,6 +154,22 @@ def test_overview_fix_first_image_and_finding_are_reached_by_clicking_in_chromiu
         text = driver.find_element(By.TAG_NAME, "body").text
         assert "open" in text and "advisory_published" in text, text[:2000]
         driver.save_screenshot(str(tmp_path / "finding.png"))
+
+        # The alerts' Details links: a findings filter and an image, as they build them.
+        with sqlite3.connect(db) as conn:
+            project, repo, digest, vuln = conn.execute(
+                "SELECT r.project, r.name, a.digest, f.vulnerability FROM finding f"
+                " JOIN repository r ON r.id = f.repository_id"
+                " JOIN artifact a ON a.repository_id = r.id"
+                " WHERE f.resolved_at IS NULL AND f.severity >= 4 LIMIT 1").fetchone()
+        filters = {"registry": "sim", "project": project, "repository": repo,
+                   "severity": "High"}
+        details = f"{base}/findings?{urlencode(filters)}"
+        driver.get(details)
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert vuln in text and "Medium" not in text.split("Open since", 1)[1]
+        driver.get(f"{base}/images/sim/{project}/{repo}@{digest}")
+        assert digest in driver.find_element(By.TAG_NAME, "body").text
 
         driver.find_element(By.LINK_TEXT, "Trends").click()
         images = driver.find_elements(By.TAG_NAME, "img")

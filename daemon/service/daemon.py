@@ -75,6 +75,7 @@ class Daemon:
         self.background: set[asyncio.Task[Any]] = set()  # held so they are not collected
         self.project_ids: dict[tuple[str, str], int] = {}  # Harbor's, for the pages' links
         self.pages: Any = None  # the read-only store behind the pages
+        self.web: Any = None
 
     # ---- life -------------------------------------------------------------------------------
 
@@ -172,7 +173,8 @@ class Daemon:
         users = self.config.daemon.web_users_file
         auth = BasicAuth(load_users(users) if users else None)
         self.pages = read_only_store(self.store.url)
-        return WebApp(self.config, self.pages, auth, self.project_ids)
+        self.web = WebApp(self.config, self.pages, auth, self.project_ids)
+        return self.web
 
     async def _webhook_cycle(self, schedule: ScheduleConfig) -> None:
         """A small run for webhook events: waits for a cron run on the registry to end."""
@@ -360,6 +362,8 @@ class Daemon:
         if (new.daemon.database or "") != (self.config.daemon.database or ""):
             _log.warning("config_reload_partial", note="the database changes at the next start")
         self.config = new  # its ignore rules are read at the start of each run
+        if self.web is not None:
+            self.web.config = new  # the pages' filters, links and SLA follow the new file
         self._install_jobs()
         _log.info("config_reloaded", schedules=[s.name for s in new.schedules])
         sd_notify("READY=1", f"STATUS={self._idle_status()}")

@@ -1,4 +1,4 @@
-"""The daemon's optional HTTP listener: /metrics, /healthz, /readyz.
+"""The daemon's optional HTTP listener: /metrics, /healthz, /readyz, the web pages (daemon/web/).
 
 It runs on the daemon's own event loop, so /healthz answering at all proves the loop is alive.
 Only ``scanwatch run`` (not ``--once``) opens it, on ``[daemon] listen`` (127.0.0.1 by default).

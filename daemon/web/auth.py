@@ -12,14 +12,20 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+from functools import cache
 from pathlib import Path
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from typing import Any
 
 from daemon.errors import ConfigError
 
-_HASHER = PasswordHasher()
+
+@cache
+def _hasher() -> Any:
+    """argon2-cffi's hasher with its defaults (argon2id), imported when first needed: the
+    configuration check that imports ``is_loopback`` does not pay for it."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
 
 
 def is_loopback(listen: str) -> bool:
@@ -34,7 +40,7 @@ def is_loopback(listen: str) -> bool:
 
 
 def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+    return str(_hasher().hash(password))
 
 
 def load_users(path: str) -> dict[str, str]:
@@ -70,6 +76,8 @@ class BasicAuth:
     def allows(self, header: str) -> bool:
         if self.users is None:
             return True
+        from argon2.exceptions import InvalidHashError, VerificationError
+
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "basic":
             return False
@@ -80,9 +88,9 @@ class BasicAuth:
             return False
         hashed = self.users.get(user)
         if hashed is None:
-            _HASHER.hash(password)  # the same work for an unknown user as for a wrong password
+            _hasher().hash(password)  # the same work for an unknown user as for a wrong password
             return False
         try:
-            return _HASHER.verify(hashed, password)
+            return bool(_hasher().verify(hashed, password))
         except (VerificationError, InvalidHashError):
             return False

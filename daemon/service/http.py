@@ -83,7 +83,7 @@ class HttpListener:
                 )
             reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
                       404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
-                      503: "Service Unavailable"}[status]
+                      500: "Internal Server Error", 503: "Service Unavailable"}[status]
             more = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
             head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{more}"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")

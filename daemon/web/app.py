@@ -115,6 +115,10 @@ class WebApp:
         except (NotFound, UnknownTarget, ValueError) as exc:
             body = self._page("missing.html", title="Not found", message=str(exc) or path)
             return self._secure(Response(404, "text/html; charset=utf-8", body))
+        except Exception as exc:  # noqa: BLE001 (one page failing must not end the listener)
+            _log.error("page_failed", path=path, error=f"{type(exc).__name__}: {exc}")
+            return self._secure(Response(500, "text/plain; charset=utf-8",
+                                         b"the page failed; the daemon's log says why\n"))
 
     def _secure(self, response: Response) -> Response:
         response.headers = {**SECURITY_HEADERS, **response.headers}

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, create_engine, event, func, or_, select
+from sqlalchemy import and_, case, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from daemon.model import Severity
@@ -194,17 +194,26 @@ def finding(conn: Connection, repo_id: int, vulnerability: str, package: str
     return detail, events
 
 
-def open_by_day(conn: Connection, days: list[datetime]) -> dict[Severity, list[int]]:
-    """Open (not ignored) findings per severity at each of ``days``: one GROUP BY each."""
+def open_by_day(conn: Connection, days: list[date]) -> dict[Severity, list[int]]:
+    """Open (not ignored) findings per severity at the end of each of ``days`` (UTC): how many
+    opened by then less how many resolved by then, from two GROUP BYs by day, whatever the
+    number of days. A finding resolved and opened again counts from its latest opening."""
     f = t.finding.c
-    out: dict[Severity, list[int]] = {s: [0] * len(days) for s in Severity}
-    for i, day in enumerate(days):
-        for sev, n in conn.execute(
-                select(f.severity, func.count())
-                .where(f.opened_at <= day, f.ignored.is_(False),
-                       or_(f.resolved_at.is_(None), f.resolved_at > day))
-                .group_by(f.severity)):
-            out[Severity(sev)][i] = int(n)
+    opened: dict[Severity, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    resolved: dict[Severity, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for column, into in ((f.opened_at, opened), (f.resolved_at, resolved)):
+        day = func.date(column)
+        for sev, on, n in conn.execute(
+                select(f.severity, day, func.count())
+                .where(column.is_not(None), f.ignored.is_(False))
+                .group_by(f.severity, day)):
+            into[Severity(sev)][str(on)[:10]] += int(n)
+    out: dict[Severity, list[int]] = {}
+    for sev in Severity:
+        marks = [d.isoformat() for d in days]
+        out[sev] = [sum(n for on, n in opened[sev].items() if on <= mark)
+                    - sum(n for on, n in resolved[sev].items() if on <= mark)
+                    for mark in marks]
     return out
 
 

@@ -250,7 +250,7 @@ class WebApp:
         now = self.now()
         with self.store.engine.connect() as conn:
             if path == "/trends/open.svg":
-                days = [now - timedelta(days=n) for n in range(TREND_DAYS, -1, -1)]
+                days = [(now - timedelta(days=n)).date() for n in range(TREND_DAYS, -1, -1)]
                 return charts.open_findings(days, pages.open_by_day(conn, days))
             return charts.time_to_fix(pages.time_to_fix(conn, now - timedelta(days=TREND_DAYS)))
 

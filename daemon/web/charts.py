@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, timedelta
 
 import pygal
 from pygal.style import Style
@@ -22,10 +22,10 @@ def _config(title: str) -> dict[str, object]:
             "width": 800, "height": 320, "explicit_size": True}
 
 
-def open_findings(days: list[datetime], counts: dict[Severity, list[int]]) -> str:
+def open_findings(days: list[date], counts: dict[Severity, list[int]]) -> str:
     chart = pygal.StackedLine(fill=True, show_dots=False, x_label_rotation=30,
                               show_minor_x_labels=False, **_config("Open findings"))
-    chart.x_labels = [d.strftime("%Y-%m-%d") for d in days]
+    chart.x_labels = [d.isoformat() for d in days]
     chart.x_labels_major = chart.x_labels[::max(1, len(days) // 8)]
     for sev in _SHOWN:
         chart.add(sev.label, counts.get(sev, [0] * len(days)))

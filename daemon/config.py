@@ -66,6 +66,8 @@ DAEMON_KEYS: dict[str, Parser] = {
     "run_timeout": duration(),
     "outbox_drain_timeout": duration(zero=True),
     "lease_ttl": duration(maximum=timedelta(minutes=10)),  # several instances on PostgreSQL
+    "public_url": url,
+    "web_users_file": str_,
 }
 REGISTRY_KEYS: dict[str, Parser] = {
     "name": name,
@@ -368,7 +370,24 @@ def _daemon(ctx: Ctx, table: Any) -> ct.DaemonConfig:
         ctx.warn("daemon.database", "a literal password in the file; prefer a password-less URL "
                  "(peer auth, ~/.pgpass or PGPASSFILE)")
     values["database"] = database
+    _web_access(ctx, values)
     return ct.DaemonConfig(**values)
+
+
+def _web_access(ctx: Ctx, values: dict[str, Any]) -> None:
+    """Pages on a listener others can reach need a users file (daemon/web/auth.py)."""
+    from daemon.web.auth import is_loopback
+
+    users = values.get("web_users_file", "")
+    if users:
+        values["web_users_file"] = users = str(ctx.base / users)
+        if not Path(users).is_file():
+            ctx.missing("daemon.web_users_file", f"no such file: {show(users)}")
+    listen_at = values.get("listen", "")
+    if listen_at and not users and not is_loopback(listen_at):
+        ctx.problem("daemon.listen", f"{show(listen_at)} is reachable from other hosts: set "
+                    "web_users_file (`scanwatch web add-user`) so that the pages ask for a "
+                    "password, or listen on 127.0.0.1")
 
 
 def _registry(ctx: Ctx, where: str, table: dict[str, Any]) -> ct.RegistryConfig | None:

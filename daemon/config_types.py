@@ -69,6 +69,8 @@ class DaemonConfig:
     outbox_drain_timeout: timedelta = timedelta(seconds=60)
     # PostgreSQL, several instances: a lease not renewed for this long is taken over (issue 19)
     lease_ttl: timedelta = timedelta(seconds=30)
+    public_url: str = ""  # where people reach the pages (alerts' Details links); "" is none
+    web_users_file: str = ""  # "user:argon2-hash" lines; required when listen is not loopback
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from daemon import versions
 from daemon.model import Severity
@@ -125,3 +125,23 @@ def plan(entries: Iterable[Entry[T]]) -> list[Remedy[T]]:
         out.append(Remedy(package, installed, ecosystem, fix, candidates, vulns,
                           tuple(e.member for e in members if e.member is not None)))
     return sorted(out, key=sort_key)
+
+
+def plan_findings(batches: Iterable[Iterable[Any]]) -> list[Remedy[list[Any]]]:
+    """The plan of open findings (``store.findings.FindingRow`` batches): one entry per
+    (package, installed version, vulnerability), so the same advisory in a thousand
+    repositories is one line; its members are the rows that carry it (worst kept first).
+    ``findings --by action``, the web's "fix first" and alerts group alike."""
+    entries: dict[tuple[str, str, str], Entry[list[Any]]] = {}
+    for batch in batches:
+        for f in batch:
+            for version in f.installed_versions:
+                triple = (f.key.package, version, f.key.vulnerability)
+                known = entries.get(triple)
+                rows = known.member if known is not None and known.member is not None else []
+                rows.append(f)
+                if known is None or (f.severity, f.fix_version) > (known.vuln.severity,
+                                                                    known.vuln.fix_version):
+                    entries[triple] = Entry(f.key.package, version, Vuln(
+                        f.key.vulnerability, f.severity, f.fix_version), f.ecosystem, rows)
+    return plan(entries.values())

@@ -331,7 +331,7 @@ def test_it_reports_every_key_given_a_wrong_type(tmp_path: Path, section: str) -
         allowed = set()
         if wrong == "":
             allowed = {"database", "listen", "username", "ca_bundle", "vulnerability", "package",
-                       "format", "reason"}
+                       "format", "reason", "web_users_file"}
         elif wrong == 1.5:
             allowed = {"requests_per_second"}
         elif isinstance(wrong, date):

@@ -21,21 +21,9 @@ if TYPE_CHECKING:
 
 def actions(batches: Iterable[list[FindingRow]], fmt: str) -> int:
     from daemon.commands.report_actions import print_actions
-    from daemon.remedy import Entry, Vuln, plan
+    from daemon.remedy import plan_findings
 
-    # One entry per (package, installed version, vulnerability): the same advisory in a
-    # thousand repositories is one line of the plan, and memory stays the plan's size.
-    entries: dict[tuple[str, str, str], Entry[None]] = {}
-    for batch in batches:
-        for f in batch:
-            for version in f.installed_versions:
-                triple = (f.key.package, version, f.key.vulnerability)
-                known = entries.get(triple)
-                if known is None or (f.severity, f.fix_version) > (known.vuln.severity,
-                                                                    known.vuln.fix_version):
-                    entries[triple] = Entry(f.key.package, version, Vuln(
-                        f.key.vulnerability, f.severity, f.fix_version), f.ecosystem)
-    return print_actions("open findings", plan(entries.values()), fmt if fmt == "json"
+    return print_actions("open findings", plan_findings(batches), fmt if fmt == "json"
                          else "table")
 
 

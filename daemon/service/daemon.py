@@ -74,6 +74,9 @@ class Daemon:
         self.last_result: dict[str, str] = {}
         self.background: set[asyncio.Task[Any]] = set()  # held so they are not collected
         self.cluster: Any = None  # PostgreSQL: several instances share the work (cluster.py)
+        self.project_ids: dict[tuple[str, str], int] = {}  # Harbor's, for the pages' links
+        self.pages: Any = None  # the read-only store behind the pages
+        self.web: Any = None
 
     # ---- life -------------------------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class Daemon:
             await listener.stop()
         if self.cluster is not None:
             await self.cluster.close()
+        if self.pages is not None:
+            self.pages.close()
         self.store.close()
         _log.info("daemon_stopped")
 
@@ -169,9 +174,23 @@ class Daemon:
             queue: asyncio.Queue[HookEvent] = asyncio.Queue(maxsize=10000)
             hooks = HookEndpoint(secrets, self.metrics, queue)
             self._keep(fastpath.serve(self.config, queue, self._webhook_cycle))
-        listener = HttpListener(self.metrics, self.readiness, hooks)
+        web = self._web()
+        listener = HttpListener(self.metrics, self.readiness, hooks, web,
+                                run=self.pages.thread.run if web is not None else None)
         await listener.start(self.config.daemon.listen)
         return listener
+
+    def _web(self) -> Any:
+        """The pages (daemon/web/) over a read-only store, with a password where configured."""
+        from daemon.store.pages import read_only_store
+        from daemon.web.app import WebApp
+        from daemon.web.auth import BasicAuth, load_users
+
+        users = self.config.daemon.web_users_file
+        auth = BasicAuth(load_users(users) if users else None)
+        self.pages = read_only_store(self.store.url)
+        self.web = WebApp(self.config, self.pages, auth, self.project_ids)
+        return self.web
 
     async def _webhook_cycle(self, schedule: ScheduleConfig,
                              scope: frozenset[tuple[str, str]]) -> None:
@@ -334,6 +353,7 @@ class Daemon:
         if result == "ok" and run.finished_at is not None:
             m.last_success.labels(schedule).set(run.finished_at.timestamp())
         for reg in run.registries:
+            self.project_ids.update({(reg.registry, p): pid for p, pid in reg.project_ids.items()})
             m.scans_triggered.labels(reg.registry).inc(reg.triggered)
             for outcome, count in reg.outcomes.items():
                 m.scans_finished.labels(reg.registry, outcome).inc(count)
@@ -411,6 +431,8 @@ class Daemon:
         self.config = new  # its ignore rules are read at the start of each run
         if self.cluster is not None:
             self.cluster.reconfigure(new)
+        if self.web is not None:
+            self.web.config = new  # the pages' filters, links and SLA follow the new file
         self._install_jobs()
         _log.info("config_reloaded", schedules=[s.name for s in new.schedules])
         sd_notify("READY=1", f"STATUS={self._idle_status()}")

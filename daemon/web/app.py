@@ -1,0 +1,318 @@
+"""The pages: one GET request → one response, rendered from the store, read-only.
+
+``WebApp.respond`` runs on the store's worker thread (no database work on the event loop). It
+checks the credentials first (``auth.py``), routes the path, renders a Jinja2 template with
+autoescaping (so nothing from scan data reaches the page as markup) and adds the security
+headers. There is no write action, so no form posts and nothing for CSRF to forge.
+
+Paths (the alerts' Details links use the first two)::
+
+    /findings?registry=&project=&repository=&severity=&fixable=&limit=
+    /images/{registry}/{project}/{repository}@{digest}
+    /                       overview          /fix?…same filters…     fix first
+    /repositories/{registry}/{project}/{repository}
+    /finding?registry=&project=&repository=&vulnerability=&package=
+    /trends  /trends/open.svg  /trends/fix.svg  /static/style.css
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlencode
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from daemon import log
+from daemon.alerts.group import RunContext, harbor_link
+from daemon.config_types import Config
+from daemon.errors import UnknownTarget
+from daemon.model import Severity
+from daemon.remedy import Remedy
+from daemon.store import findings as store_findings
+from daemon.store import pages
+from daemon.web import charts
+from daemon.web.auth import BasicAuth
+from daemon.web.columns import COLUMNS
+
+_log = log.get(__name__)
+
+PAGE = 100  # findings per page
+MAX_PAGE = 1000
+ACTIONS = 100  # remediation actions shown
+TREND_DAYS = 30
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
+                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+# An SVG opened on its own is a document: pygal's inline <style> needs it, nothing else.
+SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+@dataclass
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class NotFound(Exception):
+    pass
+
+
+def _severity_filter(value: str) -> Severity | None:
+    return Severity.from_name(value) if value else None
+
+
+class WebApp:
+    def __init__(self, config: Config, store: Any, auth: BasicAuth,
+                 project_ids: Mapping[tuple[str, str], int] | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.config = config
+        self.store = store  # a Store over a read-only engine (store/pages.read_only_store)
+        self.auth = auth
+        self.project_ids = project_ids if project_ids is not None else {}
+        self.now = now
+        self.env = Environment(loader=PackageLoader("daemon.web", "templates"),
+                               autoescape=select_autoescape(default=True, default_for_string=True),
+                               trim_blocks=True, lstrip_blocks=True,
+                               extensions=["jinja2.ext.do"])
+        self.env.globals.update(qs=_qs, path=_path, repo_path=_repo_path, columns=COLUMNS,
+                                sev_names=[s.label for s in _shown()])
+        self.env.filters["when"] = _when
+        self.env.filters["ago"] = lambda at: _ago(at, self.now())
+        self.css = files("daemon.web").joinpath("static/style.css").read_bytes()
+
+    # --- the request ------------------------------------------------------------------------
+    def handles(self, path: str) -> bool:
+        return path not in ("/metrics", "/healthz", "/readyz") and not path.startswith("/hooks/")
+
+    def respond(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
+        if not self.auth.allows(headers.get("authorization", "")):
+            return self._secure(Response(401, "text/plain; charset=utf-8",
+                                         b"authentication required\n",
+                                         {"WWW-Authenticate": 'Basic realm="scanwatch"'}))
+        if method not in ("GET", "HEAD"):
+            return self._secure(Response(405, "text/plain; charset=utf-8",
+                                         b"the pages are read-only\n", {"Allow": "GET, HEAD"}))
+        raw_path, _, raw_query = target.partition("?")
+        path = unquote(raw_path)
+        query = {k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        try:
+            return self._secure(self._route(path, query))
+        except (NotFound, UnknownTarget, ValueError) as exc:
+            body = self._page("missing.html", title="Not found", message=str(exc) or path)
+            return self._secure(Response(404, "text/html; charset=utf-8", body))
+        except Exception as exc:  # noqa: BLE001 (one page failing must not end the listener)
+            _log.error("page_failed", path=path, error=f"{type(exc).__name__}: {exc}")
+            return self._secure(Response(500, "text/plain; charset=utf-8",
+                                         b"the page failed; the daemon's log says why\n"))
+
+    def _secure(self, response: Response) -> Response:
+        response.headers = {**SECURITY_HEADERS, **response.headers}
+        if response.content_type.startswith("image/svg"):
+            response.headers["Content-Security-Policy"] = SVG_CSP
+        return response
+
+    def _route(self, path: str, q: dict[str, str]) -> Response:
+        if path == "/static/style.css":
+            return Response(200, "text/css; charset=utf-8", self.css)
+        if path in ("/trends/open.svg", "/trends/fix.svg"):
+            return Response(200, "image/svg+xml; charset=utf-8", self._chart(path).encode())
+        views: dict[str, Callable[[dict[str, str]], bytes]] = {
+            "/": self.overview, "/fix": self.fix_first, "/findings": self.findings,
+            "/finding": self.finding, "/trends": self.trends}
+        if path in views:
+            return Response(200, "text/html; charset=utf-8", views[path](q))
+        for prefix, view in (("/repositories/", self.repository), ("/images/", self.image)):
+            if path.startswith(prefix):
+                return Response(200, "text/html; charset=utf-8", view(path[len(prefix):]))
+        raise NotFound(f"no page at {path}")
+
+    def _page(self, template: str, **values: Any) -> bytes:
+        return self.env.get_template(template).render(now=self.now(), **values).encode()
+
+    # --- pages ------------------------------------------------------------------------------
+    def overview(self, q: dict[str, str]) -> bytes:
+        from daemon.config import next_run
+
+        now = self.now()
+        with self.store.engine.connect() as conn:
+            regs = pages.registries(conn)
+            runs = pages.last_runs(conn)
+            outbox = pages.outbox_health(conn)
+        schedules = [{"name": s.name, "registries": s.registries, "cron": s.cron,
+                      "next": next_run(s.cron, s.timezone, now), "last": runs.get(s.name)}
+                     for s in self.config.schedules]
+        return self._page("overview.html", title="Overview", registries=regs,
+                          schedules=schedules, outbox=outbox, severities=_shown())
+
+    def _query(self, q: dict[str, str]) -> store_findings.FindingQuery:
+        fixable = {"yes": True, "no": False}.get(q.get("fixable", ""))
+        return store_findings.FindingQuery(
+            registry=q.get("registry") or None, project=q.get("project") or None,
+            repository=q.get("repository") or None,
+            min_severity=_severity_filter(q.get("severity", "")), fixable=fixable)
+
+    def findings(self, q: dict[str, str]) -> bytes:
+        query = self._query(q)
+        limit = min(max(int(q.get("limit") or PAGE), 1), MAX_PAGE)
+        rules = self.store.ignore_rules(self.config)
+        rows, rest = self.store.finding_page(query, limit=limit, rules=rules, now=self.now())
+        return self._page("findings.html", title="Open findings", rows=rows, rest=rest,
+                          filters=q, limit=limit, harbor=self._harbor, more=limit + PAGE)
+
+    def fix_first(self, q: dict[str, str]) -> bytes:
+        from daemon.remedy import plan_findings
+
+        query = self._query(q)
+        rules = self.store.ignore_rules(self.config)
+        actions = plan_findings(self.store.finding_batches(query, rules=rules, now=self.now()))
+        return self._page("fix.html", title="Fix first", actions=actions[:ACTIONS],
+                          total=len(actions), filters=q, harbor=self._harbor, why=_why)
+
+    def repository(self, rest: str) -> bytes:
+        registry, project, repository = _split_target(rest)
+        history = self.store.history(registry, project, repository)
+        with self.store.engine.connect() as conn:
+            repo_id = pages.repository_id(conn, registry, project, repository)
+            images = pages.images(conn, repo_id) if repo_id is not None else []
+        return self._page("repository.html", title=f"{project}/{repository}", registry=registry,
+                          project=project, repository=repository, images=images,
+                          history=list(reversed(history)),
+                          harbor=self._harbor(registry, project, repository))
+
+    def image(self, rest: str) -> bytes:
+        where, at, digest = rest.rpartition("@")
+        if not at:
+            raise NotFound("an image is /images/REGISTRY/PROJECT/REPOSITORY@DIGEST")
+        registry, project, repository = _split_target(where)
+        history = [h for h in self.store.history(registry, project, repository)
+                   if digest in h.digest.split(",")]
+        if not history:
+            raise NotFound(f"no image {registry}/{project}/{repository}@{digest} in the history")
+        query = store_findings.FindingQuery(registry, project, repository, include_ignored=True)
+        rules = self.store.ignore_rules(self.config)
+        with self.store.engine.connect() as conn:
+            heads = list(itertools.islice(store_findings.heads_in_order(
+                conn, query, rules=rules, now=self.now()), MAX_PAGE))
+            rows = [r for r in store_findings.with_carriers(conn, heads) if digest in r.digests]
+        tags = sorted({t for h in history for t in h.tags})
+        return self._page("image.html", title=f"{repository}@{digest[:19]}", registry=registry,
+                          project=project, repository=repository, digest=digest, tags=tags,
+                          history=list(reversed(history)), rows=rows,
+                          harbor=self._harbor(registry, project, repository, digest))
+
+    def finding(self, q: dict[str, str]) -> bytes:
+        from daemon import sla as sla_rules
+        from daemon.model import FindingKey
+
+        key = FindingKey(q.get("registry", ""), q.get("project", ""), q.get("repository", ""),
+                         q.get("vulnerability", ""), q.get("package", ""))
+        with self.store.engine.connect() as conn:
+            repo_id = pages.repository_id(conn, key.registry, key.project, key.repository)
+            found = None if repo_id is None else pages.finding(
+                conn, repo_id, key.vulnerability, key.package)
+        if found is None:
+            raise NotFound(f"no finding {key.vulnerability} in {key.package} of "
+                           f"{key.registry}/{key.project}/{key.repository}")
+        detail, events = found
+        now = self.now()
+        rules = self.store.ignore_rules(self.config)
+        ignored_now = rules.reason(key, now)
+        deadline = None
+        if self.config.sla is not None and detail.resolved_at is None:
+            deadline = sla_rules.deadline_for(detail.severity, detail.opened_at, self.config.sla)
+        return self._page("finding.html", title=key.vulnerability, key=key, f=detail,
+                          events=events, ignored_now=ignored_now, deadline=deadline,
+                          overdue=deadline is not None and now > deadline,
+                          harbor=self._harbor(key.registry, key.project, key.repository))
+
+    def trends(self, q: dict[str, str]) -> bytes:
+        with self.store.engine.connect() as conn:
+            medians = pages.time_to_fix(conn, self.now() - timedelta(days=TREND_DAYS))
+        return self._page("trends.html", title="Trends", days=TREND_DAYS, medians=medians,
+                          severities=_shown())
+
+    def _chart(self, path: str) -> str:
+        now = self.now()
+        with self.store.engine.connect() as conn:
+            if path == "/trends/open.svg":
+                days = [(now - timedelta(days=n)).date() for n in range(TREND_DAYS, -1, -1)]
+                return charts.open_findings(days, pages.open_by_day(conn, days))
+            return charts.time_to_fix(pages.time_to_fix(conn, now - timedelta(days=TREND_DAYS)))
+
+    def _harbor(self, registry: str, project: str, repository: str, digest: str = "") -> str:
+        ctx = RunContext(registry_urls={r.name: r.url for r in self.config.registries},
+                         project_ids=self.project_ids)
+        return harbor_link(ctx, registry, project, repository, digest)
+
+
+def _shown() -> list[Severity]:
+    return [s for s in sorted(Severity, reverse=True) if s is not Severity.NONE]
+
+
+def _split_target(rest: str) -> tuple[str, str, str]:
+    parts = rest.strip("/").split("/", 2)
+    if len(parts) != 3 or not all(parts):
+        raise NotFound("a repository is REGISTRY/PROJECT/REPOSITORY")
+    return parts[0], parts[1], parts[2]
+
+
+def _qs(**values: Any) -> str:
+    return urlencode({k: v for k, v in values.items() if v not in (None, "")})
+
+
+def _path(*parts: str) -> str:
+    return "/".join(quote(p, safe="") for p in parts)
+
+
+def _repo_path(registry: str, project: str, repository: str) -> str:
+    """registry/project/repository for a path: a repository's own slashes stay."""
+    return f"{_path(registry, project)}/{quote(repository, safe='/')}"
+
+
+def _when(at: datetime | None) -> str:
+    return "—" if at is None else at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ago(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "never"
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    seconds = int((now - at).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            text = f"{seconds // size} {unit}"
+            break
+    else:
+        text = f"{seconds} s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def _why(r: Remedy[Any]) -> str:
+    """Why the action is on the list, in a sentence."""
+    worst = r.top_severity.label
+    n = len(r.vulnerabilities)
+    if r.fix_version:
+        return (f"{r.package} {r.fix_version} fixes {n} vulnerabilit{'y' if n == 1 else 'ies'}"
+                f" (worst {worst}) found in {r.installed_version}")
+    if r.candidate_fix_versions:
+        return (f"the fixes of {r.package} cannot be ordered: choose one of them for {n} "
+                f"vulnerabilities (worst {worst})")
+    return f"no fix yet for {n} vulnerabilit{'y' if n == 1 else 'ies'} (worst {worst})"

@@ -84,7 +84,8 @@ class Demo:
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
 
-    async def capture(self, url: str, title: str, body: str, body_format: str) -> Any:
+    async def capture(self, url: str, title: str, body: str, body_format: str,
+                      **_: Any) -> Any:
         """The demo's sender: keeps what a receiver would be handed instead of sending it."""
         from daemon.alerts.deliver import SendOutcome
 

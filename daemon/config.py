@@ -27,6 +27,7 @@ from daemon import config_types as ct
 from daemon.config_checks import (
     BAD,
     Ctx,
+    advisory_template,
     bool_,
     cron,
     date_,
@@ -65,6 +66,8 @@ DAEMON_KEYS: dict[str, Parser] = {
     "max_scans_in_flight": int_(1),
     "run_timeout": duration(),
     "outbox_drain_timeout": duration(zero=True),
+    "public_url": url,
+    "advisory_url": advisory_template,
 }
 REGISTRY_KEYS: dict[str, Parser] = {
     "name": name,

@@ -67,6 +67,9 @@ class DaemonConfig:
     max_scans_in_flight: int = 10  # a global cap across registries
     run_timeout: timedelta = timedelta(hours=6)
     outbox_drain_timeout: timedelta = timedelta(seconds=60)
+    # scanwatch's own pages (the web pages), for "Details" links in alerts; "" names commands
+    public_url: str = ""
+    advisory_url: str = ""  # a template with {id}; "" is NVD's page (alerts/links.py)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 def run_preview(args: argparse.Namespace) -> int:
     from daemon.alerts.events import ScanProblem
-    from daemon.alerts.group import RunContext
+    from daemon.alerts.group import context_for
     from daemon.alerts.outbox import _open_findings, plan, with_first_sight
     from daemon.alerts.render import render, to_document
     from daemon.alerts.route import legacy_keys, route_keys
@@ -95,7 +95,7 @@ def run_preview(args: argparse.Namespace) -> int:
         rules = store.ignore_rules(cfg)
         open_findings = _open_findings(store, cfg, rules)
     ctx = with_first_sight(
-        RunContext(name="preview", registry_urls={r.name: r.url for r in cfg.registries}), batch)
+        context_for(cfg, name="preview"), batch)
     planned = plan(
         cfg, events=batch.events,
         scan_problems=[(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,

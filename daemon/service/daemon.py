@@ -268,11 +268,10 @@ class Daemon:
 
     async def digest(self) -> None:
         """A digest route's cron fired: queue what it owes (build_and_queue checks what is due)."""
-        from daemon.alerts.group import RunContext
+        from daemon.alerts.group import context_for
         from daemon.alerts.outbox import build_and_queue
 
-        ctx = RunContext(name="digest", kind="digest",
-                         registry_urls={r.name: r.url for r in self.config.registries})
+        ctx = context_for(self.config, name="digest", kind="digest")
         if build_and_queue(self.store, self.config, run_context=ctx, now=utcnow()):
             self.wake_delivery.set()
 

@@ -58,7 +58,11 @@ class EmailTransport:
         for key, value in p.headers.items():
             mail[key] = value
         if body_format == "html":
-            mail.set_content(text or body)
+            if not text:  # a caller without our text form: apprise's conversion of the HTML
+                from daemon.alerts.transports import email_text_part
+
+                text = email_text_part(body)
+            mail.set_content(text)
             mail.add_alternative(body, subtype="html")
         else:
             mail.set_content(body)

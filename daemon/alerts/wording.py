@@ -30,6 +30,9 @@ def one_line(value: str, limit: int = MAX_FIELD) -> str:
 
 
 def findings_hint(message: Message) -> str:
+    """The command that lists the message's findings (a test message has no registry)."""
+    if message.kind == "test":
+        return "scanwatch findings"
     return f"scanwatch findings --registry {shlex.quote(one_line(message.registry))}"
 
 

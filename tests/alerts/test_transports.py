@@ -234,3 +234,19 @@ def _second_message(store: Any) -> None:
         conn.execute(t.outbox.insert().values(
             message_id="second.0", receiver=row.receiver, route=row.route,
             payloads=json.dumps(payload), created_at=NOW))
+
+
+async def test_notify_test_names_no_registry_that_does_not_exist(hook: HookServer) -> None:
+    from daemon.alerts.deliver import send_test
+
+    url = Secret(f"json://127.0.0.1:{hook.port}/hook", "literal")
+    config = Config(receivers=(ReceiverConfig("sec", (url,)),))
+    [outcome] = await send_test(config, "sec", now=NOW)
+    assert outcome.ok, outcome.error
+    [payload] = hook.json_bodies()
+    assert hook.headers[0]["X-Scanwatch-Message-Id"] == "test"
+    import json
+
+    doc = json.loads(payload["message"])
+    assert doc["details_command"] == "scanwatch findings" and doc["kind"] == "test"
+    assert "--registry" not in payload["message"]

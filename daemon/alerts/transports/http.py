@@ -75,9 +75,11 @@ class SlackTransport:
         channels = [c for c in p.channels if c] or [None]
         outcome = sent()
         for channel in channels:
+            # apprise's hook payload (title and text in one attachment), plus the message id
             payload: dict[str, Any] = {
-                "text": title, "mrkdwn": True,
-                "attachments": [{"text": body, "mrkdwn_in": ["text"], "fallback": title,
+                "mrkdwn": True,
+                "attachments": [{"title": title, "text": body, "mrkdwn_in": ["text"],
+                                 "fallback": title,
                                  "footer": f"scanwatch message {message_id}"}]}
             if channel:
                 payload["channel"] = channel if channel[0] in "#@" else f"#{channel}"

@@ -169,7 +169,19 @@ async def test_it_sends_the_json_webhook_its_headers_auth_and_message_id(
                        "message_id": "j.1"}
 
 
-def test_it_logs_once_per_change_of_a_receivers_error_state() -> None:
+@pytest.fixture
+def info_logs() -> Iterator[None]:
+    """Log at info and above for the test (an earlier test may have left warning)."""
+    import io
+
+    from daemon import log
+
+    log.configure("info", stream=io.StringIO())
+    yield
+    log.configure("warning", stream=io.StringIO())
+
+
+def test_it_logs_once_per_change_of_a_receivers_error_state(info_logs: None) -> None:
     errors = ErrorLog()
     down = SendOutcome(False, error="HTTP 500")
     with capture_logs() as logs:

@@ -27,6 +27,7 @@ from daemon import config_types as ct
 from daemon.config_checks import (
     BAD,
     Ctx,
+    advisory_template,
     bool_,
     cron,
     date_,
@@ -68,6 +69,7 @@ DAEMON_KEYS: dict[str, Parser] = {
     "lease_ttl": duration(maximum=timedelta(minutes=10)),  # several instances on PostgreSQL
     "public_url": url,
     "web_users_file": str_,
+    "advisory_url": advisory_template,
 }
 REGISTRY_KEYS: dict[str, Parser] = {
     "name": name,

@@ -362,3 +362,13 @@ def listen(ctx: Ctx, where: str, value: Any) -> Any:
     ctx.problem(where, 'must be "HOST:PORT" such as "127.0.0.1:9468" (port 0: any free port), '
                 f'or "" for no listener, got {show(value)}')
     return BAD
+
+
+def advisory_template(ctx: Ctx, where: str, value: Any) -> Any:
+    """An http(s) URL template holding ``{id}`` (``[daemon] advisory_url``)."""
+    if isinstance(value, str) and "{id}" not in value:
+        ctx.problem(where, 'must hold "{id}" where the vulnerability id goes, such as '
+                    f'"https://nvd.nist.gov/vuln/detail/{{id}}", got {show(value)}')
+        return BAD
+    checked = url(ctx, where, value.replace("{id}", "ID") if isinstance(value, str) else value)
+    return BAD if checked is BAD else value

@@ -69,8 +69,10 @@ class DaemonConfig:
     outbox_drain_timeout: timedelta = timedelta(seconds=60)
     # PostgreSQL, several instances: a lease not renewed for this long is taken over (issue 19)
     lease_ttl: timedelta = timedelta(seconds=30)
-    public_url: str = ""  # where people reach the pages (alerts' Details links); "" is none
+    # scanwatch's own pages (daemon/web/), for "Details" links in alerts; "" names commands
+    public_url: str = ""
     web_users_file: str = ""  # "user:argon2-hash" lines; required when listen is not loopback
+    advisory_url: str = ""  # a template with {id}; "" is NVD's page (alerts/links.py)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class Captured:
     title: str
     body: str
     body_format: str
+    text: str = ""  # an email's plain-text part, as sent beside the HTML
 
 
 @dataclass
@@ -84,11 +85,12 @@ class Demo:
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
 
-    async def capture(self, url: str, title: str, body: str, body_format: str) -> Any:
+    async def capture(self, url: str, title: str, body: str, body_format: str,
+                      *, text: str = "", **_: Any) -> Any:
         """The demo's sender: keeps what a receiver would be handed instead of sending it."""
         from daemon.alerts.deliver import SendOutcome
 
-        self.captured.append(Captured(url, title, body, body_format))
+        self.captured.append(Captured(url, title, body, body_format, text))
         return SendOutcome(ok=True)
 
 
@@ -280,7 +282,8 @@ def _show_alerts(demo: Demo) -> None:
         html = demo.directory / "alert-email.html"
         text = demo.directory / "alert-email.txt"
         html.write_text(mail[0].body)
-        text.write_text(f"Subject: {mail[0].title}\n\n{email_text_part(mail[0].body)}")
+        plain = mail[0].text or email_text_part(mail[0].body)
+        text.write_text(f"Subject: {mail[0].title}\n\n{plain}")
         files += [text, html]
         demo.say(f"   And as email: subject \"{mail[0].title}\", with a plain-text and an HTML "
                  "part.")

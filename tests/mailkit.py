@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import email
 import email.header
+import email.policy
 import socket
 from collections.abc import Iterator
 from email.message import Message as MimeMessage
@@ -15,7 +16,8 @@ class SmtpInbox:
         self.messages: list[MimeMessage] = []
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-        self.messages.append(email.message_from_bytes(envelope.content))
+        self.messages.append(email.message_from_bytes(envelope.content,
+                                                      policy=email.policy.default))
         return "250 OK"
 
     def texts(self) -> list[str]:

@@ -1,129 +1,54 @@
-"""Delivery: the outbox worker, and the only module that imports apprise (lazily).
+"""Delivery: the outbox worker. Channels live in ``alerts/transports/`` (one class each).
 
 Each outbox row is one message for one receiver URL. The worker sends due rows, and after a
-success writes the notification log and marks the row sent in one transaction (at-least-once:
-a crash between the send and that commit resends only the message that was in flight). A
-failure is retried with exponential backoff, or after the channel's ``Retry-After``; a refusal
-for good (401, 403, 404, 410, an invalid URL) and a row older than its receiver's ``max_age``
-are dead-lettered: logged, counted through ``on_dead`` and listed by ``scanwatch alerts outbox``.
+success writes the notification log and marks the row sent in one transaction (at-least-once).
+A failure the transport calls transient is retried after the receiver's ``Retry-After``, else
+after the backoff of ``RetryPolicy`` (tenacity), and that wait holds the whole receiver URL:
+every pending row for it waits too, so a 429 is honoured for the endpoint, not for one message
+(a receiver's other URLs, say its email beside its Slack, are other endpoints and go on). A
+failure the transport calls permanent (a wrong SMTP password, a Slack hook that is gone, a
+webhook's 401/403/404/410) and a row older than its receiver's ``max_age`` are dead-lettered:
+logged, counted through ``on_dead`` and listed by ``scanwatch alerts outbox``. One log line is
+written per change of a receiver's error state (``transports.ErrorLog``), not per attempt.
 
-apprise hides HTTP statuses and Retry-After behind a boolean, so each send runs in a worker
-thread whose ``requests`` responses are recorded (a wrapper around ``requests.Session.send``
-that records only inside our sends). The plugin's ``send()`` is called directly: the renderer
-already produced the channel's exact markup and size, and apprise's own conversion would
-re-escape Slack entities or turn ``!word>`` back into mentions. Plugin self-throttling
-(``request_rate_per_sec``) is switched off per instance: the worker paces itself.
+Crash points (what a restart resends; ``tests/alerts/test_outbox_crash.py`` kills the process
+at each through ``SCANWATCH_TEST_CRASH_AT``):
+
+- ``before_commit``: the rows were built, not committed. Nothing was queued; the next pass
+  builds them again from the same events.
+- ``after_queue``: the outbox rows and the routes' cursors are committed, nothing sent. The next
+  start sends every row; no event is queued twice (the cursors moved with the rows).
+- ``before_mark``: a row was sent and the process died before its "sent" commit. The next start
+  sends that one row again with the same ``X-Scanwatch-Message-Id`` (at-least-once: a receiver
+  that keeps the id can drop the copy); every row sent and marked before is not resent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from daemon import log
+from daemon.alerts.transports import ERRORS, ErrorLog, RetryPolicy, send
+from daemon.alerts.transports import SendOutcome as SendOutcome
+from daemon.alerts.transports import email_text_part as email_text_part
+from daemon.alerts.transports import scheme_known as scheme_known
 from daemon.config_types import Config
-from daemon.retry import parse_retry_after
 
 _log = log.get(__name__)
 
-PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 410})
-_responses: contextvars.ContextVar[list[tuple[int, str | None]] | None] = contextvars.ContextVar(
-    "scanwatch_http_responses", default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    ok: bool
-    permanent: bool = False
-    retry_after: float | None = None  # seconds, when the channel said so
-    error: str = ""
+Backoff = RetryPolicy  # the name tests and callers used before transports/ existed
+apprise_send = send
+DEFAULT_RETRY = RetryPolicy()
 
 
 class Sender(Protocol):
-    async def __call__(self, url: str, title: str, body: str, body_format: str) -> SendOutcome:
+    async def __call__(self, url: str, title: str, body: str, body_format: str, *,
+                       message_id: str = "", text: str = "") -> SendOutcome:
         ...
-
-
-def _install_recorder() -> None:
-    import requests
-
-    original = requests.Session.send
-    if getattr(original, "_scanwatch", False):
-        return
-
-    def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        response = original(self, request, **kwargs)
-        seen = _responses.get()
-        if seen is not None:
-            seen.append((response.status_code, response.headers.get("Retry-After")))
-        return response
-
-    send._scanwatch = True  # type: ignore[attr-defined]
-    requests.Session.send = send  # type: ignore[method-assign]
-
-
-def scheme_known(url: str) -> bool:
-    """Whether apprise has a plugin for the scheme of ``url`` (what a receiver URL needs)."""
-    from apprise.manager_plugins import NotificationManager
-
-    scheme = url.partition("://")[0].lower()
-    known: list[str] = NotificationManager().schemas()  # type: ignore[no-untyped-call]
-    return bool(scheme) and scheme in known
-
-
-def _classify(ok: bool, seen: list[tuple[int, str | None]], error: str) -> SendOutcome:
-    if ok:
-        return SendOutcome(True)
-    if not seen:
-        return SendOutcome(False, error=error or "no response (connection failed)")
-    status, retry_after = seen[-1]
-    message = f"HTTP {status}"
-    if status in PERMANENT_STATUSES:
-        return SendOutcome(False, permanent=True, error=f"{message}: refused for good")
-    return SendOutcome(False, retry_after=parse_retry_after(retry_after),
-                       error=message)
-
-
-def _send_sync(url: str, title: str, body: str, body_format: str) -> SendOutcome:
-    import apprise
-
-    _install_recorder()
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    if plugin is None:
-        return SendOutcome(False, permanent=True, error="not a usable apprise URL")
-    plugin.request_rate_per_sec = 0
-    seen: list[tuple[int, str | None]] = []
-    token = _responses.set(seen)
-    error = ""
-    try:
-        ok = bool(plugin.send(body=body, title=title, notify_type=apprise.NotifyType.INFO,
-                              body_format=apprise.NotifyFormat(body_format)))
-    except Exception as exc:  # a plugin crash is one failed attempt, not a dead worker
-        ok, error = False, f"{type(exc).__name__} in apprise"
-    finally:
-        _responses.reset(token)
-    return _classify(ok, seen, error)
-
-
-async def apprise_send(url: str, title: str, body: str, body_format: str) -> SendOutcome:
-    """Send through apprise in a worker thread (it blocks on ``requests``/``smtplib``)."""
-    return await asyncio.to_thread(_send_sync, url, title, body, body_format)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    base: float = 2.0  # seconds before the first retry
-    cap: float = 600.0
-
-    def delay(self, attempts: int) -> float:
-        """Full jitter over base·2^(attempts-1), capped."""
-        ceiling = min(self.cap, self.base * (2 ** max(0, attempts - 1)))
-        return random.uniform(ceiling / 2, ceiling)
 
 
 @dataclass
@@ -142,16 +67,18 @@ async def deliver_pending(
     now_fn: Callable[[], datetime] = lambda: datetime.now(UTC),
     deadline: datetime | None = None,
     sender: Sender = apprise_send,
-    backoff: Backoff = Backoff(),
+    backoff: RetryPolicy = DEFAULT_RETRY,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_dead: Callable[[str, str], None] | None = None,
     on_sent: Callable[[str], None] | None = None,
+    errors: ErrorLog = ERRORS,
 ) -> DeliveryReport:
     """Send due outbox rows, retrying until each is sent or dead, or ``deadline`` passes.
 
     Without a deadline, one pass over the rows due now. Rows left pending keep their
     ``next_attempt_at`` for the next call. ``on_dead(receiver, reason)`` and
-    ``on_sent(receiver)`` are the daemon's metric hooks.
+    ``on_sent(receiver)`` are the daemon's metric hooks. A receiver URL that fails for now is
+    held: its other rows wait for the same next attempt (``store.outbox.hold_receiver``).
     """
     from daemon.store import outbox as store_outbox
 
@@ -159,9 +86,14 @@ async def deliver_pending(
     while True:
         now = now_fn()
         rows = store_outbox.due(store, now)
+        held: set[tuple[str, int]] = set()
         for row in rows:
-            await _deliver_one(store, config, row, now_fn, sender, backoff, report, on_dead,
-                               on_sent)
+            endpoint = (row.receiver, int(row.payload.get("url_index", 0)))
+            if endpoint in held:
+                continue
+            if not await _deliver_one(store, config, row, now_fn, sender, backoff, report,
+                                      on_dead, on_sent, errors):
+                held.add(endpoint)
         pending = store_outbox.listing(store, "pending", limit=1000)
         report.pending = len(pending)
         if not pending or deadline is None:
@@ -177,8 +109,9 @@ async def deliver_pending(
 async def _deliver_one(
     store: Any, config: Config, row: Any, now_fn: Callable[[], datetime], sender: Sender,
     backoff: Backoff, report: DeliveryReport, on_dead: Callable[[str, str], None] | None,
-    on_sent: Callable[[str], None] | None,
-) -> None:
+    on_sent: Callable[[str], None] | None, errors: ErrorLog,
+) -> bool:
+    """Send one row; False when its receiver failed for now and is held."""
     from daemon.store import outbox as store_outbox
 
     receiver = config.receiver(row.receiver)
@@ -193,7 +126,9 @@ async def _deliver_one(
     else:
         attempted = True
         outcome = await sender(receiver.urls[index].reveal(), payload["title"], payload["body"],
-                               payload["body_format"])
+                               payload["body_format"], message_id=row.message_id,
+                               text=payload.get("text", ""))
+        errors.record(row.receiver, outcome, message=row.message_id, attempts=row.attempts + 1)
     attempts = row.attempts + (1 if attempted else 0)
     now = now_fn()
     if outcome.ok:
@@ -204,7 +139,7 @@ async def _deliver_one(
                   attempts=row.attempts + 1)
         if on_sent:
             on_sent(row.receiver)
-        return
+        return True
     too_old = receiver is not None and now - row.created_at > receiver.max_age
     if outcome.permanent or too_old:
         reason = outcome.error if outcome.permanent else (
@@ -217,14 +152,17 @@ async def _deliver_one(
                    attempts=attempts, error=reason)
         if on_dead:
             on_dead(row.receiver, "permanent" if outcome.permanent else "max_age")
-        return
+        return True
     wait = outcome.retry_after if outcome.retry_after is not None else backoff.delay(
         row.attempts + 1)
-    store_outbox.mark_failed(store, row, error=outcome.error,
-                             next_attempt_at=now + timedelta(seconds=wait))
+    until = now + timedelta(seconds=wait)
+    store_outbox.mark_failed(store, row, error=outcome.error, next_attempt_at=until)
+    held = store_outbox.hold_receiver(store, row.receiver, index, until)
     report.retried += 1
-    _log.warning("alert_send_failed", receiver=row.receiver, message=row.message_id,
-                 attempts=row.attempts + 1, error=outcome.error, retry_in=round(wait, 3))
+    _log.debug("alert_send_failed", receiver=row.receiver, message=row.message_id,
+               attempts=row.attempts + 1, error=outcome.error, retry_in=round(wait, 3),
+               held=held)
+    return False
 
 
 def _crash_hook(point: str) -> None:
@@ -250,13 +188,8 @@ async def send_test(config: Config, receiver_name: str, *, sender: Sender = appr
     out = []
     for url in receiver.urls:
         r = render(message, format_for_url(url.reveal(), receiver.format))
-        out.append(await sender(url.reveal(), r.title, r.body, r.body_format))
+        text = render(message, "text").body if r.body_format == "html" else ""
+        out.append(await sender(url.reveal(), r.title, r.body, r.body_format,
+                                message_id="test", text=text))
     return out
 
-
-def email_text_part(html: str) -> str:
-    """The plain-text part apprise's email plugin builds from an HTML body."""
-    from apprise import NotifyFormat
-    from apprise.conversion import convert_between
-
-    return str(convert_between(NotifyFormat.HTML, NotifyFormat.TEXT, html))  # type: ignore[no-untyped-call]

@@ -14,9 +14,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from daemon import remedy
+from daemon.alerts import links
 from daemon.alerts import wording as w
 from daemon.alerts.events import OverdueFinding, Reminder, ScanProblem, change_of, scope
 from daemon.alerts.message import (
@@ -54,6 +56,17 @@ class RunContext:
     # registry → (project, repository) that history holds findings for: tells a registry's
     # first run (``first_run_registries``) from a repository added later
     known_repositories: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    public_url: str = ""  # [daemon] public_url: scanwatch's pages (alerts/links.py)
+    advisory_url: str = ""  # [daemon] advisory_url: the template of advisory links
+
+
+def context_for(config: Any, **values: Any) -> RunContext:
+    """A run context carrying what the configuration says about links (Harbor's URLs,
+    ``public_url``, ``advisory_url``), plus ``values``."""
+    base: dict[str, Any] = {"registry_urls": {r.name: r.url for r in config.registries},
+                            "public_url": config.daemon.public_url,
+                            "advisory_url": config.daemon.advisory_url}
+    return RunContext(**{**base, **values})
 
 
 def harbor_link(ctx: RunContext, registry: str, project: str, repository: str,
@@ -74,8 +87,10 @@ def harbor_link(ctx: RunContext, registry: str, project: str, repository: str,
 def _image(ctx: RunContext, registry: str, project: str, repository: str,
            tags: set[str], digests: set[str]) -> Image:
     ordered = tuple(sorted(digests))
-    link = harbor_link(ctx, registry, project, repository, ordered[0] if len(ordered) == 1 else "")
-    return Image(project, repository, tuple(sorted(tags)), ordered, link)
+    one = ordered[0] if len(ordered) == 1 else ""
+    return Image(project, repository, tuple(sorted(tags)), ordered,
+                 harbor_link(ctx, registry, project, repository, one),
+                 links.image_page(ctx.public_url, registry, project, repository, one))
 
 
 def _action(ctx: RunContext, registry: str, found: remedy.Remedy[_Facts]) -> Action:
@@ -247,6 +262,8 @@ def build_message(
         notices=tuple(notices),
         first_seen=_first_seen(ctx, registry, first_sights),
         findings=tuple(reported),
+        public_url=ctx.public_url,
+        advisory_url=ctx.advisory_url,
     )
 
 
@@ -290,6 +307,7 @@ def group(
         out.append(Message(
             id=new_id(), receiver=receiver, registry=registry, routes=(), kind="heartbeat",
             context=ctx.name, created_at=now, notices=tuple(notices.get(receiver, ())),
+            public_url=ctx.public_url, advisory_url=ctx.advisory_url,
             heartbeat=Heartbeat(ctx.images_checked.get(registry, 0),
                                 ctx.scanner_db_updated_at.get(registry)),
         ))

@@ -41,6 +41,7 @@ class Image:
     tags: tuple[str, ...] = ()
     digests: tuple[str, ...] = ()
     link: str = ""  # Harbor UI link to the artifact (or its project), "" if the URL is unknown
+    page: str = ""  # scanwatch's page of the artifact ([daemon] public_url), "" if none
 
     @property
     def name(self) -> str:
@@ -155,6 +156,8 @@ class Message:
     first_seen: tuple[FirstSeen, ...] = ()
     # (finding, change kind, changed value) reported: the notification log's entries once sent
     findings: tuple[tuple[FindingKey, str, str], ...] = field(default=())
+    public_url: str = ""  # [daemon] public_url: "Details" link to scanwatch's pages
+    advisory_url: str = ""  # [daemon] advisory_url: template of each id's advisory link
 
     @property
     def empty(self) -> bool:

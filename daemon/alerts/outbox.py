@@ -75,6 +75,8 @@ def rows_for(message: Message, config: Config) -> list[dict[str, Any]]:
         payload = {"message": message.id, "url_index": index, "format": fmt, "title": r.title,
                    "body": r.body, "body_format": r.body_format, "registry": message.registry,
                    "kind": message.kind, "findings": findings}
+        if r.body_format == "html":  # the plain-text part lists every id, as the text form does
+            payload["text"] = render(message, "text").body
         out.append({"message_id": f"{message.id}.{index}", "receiver": message.receiver,
                     "route": ",".join(message.routes), "payloads": json.dumps(payload)})
     return out

@@ -4,9 +4,10 @@
 - ``slack``: Slack mrkdwn. Every string from scan data is escaped (``&``, ``<``, ``>``), so no
   ``<!channel>``, ``<@U…>`` or ``<url|text>`` markup can pass through; the body stays under
   ``SLACK_MAX_CHARS`` and, where it is cut, points to ``scanwatch findings``.
-- ``email``: an HTML body (apprise derives the text/plain alternative from it, so it lists every
-  vulnerability id too) and a subject such as ``[scanwatch] prod-harbor: 2 Critical (1 without a
-  fix), 5 High; 3 fixes``.
+- ``email``: an HTML body from ``templates/email.html.j2`` (Jinja2, autoescaped, inline CSS:
+  a severity summary, colour, advisory links; the outbox sends the ``text`` form beside it as
+  the text/plain part, so it lists every vulnerability id too) and a subject such as
+  ``[scanwatch] prod-harbor: 2 Critical (1 without a fix), 5 High; 3 fixes``.
 - ``json``: the documented ``scanwatch.alert/v2`` document (``to_document``), as a JSON string.
 
 Every vulnerability says why it is there: its change in a few words (``wording.change_words``)
@@ -15,13 +16,15 @@ in text, Slack and email, its ``change`` and ``reason`` as ``history`` prints th
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from daemon.alerts import links
 from daemon.alerts import wording as w
 from daemon.alerts.message import Action, FirstSeen, Image, Message, Vuln
+from daemon.model import Severity
 
 SCHEMA = "scanwatch.alert/v2"
 SLACK_MAX_CHARS = 12000  # well under Slack's 40k message text and apprise's 35k body cap
@@ -77,7 +80,7 @@ def render_text(message: Message) -> Rendered:
     if message.notices:
         out.append("Notices")
         out.extend(f"- {w.one_line(n, w.MAX_DETAIL)}" for n in message.notices)
-    out += ["", f"Details: {w.findings_hint(message)}"]
+    out += ["", f"Details: {w.details(message)}"]
     return Rendered("text", w.subject(message), "\n".join(out) + "\n", "text")
 
 
@@ -146,9 +149,19 @@ def _slack_image(image: Image) -> str:
     return shown
 
 
-def _slack_action(prefix: str, a: Action) -> list[str]:
-    ids = _ids(a)
-    shown = ", ".join(slack_escape(i) for i in ids[:SLACK_MAX_IDS])
+def _slack_ids(message: Message, a: Action) -> list[str]:
+    """Each id linked to its advisory, with its severity and why it is there."""
+    out = []
+    for v, label in zip(a.vulnerabilities, _ids(a), strict=True):
+        vid = w.one_line(v.id)
+        out.append(_slack_link(links.advisory_link(v.id, message.advisory_url), vid)
+                   + slack_escape(label[len(vid):]))
+    return out
+
+
+def _slack_action(message: Message, prefix: str, a: Action) -> list[str]:
+    ids = _slack_ids(message, a)
+    shown = ", ".join(ids[:SLACK_MAX_IDS])
     if len(ids) > SLACK_MAX_IDS:
         shown += f" … +{len(ids) - SLACK_MAX_IDS} more"
     images = ", ".join(_slack_image(i) for i in a.images[:SLACK_MAX_IMAGES])
@@ -178,11 +191,11 @@ def render_slack(message: Message) -> Rendered:
     if message.fix_now:
         lines.append("*Fix now*")
         for n, a in enumerate(message.fix_now, 1):
-            lines.extend(_slack_action(f"{n}.", a))
+            lines.extend(_slack_action(message, f"{n}.", a))
     if message.no_fix:
         lines.append("*No fix yet (watch)*")
         for a in message.no_fix:
-            lines.extend(_slack_action("•", a))
+            lines.extend(_slack_action(message, "•", a))
     if message.first_seen:
         lines.append(f"*{slack_escape(w.FIRST_SEEN_TITLE)}*")
         lines.extend(_slack_first_seen(message.registry, f)
@@ -200,7 +213,9 @@ def render_slack(message: Message) -> Rendered:
     if message.heartbeat:
         lines.append(slack_escape(w.heartbeat_line(message)))
     lines.extend(f"_{slack_escape(w.one_line(n, w.MAX_DETAIL))}_" for n in message.notices)
-    hint = f"`{slack_escape(w.findings_hint(message)).replace('`', chr(39))}`"
+    page = w.details_link(message)
+    hint = (_slack_link(page, "scanwatch findings") if page
+            else f"`{slack_escape(w.findings_hint(message)).replace('`', chr(39))}`")
     footer = f"More: {hint}"
     budget = SLACK_MAX_CHARS - len(footer) - 80
     kept: list[str] = []
@@ -217,70 +232,85 @@ def render_slack(message: Message) -> Rendered:
 
 # -- email ------------------------------------------------------------------------------------
 
-
-def _h(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _html_image(image: Image) -> str:
-    names = ", ".join(_h(n) for n in w.image_names(image))
-    if image.link:
-        return f'<a href="{_h(image.link)}">{names}</a>'
-    return names
+SEVERITY_COLOURS = {Severity.CRITICAL: "#b91c1c", Severity.HIGH: "#c2410c",
+                    Severity.MEDIUM: "#a16207", Severity.LOW: "#15803d"}
+GREY = "#6b7280"
 
 
-def _html_action(a: Action) -> str:
-    ids = ", ".join(_h(i) for i in _ids(a))
-    images = ", ".join(_html_image(i) for i in a.images[: w.MAX_IMAGES])
-    if len(a.images) > w.MAX_IMAGES:
-        images += f" (and {len(a.images) - w.MAX_IMAGES} more)"
-    parts = [f"<li><b>{_h(w.action_line(a))}</b> ({_h(w.counts_text(a.severity_counts()))})",
-             f"<br>{ids}", f"<br>in {images}"]
-    if a.shared_images:
-        parts.append(f"<br><i>{_h(w.shared_line(a))}</i>")
-    return "".join(parts) + "</li>"
+def _colour(level: Severity) -> str:
+    return SEVERITY_COLOURS.get(level, GREY)
 
 
-def _html_first_seen(registry: str, f: FirstSeen) -> str:
-    what = _h(w.first_seen_what(f))
-    if f.link:
-        name = _h(w.one_line(f.name))
-        what = f'<a href="{_h(f.link)}">{name}</a>' + what[len(name):]
-    return f"<li>{what}; see <code>{_h(w.first_seen_command(registry, f))}</code></li>"
+@lru_cache(maxsize=1)
+def _templates() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("daemon.alerts", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _email_action(message: Message, a: Action) -> dict[str, Any]:
+    vulns = []
+    for v in a.vulnerabilities:
+        why = a.why_of(v.id)
+        vulns.append({"id": w.one_line(v.id), "severity": v.severity.label,
+                      "colour": _colour(v.severity), "why": why.words if why else "",
+                      "link": links.advisory_link(v.id, message.advisory_url)})
+    images = [{"names": ", ".join(w.image_names(i)), "link": i.link, "page": i.page}
+              for i in a.images[: w.MAX_IMAGES]]
+    more = len(a.images) - w.MAX_IMAGES
+    return {"line": w.action_line(a), "counts": w.counts_text(a.severity_counts()),
+            "top": a.top_severity.label, "colour": _colour(a.top_severity), "vulns": vulns,
+            "images": images, "more": f" (and {more} more)" if more > 0 else "",
+            "shared": w.shared_line(a) if a.shared_images else ""}
+
+
+def _email_summary(message: Message) -> list[dict[str, Any]]:
+    fix = dict(message.severity_counts("fix_now"))
+    no_fix = dict(message.severity_counts("no_fix"))
+    return [{"label": level.label, "colour": _colour(level), "fix": fix.get(level, 0),
+             "no_fix": no_fix.get(level, 0)} for level, _ in message.severity_counts()]
+
+
+def _email_changes(message: Message) -> list[tuple[str, int]]:
+    """How many vulnerabilities each reason brought, in the order they first appear."""
+    counts: dict[str, int] = {}
+    for a in (*message.fix_now, *message.no_fix):
+        for why in a.why:
+            counts[why.words] = counts.get(why.words, 0) + 1
+    return list(counts.items())
 
 
 def render_email(message: Message) -> Rendered:
-    """HTML (every id listed); the subject is ``subject(message)``."""
-    out = [f"<h2>{_h(w.headline(message))}</h2>"]
-    if message.fix_now:
-        out.append("<h3>Fix now</h3><ol>")
-        out.extend(_html_action(a) for a in message.fix_now)
-        out.append("</ol>")
-    if message.no_fix:
-        out.append("<h3>No fix yet (watch)</h3><ul>")
-        out.extend(_html_action(a) for a in message.no_fix)
-        out.append("</ul>")
-    if message.first_seen:
-        out.append(f"<h3>{_h(w.FIRST_SEEN_TITLE)}</h3><ul>")
-        out.extend(_html_first_seen(message.registry, f)
-                   for f in message.first_seen[: w.MAX_IMAGES])
-        out.extend(f"<li>{_h(line[2:])}</li>"
-                   for line in _first_seen_more(message, w.MAX_IMAGES))
-        out.append("</ul>")
-    if message.fixed:
-        ids = ", ".join(_h(w.one_line(v)) for v in message.fixed.vulnerabilities)
-        out.append(f"<h3>Fixed</h3><p>{_h(_fixed_line(message))}<br>{ids}</p>")
-    for title, items in (("Overdue (SLA)", [w.overdue_line(o) for o in message.overdue]),
-                         ("Scan problems", [w.problem_line(p) for p in message.problems]),
-                         ("Notices", [w.one_line(n, w.MAX_DETAIL) for n in message.notices])):
-        if items:
-            out.append(f"<h3>{title}</h3><ul>")
-            out.extend(f"<li>{_h(i)}</li>" for i in items)
-            out.append("</ul>")
-    if message.heartbeat:
-        out.append(f"<p>{_h(w.heartbeat_line(message))}</p>")
-    out.append(f"<p>Details: <code>{_h(w.findings_hint(message))}</code></p>")
-    return Rendered("email", w.subject(message), "\n".join(out) + "\n", "html")
+    """HTML from ``templates/email.html.j2`` (autoescaped, inline styles): a summary table of
+    severities with and without a fix, why each item is there, severity colour, every id
+    linked to its advisory; the subject is ``subject(message)``."""
+    f = message.fixed
+    first = [{"name": w.one_line(x.name), "link": x.link,
+              "rest": w.first_seen_what(x)[len(w.one_line(x.name)):],
+              "command": w.first_seen_command(message.registry, x)}
+             for x in message.first_seen[: w.MAX_IMAGES]]
+    view = {
+        "subject": w.subject(message), "headline": w.headline(message),
+        "summary": _email_summary(message), "changes": _email_changes(message),
+        "fix_now": [_email_action(message, a) for a in message.fix_now],
+        "no_fix": [_email_action(message, a) for a in message.no_fix],
+        "first_seen_title": w.FIRST_SEEN_TITLE, "first_seen": first,
+        "first_seen_more": [line[2:] for line in _first_seen_more(message, w.MAX_IMAGES)],
+        "fixed": None if f is None else {
+            "line": _fixed_line(message),
+            "ids": [{"id": w.one_line(v), "link": links.advisory_link(v, message.advisory_url)}
+                    for v in f.vulnerabilities]},
+        "lists": [("Overdue (SLA)", [w.overdue_line(o) for o in message.overdue]),
+                  ("Scan problems", [w.problem_line(p) for p in message.problems]),
+                  ("Notices", [w.one_line(n, w.MAX_DETAIL) for n in message.notices])],
+        "heartbeat": w.heartbeat_line(message) if message.heartbeat else "",
+        "details_link": w.details_link(message), "details_command": w.findings_hint(message),
+    }
+    body = _templates().get_template("email.html.j2").render(view)
+    return Rendered("email", w.subject(message), body, "html")
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -289,23 +319,24 @@ def render_email(message: Message) -> Rendered:
 def _image_doc(i: Image) -> dict[str, Any]:
     return {"project": w.one_line(i.project), "repository": w.one_line(i.repository),
             "tags": [w.one_line(t) for t in i.tags], "digests": [w.one_line(d) for d in i.digests],
-            "link": i.link or None}
+            "link": i.link or None, "page": i.page or None}
 
 
-def _vuln_doc(a: Action, v: Vuln) -> dict[str, Any]:
+def _vuln_doc(message: Message, a: Action, v: Vuln) -> dict[str, Any]:
     why = a.why_of(v.id)
     return {"id": w.one_line(v.id), "severity": v.severity.label,
+            "link": links.advisory_link(v.id, message.advisory_url) or None,
             "fix_version": w.one_line(v.fix_version) or None,
             "change": why.change if why else None, "reason": why.reason if why else None}
 
 
-def _action_doc(a: Action) -> dict[str, Any]:
+def _action_doc(message: Message, a: Action) -> dict[str, Any]:
     return {
         "package": w.one_line(a.package),
         "installed_version": w.one_line(a.installed_version),
         "fix_version": w.one_line(a.fix_version) or None,
         "candidate_fix_versions": [w.one_line(v) for v in a.candidate_fixes],
-        "vulnerabilities": [_vuln_doc(a, v) for v in a.vulnerabilities],
+        "vulnerabilities": [_vuln_doc(message, a, v) for v in a.vulnerabilities],
         "images": [_image_doc(i) for i in a.images],
         "shared_images": a.shared_images,
         "reminder": a.reminder,
@@ -338,8 +369,8 @@ def to_document(message: Message) -> dict[str, Any]:
         "severity_counts": {s.label: n for s, n in message.severity_counts()},
         "severity_counts_without_fix": {s.label: n for s, n in
                                         message.severity_counts("no_fix")},
-        "fix_now": [_action_doc(a) for a in message.fix_now[:MAX_JSON_ACTIONS]],
-        "no_fix": [_action_doc(a) for a in message.no_fix[:MAX_JSON_ACTIONS]],
+        "fix_now": [_action_doc(message, a) for a in message.fix_now[:MAX_JSON_ACTIONS]],
+        "no_fix": [_action_doc(message, a) for a in message.no_fix[:MAX_JSON_ACTIONS]],
         "truncated": len(actions) > len(message.fix_now[:MAX_JSON_ACTIONS])
         + len(message.no_fix[:MAX_JSON_ACTIONS]),
         "fixed": None if f is None else {
@@ -362,6 +393,7 @@ def to_document(message: Message) -> dict[str, Any]:
             "scanner_db_updated_at": hb.scanner_db_updated_at.isoformat()
             if hb.scanner_db_updated_at else None},
         "details_command": w.findings_hint(message),
+        "details_link": w.details_link(message) or None,
     }
 
 

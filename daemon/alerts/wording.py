@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from daemon.alerts import links
 from daemon.alerts.message import Action, FirstSeen, Image, Message, Overdue, Problem
 from daemon.model import Severity
 
@@ -29,7 +30,20 @@ def one_line(value: str, limit: int = MAX_FIELD) -> str:
 
 
 def findings_hint(message: Message) -> str:
-    return f"scanwatch findings --registry {one_line(message.registry)}"
+    """The command that lists the message's findings (a test message has no registry)."""
+    if message.kind == "test":
+        return "scanwatch findings"
+    return f"scanwatch findings --registry {shlex.quote(one_line(message.registry))}"
+
+
+def details_link(message: Message) -> str:
+    """scanwatch's findings page for the message's registry, "" without ``public_url``."""
+    return links.findings_page(message.public_url, message.registry)
+
+
+def details(message: Message) -> str:
+    """Where to see everything: the findings page where scanwatch serves one, else the command."""
+    return details_link(message) or findings_hint(message)
 
 
 def change_words(change: str, reason: str, *, tags: Sequence[str] = (),

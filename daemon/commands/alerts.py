@@ -31,6 +31,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     preview.add_argument("--channel", choices=CHANNELS,
                          help="render every message in this form (default: each receiver "
                               "URL's own form)")
+    preview.add_argument("--explain", action="store_true",
+                         help="instead of the messages, say for each change why it is or is "
+                              "not in one: silence, each route in order, cursor, dedup")
     add_format(preview)
     add_database(preview)
     preview.set_defaults(handler=run_preview)
@@ -76,7 +79,7 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 def run_preview(args: argparse.Namespace) -> int:
     from daemon.alerts.events import ScanProblem
-    from daemon.alerts.group import RunContext
+    from daemon.alerts.group import context_for
     from daemon.alerts.outbox import _open_findings, plan, with_first_sight
     from daemon.alerts.render import render, to_document
     from daemon.alerts.route import legacy_keys, route_keys
@@ -95,14 +98,16 @@ def run_preview(args: argparse.Namespace) -> int:
         rules = store.ignore_rules(cfg)
         open_findings = _open_findings(store, cfg, rules)
     ctx = with_first_sight(
-        RunContext(name="preview", registry_urls={r.name: r.url for r in cfg.registries}), batch)
+        context_for(cfg, name="preview"), batch)
+    scan_problems = [(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,
+                                        s.digest, (), s.error or s.status, s.at))
+                     for s in batch.failed_scans]
+    cursors = {k: (c.last_event_id, c.last_scan_id, None) for k, c in batch.cursors.items()}
+    if args.explain:
+        return _print_explained(args, cfg, batch.events, scan_problems, cursors, ctx, rules,
+                                notified, now)
     planned = plan(
-        cfg, events=batch.events,
-        scan_problems=[(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,
-                                          s.digest, (), s.error or s.status, s.at))
-                       for s in batch.failed_scans],
-        problems=(), cursors={k: (c.last_event_id, c.last_scan_id, None)
-                              for k, c in batch.cursors.items()},
+        cfg, events=batch.events, scan_problems=scan_problems, problems=(), cursors=cursors,
         due_routes=keys, run_context=ctx, now=now, open_findings=open_findings,
         notified=notified, rules=rules, new_id=_counter())
     if args.format == "json":
@@ -117,6 +122,26 @@ def run_preview(args: argparse.Namespace) -> int:
         print(f"=== to {m.receiver} ({fmt}) — {r.title}")
         print(r.body.rstrip("\n"))
         print()
+    return 0
+
+
+def _print_explained(args: argparse.Namespace, cfg: Any, events: Any, scan_problems: Any,
+                     cursors: Any, ctx: Any, rules: Any, notified: Any, now: datetime) -> int:
+    from daemon.alerts.events import Item
+    from daemon.alerts.explain import explain, explain_lines
+    from daemon.alerts.group import first_run_registries
+
+    items = [Item(e, "event", eid) for eid, e in events]
+    items += [Item(p, "scan", sid) for sid, p in scan_problems]
+    quiet = first_run_registries((e for _, e in events), ctx.known_repositories)
+    found = explain(items, cfg.routes, rules=rules, notified=notified, cursors=cursors,
+                    quiet=quiet, now=now)
+    if args.format == "json":
+        print_json([e.as_dict() for e in found])
+    elif not found:
+        print("No change to explain: nothing was recorded since the routes last read.")
+    else:
+        print("\n".join(explain_lines(found)))
     return 0
 
 

@@ -31,12 +31,12 @@ class CycleResult:
 
 def run_context(config: Config, run: Any) -> Any:
     """What alert grouping needs to know about a finished run."""
-    from daemon.alerts.group import RunContext
+    from daemon.alerts.group import context_for
 
-    return RunContext(
+    return context_for(
+        config,
         name=run.schedule,
         kind="immediate",
-        registry_urls={r.name: r.url for r in config.registries},
         project_ids={(reg.registry, project): pid
                      for reg in run.registries for project, pid in reg.project_ids.items()},
         images_checked={reg.registry: reg.artifacts for reg in run.registries},

@@ -326,7 +326,7 @@ class Daemon:
 
     async def digest(self, index: int = 0) -> None:
         """A digest route's cron fired: queue what it owes (build_and_queue checks what is due)."""
-        from daemon.alerts.group import RunContext
+        from daemon.alerts.group import context_for
         from daemon.alerts.outbox import build_and_queue
         from daemon.store.leases import working_under
 
@@ -336,8 +336,7 @@ class Daemon:
             if token is None:
                 return
             tokens.append(token)
-        ctx = RunContext(name="digest", kind="digest",
-                         registry_urls={r.name: r.url for r in self.config.registries})
+        ctx = context_for(self.config, name="digest", kind="digest")
         try:
             with working_under(tokens):
                 queued = build_and_queue(self.store, self.config, run_context=ctx, now=utcnow())

@@ -428,3 +428,17 @@ def drop(store: HasEngine, message_id: str) -> list[str]:
         if len(found) == 1:
             conn.execute(t.outbox.delete().where(t.outbox.c.id == found[0].id))
         return [r.message_id for r in found]
+
+
+def hold_receiver(store: HasEngine, receiver: str, url_index: int, until: datetime) -> int:
+    """Make every pending row for one URL of ``receiver`` wait until at least ``until`` (its
+    ``Retry-After`` or backoff holds all its messages, not one); the number of rows held.
+    Row ids end in ``.<url index>`` (``alerts/outbox.rows_for``)."""
+    o = t.outbox.c
+    with store.engine.begin() as conn:
+        result = conn.execute(t.outbox.update().where(
+            o.receiver == receiver, o.message_id.like(f"%.{int(url_index)}"),
+            o.sent_at.is_(None), o.dead_at.is_(None),
+            (o.next_attempt_at.is_(None)) | (o.next_attempt_at < until),
+        ).values(next_attempt_at=until))
+        return int(result.rowcount or 0)

@@ -113,11 +113,13 @@ class HookServer:
 
         self.script = list(script or [])
         self.requests: list[tuple[str, bytes]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, in order
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
+                outer.headers.append(dict(self.headers.items()))
                 outer.requests.append((self.path, self.rfile.read(length)))
                 status, headers, body = outer.script.pop(0) if outer.script else (200, {}, b"ok")
                 self.send_response(status)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alertkit import HookServer, seeded_store
+from alertkit import seeded_store
 
 from daemon import cli
 from daemon.alerts.deliver import deliver_pending
@@ -37,13 +37,6 @@ receivers = ["secops"]
 events = ["new", "scan_failed"]
 """)
     return path
-
-
-@pytest.fixture
-def hook():  # type: ignore[no-untyped-def]
-    server = HookServer()
-    yield server
-    server.close()
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alertkit import HookServer, seeded_store
+from alertkit import seeded_store
 
 from daemon.alerts.deliver import Backoff, deliver_pending
 from daemon.alerts.group import RunContext
@@ -39,13 +38,6 @@ def make_config(port: int, *, max_age: timedelta = timedelta(days=1)) -> Config:
     return Config(receivers=(ReceiverConfig("secops", (url,), max_age=max_age),),
                   routes=(RouteConfig(("secops",), name="sec",
                                       events=("new", "scan_failed")),))
-
-
-@pytest.fixture
-def hook() -> Iterator[HookServer]:
-    server = HookServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from alertkit import HookServer, seeded_store
+from alertkit import seeded_store
 
 from daemon.store import outbox as store_outbox
 from daemon.store.db import open_store
@@ -26,13 +26,6 @@ def drive(url: str, port: int, phases: str, crash_at: str = "") -> subprocess.Co
         env["SCANWATCH_TEST_CRASH_AT"] = crash_at
     return subprocess.run([sys.executable, str(DRIVER), url, str(port), phases], env=env,
                           cwd=REPO, capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def hook():  # type: ignore[no-untyped-def]
-    server = HookServer()
-    yield server
-    server.close()
 
 
 @pytest.mark.parametrize(

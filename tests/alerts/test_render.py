@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import os
@@ -13,7 +14,7 @@ from alertkit import NOW, first_sight, hostile_items, sample_items
 
 from daemon.alerts.group import RunContext, group
 from daemon.alerts.message import Message
-from daemon.alerts.render import SCHEMA, SLACK_MAX_CHARS, render
+from daemon.alerts.render import SCHEMA, SLACK_MAX_CHARS, Rendered, render
 from daemon.alerts.route import route_items
 from daemon.config_types import EVENTS, RouteConfig
 from daemon.model import ChangeKind, Reason, Severity
@@ -90,7 +91,7 @@ def test_every_item_says_why_it_is_there(item, words, change, reason):  # type: 
     from alertkit import event
     message = build([event(**item)])
     for fmt in ("text", "slack", "email"):
-        assert f"CVE-2024-0001 (High, {words})" in render(message, fmt).body, fmt
+        assert f"CVE-2024-0001 (High, {words})" in visible(render(message, fmt)), fmt
     [vuln] = json.loads(render(message, "json").body)["fix_now"][0]["vulnerabilities"]
     assert (vuln["change"], vuln["reason"]) == (change, reason)
 
@@ -116,6 +117,39 @@ def test_it_lists_every_vulnerability_id_in_text_and_email_but_cuts_slack() -> N
     assert "CVE-2024-0039" not in slack and "+30 more" in slack
 
 
+def visible(r: Rendered) -> str:
+    """What a reader sees: Slack links by their label, HTML without its tags."""
+    if r.format == "slack":
+        return re.sub(r"<[^<>|]+\|([^<>]*)>", r"\1", r.body)
+    if r.format == "email":
+        return html.unescape(re.sub(r"<[^>]+>", "", r.body))
+    return r.body
+
+
+def test_each_id_links_to_its_advisory_and_details_to_public_url() -> None:
+    from dataclasses import replace
+
+    from alertkit import event
+    items = [event("CVE-2024-0001"), event("GHSA-abcd-efgh-ijkl", "lodash")]
+    message = build(items)
+    doc = json.loads(render(message, "json").body)
+    links = {v["id"]: v["link"] for a in doc["fix_now"] for v in a["vulnerabilities"]}
+    assert links == {"CVE-2024-0001": "https://nvd.nist.gov/vuln/detail/CVE-2024-0001",
+                     "GHSA-abcd-efgh-ijkl": "https://github.com/advisories/GHSA-abcd-efgh-ijkl"}
+    assert doc["details_link"] is None
+    assert "Details: scanwatch findings --registry prod-harbor" in render(message, "text").body
+    served = replace(message, public_url="https://scanwatch.example.com/",
+                     advisory_url="https://osv.dev/vulnerability/{id}")
+    doc = json.loads(render(served, "json").body)
+    assert doc["details_link"] == "https://scanwatch.example.com/findings?registry=prod-harbor"
+    assert doc["fix_now"][0]["vulnerabilities"][0]["link"].startswith("https://osv.dev/")
+    assert ("<https://scanwatch.example.com/findings?registry=prod-harbor|scanwatch findings>"
+            in render(served, "slack").body)
+    email = render(served, "email").body
+    assert 'href="https://osv.dev/vulnerability/CVE-2024-0001"' in email
+    assert 'href="https://scanwatch.example.com/findings?registry=prod-harbor"' in email
+
+
 # Slack markup that scan data must never open: specials, mentions, links.
 SLACK_MARKUP = re.compile(r"<[!@#]|<https?:|<mailto:")
 
@@ -125,7 +159,9 @@ def test_it_escapes_and_bounds_hostile_scan_data_in_every_format() -> None:
     assert m.first_seen
     slack = render(m, "slack").body
     # Every "<" left in the Slack body opens one of our own Harbor links.
-    assert not SLACK_MARKUP.search(slack.replace("<https://harbor.example.com/", ""))
+    ours = slack.replace("<https://harbor.example.com/", "").replace(
+        "<https://nvd.nist.gov/vuln/detail/", "")
+    assert not SLACK_MARKUP.search(ours)
     assert "&lt;!channel&gt;" in slack and "&lt;@U123&gt;" in slack
     assert "&lt;https://evil|click&gt;" in slack or "&lt;https://evil¦click&gt;" in slack
     assert "<!here>" not in slack and "ünïcødé-标签" in slack

@@ -23,11 +23,14 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon import log
 from daemon.config_types import Config
 from daemon.retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 _log = log.get(__name__)
 
@@ -136,7 +139,7 @@ class DeliveryReport:
 
 
 async def deliver_pending(
-    store: Any,
+    store: Store,
     config: Config,
     *,
     now_fn: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -175,7 +178,7 @@ async def deliver_pending(
 
 
 async def _deliver_one(
-    store: Any, config: Config, row: Any, now_fn: Callable[[], datetime], sender: Sender,
+    store: Store, config: Config, row: Any, now_fn: Callable[[], datetime], sender: Sender,
     backoff: Backoff, report: DeliveryReport, on_dead: Callable[[str, str], None] | None,
     on_sent: Callable[[str], None] | None,
 ) -> None:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from daemon import log
@@ -36,6 +36,9 @@ from daemon.config_types import Config, RouteConfig
 from daemon.diff import is_first_sight
 from daemon.ignores import IgnoreRules
 from daemon.model import ChangeEvent, FindingKey
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 _log = log.get(__name__)
 
@@ -214,7 +217,7 @@ def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, R
 
 
 def build_and_queue(
-    store: Any,
+    store: Store,
     config: Config,
     *,
     run_context: RunContext,
@@ -271,7 +274,7 @@ def build_and_queue(
     return ids
 
 
-def _open_findings(store: Any, config: Config, rules: IgnoreRules) -> list[OpenFinding]:
+def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[OpenFinding]:
     """Open findings, only when something needs them (SLA, reminders, ignore warnings); the
     silencing stage decides which of them are ignored."""
     if not (config.sla.deadlines or rules.rules

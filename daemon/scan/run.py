@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import log
 from daemon.config_types import Config, RegistryConfig, ScheduleConfig
@@ -38,6 +38,9 @@ from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
 from daemon.scan.select import select
 from daemon.scan.stop import StopRequest
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 IMPORT_BATCH = 100
 INTERRUPTED = "interrupted"  # a run's result when a stop cut it short
@@ -131,7 +134,7 @@ class RunResult:
 
 async def run_schedule(
     config: Config,
-    store: Any,
+    store: Store,
     schedule: ScheduleConfig,
     *,
     trigger: str,
@@ -171,7 +174,7 @@ async def _login(client: HarborClient) -> SystemInfo | HarborError:
 
 async def _run(
     config: Config,
-    store: Any,
+    store: Store,
     schedule: ScheduleConfig,
     clients: list[tuple[HarborClient, SystemInfo | HarborError]],
     *,
@@ -230,7 +233,7 @@ async def _run(
 
 
 async def _run_registry(
-    store: Any,
+    store: Store,
     client: HarborClient,
     login: SystemInfo | HarborError,
     schedule: ScheduleConfig,
@@ -257,7 +260,7 @@ async def _run_registry(
 
 async def _registry_steps(
     client: HarborClient,
-    store: Any,
+    store: Store,
     registry: RegistryConfig,
     schedule: ScheduleConfig,
     global_cap: WeightedCap,
@@ -376,7 +379,7 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
 
 
 async def import_reports(
-    store: Any,
+    store: Store,
     collector: Collector,
     inventory: RegistryInventory,
     now_fn: Callable[[], datetime],
@@ -422,7 +425,7 @@ def is_poison(exc: BaseException) -> bool:
 
 
 def store_or_set_aside(
-    store: Any, results: Sequence[ScanResult], now: datetime, rules: IgnoreRules,
+    store: Store, results: Sequence[ScanResult], now: datetime, rules: IgnoreRules,
     out: RegistryRun | None,
 ) -> list[ChangeEvent]:
     """Store the results in one transaction; when that fails for what a report holds, store

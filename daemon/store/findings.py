@@ -13,6 +13,7 @@ memory bounded by a batch rather than by the registry:
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import tempfile
@@ -210,6 +211,19 @@ def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[Findin
     carried = _carriers(conn, sorted({h.repository_id for h in heads}), wanted)
     return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), {}))
             for h in heads]
+
+
+def page(conn: Connection, query: FindingQuery, *, limit: int, rules: IgnoreRules | None,
+         now: datetime, keep: Keep | None = None) -> tuple[list[FindingRow], int]:
+    """The first ``limit`` findings in output order (read through the index), and how many
+    more match."""
+    heads = heads_in_order(conn, query, rules=rules, now=now, keep=keep)
+    first = list(itertools.islice(heads, limit))
+    if keep is None and not rules:  # nothing decided in Python: SQL counts the rest
+        rest = max(0, count(conn, query, rules) - len(first))
+    else:
+        rest = sum(1 for _ in heads)
+    return with_carriers(conn, first), rest
 
 
 def by_repository(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None,

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -280,7 +280,12 @@ def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[Ope
     if not (config.sla.deadlines or rules.rules
             or any(r.repeat_open_every for r in config.routes)):
         return []
-    rows = store.open_findings(include_ignored=True)
+    from daemon.store.findings import FindingQuery, output_order
+
+    # Unordered batches of repositories (no spill, no sort in SQL), then the listing's order.
+    batches = store.finding_batches(FindingQuery(include_ignored=True), rules=None,
+                                    now=datetime.now(UTC))
+    rows = sorted((r for batch in batches for r in batch), key=output_order)
     return [OpenFinding(r.key, r.severity, r.first_seen,
                         r.installed_versions[0] if r.installed_versions else "", r.fix_version,
                         r.tags, r.digests) for r in rows]

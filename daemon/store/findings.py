@@ -263,6 +263,14 @@ def ordered(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None,
             spill.close()
 
 
+def output_order(x: FindingRow) -> tuple[int, int, str, str, str, str, str]:
+    """The sort key of ``ordered``'s output: fixable first, most severe, package,
+    vulnerability, where."""
+    k = x.key
+    return (0 if x.fix_version else 1, -int(x.severity), k.package, k.vulnerability,
+            k.registry, k.project, k.repository)
+
+
 def _spilled(x: FindingRow) -> tuple[object, ...]:
     k = x.key
     data = json.dumps([k.registry, k.project, k.repository, k.vulnerability, k.package,

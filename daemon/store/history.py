@@ -36,6 +36,7 @@ from daemon import diff, log
 from daemon.diff import StoredFinding
 from daemon.ignores import NO_RULES, IgnoreRules
 from daemon.model import ArtifactRef, ChangeEvent, Occurrence, ScanResult, ScanState, Severity
+from daemon.store import carriers
 from daemon.store import statements as q
 from daemon.store import tables as t
 from daemon.store.base import Caches, registry_id
@@ -240,6 +241,7 @@ def record_one(b: Batch, result: ScanResult, content: tuple[bytes, str] | None,
         content_id = insert(conn, q.INSERT_CONTENT, {
             "content_hash": digest, "occurrence_count": count, "occurrences": pack(data),
             "created_at": now})
+        carriers.write(conn, content_id, report.occurrences)
         b.content_ids[digest] = content_id
     counts = art.removed_at is None and (art.content_id is None or art.counting)
     plan = plan_for(b, art) if counts else None

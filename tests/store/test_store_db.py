@@ -66,9 +66,8 @@ def test_it_migrates_a_version_1_database_in_place_keeping_its_rows(tmp_path: Pa
         "SELECT name FROM sqlite_master WHERE type='table'")}
     raw.close()
     engine = create_store_engine(url)
-    from daemon.store.db import Store
-
     from daemon.store.carriers import content_finding
+    from daemon.store.db import Store
 
     # Today's code also writes content_finding (version 8): a scratch copy of that table takes
     # its rows while the version-1 rows are written, and goes before the migration, which must

@@ -33,6 +33,7 @@ content_finding = Table(
     Column("ecosystem", String(), nullable=False),
 )
 _CHUNK = 400  # (vulnerability, package) pairs per statement
+_MAX_REPOSITORIES = 2000  # more in one statement: filtered in Python only
 BACKFILL_BATCH = 500  # contents decoded per step of the migration
 
 # (repository id, vulnerability, package) → digest → (versions, fixes, tags, ecosystems)
@@ -75,19 +76,23 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]]
         return {}
     a, o, tg = t.artifact.c, content_finding.c, t.tag.c
     pairs = sorted({(v, p) for _, v, p in wanted})
+    repos = sorted({r for r, _, _ in wanted})
     found: list[Any] = []
     for start in range(0, len(pairs), _CHUNK):
         part = pairs[start:start + _CHUNK]
-        # Separate INs (not a row-value IN), and no repository filter (SQLite would drive the
-        # join from the artifacts then, and scan content_finding for each): both SQLite and
-        # PostgreSQL search ix_content_finding_key, then ix_artifact_content; what the product
-        # of the INs lets through and other repositories' images are dropped below.
+        # Separate INs (not a row-value IN), and the repository only as a filter (searched by,
+        # SQLite drives the join from the artifacts and scans content_finding for each): both
+        # SQLite and PostgreSQL search ix_content_finding_key, then ix_artifact_content; what
+        # the product of the INs lets through is dropped below.
         stmt = (select(a.repository_id, o.vulnerability, o.package, a.id, a.digest, o.version,
                        o.fix_version, o.ecosystem)
                 .select_from(content_finding)
                 .join(t.artifact, a.content_id == o.content_id)
                 .where(o.vulnerability.in_(sorted({v for v, _ in part})),
                        o.package.in_(sorted({p for _, p in part})), a.counting.is_(True)))
+        if len(repos) <= _MAX_REPOSITORIES:
+            # ``+ 0``: filter on the repository, never search by it (see above)
+            stmt = stmt.where((a.repository_id + 0).in_(repos))
         found.extend(row for row in conn.execute(stmt) if (row[0], row[1], row[2]) in wanted)
     tags: dict[int, set[str]] = {}
     arts = sorted({row[3] for row in found})

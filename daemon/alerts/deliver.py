@@ -29,7 +29,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon import log
 from daemon.alerts.transports import ERRORS, ErrorLog, RetryPolicy, send
@@ -37,6 +37,9 @@ from daemon.alerts.transports import SendOutcome as SendOutcome
 from daemon.alerts.transports import email_text_part as email_text_part
 from daemon.alerts.transports import scheme_known as scheme_known
 from daemon.config_types import Config
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 _log = log.get(__name__)
 
@@ -61,7 +64,7 @@ class DeliveryReport:
 
 
 async def deliver_pending(
-    store: Any,
+    store: Store,
     config: Config,
     *,
     now_fn: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -107,7 +110,7 @@ async def deliver_pending(
 
 
 async def _deliver_one(
-    store: Any, config: Config, row: Any, now_fn: Callable[[], datetime], sender: Sender,
+    store: Store, config: Config, row: Any, now_fn: Callable[[], datetime], sender: Sender,
     backoff: Backoff, report: DeliveryReport, on_dead: Callable[[str, str], None] | None,
     on_sent: Callable[[str], None] | None, errors: ErrorLog,
 ) -> bool:

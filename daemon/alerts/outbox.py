@@ -13,8 +13,8 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from daemon import log
@@ -36,6 +36,9 @@ from daemon.config_types import Config, RouteConfig
 from daemon.diff import is_first_sight
 from daemon.ignores import IgnoreRules
 from daemon.model import ChangeEvent, FindingKey
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 _log = log.get(__name__)
 
@@ -216,7 +219,7 @@ def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, R
 
 
 def build_and_queue(
-    store: Any,
+    store: Store,
     config: Config,
     *,
     run_context: RunContext,
@@ -273,13 +276,18 @@ def build_and_queue(
     return ids
 
 
-def _open_findings(store: Any, config: Config, rules: IgnoreRules) -> list[OpenFinding]:
+def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[OpenFinding]:
     """Open findings, only when something needs them (SLA, reminders, ignore warnings); the
     silencing stage decides which of them are ignored."""
     if not (config.sla.deadlines or rules.rules
             or any(r.repeat_open_every for r in config.routes)):
         return []
-    rows = store.open_findings(include_ignored=True)
+    from daemon.store.findings import FindingQuery, output_order
+
+    # Unordered batches of repositories (no spill, no sort in SQL), then the listing's order.
+    batches = store.finding_batches(FindingQuery(include_ignored=True), rules=None,
+                                    now=datetime.now(UTC))
+    rows = sorted((r for batch in batches for r in batch), key=output_order)
     return [OpenFinding(r.key, r.severity, r.first_seen,
                         r.installed_versions[0] if r.installed_versions else "", r.fix_version,
                         r.tags, r.digests) for r in rows]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.commands._common import add_format, pick_schedules, print_json, print_table
 from daemon.errors import UsageError
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 HELP = "run the service (schedules on cron), or --once: each schedule once now, then exit"
 
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], Any, str]:
+async def _run(cfg: Any, store: Store, schedules: list[Any]) -> tuple[list[Any], Any, str]:
     """Each schedule once, then drain the outbox of what they queued (bounded in time). A
     SIGTERM or SIGINT stops starting work: no more scans, schedules or deliveries; returns the
     signal's name then."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.commands._common import add_format, print_json, print_table
 from daemon.commands._harbor import (
@@ -14,6 +14,9 @@ from daemon.commands._harbor import (
     status_of,
 )
 from daemon.errors import UsageError
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 HELP = "scan artifacts now (on demand), optionally waiting for the results"
 
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Any, wait: bool,
+async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Store | None, wait: bool,
                     display: Display | None) -> list[Any]:
     import asyncio
     from contextlib import AsyncExitStack
@@ -131,8 +134,9 @@ async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Any, wait: b
     return [job for jobs in results for job in jobs]
 
 
-async def _scan_registry(client: Any, system: Any, targets: list[Any], store: Any, wait: bool,
-                         display: Display | None, global_cap: Any, rules: Any) -> list[Any]:
+async def _scan_registry(client: Any, system: Any, targets: list[Any], store: Store | None,
+                         wait: bool, display: Display | None, global_cap: Any,
+                         rules: Any) -> list[Any]:
     from datetime import UTC, datetime
 
     from daemon.harbor.inventory import PROJECT_LISTING_SINCE
@@ -165,6 +169,8 @@ async def _scan_registry(client: Any, system: Any, targets: list[Any], store: An
         scanner = await client.project_scanner(project)
         db_times[project] = (await client.scanner_db_updated_at(scanner.uuid)
                              if scanner is not None else None)
+
+    assert store is not None  # opened by run() whenever it waits
 
     def record(result: Any) -> None:
         store.record_scan(result, datetime.now(UTC), rules)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.commands._common import add_format, config_path, pick_schedules, print_json
 from daemon.errors import UsageError
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 MAX_TIMES = 1000
 HELP = "preview schedules: next fire times, and what the next run would scan and for how long"
@@ -53,7 +56,7 @@ def preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(cfg: Any) -> Any:
+def _store(cfg: Any) -> Store | None:
     """The history database if it exists (a preview never creates one)."""
     from daemon import config as config_module
     from daemon.store.base import sqlite_path
@@ -66,7 +69,7 @@ def _store(cfg: Any) -> Any:
     return open_store(url)
 
 
-def _preview(cfg: Any, store: Any, schedule: Any, now: Any, count: int) -> dict[str, Any]:
+def _preview(cfg: Any, store: Store | None, schedule: Any, now: Any, count: int) -> dict[str, Any]:
     from datetime import UTC
 
     from daemon.scan.estimate import estimate_run

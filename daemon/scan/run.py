@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import log
 from daemon.config_types import Config, RegistryConfig, ScheduleConfig
@@ -39,6 +39,9 @@ from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
 from daemon.scan.select import Selection, is_scannable, select
 from daemon.scan.stop import StopRequest
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 IMPORT_BATCH = 100
 Scope = frozenset[tuple[str, str]]  # (project, repository): what a small run walks
@@ -143,7 +146,7 @@ class RunResult:
 
 async def run_schedule(
     config: Config,
-    store: Any,
+    store: Store,
     schedule: ScheduleConfig,
     *,
     trigger: str,
@@ -185,7 +188,7 @@ async def _login(client: HarborClient) -> SystemInfo | HarborError:
 
 async def _run(
     config: Config,
-    store: Any,
+    store: Store,
     schedule: ScheduleConfig,
     clients: list[tuple[HarborClient, SystemInfo | HarborError]],
     *,
@@ -245,7 +248,7 @@ async def _run(
 
 
 async def _run_registry(
-    store: Any,
+    store: Store,
     client: HarborClient,
     login: SystemInfo | HarborError,
     schedule: ScheduleConfig,
@@ -273,7 +276,7 @@ async def _run_registry(
 
 async def _registry_steps(
     client: HarborClient,
-    store: Any,
+    store: Store,
     registry: RegistryConfig,
     schedule: ScheduleConfig,
     global_cap: WeightedCap,
@@ -335,10 +338,9 @@ async def _registry_steps(
     collector = Collector(client, db_times=inventory.db_times())
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
     history = await db.run(store.scan_records, registry.name)
-    from daemon.store.trickle import fixable_severe  # store/ alone imports SQLAlchemy
 
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
-    severe = await db.run(fixable_severe, store, registry.name)
+    severe = await db.run(_fixable_severe, store, registry.name)
     selection = select(inventory.usable_artifacts(), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
                        now=now_fn(), budget=run_budget.scans, severe=severe)
@@ -375,7 +377,7 @@ async def _registry_steps(
         await db.run(mark_set_aside, store, collector.unreadable, now_fn())
 
 
-async def _budget(store: Any, registry: RegistryConfig, schedule: ScheduleConfig,
+async def _budget(store: Store, registry: RegistryConfig, schedule: ScheduleConfig,
                   options: QueueOptions, now: datetime) -> tuple[trickle.Budget, timedelta]:
     """This run's budget, and the interval to the schedule's next run (its window)."""
     from daemon.service.scheduler import next_fire_times
@@ -451,7 +453,7 @@ def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
 
 
 async def import_reports(
-    store: Any,
+    store: Store,
     collector: Collector,
     inventory: RegistryInventory,
     now_fn: Callable[[], datetime],
@@ -497,7 +499,7 @@ def is_poison(exc: BaseException) -> bool:
 
 
 def store_or_set_aside(
-    store: Any, results: Sequence[ScanResult], now: datetime, rules: IgnoreRules,
+    store: Store, results: Sequence[ScanResult], now: datetime, rules: IgnoreRules,
     out: RegistryRun | None,
 ) -> list[ChangeEvent]:
     """Store the results in one transaction; when that fails for what a report holds, store
@@ -534,7 +536,7 @@ def store_or_set_aside(
 
 
 def mark_set_aside(
-    store: Any, items: Sequence[tuple[ArtifactRef, str, str]], now: datetime
+    store: Store, items: Sequence[tuple[ArtifactRef, str, str]], now: datetime
 ) -> None:
     """Remember these (artifact, report id, why) as set aside, for `scanwatch status`."""
     from daemon.store import setaside
@@ -545,7 +547,14 @@ def mark_set_aside(
                                  for ref, report_id, why in items])
 
 
-def clear_set_aside(store: Any, refs: Sequence[ArtifactRef]) -> None:
+def _fixable_severe(store: Store, registry: str) -> dict[tuple[str, str], int]:
+    from daemon.store.trickle import fixable_severe
+
+    with store.reading() as conn:
+        return fixable_severe(conn, registry)
+
+
+def clear_set_aside(store: Store, refs: Sequence[ArtifactRef]) -> None:
     """A report of each of these artifacts was stored: none of them is set aside any more."""
     from daemon.store import setaside
 

@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import log
 from daemon.config_types import Config, ScheduleConfig
@@ -30,6 +30,9 @@ from daemon.service.leases import LeaseHolder
 from daemon.service.scheduler import decide_catch_up, last_due
 from daemon.store import leases as store_leases
 from daemon.store.leases import LeaseLost, Token, working_under
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 _log = log.get(__name__)
 OUTBOX = "outbox"
@@ -67,7 +70,7 @@ Cycle = Callable[[ScheduleConfig, str], Awaitable[None]]
 
 
 class Cluster:
-    def __init__(self, store: Any, config: Config, *, cycle: Cycle,
+    def __init__(self, store: Store, config: Config, *, cycle: Cycle,
                  now_fn: Callable[[], datetime], wake_delivery: asyncio.Event,
                  running: set[asyncio.Task[Any]] | None = None,
                  stopping: Callable[[], bool] = lambda: False, metrics: Any = None) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import log
 from daemon.config_types import Config, ScheduleConfig
 from daemon.scan.stop import StopRequest
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 _log = log.get(__name__)
 
@@ -62,7 +65,7 @@ def scan_problems(run: Any, now: datetime) -> list[Any]:
 
 async def run_cycle(
     config: Config,
-    store: Any,
+    store: Store,
     schedule: ScheduleConfig,
     *,
     trigger: str,
@@ -90,7 +93,7 @@ async def run_cycle(
 
 async def deliver(
     config: Config,
-    store: Any,
+    store: Store,
     *,
     now_fn: Callable[[], datetime],
     within: timedelta | None,

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon import log
 from daemon.config_types import Config, ScheduleConfig
@@ -34,6 +34,9 @@ from daemon.service.scheduler import (
     make_scheduler,
     next_fire_times,
 )
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 _log = log.get(__name__)
 RESUME_RESULTS = ("running", "interrupted")  # a run a stop or a crash cut short
@@ -63,7 +66,7 @@ class Daemon:
     def __init__(self, config_path: Path, config: Config) -> None:
         self.config_path = config_path
         self.config = config
-        self.store: Any = None
+        self.store: Store  # opened by start()
         self.metrics = Metrics()
         self.scheduler = make_scheduler()
         self.registry_locks = RegistryLocks()

@@ -1,6 +1,6 @@
 """The working state of one ``record_scans`` batch, and the small values the history rules use.
 
-``_Batch`` holds what the batch has loaded (artifacts, content ids, each repository's findings)
+``Batch`` holds what the batch has loaded (artifacts, content ids, each repository's findings)
 and what it still has to write (confirmations, artifact updates). Every write the batch makes
 either goes through at once or is flushed before anything reads what it changes, so a result
 sees the effects of the results before it exactly as separate ``record_scan`` calls would.
@@ -19,13 +19,14 @@ from sqlalchemy.engine import Connection, Row
 from daemon.diff import Repository, StoredFinding
 from daemon.model import Occurrence
 from daemon.store import statements as q
+from daemon.store.base import Caches
 
 Key = tuple[str, str]
-_CHUNK = 500
+CHUNK = 500
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     registry: str
     project: str
     repository: str
@@ -36,7 +37,7 @@ class _Target:
         return Repository(self.registry, self.project, self.repository)
 
 
-class _Art:
+class Art:
     """An artifact row as the batch knows it; updated in step with every write to it."""
 
     __slots__ = ("id", "repository_id", "first_seen", "removed_at", "content_id", "counting",
@@ -65,7 +66,7 @@ class _Art:
 
 
 @dataclass
-class _Findings:
+class Findings:
     """One repository's finding rows by key, and the keys of the open ones.
 
     After an insert, ``open`` is kept exact (the new keys are open) but ``rows`` lacks the new
@@ -79,17 +80,18 @@ class _Findings:
 
 
 @dataclass
-class _Batch:
+class Batch:
     """What one ``record_scans`` transaction has loaded and still has to write."""
 
     conn: Connection
+    caches: Caches
     now: datetime
-    arts: dict[tuple[str, str, str, str], _Art] = field(default_factory=dict)
-    by_id: dict[int, _Art] = field(default_factory=dict)
+    arts: dict[tuple[str, str, str, str], Art] = field(default_factory=dict)
+    by_id: dict[int, Art] = field(default_factory=dict)
     checked: set[int] = field(default_factory=set)  # asked whether they have predecessors
     with_predecessors: set[int] = field(default_factory=set)
     content_ids: dict[str, int] = field(default_factory=dict)
-    findings: dict[int, _Findings] = field(default_factory=dict)
+    findings: dict[int, Findings] = field(default_factory=dict)
     touched: set[int] = field(default_factory=set)
     confirms: list[dict[str, Any]] = field(default_factory=list)
     scanned: list[dict[str, Any]] = field(default_factory=list)  # artifact updates to write
@@ -102,7 +104,7 @@ class _Batch:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """The baseline a successful scan of a counting artifact is compared with."""
 
     baseline: tuple[Occurrence, ...] | None
@@ -111,13 +113,13 @@ class _Plan:
     scan_id: int | None
 
 
-def _insert(conn: Connection, statement: Any, values: dict[str, Any]) -> int:
+def insert(conn: Connection, statement: Any, values: dict[str, Any]) -> int:
     """Insert one row; its new id."""
     key = conn.execute(statement, values).inserted_primary_key
     assert key is not None
     return int(key[0])
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[list[Any]]:
+def chunks(items: Sequence[Any], size: int = CHUNK) -> list[list[Any]]:
     items = list(items)
     return [items[i:i + size] for i in range(0, len(items), size)]

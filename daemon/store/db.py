@@ -2,30 +2,58 @@
 
 ``open_store(url)`` takes an SQLAlchemy URL (``[daemon] database``): ``sqlite:////path`` (WAL,
 foreign keys, ``synchronous=NORMAL``, a busy timeout; the parent directory is created) or
-``postgresql+psycopg://…``. It migrates the schema in place and returns a ``Store``, whose
-record/query methods live in ``inventory.py``, ``history.py`` and ``queries.py``.
+``postgresql+psycopg://…``. It migrates the schema in place and returns a ``Store``.
+
+The store's work is plain functions taking a Connection, one module per aggregate:
+``inventory.py`` (artifacts and tags), ``history.py`` (scans and report content, findings and
+their events as scans change them), ``resolve.py`` (findings that change without a scan),
+``findings.py`` and ``queries.py`` (reading findings and history), ``runs.py``, ``outbox.py``
+(outbox and cursors), ``allowlists.py`` (ignores). ``Store`` owns the engine, the caches and
+the daemon lock; ``transaction()`` is its unit of work, and each method is one transaction
+(or one read) around one of those functions.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
-from typing import Any
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import IO, Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from daemon import log
 from daemon.config_types import Config
-from daemon.errors import StoreError
-from daemon.ignores import IgnoreRules
-from daemon.store.base import sqlite_path
-from daemon.store.inventory import InventoryMixin
+from daemon.errors import DatabaseLocked, StoreError
+from daemon.ignores import NO_RULES, IgnoreRules
+from daemon.model import (
+    Artifact,
+    ArtifactRef,
+    ChangeEvent,
+    CveAllowlist,
+    InventoryDelta,
+    ScanRecord,
+    ScanResult,
+    Severity,
+)
+from daemon.store import allowlists, findings, history, inventory, queries, resolve, runs
+from daemon.store.base import Caches, sqlite_path
+from daemon.store.content import ContentCache
+from daemon.store.findings import FindingHead, FindingQuery, FindingRow, Keep
+from daemon.store.leases import fence_current  # ha: lease fencing (issue 19)
 from daemon.store.migrations import migrate
-from daemon.store.queries import QueryMixin
-from daemon.store.resolve import ResolveMixin
+from daemon.store.queries import HistoryEntry
+from daemon.store.runs import RunRow
+from daemon.store.worker import DatabaseThread
 
 _log = log.get(__name__)
+
+_PG_LOCK_KEY = 0x5C4E_3A7C  # pg_advisory_lock key: "scanwatch daemon"
 
 SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL",
                   "busy_timeout=10000", "journal_size_limit=67108864")
@@ -83,10 +111,239 @@ def open_configured_store(config: Config) -> Store:
     return open_store(config.daemon.database or default_database())
 
 
-class Store(InventoryMixin, ResolveMixin, QueryMixin):
-    """The history database's record and query methods (see the mixins)."""
+class Store:
+    """The history database: its engine, caches and daemon lock, and one method per thing
+    callers ask of it (each a transaction around a function of the aggregate modules)."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.caches = Caches()
+        self.thread = DatabaseThread()  # where async callers run this store's work
+        self._lock_file: IO[str] | None = None
+        self._lock_conn: Connection | None = None
+
+    @property
+    def contents(self) -> ContentCache:
+        return self.caches.contents
+
+    # --- units of work --------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection in a transaction: committed when the block ends, rolled back when it
+        raises. The unit of work of every write."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads (nothing committed)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    # --- artifacts and tags ---------------------------------------------------------------
+    def present_artifacts(self, registry: str) -> list[ArtifactRef]:
+        """The top-level artifacts the last recorded walk of ``registry`` listed."""
+        with self.reading() as conn:
+            return inventory.present_artifacts(conn, registry)
+
+    def record_inventory(self, registry: str, artifacts: Sequence[Artifact], now: datetime,
+                         scope: Collection[tuple[str, str]] | None = None) -> InventoryDelta:
+        """Record a walk of ``registry`` (``inventory.record_inventory``); with ``scope``, a
+        walk of only those (project, repository) pairs."""
+        with self.transaction() as conn:
+            fence_current(conn)  # ha: lease fencing (issue 19)
+            return inventory.record_inventory(conn, self.caches, registry, artifacts, now,
+                                              scope)
+
+    # --- scans, report contents, findings and their events --------------------------------
+    def record_scan(self, result: ScanResult, now: datetime,
+                    rules: IgnoreRules = NO_RULES) -> list[ChangeEvent]:
+        """Store one scan outcome and apply it to findings; the changes it brought."""
+        return self.record_scans([result], now, rules)
+
+    def record_scans(self, results: Sequence[ScanResult], now: datetime,
+                     rules: IgnoreRules = NO_RULES) -> list[ChangeEvent]:
+        """``record_scan`` for many results in one transaction (what collect should prefer)."""
+        if not any(r.state.finished for r in results):
+            return []
+        with self.transaction() as conn:
+            fence_current(conn)  # ha: lease fencing (issue 19)
+            return history.record_scans(conn, self.caches, results, now, rules)
+
+    def resolve_removed(self, registry: str, removed: Sequence[ArtifactRef | str],
+                        now: datetime, rules: IgnoreRules = NO_RULES) -> list[ChangeEvent]:
+        """Stop counting artifacts the inventory no longer lists or tags (``resolve``)."""
+        if not removed:
+            return []
+        with self.transaction() as conn:
+            return resolve.resolve_removed(conn, self.caches, registry, removed, now, rules)
+
+    def reconcile_ignores(self, rules: IgnoreRules, now: datetime,
+                          registry: str | None = None) -> list[ChangeEvent]:
+        """Bring open findings' ignored marks in line with ``rules`` at ``now``."""
+        with self.transaction() as conn:
+            return resolve.reconcile_ignores(conn, rules, now, registry)
+
+    def scan_records(self, registry: str) -> dict[str, ScanRecord]:
+        """The last scan of each listed artifact of ``registry``, keyed by digest."""
+        with self.reading() as conn:
+            return queries.scan_records(conn, registry)
+
+    def known_report_ids(self, registry: str) -> set[str]:
+        """Report ids already stored for ``registry`` (collect fetches each report once)."""
+        with self.reading() as conn:
+            return queries.known_report_ids(conn, registry)
+
+    def open_finding_counts(self) -> dict[Severity, int]:
+        """How many findings are open (not ignored), per severity (for metrics)."""
+        with self.reading() as conn:
+            return queries.open_finding_counts(conn)
+
+    def open_findings(
+        self, *, registry: str | None = None, project: str | None = None,
+        repository: str | None = None, min_severity: Severity | None = None,
+        fixable: bool | None = None, include_ignored: bool = False,
+        rules: IgnoreRules | None = None, now: datetime | None = None,
+    ) -> list[FindingRow]:
+        """Open findings, with the digests, tags and installed versions that carry them now.
+
+        With ``rules`` (and ``now``), whether a finding is ignored is what those rules say at
+        ``now`` (a rule added or removed counts at once); without, the mark history keeps."""
+        query = FindingQuery(registry, project, repository, min_severity, fixable,
+                             include_ignored)
+        return list(self.iter_findings(query, rules=rules, now=now or datetime.now(UTC)))
+
+    def iter_findings(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+                      keep: Keep | None = None) -> Iterator[FindingRow]:
+        """Every finding ``query`` matches (and ``keep`` keeps), in output order, streamed."""
+        with self.reading() as conn:
+            yield from findings.ordered(conn, query, rules=rules, now=now, keep=keep)
+
+    def finding_batches(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+                        keep: Keep | None = None) -> Iterator[list[FindingRow]]:
+        """Every matching finding with its carriers, in no particular order, a batch of
+        repositories at a time (for summaries that group them anyway)."""
+        with self.reading() as conn:
+            yield from findings.by_repository(conn, query, rules=rules, now=now, keep=keep)
+
+    def finding_heads(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+                      keep: Keep | None = None) -> Iterator[FindingHead]:
+        """The matching finding rows in output order without their carriers."""
+        with self.reading() as conn:
+            yield from findings.heads_in_order(conn, query, rules=rules, now=now, keep=keep)
+
+    def finding_page(self, query: FindingQuery, *, limit: int, rules: IgnoreRules | None,
+                     now: datetime, keep: Keep | None = None
+                     ) -> tuple[list[FindingRow], int]:
+        """The first ``limit`` findings in output order, and how many more match."""
+        with self.reading() as conn:
+            return findings.page(conn, query, limit=limit, rules=rules, now=now, keep=keep)
+
+    def history(self, registry: str, project: str, repository: str,
+                tag: str | None = None) -> list[HistoryEntry]:
+        """A repository's (or one tag's) scans over time with the changes each brought."""
+        with self.reading() as conn:
+            return queries.history(conn, registry, project, repository, tag)
+
+    # --- runs -----------------------------------------------------------------------------
+    def record_run_start(self, schedule: str, now: datetime) -> int:
+        with self.transaction() as conn:
+            fence_current(conn)  # ha: lease fencing (issue 19)
+            return runs.record_run_start(conn, schedule, now)
+
+    def record_run_finish(self, run_id: int, now: datetime, result: str,
+                          detail: str = "") -> None:
+        with self.transaction() as conn:
+            fence_current(conn)  # ha: lease fencing (issue 19)
+            runs.record_run_finish(conn, run_id, now, result, detail)
+
+    def last_run(self, schedule: str) -> RunRow | None:
+        """The latest run of ``schedule`` (started, finished or not), for ``on_missed``."""
+        with self.reading() as conn:
+            return runs.last_run(conn, schedule)
+
+    # --- ignores --------------------------------------------------------------------------
+    def save_allowlists(self, registry: str, lists: Sequence[CveAllowlist],
+                        now: datetime) -> None:
+        """Replace ``registry``'s stored allowlists with a fresh, complete read."""
+        with self.transaction() as conn:
+            allowlists.save_allowlists(conn, registry, lists, now)
+
+    def load_allowlists(self) -> tuple[CveAllowlist, ...]:
+        """Every registry's allowlists as last read (``save_allowlists``)."""
+        with self.reading() as conn:
+            return allowlists.load_allowlists(conn)
 
     def ignore_rules(self, config: Config) -> IgnoreRules:
         """The ignore rules in force: ``config``'s and the Harbor allowlists last read for the
         registries that use them (the one value history, findings and alerts ask)."""
         return IgnoreRules.from_config(config, self.load_allowlists())
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def acquire_daemon_lock(self) -> None:
+        """Refuse a second daemon on the same database (DatabaseLocked, with a clear message).
+
+        SQLite: an exclusive ``flock`` on ``<db>.lock`` beside the file. PostgreSQL: a
+        session advisory lock on a connection held until ``close``.
+        """
+        path = sqlite_path(self.url)
+        if path is not None:
+            lock_path = path.with_name(path.name + ".lock")
+            handle = open(lock_path, "a+")  # noqa: SIM115 (held open until close())
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise DatabaseLocked(
+                    f"{path} is in use by another scanwatch daemon (pid {holder}); "
+                    "stop it first or give this one another [daemon] database"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            self._lock_file = handle
+            return
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect()
+            got = conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({_PG_LOCK_KEY})").scalar()
+            conn.commit()
+            if not got:
+                conn.close()
+                raise DatabaseLocked(
+                    "the PostgreSQL database is in use by another scanwatch daemon; stop it "
+                    "first or give this one another [daemon] database"
+                )
+            self._lock_conn = conn
+
+    def release_daemon_lock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+        if self._lock_conn is not None:
+            try:
+                self._lock_conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_LOCK_KEY})")
+                self._lock_conn.close()
+            except SQLAlchemyError:
+                pass
+            self._lock_conn = None
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (for /readyz)."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        self.thread.close()
+        self.release_daemon_lock()
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

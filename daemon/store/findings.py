@@ -1,22 +1,17 @@
 """Open findings as ``scanwatch findings`` lists them: filtered, ordered and limited in SQL.
 
 A finding row says what, where and since when; which images carry it now (digests, tags, the
-installed versions) lives in those images' report contents. Two ways to join them, both with
-memory bounded by a batch rather than by the registry:
+installed versions) is a join through ``content_finding`` (``carriers.py``). Both ways read
+the rows in output order from ``ix_finding_order`` and join the carriers a chunk at a time, so
+memory is bounded by a chunk rather than by the registry:
 
-* ``page``: the first rows in output order straight from the index (``ix_finding_order``),
-  then the carriers of just their repositories: the first screen of a large registry.
-* ``ordered``: every matching row. Repositories are visited a batch at a time (each report
-  content is decoded once), the finished rows go to a temporary SQLite file and come back
-  sorted from there, so the whole listing streams without being held.
+* ``page``: the first rows, and a count of the rest: the first screen of a large registry.
+* ``ordered``: every matching row, streamed.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import tempfile
-from collections import defaultdict
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,11 +22,12 @@ from sqlalchemy.engine import Connection
 
 from daemon.ignores import IgnoreRules
 from daemon.model import FindingKey, Severity
+from daemon.store import carriers
 from daemon.store import tables as t
-from daemon.store.content import unpack_rows
+from daemon.store.carriers import Carried
 
 _REPOSITORY_BATCH = 20  # repositories whose images are decoded together in ``ordered``
-_SPILL_BATCH = 2000  # rows written to the temporary file per statement
+_ORDERED_CHUNK = 2000  # findings in output order whose carriers are read together
 FIXABLE_FIRST = t.finding.c.fix_version == literal_column("''")  # False (fixable) sorts first
 
 
@@ -87,8 +83,6 @@ class FindingRow:
 
 
 Keep = Callable[[FindingHead], bool]
-# digest → (versions, fixes, tags, ecosystems)
-_Carried = dict[str, tuple[set[str], set[str], set[str], set[str]]]
 
 
 def _select(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
@@ -151,46 +145,7 @@ def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> i
         _select(query, rules).subquery())).scalar_one())
 
 
-def _carriers(conn: Connection, repository_ids: Sequence[int],
-              wanted: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], _Carried]:
-    """(repository, vulnerability, package) → digest → (versions, fix versions, tags), for the
-    ``wanted`` keys only: each image's content is decoded once, and only what is asked kept."""
-    if not repository_ids:
-        return {}
-    a, tg, c = t.artifact.c, t.tag.c, t.report_content.c
-    ids = sorted(set(repository_ids))
-    wanted_pairs = {(v, p) for _, v, p in wanted}
-    tags: dict[int, set[str]] = defaultdict(set)
-    for art_id, name in conn.execute(select(tg.artifact_id, tg.name).where(
-            tg.until.is_(None), tg.repository_id.in_(ids))):
-        tags[art_id].add(name)
-    arts = conn.execute(select(a.id, a.repository_id, a.digest, a.content_id).where(
-        a.repository_id.in_(ids), a.counting.is_(True), a.content_id.is_not(None))).all()
-    decoded: dict[int, list[Any]] = {}  # content id → its rows, shared by the batch's images
-    content_ids = sorted({art.content_id for art in arts})
-    for part in range(0, len(content_ids), 500):
-        for content_id, blob in conn.execute(select(c.id, c.occurrences).where(
-                c.id.in_(content_ids[part:part + 500]))):
-            # The canonical rows ([id, package, version, fix_version, …], content.py) as
-            # they are: building Occurrence objects would cost more than the whole lookup.
-            decoded[content_id] = [(*r[:4], r[8] if len(r) > 8 else "")
-                                   for r in unpack_rows(blob) if (r[0], r[1]) in wanted_pairs]
-    out: dict[tuple[int, str, str], _Carried] = {}
-    for art in arts:
-        for occ in decoded.get(art.content_id, ()):
-            slot_key = (art.repository_id, occ[0], occ[1])
-            if slot_key not in wanted:
-                continue
-            slot = out.setdefault(slot_key, {})
-            entry = slot.setdefault(art.digest, (set(), set(), tags.get(art.id, set()), set()))
-            entry[0].add(occ[2])
-            entry[1].add(occ[3])
-            if occ[4]:
-                entry[3].add(occ[4])
-    return out
-
-
-def _row(head: FindingHead, seen: _Carried) -> FindingRow:
+def _row(head: FindingHead, seen: Carried) -> FindingRow:
     versions = tuple(sorted({v for d in seen.values() for v in d[0]})) or tuple(
         v for v in head.installed_versions.split(", ") if v)
     fixes = sorted({x for d in seen.values() for x in d[1] if x})
@@ -207,9 +162,22 @@ def _row(head: FindingHead, seen: _Carried) -> FindingRow:
 def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[FindingRow]:
     """``heads`` (in their order) with the images that carry each now."""
     wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads}
-    carried = _carriers(conn, sorted({h.repository_id for h in heads}), wanted)
+    carried = carriers.carried(conn, wanted)
     return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), {}))
             for h in heads]
+
+
+def page(conn: Connection, query: FindingQuery, *, limit: int, rules: IgnoreRules | None,
+         now: datetime, keep: Keep | None = None) -> tuple[list[FindingRow], int]:
+    """The first ``limit`` findings in output order (read through the index), and how many
+    more match."""
+    heads = heads_in_order(conn, query, rules=rules, now=now, keep=keep)
+    first = list(itertools.islice(heads, limit))
+    if keep is None and not rules:  # nothing decided in Python: SQL counts the rest
+        rest = max(0, count(conn, query, rules) - len(first))
+    else:
+        rest = sum(1 for _ in heads)
+    return with_carriers(conn, first), rest
 
 
 def by_repository(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None,
@@ -227,41 +195,16 @@ def by_repository(conn: Connection, query: FindingQuery, *, rules: IgnoreRules |
 
 def ordered(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
             keep: Keep | None = None) -> Iterator[FindingRow]:
-    """Every matching finding with its carriers, in output order, in bounded memory."""
-    with tempfile.TemporaryDirectory(prefix="scanwatch-findings-") as tmp:
-        spill = sqlite3.connect(f"{tmp}/rows.db")
-        try:
-            spill.execute("PRAGMA journal_mode=OFF")
-            spill.execute("PRAGMA synchronous=OFF")
-            spill.execute("CREATE TABLE row (nofix INTEGER, severity INTEGER, package TEXT,"
-                          " vulnerability TEXT, registry TEXT, project TEXT, repository TEXT,"
-                          " data TEXT)")
-            for done in by_repository(conn, query, rules=rules, now=now, keep=keep):
-                for part in range(0, len(done), _SPILL_BATCH):
-                    spill.executemany("INSERT INTO row VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                      [_spilled(x) for x in done[part:part + _SPILL_BATCH]])
-            cursor = spill.execute(
-                "SELECT data FROM row ORDER BY nofix, severity DESC, package, vulnerability,"
-                " registry, project, repository")
-            for (data,) in cursor:
-                yield _unspilled(data)
-        finally:
-            spill.close()
+    """Every matching finding with its carriers, in output order, streamed: the rows come
+    from ``ix_finding_order`` a chunk at a time, each chunk's carriers from one join."""
+    heads = heads_in_order(conn, query, rules=rules, now=now, keep=keep)
+    while chunk := list(itertools.islice(heads, _ORDERED_CHUNK)):
+        yield from with_carriers(conn, chunk)
 
 
-def _spilled(x: FindingRow) -> tuple[object, ...]:
+def output_order(x: FindingRow) -> tuple[int, int, str, str, str, str, str]:
+    """The sort key of ``ordered``'s output: fixable first, most severe, package,
+    vulnerability, where."""
     k = x.key
-    data = json.dumps([k.registry, k.project, k.repository, k.vulnerability, k.package,
-                       int(x.severity), x.fix_version, x.installed_versions, x.digests, x.tags,
-                       x.first_seen.isoformat(), x.opened_at.isoformat(),
-                       x.last_seen.isoformat(), x.ignored, x.ignore_reason, x.ecosystem])
-    return (0 if x.fix_version else 1, int(x.severity), k.package, k.vulnerability, k.registry,
-            k.project, k.repository, data)
-
-
-def _unspilled(data: str) -> FindingRow:
-    d = json.loads(data)
-    return FindingRow(FindingKey(d[0], d[1], d[2], d[3], d[4]), Severity(d[5]), d[6],
-                      tuple(d[7]), tuple(d[8]), tuple(d[9]), datetime.fromisoformat(d[10]),
-                      datetime.fromisoformat(d[11]), datetime.fromisoformat(d[12]), d[13],
-                      d[14], d[15])
+    return (0 if x.fix_version else 1, -int(x.severity), k.package, k.vulnerability,
+            k.registry, k.project, k.repository)

@@ -384,9 +384,10 @@ def peek(store: HasEngine, routes: Sequence[str], since: datetime | None = None,
         max_scan = int(conn.execute(select(func.max(t.scan.c.id))).scalar() or 0)
         if since is not None:
             e, s = t.finding_event.c, t.scan.c
-            low_e = int(conn.execute(select(func.min(e.id)).where(e.at >= since)).scalar()
+            # ``id + 0``: a range of ix_event_at / ix_scan_time, not a walk of the primary key
+            low_e = int(conn.execute(select(func.min(e.id + 0)).where(e.at >= since)).scalar()
                         or max_event + 1) - 1
-            low_s = int(conn.execute(select(func.min(s.id)).where(
+            low_s = int(conn.execute(select(func.min(s.id + 0)).where(
                 func.coalesce(s.finished_at, s.started_at) >= since)).scalar() or max_scan + 1) - 1
             cursors = {r: Cursor(r, low_e, low_s, None) for r in routes}
         _add_starting_cursors(cursors, routes, max_event, max_scan, legacy)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -18,6 +18,9 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from daemon.model import Severity
 from daemon.store import tables as t
 from daemon.store.base import sqlite_path
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 
 def read_only_engine(url: str) -> Engine:
@@ -231,7 +234,7 @@ def time_to_fix(conn: Connection, since: datetime) -> dict[Severity, tuple[timed
     return {sev: (sorted(v)[len(v) // 2], len(v)) for sev, v in spans.items() if v}
 
 
-def read_only_store(url: str) -> Any:
+def read_only_store(url: str) -> Store:
     """A ``Store`` over ``read_only_engine(url)``: its query methods, none of its writes."""
     from daemon.store.db import Store
 

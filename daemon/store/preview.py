@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from daemon.model import Artifact, ArtifactRef, Tag
 from daemon.store import tables as t
 
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
-def known_artifacts(store: Any, registry: str) -> list[Artifact]:
+
+def known_artifacts(store: Store, registry: str) -> list[Artifact]:
     """The top-level artifacts the last walk of ``registry`` listed, with their open tags.
 
     Only what selection needs: identity, type, tags and push/pull times. Whether Harbor can
@@ -41,7 +44,7 @@ def known_artifacts(store: Any, registry: str) -> list[Artifact]:
         ]
 
 
-def mean_scan_time(store: Any, registry: str) -> timedelta | None:
+def mean_scan_time(store: Store, registry: str) -> timedelta | None:
     """How long this registry's successful scans took on average, when history knows."""
     a, r, g, s = t.artifact.c, t.repository.c, t.registry.c, t.scan.c
     query = (select(s.started_at, s.finished_at)

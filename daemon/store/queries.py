@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
 from daemon.errors import UnknownTarget
-from daemon.ignores import IgnoreRules
 from daemon.model import (
     ChangeEvent,
     ChangeKind,
@@ -23,13 +21,11 @@ from daemon.model import (
     ScanState,
     Severity,
 )
-from daemon.store import findings
 from daemon.store import tables as t
 from daemon.store.findings import FindingHead, FindingQuery, FindingRow
-from daemon.store.history import HistoryMixin
-from daemon.store.leases import fence_current  # ha: lease fencing (issue 19)
+from daemon.store.runs import RunRow
 
-__all__ = ["FindingHead", "FindingQuery", "FindingRow", "HistoryEntry", "QueryMixin", "RunRow"]
+__all__ = ["FindingHead", "FindingQuery", "FindingRow", "HistoryEntry", "RunRow"]
 
 
 @dataclass(frozen=True)
@@ -51,194 +47,108 @@ class HistoryEntry:
     changes: tuple[ChangeEvent, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True)
-class RunRow:
-    id: int
-    schedule: str
-    started_at: datetime
-    finished_at: datetime | None
-    result: str
-    detail: str = ""
+def scan_records(conn: Connection, registry: str) -> dict[str, ScanRecord]:
+    """The last scan of each listed artifact of ``registry``, keyed by digest."""
+    a, r, g = t.artifact.c, t.repository.c, t.registry.c
+    last, good = aliased(t.scan), aliased(t.scan)
+    query = (select(a.digest, last.c.status, last.c.report_id, last.c.last_confirmed_at,
+                    last.c.finished_at, good.c.last_confirmed_at.label("ok_at"),
+                    good.c.scanner_db_updated_at.label("ok_db"), a.consecutive_failures)
+             .join(t.repository, r.id == a.repository_id)
+             .join(t.registry, g.id == r.registry_id)
+             .join(last, last.c.id == a.last_scan_id)
+             .outerjoin(good, good.c.id == a.last_success_scan_id)
+             .where(g.name == registry, a.removed_at.is_(None)))
+    out: dict[str, ScanRecord] = {}
+    for row in conn.execute(query):
+        record = ScanRecord(
+            digest=row.digest, state=ScanState(row.status), report_id=row.report_id,
+            finished_at=row.last_confirmed_at or row.finished_at,
+            last_success_at=row.ok_at, scanner_db_updated_at=row.ok_db,
+            consecutive_failures=row.consecutive_failures)
+        prior = out.get(row.digest)
+        if prior is None or _later(record.finished_at, prior.finished_at):
+            out[row.digest] = record
+    return out
 
 
-class QueryMixin(HistoryMixin):
-    def scan_records(self, registry: str) -> dict[str, ScanRecord]:
-        """The last scan of each listed artifact of ``registry``, keyed by digest."""
-        a, r, g = t.artifact.c, t.repository.c, t.registry.c
-        last, good = aliased(t.scan), aliased(t.scan)
-        query = (select(a.digest, last.c.status, last.c.report_id, last.c.last_confirmed_at,
-                        last.c.finished_at, good.c.last_confirmed_at.label("ok_at"),
-                        good.c.scanner_db_updated_at.label("ok_db"), a.consecutive_failures)
-                 .join(t.repository, r.id == a.repository_id)
-                 .join(t.registry, g.id == r.registry_id)
-                 .join(last, last.c.id == a.last_scan_id)
-                 .outerjoin(good, good.c.id == a.last_success_scan_id)
-                 .where(g.name == registry, a.removed_at.is_(None)))
-        out: dict[str, ScanRecord] = {}
-        with self.engine.connect() as conn:
-            for row in conn.execute(query):
-                record = ScanRecord(
-                    digest=row.digest, state=ScanState(row.status), report_id=row.report_id,
-                    finished_at=row.last_confirmed_at or row.finished_at,
-                    last_success_at=row.ok_at, scanner_db_updated_at=row.ok_db,
-                    consecutive_failures=row.consecutive_failures)
-                prior = out.get(row.digest)
-                if prior is None or _later(record.finished_at, prior.finished_at):
-                    out[row.digest] = record
-        return out
+def known_report_ids(conn: Connection, registry: str) -> set[str]:
+    """Report ids already stored for ``registry`` (collect fetches each report once)."""
+    a, r, g, s = t.artifact.c, t.repository.c, t.registry.c, t.scan.c
+    query = (select(s.report_id).distinct()
+             .join(t.artifact, a.id == s.artifact_id)
+             .join(t.repository, r.id == a.repository_id)
+             .join(t.registry, g.id == r.registry_id)
+             .where(g.name == registry, s.report_id != ""))
+    return {row[0] for row in conn.execute(query)}
 
-    def known_report_ids(self, registry: str) -> set[str]:
-        """Report ids already stored for ``registry`` (collect fetches each report once)."""
-        a, r, g, s = t.artifact.c, t.repository.c, t.registry.c, t.scan.c
-        query = (select(s.report_id).distinct()
-                 .join(t.artifact, a.id == s.artifact_id)
-                 .join(t.repository, r.id == a.repository_id)
-                 .join(t.registry, g.id == r.registry_id)
-                 .where(g.name == registry, s.report_id != ""))
-        with self.engine.connect() as conn:
-            return {row[0] for row in conn.execute(query)}
+# --- findings -------------------------------------------------------------------------
+def open_finding_counts(conn: Connection) -> dict[Severity, int]:
+    """How many findings are open (not ignored), per severity: one GROUP BY, for metrics."""
+    f = t.finding.c
+    query = (select(f.severity, func.count()).where(f.resolved_at.is_(None),
+                                                    f.ignored.is_(False))
+             .group_by(f.severity))
+    return {Severity(sev): int(n) for sev, n in conn.execute(query)}
 
-    # --- findings -------------------------------------------------------------------------
-    def open_finding_counts(self) -> dict[Severity, int]:
-        """How many findings are open (not ignored), per severity: one GROUP BY, for metrics."""
-        f = t.finding.c
-        query = (select(f.severity, func.count()).where(f.resolved_at.is_(None),
-                                                        f.ignored.is_(False))
-                 .group_by(f.severity))
-        with self.engine.connect() as conn:
-            return {Severity(sev): int(n) for sev, n in conn.execute(query)}
+# --- a target's history ---------------------------------------------------------------
+def history(
+    conn: Connection, registry: str, project: str, repository: str, tag: str | None = None
+) -> list[HistoryEntry]:
+    """A repository's (or one tag's) scans over time with the changes each brought.
 
-    def open_findings(
-        self, *, registry: str | None = None, project: str | None = None,
-        repository: str | None = None, min_severity: Severity | None = None,
-        fixable: bool | None = None, include_ignored: bool = False,
-        rules: IgnoreRules | None = None, now: datetime | None = None,
-    ) -> list[FindingRow]:
-        """Open findings, with the digests, tags and installed versions that carry them now.
-
-        With ``rules`` (and ``now``), whether a finding is ignored is what those rules say at
-        ``now`` (a rule added or removed counts at once); without, the mark history keeps."""
-        query = FindingQuery(registry, project, repository, min_severity, fixable,
-                             include_ignored)
-        return list(self.iter_findings(query, rules=rules, now=now or datetime.now(UTC)))
-
-    def iter_findings(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
-                      keep: findings.Keep | None = None) -> Iterator[FindingRow]:
-        """Every finding ``query`` matches (and ``keep`` keeps), in output order, streamed."""
-        with self.engine.connect() as conn:
-            yield from findings.ordered(conn, query, rules=rules, now=now, keep=keep)
-
-    def finding_batches(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
-                        keep: findings.Keep | None = None) -> Iterator[list[FindingRow]]:
-        """Every matching finding with its carriers, in no particular order, a batch of
-        repositories at a time (for summaries that group them anyway)."""
-        with self.engine.connect() as conn:
-            yield from findings.by_repository(conn, query, rules=rules, now=now, keep=keep)
-
-    def finding_heads(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
-                      keep: findings.Keep | None = None) -> Iterator[FindingHead]:
-        """The matching finding rows in output order without their carriers (for summaries:
-        one pass over the index, nothing decoded)."""
-        with self.engine.connect() as conn:
-            yield from findings.heads_in_order(conn, query, rules=rules, now=now, keep=keep)
-
-    def finding_page(self, query: FindingQuery, *, limit: int, rules: IgnoreRules | None,
-                     now: datetime, keep: findings.Keep | None = None
-                     ) -> tuple[list[FindingRow], int]:
-        """The first ``limit`` findings in output order (read through the index), and how
-        many more match."""
-        with self.engine.connect() as conn:
-            heads = findings.heads_in_order(conn, query, rules=rules, now=now, keep=keep)
-            first = list(itertools.islice(heads, limit))
-            if keep is None and not rules:  # nothing decided in Python: SQL counts the rest
-                rest = max(0, findings.count(conn, query, rules) - len(first))
-            else:
-                rest = sum(1 for _ in heads)
-            return findings.with_carriers(conn, first), rest
-
-    # --- a target's history ---------------------------------------------------------------
-    def history(
-        self, registry: str, project: str, repository: str, tag: str | None = None
-    ) -> list[HistoryEntry]:
-        """A repository's (or one tag's) scans over time with the changes each brought.
-
-        Raises UnknownTarget when the registry, repository or tag is not in the history.
-        """
-        r, g, a, s, tg, e = (t.repository.c, t.registry.c, t.artifact.c, t.scan.c, t.tag.c,
-                             t.finding_event.c)
-        with self.engine.connect() as conn:
-            if conn.execute(select(g.id).where(g.name == registry)).first() is None:
-                raise UnknownTarget(f"unknown registry {registry!r} (not in the history)")
-            repo = conn.execute(select(r.id).join(t.registry, g.id == r.registry_id).where(
-                g.name == registry, r.project == project, r.name == repository)).first()
-            if repo is None:
-                raise UnknownTarget(f"unknown repository {registry}/{project}/{repository}")
-            repo_id = repo[0]
-            tag_rows = conn.execute(select(tg.name, tg.artifact_id, tg.since, tg.until)
-                                    .where(tg.repository_id == repo_id)).all()
-            tags_of: dict[int, set[str]] = defaultdict(set)
-            for row in tag_rows:
-                tags_of[row.artifact_id].add(row.name)
-            artifact_filter = None
-            if tag is not None:
-                wanted = {row.artifact_id for row in tag_rows if row.name == tag}
-                if not wanted:
-                    raise UnknownTarget(
-                        f"unknown tag {registry}/{project}/{repository}:{tag}")
-                artifact_filter = a.id.in_(sorted(wanted))
-            query = (select(s, a.digest).join(t.artifact, a.id == s.artifact_id)
-                     .where(a.repository_id == repo_id).order_by(s.id))
-            if artifact_filter is not None:
-                query = query.where(artifact_filter)
-            scans = conn.execute(query).all()
-            events = conn.execute(
-                select(e, t.finding.c.vulnerability, t.finding.c.package)
-                .outerjoin(t.finding, t.finding.c.id == e.finding_id)
-                .where(e.repository_id == repo_id).order_by(e.id)).all()
-        by_scan: dict[int | None, list[ChangeEvent]] = defaultdict(list)
-        scan_ids = {row.id for row in scans}
-        for ev in events:
-            if ev.scan_id is not None and ev.scan_id not in scan_ids:
-                continue
-            by_scan[ev.scan_id].append(_event(ev, registry, project, repository))
-        entries = [HistoryEntry(
-            at=row.finished_at or row.started_at, digest=row.digest, status=row.status,
-            tags=tuple(sorted(tags_of.get(row.artifact_id, ()))), report_id=row.report_id,
-            scanner=" ".join(x for x in (row.scanner_name, row.scanner_version) if x),
-            scanner_db_updated_at=row.scanner_db_updated_at, confirmations=row.confirmations,
-            last_confirmed_at=row.last_confirmed_at, occurrences=row.occurrence_count,
-            error=row.error, trigger=row.trigger, changes=tuple(by_scan.get(row.id, ())),
-        ) for row in scans]
-        for change in by_scan.get(None, []):
-            if tag is None or set(change.digests) & {x.digest for x in entries}:
-                entries.append(HistoryEntry(at=change.at, digest=",".join(change.digests),
-                                            status="", changes=(change,)))
-        entries.sort(key=lambda x: x.at)
-        return entries
-
-    # --- schedule runs --------------------------------------------------------------------
-    def record_run_start(self, schedule: str, now: datetime) -> int:
-        with self.engine.begin() as conn:
-            fence_current(conn)  # ha: lease fencing (issue 19)
-            result = conn.execute(t.schedule_run.insert().values(
-                schedule=schedule, started_at=now, finished_at=None, result="running",
-                detail=""))
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
-
-    def record_run_finish(self, run_id: int, now: datetime, result: str, detail: str = "") -> None:
-        with self.engine.begin() as conn:
-            fence_current(conn)  # ha: lease fencing (issue 19)
-            conn.execute(t.schedule_run.update().where(t.schedule_run.c.id == run_id).values(
-                finished_at=now, result=result, detail=detail))
-
-    def last_run(self, schedule: str) -> RunRow | None:
-        """The latest run of ``schedule`` (started, finished or not), for ``on_missed``."""
-        c = t.schedule_run.c
-        with self.engine.connect() as conn:
-            row = conn.execute(select(c.id, c.schedule, c.started_at, c.finished_at, c.result,
-                                      c.detail).where(c.schedule == schedule)
-                               .order_by(c.started_at.desc(), c.id.desc()).limit(1)).first()
-        return None if row is None else RunRow(*row)
+    Raises UnknownTarget when the registry, repository or tag is not in the history.
+    """
+    r, g, a, s, tg, e = (t.repository.c, t.registry.c, t.artifact.c, t.scan.c, t.tag.c,
+                         t.finding_event.c)
+    if conn.execute(select(g.id).where(g.name == registry)).first() is None:
+        raise UnknownTarget(f"unknown registry {registry!r} (not in the history)")
+    repo = conn.execute(select(r.id).join(t.registry, g.id == r.registry_id).where(
+        g.name == registry, r.project == project, r.name == repository)).first()
+    if repo is None:
+        raise UnknownTarget(f"unknown repository {registry}/{project}/{repository}")
+    repo_id = repo[0]
+    tag_rows = conn.execute(select(tg.name, tg.artifact_id, tg.since, tg.until)
+                            .where(tg.repository_id == repo_id)).all()
+    tags_of: dict[int, set[str]] = defaultdict(set)
+    for row in tag_rows:
+        tags_of[row.artifact_id].add(row.name)
+    artifact_filter = None
+    if tag is not None:
+        wanted = {row.artifact_id for row in tag_rows if row.name == tag}
+        if not wanted:
+            raise UnknownTarget(
+                f"unknown tag {registry}/{project}/{repository}:{tag}")
+        artifact_filter = a.id.in_(sorted(wanted))
+    query = (select(s, a.digest).join(t.artifact, a.id == s.artifact_id)
+             .where(a.repository_id == repo_id).order_by(s.id))
+    if artifact_filter is not None:
+        query = query.where(artifact_filter)
+    scans = conn.execute(query).all()
+    events = conn.execute(
+        select(e, t.finding.c.vulnerability, t.finding.c.package)
+        .outerjoin(t.finding, t.finding.c.id == e.finding_id)
+        .where(e.repository_id == repo_id).order_by(e.id)).all()
+    by_scan: dict[int | None, list[ChangeEvent]] = defaultdict(list)
+    scan_ids = {row.id for row in scans}
+    for ev in events:
+        if ev.scan_id is not None and ev.scan_id not in scan_ids:
+            continue
+        by_scan[ev.scan_id].append(_event(ev, registry, project, repository))
+    entries = [HistoryEntry(
+        at=row.finished_at or row.started_at, digest=row.digest, status=row.status,
+        tags=tuple(sorted(tags_of.get(row.artifact_id, ()))), report_id=row.report_id,
+        scanner=" ".join(x for x in (row.scanner_name, row.scanner_version) if x),
+        scanner_db_updated_at=row.scanner_db_updated_at, confirmations=row.confirmations,
+        last_confirmed_at=row.last_confirmed_at, occurrences=row.occurrence_count,
+        error=row.error, trigger=row.trigger, changes=tuple(by_scan.get(row.id, ())),
+    ) for row in scans]
+    for change in by_scan.get(None, []):
+        if tag is None or set(change.digests) & {x.digest for x in entries}:
+            entries.append(HistoryEntry(at=change.at, digest=",".join(change.digests),
+                                        status="", changes=(change,)))
+    entries.sort(key=lambda x: x.at)
+    return entries
 
 
 def _event(ev: Any, registry: str, project: str, repository: str) -> ChangeEvent:

@@ -1,12 +1,48 @@
-"""The schedule runs as recorded (``schedule_run``), newest first, for `scanwatch runs`."""
+"""The runs aggregate: schedule runs as recorded (``schedule_run``): started, finished, the
+latest of a schedule (for ``on_missed``), and newest first for `scanwatch runs`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from daemon.store import tables as t
-from daemon.store.queries import RunRow
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    schedule: str
+    started_at: datetime
+    finished_at: datetime | None
+    result: str
+    detail: str = ""
+
+
+def record_run_start(conn: Connection, schedule: str, now: datetime) -> int:
+    result = conn.execute(t.schedule_run.insert().values(
+        schedule=schedule, started_at=now, finished_at=None, result="running", detail=""))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def record_run_finish(conn: Connection, run_id: int, now: datetime, result: str,
+                      detail: str = "") -> None:
+    conn.execute(t.schedule_run.update().where(t.schedule_run.c.id == run_id).values(
+        finished_at=now, result=result, detail=detail))
+
+
+def last_run(conn: Connection, schedule: str) -> RunRow | None:
+    """The latest run of ``schedule`` (started, finished or not), for ``on_missed``."""
+    c = t.schedule_run.c
+    row = conn.execute(select(c.id, c.schedule, c.started_at, c.finished_at, c.result,
+                              c.detail).where(c.schedule == schedule)
+                       .order_by(c.started_at.desc(), c.id.desc()).limit(1)).first()
+    return None if row is None else RunRow(*row)
 
 
 def recent(engine: Engine, *, schedule: str | None = None, per_schedule: int = 10) -> list[RunRow]:

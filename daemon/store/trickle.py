@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from daemon.model import Severity
 from daemon.store import tables as t
 
 
-def fixable_severe(store: Any, registry: str) -> dict[tuple[str, str], int]:
+def fixable_severe(conn: Connection, registry: str) -> dict[tuple[str, str], int]:
     """Open, not ignored Critical and High findings with a fix, per (project, repository)."""
     f, r, g = t.finding.c, t.repository.c, t.registry.c
     query = (select(r.project, r.name, func.count())
@@ -20,5 +19,4 @@ def fixable_severe(store: Any, registry: str) -> dict[tuple[str, str], int]:
              .where(g.name == registry, f.resolved_at.is_(None), f.ignored.is_(False),
                     f.severity >= int(Severity.HIGH), f.fix_version != "")
              .group_by(r.project, r.name))
-    with store.engine.connect() as conn:
-        return {(row[0], row[1]): int(row[2]) for row in conn.execute(query)}
+    return {(row[0], row[1]): int(row[2]) for row in conn.execute(query)}

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -38,6 +38,9 @@ from daemon.store import pages
 from daemon.web import charts
 from daemon.web.auth import BasicAuth
 from daemon.web.columns import COLUMNS
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 _log = log.get(__name__)
 
@@ -77,7 +80,7 @@ def _severity_filter(value: str) -> Severity | None:
 
 
 class WebApp:
-    def __init__(self, config: Config, store: Any, auth: BasicAuth,
+    def __init__(self, config: Config, store: Store, auth: BasicAuth,
                  project_ids: Mapping[tuple[str, str], int] | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.config = config

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from daemon.store.db import create_store_engine, open_store
 from daemon.store.migrations import migrate
-from tests.store.store_helpers import REG, artifact, at, success
+from tests.store.store_helpers import (
+    REG,
+    artifact,
+    at,
+    success,
+    writing_as_of_an_older_version,
+)
 
 
 def test_it_fills_the_value_of_rows_logged_before_from_the_finding(tmp_path: Path) -> None:
@@ -17,9 +23,10 @@ def test_it_fills_the_value_of_rows_logged_before_from_the_finding(tmp_path: Pat
     from daemon.store.db import Store
 
     v4 = Store(engine, url)
-    v4.record_inventory(REG, [artifact("sha256:a", "1.0")], at(0))
-    v4.record_scan(success("sha256:a", ["CVE-1:openssl:1.0:1.1:Critical", "CVE-2:zlib:1.2"],
-                           at(0)), at(0))
+    with writing_as_of_an_older_version(engine):
+        v4.record_inventory(REG, [artifact("sha256:a", "1.0")], at(0))
+        v4.record_scan(success("sha256:a", ["CVE-1:openssl:1.0:1.1:Critical", "CVE-2:zlib:1.2"],
+                               at(0)), at(0))
     v4.close()
     raw = sqlite3.connect(tmp_path / "h.db")
     ids = dict(raw.execute("SELECT vulnerability, id FROM finding"))

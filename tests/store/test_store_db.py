@@ -15,7 +15,13 @@ from daemon.errors import DatabaseLocked, SchemaTooNew, StoreError
 from daemon.store import tables
 from daemon.store.db import create_store_engine, open_store
 from daemon.store.migrations import LATEST, current_version, migrate
-from tests.store.store_helpers import REG, artifact, at, success
+from tests.store.store_helpers import (
+    REG,
+    artifact,
+    at,
+    success,
+    writing_as_of_an_older_version,
+)
 
 
 def test_it_creates_parent_directories_and_sets_the_pragmas(tmp_path: Path) -> None:
@@ -69,9 +75,11 @@ def test_it_migrates_a_version_1_database_in_place_keeping_its_rows(tmp_path: Pa
     from daemon.store.db import Store
 
     v1 = Store(engine, url)
-    v1.record_inventory(REG, [artifact("sha256:a", "1.0")], at(0))
-    v1.record_scan(success("sha256:a", ["CVE-1:openssl:1.0", "CVE-2:zlib:1.2"], at(0)), at(0))
-    run = v1.record_run_start("nightly", at(0))
+    with writing_as_of_an_older_version(engine):
+        v1.record_inventory(REG, [artifact("sha256:a", "1.0")], at(0))
+        v1.record_scan(success("sha256:a", ["CVE-1:openssl:1.0", "CVE-2:zlib:1.2"], at(0)),
+                       at(0))
+        run = v1.record_run_start("nightly", at(0))
     v1.close()
 
     store = open_store(url)
@@ -80,6 +88,8 @@ def test_it_migrates_a_version_1_database_in_place_keeping_its_rows(tmp_path: Pa
             assert current_version(conn) == LATEST >= 2
             assert inspect(conn).has_table("notification_log")
         assert [f.key.vulnerability for f in store.open_findings()] == ["CVE-1", "CVE-2"]
+        assert [(f.digests, f.installed_versions) for f in store.open_findings()] == [
+            (("sha256:a",), ("1.0",)), (("sha256:a",), ("1.2",))]  # carriers from the backfill
         assert store.last_run("nightly") is not None
         assert store.last_run("nightly").id == run  # type: ignore[union-attr]
         assert "sha256:a" in store.scan_records(REG)

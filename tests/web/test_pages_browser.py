@@ -249,7 +249,7 @@ def test_hostile_scan_data_is_shown_as_text_never_as_markup(tmp_path: Path) -> N
     require_browser()
     import json
 
-    from fault_proxy import FaultProxy
+    from registry_proxy import FaultProxy
     from selenium.webdriver.common.by import By
 
     from daemon.sim import SimOptions, start_simulator

@@ -1,0 +1,113 @@
+"""Which images carry a finding now, answered in SQL (issue 11).
+
+A report content is stored once as a compressed blob (``content.py``); ``content_finding``
+holds the same occurrences one row each (content id, vulnerability, package, installed
+version, fix version, ecosystem), written with the content and never changed after (contents
+are immutable). The images that carry a finding now are then a join: the finding's
+(vulnerability, package) in ``ix_content_finding_key``, the artifacts with that content
+(``ix_artifact_content``) that count and sit in the finding's repository. Nothing to keep in
+step when artifacts start or stop counting: that stays on the artifact row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy.engine import Connection
+
+from daemon.model import Occurrence
+from daemon.store import statements as q
+from daemon.store import tables as t
+from daemon.store.content import unpack_rows
+
+_md = MetaData()
+content_finding = Table(
+    "content_finding", _md,
+    Column("content_id", Integer(), nullable=False),
+    Column("vulnerability", String(), nullable=False),
+    Column("package", String(), nullable=False),
+    Column("version", String(), nullable=False),
+    Column("fix_version", String(), nullable=False),
+    Column("ecosystem", String(), nullable=False),
+)
+_CHUNK = 400  # (vulnerability, package) pairs per statement
+_MAX_REPOSITORIES = 2000  # more in one statement: filtered in Python only
+BACKFILL_BATCH = 500  # contents decoded per step of the migration
+
+# (repository id, vulnerability, package) → digest → (versions, fixes, tags, ecosystems)
+Carried = dict[str, tuple[set[str], set[str], set[str], set[str]]]
+
+
+def write(conn: Connection, content_id: int, occurrences: Sequence[Occurrence]) -> None:
+    """The rows of a content just stored."""
+    q.bulk_insert(conn, content_finding, [
+        {"content_id": content_id, "vulnerability": o.id, "package": o.package,
+         "version": o.version, "fix_version": o.fix_version, "ecosystem": o.ecosystem}
+        for o in occurrences])
+
+
+def backfill(conn: Connection) -> int:
+    """Rows for every stored content (the migration that adds the table); contents read a
+    batch at a time. The number of contents done."""
+    c = t.report_content.c
+    done, last = 0, 0
+    while True:
+        rows = conn.execute(select(c.id, c.occurrences).where(c.id > last).order_by(c.id)
+                            .limit(BACKFILL_BATCH)).all()
+        if not rows:
+            return done
+        values: list[dict[str, Any]] = []
+        for content_id, blob in rows:
+            values.extend({"content_id": content_id, "vulnerability": r[0], "package": r[1],
+                           "version": r[2], "fix_version": r[3],
+                           "ecosystem": r[8] if len(r) > 8 else ""} for r in unpack_rows(blob))
+        q.bulk_insert(conn, content_finding, values)
+        done += len(rows)
+        last = rows[-1][0]
+
+
+def carried(conn: Connection, wanted: set[tuple[int, str, str]]
+            ) -> dict[tuple[int, str, str], Carried]:
+    """(repository, vulnerability, package) → digest → (versions, fix versions, tags,
+    ecosystems) of the counting images that carry each ``wanted`` finding now."""
+    if not wanted:
+        return {}
+    a, o, tg = t.artifact.c, content_finding.c, t.tag.c
+    pairs = sorted({(v, p) for _, v, p in wanted})
+    repos = sorted({r for r, _, _ in wanted})
+    found: list[Any] = []
+    for start in range(0, len(pairs), _CHUNK):
+        part = pairs[start:start + _CHUNK]
+        # Separate INs (not a row-value IN), and the repository only as a filter (searched by,
+        # SQLite drives the join from the artifacts and scans content_finding for each): both
+        # SQLite and PostgreSQL search ix_content_finding_key, then ix_artifact_content; what
+        # the product of the INs lets through is dropped below.
+        stmt = (select(a.repository_id, o.vulnerability, o.package, a.id, a.digest, o.version,
+                       o.fix_version, o.ecosystem)
+                .select_from(content_finding)
+                .join(t.artifact, a.content_id == o.content_id)
+                .where(o.vulnerability.in_(sorted({v for v, _ in part})),
+                       o.package.in_(sorted({p for _, p in part})), a.counting.is_(True)))
+        if len(repos) <= _MAX_REPOSITORIES:
+            # ``+ 0``: filter on the repository, never search by it (see above)
+            stmt = stmt.where((a.repository_id + 0).in_(repos))
+        found.extend(row for row in conn.execute(stmt) if (row[0], row[1], row[2]) in wanted)
+    tags: dict[int, set[str]] = {}
+    arts = sorted({row[3] for row in found})
+    for start in range(0, len(arts), 900):
+        for art_id, name in conn.execute(select(tg.artifact_id, tg.name).where(
+                tg.until.is_(None), tg.artifact_id.in_(arts[start:start + 900]))):
+            tags.setdefault(art_id, set()).add(name)
+    out: dict[tuple[int, str, str], Carried] = {}
+    for repo_id, vuln, pkg, art_id, digest, version, fix, ecosystem in found:
+        slot = out.setdefault((repo_id, vuln, pkg), {})
+        entry = slot.get(digest)
+        if entry is None:
+            entry = slot[digest] = (set(), set(), tags.get(art_id, set()), set())
+        entry[0].add(version)
+        entry[1].add(fix)
+        if ecosystem:
+            entry[3].add(ecosystem)
+    return out

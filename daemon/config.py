@@ -76,6 +76,7 @@ REGISTRY_KEYS: dict[str, Parser] = {
     "webhook_secret_file": None,
     "projects": globs,
     "exclude_projects": globs,
+    "base_images": globs,
     "repositories": globs,
     "exclude_repositories": globs,
     "requests_per_second": number_gt0,

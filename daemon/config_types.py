@@ -77,6 +77,8 @@ class RegistryConfig:
     password: Secret
     projects: tuple[str, ...] = ("*",)
     exclude_projects: tuple[str, ...] = ()
+    # project/repository globs where base images live (lineage); () = every repository
+    base_images: tuple[str, ...] = ()
     repositories: tuple[str, ...] = ("*",)
     exclude_repositories: tuple[str, ...] = ()
     requests_per_second: float = 5.0

@@ -179,6 +179,9 @@ class Artifact:
     overview: ScanOverview | None = None
     children: tuple[str, ...] = ()  # child digests of an image index
     size: int = 0
+    # the OCI base annotations of its manifest (org.opencontainers.image.base.name/.digest)
+    base_name: str = ""
+    base_digest: str = ""
 
     @property
     def is_index(self) -> bool:

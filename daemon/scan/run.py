@@ -32,6 +32,7 @@ from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
 from daemon.harbor.wire import SystemInfo
 from daemon.ignores import NO_RULES, IgnoreRules
+from daemon.lineage import fetch as lineage_fetch
 from daemon.model import Artifact, ChangeEvent, ScanResult
 from daemon.scan.collect import Collector
 from daemon.scan.queue import Progress, QueueOptions, ScanQueue
@@ -344,6 +345,9 @@ async def _registry_steps(
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
     out.not_stored = len(collector.skipped)
+    scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
+               if r.last_success_at is not None}
+    await lineage_fetch.update(client, store, inventory.usable_artifacts(), scanned, now_fn)
     out.unreadable[:0] = [(a, why) for a, why in collector.skipped
                           if why.startswith("unreadable report")]
 

@@ -260,7 +260,7 @@ class Control:
         """What each image was built on (the ground truth lineage is checked against)."""
         with self._s.lock:
             return [sim_lineage.truth(a) for a in self._s.inventory.all_artifacts()
-                    if a.layers and a.top_level or (a.layers and a.parents)]
+                    if a.layers and a.top_level and not a.children]
 
     def stats(self) -> dict[str, Any]:
         return self._s.stats.snapshot()

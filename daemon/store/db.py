@@ -21,6 +21,7 @@ from daemon.errors import StoreError
 from daemon.ignores import IgnoreRules
 from daemon.store.base import sqlite_path
 from daemon.store.inventory import InventoryMixin
+from daemon.store.lineage import LineageMixin
 from daemon.store.migrations import migrate
 from daemon.store.queries import QueryMixin
 from daemon.store.resolve import ResolveMixin
@@ -83,7 +84,7 @@ def open_configured_store(config: Config) -> Store:
     return open_store(config.daemon.database or default_database())
 
 
-class Store(InventoryMixin, ResolveMixin, QueryMixin):
+class Store(InventoryMixin, ResolveMixin, QueryMixin, LineageMixin):
     """The history database's record and query methods (see the mixins)."""
 
     def ignore_rules(self, config: Config) -> IgnoreRules:

@@ -1,0 +1,145 @@
+"""Image lineage in the history DB (migration 7): functions over a Connection.
+
+``known`` says which digests need no fetch (a digest's layers and history never change);
+``save_facts`` adds what was fetched; ``images`` reads them back as ``lineage.Image``;
+``save_found`` records each image's resolved base; ``found`` reads those; ``packages`` gives the
+(package, version) pairs of a digest's latest successful report, which attribution compares.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import MetaData, and_, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from daemon.lineage import Image, Lineage, Step
+from daemon.store import tables as t
+from daemon.store.content import unpack_keys, unpack_rows
+from daemon.store.migrations.m0007_lineage import table
+
+image_lineage = table(MetaData())
+
+
+def known(conn: Connection, registry: str) -> set[str]:
+    rows = conn.execute(select(image_lineage.c.digest)
+                        .where(image_lineage.c.registry_name == registry))
+    return {r[0] for r in rows}
+
+
+def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: datetime) -> int:
+    rows = [{"registry_name": registry, "digest": i.digest, "project": i.project,
+             "repository": i.repository, "layers": json.dumps(list(i.layers)),
+             "steps": json.dumps([[s.created, s.created_by, s.empty] for s in i.steps]),
+             "base_name": i.base_name, "base_digest": i.base_digest, "method": "",
+             "found_base_digest": "", "found_base": "", "fetched_at": now} for i in images]
+    if rows:
+        conn.execute(image_lineage.insert(), rows)
+    return len(rows)
+
+
+def images(conn: Connection, registry: str) -> list[Image]:
+    """Every image with facts, its current tags and push time from the inventory."""
+    lin = image_lineage
+    rows = conn.execute(select(lin).where(lin.c.registry_name == registry)).all()
+    tags: dict[str, list[str]] = {}
+    pushed: dict[str, datetime | None] = {}
+    q = (select(t.artifact.c.digest, t.artifact.c.push_time, t.tag.c.name)
+         .select_from(t.artifact.join(t.repository, t.artifact.c.repository_id == t.repository.c.id)
+                      .join(t.registry, t.repository.c.registry_id == t.registry.c.id)
+                      .outerjoin(t.tag, and_(t.tag.c.artifact_id == t.artifact.c.id,
+                                             t.tag.c.until.is_(None))))
+         .where(t.registry.c.name == registry))
+    for digest, push_time, name in conn.execute(q):
+        pushed[digest] = push_time
+        if name:
+            tags.setdefault(digest, []).append(name)
+    out = []
+    for r in rows:
+        steps = tuple(Step(by, bool(empty), created) for created, by, empty in json.loads(r.steps))
+        out.append(Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(r.digest, ()))),
+                         pushed.get(r.digest), tuple(json.loads(r.layers)), steps,
+                         r.base_name, r.base_digest))
+    return out
+
+
+def save_found(conn: Connection, registry: str, found: Mapping[str, Lineage]) -> None:
+    lin = image_lineage
+    for digest, one in found.items():
+        conn.execute(update(lin).where(lin.c.registry_name == registry, lin.c.digest == digest)
+                     .values(method=one.method, found_base_digest=one.base_digest,
+                             found_base=one.base))
+
+
+def found(conn: Connection, registry: str) -> dict[str, Lineage]:
+    lin = image_lineage
+    rows = conn.execute(select(lin.c.digest, lin.c.method, lin.c.found_base_digest,
+                               lin.c.found_base).where(lin.c.registry_name == registry))
+    return {d: Lineage(d, m or "unknown", b, label or "unknown") for d, m, b, label in rows}
+
+
+def report_keys(conn: Connection, registry: str, digests: Iterable[str]
+                ) -> dict[str, frozenset[tuple[str, str]]]:
+    """Per digest, the (vulnerability, package) keys of its latest successful report."""
+    return {d: unpack_keys(blob) for d, blob in _contents(conn, registry, digests)}
+
+
+def packages(conn: Connection, registry: str, digests: Iterable[str]
+             ) -> dict[str, frozenset[tuple[str, str]]]:
+    """Per digest, the (package, installed version) pairs its latest report names."""
+    out = {}
+    for digest, blob in _contents(conn, registry, digests):
+        out[digest] = frozenset((str(r[1]), str(r[2])) for r in unpack_rows(blob))
+    return out
+
+
+def _contents(conn: Connection, registry: str, digests: Iterable[str]) -> list[tuple[str, bytes]]:
+    wanted = sorted(set(digests))
+    if not wanted:
+        return []
+    q = (select(t.artifact.c.digest, t.report_content.c.occurrences)
+         .select_from(t.artifact.join(t.repository, t.artifact.c.repository_id == t.repository.c.id)
+                      .join(t.registry, t.repository.c.registry_id == t.registry.c.id)
+                      .join(t.report_content, t.artifact.c.content_id == t.report_content.c.id))
+         .where(t.registry.c.name == registry, t.artifact.c.digest.in_(wanted)))
+    return [(d, bytes(b)) for d, b in conn.execute(q)]
+
+
+class LineageMixin:
+    """The Store's thin typed methods over the functions above (one transaction each)."""
+
+    engine: Engine
+
+    def lineage_known(self, registry: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return known(conn, registry)
+
+    def record_lineage(self, registry: str, fetched: Iterable[Image], now: datetime,
+                       resolve_with: Callable[[list[Image]], Mapping[str, Lineage]]
+                       ) -> dict[str, Lineage]:
+        """Add the fetched facts, then re-resolve every image of the registry, in one
+        transaction; returns the lineage of every image."""
+        with self.engine.begin() as conn:
+            save_facts(conn, registry, fetched, now)
+            every = images(conn, registry)
+            resolved = dict(resolve_with(every))
+            previous = found(conn, registry)
+            save_found(conn, registry, {d: one for d, one in resolved.items()
+                                        if previous.get(d) != one})
+            return resolved
+
+    def lineage_view(self, registry: str) -> tuple[list[Image], dict[str, Lineage]]:
+        with self.engine.connect() as conn:
+            return images(conn, registry), found(conn, registry)
+
+    def lineage_packages(self, registry: str, digests: Iterable[str]
+                         ) -> dict[str, frozenset[tuple[str, str]]]:
+        with self.engine.connect() as conn:
+            return packages(conn, registry, digests)
+
+    def lineage_report_keys(self, registry: str, digests: Iterable[str]
+                            ) -> dict[str, frozenset[tuple[str, str]]]:
+        with self.engine.connect() as conn:
+            return report_keys(conn, registry, digests)

@@ -11,6 +11,7 @@ listed instead, for a person to choose.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -37,6 +38,10 @@ class Entry(Generic[T]):
     vuln: Vuln
     ecosystem: str = ""  # the report's; "" where it named none
     member: T | None = None
+    source: str = ""  # where it comes from (daemon/lineage/advice.py): base, own, unknown or ""
+    base_image: str = ""
+    rebuild_on: str = ""  # the newer base tag that lacks this vulnerability
+    step: str = ""  # the own build step that added the package
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,13 @@ class Remedy(Generic[T]):
     candidate_fix_versions: tuple[str, ...]
     vulnerabilities: tuple[Vuln, ...]  # worst first, then by id
     members: tuple[T, ...] = ()
+    # Lineage (the most common among its entries): source base/own/unknown, the base image, the
+    # newer base to rebuild on (set when it lacks every vulnerability of the group that the base
+    # carries) and the own build step that added the package.
+    source: str = ""
+    base_image: str = ""
+    rebuild_on: str = ""
+    step: str = ""
 
     @property
     def fixable(self) -> bool:
@@ -96,6 +108,22 @@ def _ecosystem(package: str, installed: str, named: set[str], vulns: Sequence[Vu
     return versions.resolve(next(iter(named), ""), package, [installed, *fixes]) or ""
 
 
+def _common(values: Iterable[str]) -> str:
+    counts = Counter(v for v in values if v)
+    return min(counts, key=lambda v: (-counts[v], v)) if counts else ""
+
+
+def _lineage(members: Sequence[Entry[T]]) -> tuple[str, str, str, str]:
+    """(source, base image, rebuild on, step) of a group: the most common of each; rebuild on
+    only where every base-sourced entry names the same newer base."""
+    source = _common(e.source for e in members)
+    base = _common(e.base_image for e in members if e.source == source)
+    based = [e.rebuild_on for e in members if e.source == "base"]
+    rebuild = based[0] if based and all(r == based[0] for r in based) else ""
+    step = _common(e.step for e in members) if source == "own" else ""
+    return source, base, rebuild, step
+
+
 def sort_key(r: Remedy[T]) -> tuple[bool, int, int, str, str]:
     """Fixable first, then the worst, the most vulnerabilities, by package and version."""
     return (not r.fixable, -r.top_severity, -len(r.vulnerabilities), r.package,
@@ -123,5 +151,6 @@ def plan(entries: Iterable[Entry[T]]) -> list[Remedy[T]]:
         else:
             fix, candidates = fix_for(package, installed, vulns, ecosystem)
         out.append(Remedy(package, installed, ecosystem, fix, candidates, vulns,
-                          tuple(e.member for e in members if e.member is not None)))
+                          tuple(e.member for e in members if e.member is not None),
+                          *_lineage(members)))
     return sorted(out, key=sort_key)

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.alerts import lineage_words as lw
 from daemon.alerts import wording as w
 from daemon.alerts.message import Action, FirstSeen, Image, Message, Vuln
 
@@ -48,6 +49,11 @@ class Rendered:
 def render_text(message: Message) -> Rendered:
     """Plain text; every vulnerability id listed, images capped at MAX_IMAGES per action."""
     out = [w.headline(message), ""]
+    if message.rebuilds:
+        out.append("Rebuild")
+        for r in message.rebuilds:
+            out.append(f"- {lw.rebuild_line(r, message.created_at)}")
+            out.append(f"   in {lw.rebuild_images(r)}")
     if message.fix_now:
         out.append("Fix now")
         for n, a in enumerate(message.fix_now, 1):
@@ -115,6 +121,8 @@ def _text_details(a: Action) -> list[str]:
     lines = [f"   {', '.join(_ids(a))}", f"   in {', '.join(names[: w.MAX_IMAGES])}{more}"]
     if a.shared_images:
         lines.append(f"   {w.shared_line(a)}")
+    if lw.source_line(a):
+        lines.append(f"   {lw.source_line(a)}")
     links = dict.fromkeys(i.link for i in a.images[: w.MAX_IMAGES] if i.link)
     lines.extend(f"   {link}" for link in links)
     return lines
@@ -159,6 +167,8 @@ def _slack_action(prefix: str, a: Action) -> list[str]:
              f"      {shown}", f"      in {images}"]
     if a.shared_images:
         lines.append(f"      _{slack_escape(w.shared_line(a))}_")
+    if lw.source_line(a):
+        lines.append(f"      _{slack_escape(lw.source_line(a))}_")
     return lines
 
 
@@ -175,6 +185,11 @@ def _slack_first_seen(registry: str, f: FirstSeen) -> str:
 def render_slack(message: Message) -> Rendered:
     """Slack mrkdwn, escaped and bounded by SLACK_MAX_CHARS with a pointer where it is cut."""
     lines = [f"*{slack_escape(w.headline(message))}*"]
+    if message.rebuilds:
+        lines.append("*Rebuild*")
+        for r in message.rebuilds:
+            lines.append(f"• *{slack_escape(lw.rebuild_line(r, message.created_at))}*")
+            lines.append(f"      in {slack_escape(lw.rebuild_images(r))}")
     if message.fix_now:
         lines.append("*Fix now*")
         for n, a in enumerate(message.fix_now, 1):
@@ -238,6 +253,8 @@ def _html_action(a: Action) -> str:
              f"<br>{ids}", f"<br>in {images}"]
     if a.shared_images:
         parts.append(f"<br><i>{_h(w.shared_line(a))}</i>")
+    if lw.source_line(a):
+        parts.append(f"<br><i>{_h(lw.source_line(a))}</i>")
     return "".join(parts) + "</li>"
 
 
@@ -252,6 +269,11 @@ def _html_first_seen(registry: str, f: FirstSeen) -> str:
 def render_email(message: Message) -> Rendered:
     """HTML (every id listed); the subject is ``subject(message)``."""
     out = [f"<h2>{_h(w.headline(message))}</h2>"]
+    if message.rebuilds:
+        out.append("<h3>Rebuild</h3><ul>")
+        out.extend(f"<li><b>{_h(lw.rebuild_line(r, message.created_at))}</b><br>in "
+                   f"{_h(lw.rebuild_images(r))}</li>" for r in message.rebuilds)
+        out.append("</ul>")
     if message.fix_now:
         out.append("<h3>Fix now</h3><ol>")
         out.extend(_html_action(a) for a in message.fix_now)
@@ -309,6 +331,10 @@ def _action_doc(a: Action) -> dict[str, Any]:
         "images": [_image_doc(i) for i in a.images],
         "shared_images": a.shared_images,
         "reminder": a.reminder,
+        "source": a.source or None,
+        "base_image": w.one_line(a.base_image) or None,
+        "rebuild_on": w.one_line(a.rebuild_on) or None,
+        "build_step": w.one_line(a.step) or None,
     }
 
 
@@ -338,6 +364,13 @@ def to_document(message: Message) -> dict[str, Any]:
         "severity_counts": {s.label: n for s, n in message.severity_counts()},
         "severity_counts_without_fix": {s.label: n for s, n in
                                         message.severity_counts("no_fix")},
+        "rebuilds": [{"rebuild_on": w.one_line(r.rebuild_on),
+                      "base_image": w.one_line(r.base_image),
+                      "pushed_at": r.pushed_at.isoformat() if r.pushed_at else None,
+                      "images": [_image_doc(i) for i in r.images],
+                      "vulnerabilities": [w.one_line(v.id) for v in r.vulnerabilities],
+                      "severity_counts": {s.label: n for s, n in r.severity_counts()}}
+                     for r in message.rebuilds],
         "fix_now": [_action_doc(a) for a in message.fix_now[:MAX_JSON_ACTIONS]],
         "no_fix": [_action_doc(a) for a in message.no_fix[:MAX_JSON_ACTIONS]],
         "truncated": len(actions) > len(message.fix_now[:MAX_JSON_ACTIONS])

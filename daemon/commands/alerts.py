@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -80,6 +81,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from daemon.alerts.outbox import _open_findings, plan, with_first_sight
     from daemon.alerts.render import render, to_document
     from daemon.alerts.route import legacy_keys, route_keys
+    from daemon.lineage.fetch import advisor
     from daemon.store import outbox as store_outbox
 
     cfg = load_config(args)
@@ -94,8 +96,10 @@ def run_preview(args: argparse.Namespace) -> int:
         notified = store_outbox.last_notified(store, receivers)
         rules = store.ignore_rules(cfg)
         open_findings = _open_findings(store, cfg, rules)
+        lineage = {r.name: advisor(store, r.name) for r in cfg.registries}  # finding sources
     ctx = with_first_sight(
         RunContext(name="preview", registry_urls={r.name: r.url for r in cfg.registries}), batch)
+    ctx = replace(ctx, lineage=lineage)
     planned = plan(
         cfg, events=batch.events,
         scan_problems=[(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,

@@ -133,15 +133,15 @@ def _one(image: Image, by_digest: Mapping[str, Image], by_tag: Mapping[tuple[str
             return Lineage(image.digest, "external",
                            base=f"external ({_short_external(image.base_name)} per annotation)")
     for k in range(len(image.layers) - 1, 0, -1):
-        found = by_layers.get(image.layers[:k])
-        if found is not None and found.digest != image.digest:
-            return Lineage(image.digest, "layers", found.digest, found.label)
+        layered = by_layers.get(image.layers[:k])
+        if layered is not None and layered.digest != image.digest:
+            return Lineage(image.digest, "layers", layered.digest, layered.label)
     if not image.layers:
         key = _history_key(image.steps)
         for k in range(len(key) - 1, 0, -1):
-            found = by_steps.get(key[:k])
-            if found is not None and found.digest != image.digest:
-                return Lineage(image.digest, "history", found.digest, found.label)
+            stepped = by_steps.get(key[:k])
+            if stepped is not None and stepped.digest != image.digest:
+                return Lineage(image.digest, "history", stepped.digest, stepped.label)
     return Lineage(image.digest, "unknown", base="unknown")
 
 
@@ -163,7 +163,7 @@ def step_for(ecosystem: str, steps: Sequence[str]) -> str:
     """The own step that added a package of ``ecosystem``, where unambiguous; else ""."""
     if len(steps) == 1:
         return steps[0]
-    words = _INSTALLERS.get(ecosystem, ())
+    words = _INSTALLERS.get(ecosystem) or tuple(w for ws in _INSTALLERS.values() for w in ws)
     hits = [s for s in steps if any(w in s for w in words)]
     return hits[0] if len(hits) == 1 else ""
 

@@ -10,7 +10,8 @@ an application image scanned before its base gets its base when the base is scan
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from daemon import lineage, log
 from daemon.errors import HarborError
 from daemon.harbor.client import HarborClient
 from daemon.lineage import Image, Lineage, Step
+from daemon.lineage.advice import Advisor
 from daemon.model import Artifact
 
 _log = log.get(__name__)
@@ -86,3 +88,19 @@ async def update(client: HarborClient, store: Any, artifacts: list[Artifact],
     _log.info("lineage_updated", registry=registry.name, fetched=len(fetched),
               images=len(found), with_base=sum(1 for f in found.values() if f.base_digest))
     return found
+
+
+def advisor(store: Any, registry: str) -> Advisor:
+    """One registry's lineage with what attribution compares: the package versions of each
+    base image's latest report, and the report keys of every tag of the base repositories."""
+    images, found = store.lineage_view(registry)
+    bases = Advisor.bases_of(found)
+    names = {i.name for i in images if i.digest in bases}
+    related = {i.digest for i in images if i.name in names}
+    return Advisor(images, found, store.lineage_packages(registry, bases),
+                   store.lineage_report_keys(registry, related))
+
+
+def with_lineage(ctx: Any, store: Any, registries: Iterable[str]) -> Any:
+    """``ctx`` (an alerts RunContext) with each registry's Advisor."""
+    return dataclasses.replace(ctx, lineage={r: advisor(store, r) for r in registries})

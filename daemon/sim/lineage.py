@@ -93,7 +93,8 @@ def build_app(art: Artifact, base: Artifact | None, external: str, language: str
     t = when - 300
     for n, (step, empty) in enumerate(steps):
         t += 1 + rng.random() * 20
-        entry: dict[str, Any] = {"created": _ts(t), "created_by": step, "comment": "buildkit.dockerfile.v0"}
+        entry: dict[str, Any] = {"created": _ts(t), "created_by": step,
+                                 "comment": "buildkit.dockerfile.v0"}
         if empty:
             entry["empty_layer"] = True
         else:
@@ -108,7 +109,7 @@ def build_app(art: Artifact, base: Artifact | None, external: str, language: str
         art.annotate = True
 
 
-def annotations(art: Artifact, host: str) -> dict[str, str] | None:
+def annotations_of(art: Artifact, host: str) -> dict[str, str] | None:
     """The manifest's annotations as Harbor lists them (``None`` where there are none)."""
     if not art.annotate:
         return None
@@ -140,7 +141,7 @@ def manifest(art: Artifact, host: str) -> tuple[bytes, str]:
             "layers": [{"mediaType": DOCKER_LAYER if docker else OCI_LAYER,
                         "size": sizes.randrange(200, 30_000_000), "digest": d}
                        for d in art.layers]}
-    found = annotations(art, host)
+    found = annotations_of(art, host)
     if found and not docker:
         body["annotations"] = found
     return json.dumps(body, indent=3).encode(), art.manifest_media_type

@@ -186,7 +186,7 @@ def artifact(art: Artifact, *, with_tag: bool, with_overview: bool, mimes: list[
                 for t in art.tags]
     body: dict[str, Any] = {
         "accessories": None, "addition_links": links,
-        "annotations": lineage.annotations(art, host), "digest": art.digest,
+        "annotations": lineage.annotations_of(art, host), "digest": art.digest,
         "extra_attrs": extra, "icon": icon, "id": art.id, "labels": None,
         "manifest_media_type": art.manifest_media_type, "media_type": art.media_type,
         "project_id": art.project.id, "pull_time": ZERO_TIME, "push_time": ts(art.push_time),

@@ -26,6 +26,7 @@ EVENTS = (
     "sla_overdue",
     "scan_failed",
     "scanner_unavailable",
+    "rebuild_available",
 )
 # A finding rescored upwards (Medium → Critical) needs attention as much as a new one.
 DEFAULT_EVENTS = ("new", "fix_available", "severity_up", "reopened", "sla_overdue", "scan_failed")

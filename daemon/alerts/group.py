@@ -114,8 +114,11 @@ def rebuilds(actions: Sequence[Action], pushed: Mapping[str, datetime | None]
     out = []
     for (base, target), members in groups.items():
         images: dict[tuple[str, str], Image] = {}
+        own_repo = base.split("@", 1)[0].rsplit(":", 1)[0]  # the base's repository itself
         for a in members:
             for i in a.images:
+                if i.name == own_repo:
+                    continue
                 kept = images.get((i.project, i.repository))
                 images[(i.project, i.repository)] = i if kept is None else Image(
                     i.project, i.repository, tuple(sorted({*kept.tags, *i.tags})),

@@ -85,8 +85,17 @@ async def update(client: HarborClient, store: Any, artifacts: list[Artifact],
     found: dict[str, Lineage] = await db.run(
         store.record_lineage, registry.name, fetched, now_fn(),
         lambda every: lineage.resolve(every, registry_host=host, scope=scope))
+    advice = await db.run(advisor, store, registry.name)
+    targets: dict[str, str] = {}
+    fixes: dict[str, frozenset[tuple[str, str]]] = {}
+    for digest, one in found.items():
+        rebuild = advice.rebuild(one.base_digest) if one.base_digest else None
+        if rebuild is not None:
+            targets[digest], fixes[digest] = rebuild[0].label, rebuild[1]
+    events = await db.run(store.announce_rebuilds, registry.name, targets, fixes, now_fn())
     _log.info("lineage_updated", registry=registry.name, fetched=len(fetched),
-              images=len(found), with_base=sum(1 for f in found.values() if f.base_digest))
+              images=len(found), with_base=sum(1 for f in found.values() if f.base_digest),
+              rebuild_events=events)
     return found
 
 

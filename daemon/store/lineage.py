@@ -34,7 +34,8 @@ def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: da
              "repository": i.repository, "layers": json.dumps(list(i.layers)),
              "steps": json.dumps([[s.created, s.created_by, s.empty] for s in i.steps]),
              "base_name": i.base_name, "base_digest": i.base_digest, "method": "",
-             "found_base_digest": "", "found_base": "", "fetched_at": now} for i in images]
+             "found_base_digest": "", "found_base": "", "rebuild_on": "", "fetched_at": now}
+            for i in images]
     if rows:
         conn.execute(image_lineage.insert(), rows)
     return len(rows)
@@ -130,6 +131,11 @@ class LineageMixin:
                                         if previous.get(d) != one})
             return resolved
 
+    def announce_rebuilds(self, registry: str, targets: Mapping[str, str],
+                          fixes: Mapping[str, frozenset[tuple[str, str]]], now: datetime) -> int:
+        with self.engine.begin() as conn:
+            return announce_rebuilds(conn, registry, targets, fixes, now)
+
     def lineage_view(self, registry: str) -> tuple[list[Image], dict[str, Lineage]]:
         with self.engine.connect() as conn:
             return images(conn, registry), found(conn, registry)
@@ -143,3 +149,43 @@ class LineageMixin:
                             ) -> dict[str, frozenset[tuple[str, str]]]:
         with self.engine.connect() as conn:
             return report_keys(conn, registry, digests)
+
+
+def announce_rebuilds(conn: Connection, registry: str, targets: Mapping[str, str],
+                      fixes: Mapping[str, frozenset[tuple[str, str]]], now: datetime) -> int:
+    """For each image whose rebuild target (``targets``: digest → newer base label) differs
+    from the one last announced, a ``rebuild_available`` event (reason ``base_updated``) per
+    open finding of its repository that the image carries and the newer base lacks
+    (``fixes``: digest → (vulnerability, package)). Returns the events written."""
+    lin = image_lineage
+    rows = conn.execute(select(lin.c.digest, lin.c.project, lin.c.repository, lin.c.rebuild_on)
+                        .where(lin.c.registry_name == registry)).all()
+    written = 0
+    for digest, project, repository, announced in rows:
+        target = targets.get(digest, "")
+        if target == announced:
+            continue
+        conn.execute(update(lin).where(lin.c.registry_name == registry, lin.c.digest == digest)
+                     .values(rebuild_on=target))
+        wanted = fixes.get(digest, frozenset())
+        if not target or not wanted:
+            continue
+        q = (select(t.finding.c.id, t.finding.c.repository_id, t.finding.c.vulnerability,
+                    t.finding.c.package, t.finding.c.severity, t.finding.c.installed_versions,
+                    t.finding.c.fix_version)
+             .select_from(t.finding.join(t.repository,
+                                         t.finding.c.repository_id == t.repository.c.id)
+                          .join(t.registry, t.repository.c.registry_id == t.registry.c.id))
+             .where(t.registry.c.name == registry, t.repository.c.project == project,
+                    t.repository.c.name == repository, t.finding.c.resolved_at.is_(None)))
+        events = [{"finding_id": fid, "repository_id": rid, "scan_id": None,
+                   "kind": "rebuild_available", "reason": "base_updated", "at": now,
+                   "severity": sev, "previous_severity": None,
+                   "installed_version": (versions or "").split(",")[0], "previous_version": "",
+                   "fix_version": fix, "digests": digest, "count": 1}
+                  for fid, rid, vuln, pkg, sev, versions, fix in conn.execute(q)
+                  if (vuln, pkg) in wanted]
+        if events:
+            conn.execute(t.finding_event.insert(), events)
+            written += len(events)
+    return written

@@ -30,6 +30,8 @@ def table(md: MetaData) -> Table:
         Column("method", String(), nullable=False, default=""),
         Column("found_base_digest", String(), nullable=False, default=""),
         Column("found_base", String(), nullable=False, default=""),
+        # the newer base tag last announced as fixing this image's base findings
+        Column("rebuild_on", String(), nullable=False, default=""),
         Column("fetched_at", UTCDateTime(), nullable=False),
     )
 

@@ -76,7 +76,6 @@ REGISTRY_KEYS: dict[str, Parser] = {
     "webhook_secret_file": None,
     "projects": globs,
     "exclude_projects": globs,
-    "base_images": globs,
     "repositories": globs,
     "exclude_repositories": globs,
     "requests_per_second": number_gt0,
@@ -91,6 +90,7 @@ REGISTRY_KEYS: dict[str, Parser] = {
     "max_response_size": size(64 * 1024, 1024**3),
     "max_report_size": size(64 * 1024, 1024**3),
     "max_removed_share": share,
+    "base_images": globs,
 }
 SCHEDULE_KEYS: dict[str, Parser] = {
     "name": name,

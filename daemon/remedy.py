@@ -120,7 +120,7 @@ def _lineage(members: Sequence[Entry[T]]) -> tuple[str, str, str, str]:
     base = _common(e.base_image for e in members if e.source == source)
     based = [e.rebuild_on for e in members if e.source == "base"]
     rebuild = based[0] if based and all(r == based[0] for r in based) else ""
-    step = _common(e.step for e in members) if source == "own" else ""
+    step = _common(e.step for e in members if e.source == source)
     return source, base, rebuild, step
 
 

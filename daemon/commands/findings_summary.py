@@ -10,16 +10,31 @@ whatever the size of the registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from daemon.commands._common import print_json, print_table
 
 if TYPE_CHECKING:
+    from daemon.lineage.advice import Advisor
     from daemon.store.findings import FindingHead, FindingRow
 
 
-def actions(batches: Iterable[list[FindingRow]], fmt: str) -> int:
+def lineage_of(store: Any) -> Callable[[str], Advisor]:
+    """Each registry's lineage, read from history once, when first asked for."""
+    from daemon.lineage.fetch import advisor
+
+    found: dict[str, Advisor] = {}
+
+    def get(registry: str) -> Advisor:
+        if registry not in found:
+            found[registry] = advisor(store, registry)
+        return found[registry]
+    return get
+
+
+def actions(batches: Iterable[list[FindingRow]], fmt: str,
+            lineage: Callable[[str], Advisor] | None = None) -> int:
     from daemon.commands.report_actions import print_actions
     from daemon.remedy import Entry, Vuln, plan
 
@@ -33,8 +48,14 @@ def actions(batches: Iterable[list[FindingRow]], fmt: str) -> int:
                 known = entries.get(triple)
                 if known is None or (f.severity, f.fix_version) > (known.vuln.severity,
                                                                     known.vuln.fix_version):
-                    entries[triple] = Entry(f.key.package, version, Vuln(
-                        f.key.vulnerability, f.severity, f.fix_version), f.ecosystem)
+                    src = lineage(f.key.registry).source(
+                        f.digests, f.key.vulnerability, f.key.package, version, f.ecosystem) \
+                        if lineage is not None else None
+                    entries[triple] = Entry(
+                        f.key.package, version, Vuln(f.key.vulnerability, f.severity,
+                                                     f.fix_version), f.ecosystem,
+                        source=src.kind if src else "", base_image=src.base_image if src else "",
+                        rebuild_on=src.rebuild_on if src else "", step=src.step if src else "")
     return print_actions("open findings", plan(entries.values()), fmt if fmt == "json"
                          else "table")
 

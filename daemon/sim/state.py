@@ -259,7 +259,8 @@ class Control:
     def lineage(self) -> list[dict[str, Any]]:
         """What each image was built on (the ground truth lineage is checked against)."""
         with self._s.lock:
-            return [sim_lineage.truth(a) for a in self._s.inventory.all_artifacts()
+            return [{**sim_lineage.truth(a), "scanned": _succeeded(a)}
+                    for a in self._s.inventory.all_artifacts()
                     if a.layers and a.top_level and not a.children]
 
     def stats(self) -> dict[str, Any]:

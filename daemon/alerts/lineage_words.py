@@ -24,7 +24,7 @@ def rebuild_line(r: Rebuild, now: datetime) -> str:
     pushed = _ago(r.pushed_at, now)
     n = len(r.images)
     why = f"{pushed}; " if pushed else ""
-    counts = ", ".join(f"{c} {s.label}" for s, c in r.severity_counts()[:2])
+    counts = ", ".join(f"{c} {s.label}" for s, c in r.severity_counts())
     return (f"Rebuild on {w.one_line(r.rebuild_on)} ({why}you build {n} image"
             f"{'s' if n != 1 else ''} on {w.one_line(r.base_image)}): fixes "
             f"{len(r.vulnerabilities)} CVE{'s' if len(r.vulnerabilities) != 1 else ''} "

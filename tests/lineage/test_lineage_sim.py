@@ -124,3 +124,27 @@ def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(store: Any) -> Non
     assert own and all(a["base_image"] == "base/debian:12.4" for a in own)
     assert any("pip install" in (a["build_step"] or "") or "npm ci" in (a["build_step"] or "")
                or "--from=build" in (a["build_step"] or "") for a in own)
+
+
+def test_scanwatch_lineage_lists_each_image_with_its_base(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    s = open_store(url)
+    with start_simulator(SimOptions(seed=9, base_images=1, base_tags=2, scanned_share=1.0,
+                                    index_share=0.0)) as sim:
+        run(config(sim), s)
+        truth = {i["digest"]: i for i in sim.control.lineage()}
+    s.close()
+    proc = subprocess.run([str(Path(sys.executable).with_name("scanwatch")), "lineage",
+                           "--registry", "sim", "--database", url, "--format", "json"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    rows = json.loads(proc.stdout)
+    assert {r["digest"] for r in rows} == set(truth)
+    for r in rows:
+        base = truth[r["digest"]]["base"]
+        assert r["base_digest"] == (base["digest"] if base else None)
+        if base and base["tags"] == ["12.4"]:  # the older tag: 12.5 is newer
+            assert r["rebuild_on"] in ("base/debian:12.5", None)

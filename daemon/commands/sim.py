@@ -70,9 +70,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="seconds between the three attempts to deliver a webhook event")
     p.add_argument("--webhook-drop-share", type=_share, default=0.0,
                    help="share of webhook events lost without being sent (as Harbor loses them)")
-    p.add_argument("--base-images", type=int, default=1, choices=(0, 1, 2),
+    p.add_argument("--base-images", type=int, default=0, choices=(0, 1, 2),
                    help="base images in a `base` project (debian, then alpine) that the "
-                   "application images are built on; 0: every image on an external base")
+                   "application images are built on (default 0: every image on an external base; "
+                   "1 or 2 rehearse the rebuild advice)")
     p.add_argument("--base-tags", type=int, default=2,
                    help="tags of each base image, a newer one fixing CVEs of the older; push "
                    "a newer one with POST /_sim/push {\"project\": \"base\", "

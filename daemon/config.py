@@ -95,6 +95,7 @@ REGISTRY_KEYS: dict[str, Parser] = {
     "max_response_size": size(64 * 1024, 1024**3),
     "max_report_size": size(64 * 1024, 1024**3),
     "max_removed_share": share,
+    "base_images": globs,
 }
 SCHEDULE_KEYS: dict[str, Parser] = {
     "name": name,

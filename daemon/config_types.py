@@ -26,6 +26,7 @@ EVENTS = (
     "sla_overdue",
     "scan_failed",
     "scanner_unavailable",
+    "rebuild_available",
 )
 # A finding rescored upwards (Medium → Critical) needs attention as much as a new one.
 DEFAULT_EVENTS = ("new", "fix_available", "severity_up", "reopened", "sla_overdue", "scan_failed")
@@ -83,6 +84,8 @@ class RegistryConfig:
     password: Secret
     projects: tuple[str, ...] = ("*",)
     exclude_projects: tuple[str, ...] = ()
+    # project/repository globs where base images live (lineage); () = every repository
+    base_images: tuple[str, ...] = ()
     repositories: tuple[str, ...] = ("*",)
     exclude_repositories: tuple[str, ...] = ()
     requests_per_second: float = 5.0

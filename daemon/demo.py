@@ -61,7 +61,8 @@ urls = ["{mail}"]
 [[route]]
 receivers = ["secops-slack", "secops-mail"]
 min_severity = "Low"
-events = ["new", "fix_available", "severity_up", "reopened", "scan_failed", "scanner_unavailable"]
+events = ["new", "fix_available", "severity_up", "reopened", "scan_failed", "scanner_unavailable",
+          "rebuild_available"]
 """
 
 
@@ -180,7 +181,7 @@ async def run_demo(demo: Demo) -> int:
     options = SimOptions(seed=7, projects=3, repositories_per_project=2,
                          artifacts_per_repository=2, scanned_share=0.4, index_share=0.15,
                          chart_share=0.1, scan_seconds=0.4, scanner_concurrency=4,
-                         vulnerabilities_per_artifact=25, port=0)
+                         vulnerabilities_per_artifact=25, port=0, base_images=1, base_tags=1)
     with start_simulator(options) as sim:
         os.environ[PASSWORD_ENV] = sim.admin[1]
         inventory = sim.control.inventory()
@@ -222,11 +223,15 @@ async def run_demo(demo: Demo) -> int:
             changes = sim.control.db_update()
             target = _rebuild_target(findings)
             pushed = sim.control.push(*target) if target else sim.control.push()
+            base = sim.control.push("base", "debian")
             say("3. Meanwhile: the scanner's vulnerability database was updated "
                 f"({len(changes['added'])} CVEs published, {len(changes['fix_released'])} "
-                f"fixes released, {len(changes['rescored'])} rescored), and "
+                f"fixes released, {len(changes['rescored'])} rescored), "
                 f"{pushed['repository']}:{pushed['tag']} was rebuilt and pushed "
-                f"({pushed['digest'][:19]}…).\n")
+                f"({pushed['digest'][:19]}…), and the team's base image got a newer tag, "
+                f"{base['repository']}:{base['tag']}, with upgraded packages: scanwatch finds "
+                "which images are built on the old one (OCI annotations, else shared layers) "
+                "and what rebuilding them fixes.\n")
             say("4. Second cycle: the rebuilt image is scanned first, then every image the DB "
                 "update may touch.")
             progress = ProgressLine(demo.out, "   cycle 2")

@@ -179,6 +179,9 @@ class Artifact:
     overview: ScanOverview | None = None
     children: tuple[str, ...] = ()  # child digests of an image index
     size: int = 0
+    # the OCI base annotations of its manifest (org.opencontainers.image.base.name/.digest)
+    base_name: str = ""
+    base_digest: str = ""
 
     @property
     def is_index(self) -> bool:
@@ -191,6 +194,7 @@ class ChangeKind(enum.Enum):
     FIX_AVAILABLE = "fix_available"
     SEVERITY_CHANGED = "severity_changed"
     REOPENED = "reopened"
+    REBUILD_AVAILABLE = "rebuild_available"  # a newer base tag lacks it (daemon/lineage)
 
 
 class Reason(enum.Enum):
@@ -204,6 +208,7 @@ class Reason(enum.Enum):
     REOPENED = "reopened"
     FIRST_SIGHT = "first_sight"
     IGNORE_EXPIRED = "ignore_expired"  # an ignore rule or allowlist expired: open again
+    BASE_UPDATED = "base_updated"  # rebuild_available: a newer tag of the base was scanned
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ listed instead, for a person to choose.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +38,10 @@ class Entry(Generic[T]):
     vuln: Vuln
     ecosystem: str = ""  # the report's; "" where it named none
     member: T | None = None
+    source: str = ""  # where it comes from (daemon/lineage/advice.py): base, own, unknown or ""
+    base_image: str = ""
+    rebuild_on: str = ""  # the newer base tag that lacks this vulnerability
+    step: str = ""  # the own build step that added the package
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,13 @@ class Remedy(Generic[T]):
     candidate_fix_versions: tuple[str, ...]
     vulnerabilities: tuple[Vuln, ...]  # worst first, then by id
     members: tuple[T, ...] = ()
+    # Lineage (the most common among its entries): source base/own/unknown, the base image, the
+    # newer base to rebuild on (set when it lacks every vulnerability of the group that the base
+    # carries) and the own build step that added the package.
+    source: str = ""
+    base_image: str = ""
+    rebuild_on: str = ""
+    step: str = ""
 
     @property
     def fixable(self) -> bool:
@@ -96,6 +108,22 @@ def _ecosystem(package: str, installed: str, named: set[str], vulns: Sequence[Vu
     return versions.resolve(next(iter(named), ""), package, [installed, *fixes]) or ""
 
 
+def _common(values: Iterable[str]) -> str:
+    counts = Counter(v for v in values if v)
+    return min(counts, key=lambda v: (-counts[v], v)) if counts else ""
+
+
+def _lineage(members: Sequence[Entry[T]]) -> tuple[str, str, str, str]:
+    """(source, base image, rebuild on, step) of a group: the most common of each; rebuild on
+    only where every base-sourced entry names the same newer base."""
+    source = _common(e.source for e in members)
+    base = _common(e.base_image for e in members if e.source == source)
+    based = [e.rebuild_on for e in members if e.source == "base"]
+    rebuild = based[0] if based and all(r == based[0] for r in based) else ""
+    step = _common(e.step for e in members if e.source == source)
+    return source, base, rebuild, step
+
+
 def sort_key(r: Remedy[T]) -> tuple[bool, int, int, str, str]:
     """Fixable first, then the worst, the most vulnerabilities, by package and version."""
     return (not r.fixable, -r.top_severity, -len(r.vulnerabilities), r.package,
@@ -123,15 +151,19 @@ def plan(entries: Iterable[Entry[T]]) -> list[Remedy[T]]:
         else:
             fix, candidates = fix_for(package, installed, vulns, ecosystem)
         out.append(Remedy(package, installed, ecosystem, fix, candidates, vulns,
-                          tuple(e.member for e in members if e.member is not None)))
+                          tuple(e.member for e in members if e.member is not None),
+                          *_lineage(members)))
     return sorted(out, key=sort_key)
 
 
-def plan_findings(batches: Iterable[Iterable[Any]]) -> list[Remedy[list[Any]]]:
+def plan_findings(batches: Iterable[Iterable[Any]],
+                  lineage: Callable[[str], Any] | None = None) -> list[Remedy[list[Any]]]:
     """The plan of open findings (``store.findings.FindingRow`` batches): one entry per
     (package, installed version, vulnerability), so the same advisory in a thousand
     repositories is one line; its members are the rows that carry it (worst kept first).
-    ``findings --by action``, the web's "fix first" and alerts group alike."""
+    ``findings --by action``, the web's "fix first" and alerts group alike. With ``lineage``
+    (registry -> its ``lineage.advice.Advisor``), each entry says where the package comes
+    from (base image or own layers) and the base to rebuild on."""
     entries: dict[tuple[str, str, str], Entry[list[Any]]] = {}
     for batch in batches:
         for f in batch:
@@ -142,6 +174,12 @@ def plan_findings(batches: Iterable[Iterable[Any]]) -> list[Remedy[list[Any]]]:
                 rows.append(f)
                 if known is None or (f.severity, f.fix_version) > (known.vuln.severity,
                                                                     known.vuln.fix_version):
-                    entries[triple] = Entry(f.key.package, version, Vuln(
-                        f.key.vulnerability, f.severity, f.fix_version), f.ecosystem, rows)
+                    src = lineage(f.key.registry).source(
+                        f.digests, f.key.vulnerability, f.key.package, version, f.ecosystem) \
+                        if lineage is not None else None
+                    entries[triple] = Entry(
+                        f.key.package, version, Vuln(f.key.vulnerability, f.severity,
+                                                     f.fix_version), f.ecosystem, rows,
+                        source=src.kind if src else "", base_image=src.base_image if src else "",
+                        rebuild_on=src.rebuild_on if src else "", step=src.step if src else "")
     return plan(entries.values())

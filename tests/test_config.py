@@ -129,7 +129,7 @@ BAD = [
                  "repositories, exclude_repositories, requests_per_second, burst, "
                  "max_concurrent_requests, max_scans_in_flight, timeout, max_retries, verify_tls, "
                  "ca_bundle, use_harbor_allowlist, max_response_size, max_report_size, "
-                 "max_removed_share",
+                 "max_removed_share, base_images",
                  id="unknown-key"),
     pytest.param(BASE + REG + 'max_report_size = "2TB"',
                  'registry[r2].max_report_size: must be a size from 64 KiB to 1 GiB such as '

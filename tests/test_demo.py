@@ -36,7 +36,7 @@ def test_it_runs_two_cycles_and_shows_the_alert_as_slack_and_email_get_it(tmp_pa
     # Every CVE says why it is there: the simulator published, released a fix, rescored, pushed.
     why = re.compile(r"CVE-\d{4}-\d+ \((?:Critical|High|Medium|Low|Unknown|None), "
                      r"(newly published|fix released|rescored \w+ → \w+|arrived with a push of "
-                     r"[^)]+|reopened|ignore expired)\)")
+                     r"[^)]+|reopened|ignore expired|rebuild available)\)")
     assert len(why.findall(slack)) == len(re.findall(r"CVE-\d{4}-\d+", slack))
     assert {"newly published", "fix released"} <= set(why.findall(slack))
     assert cves <= set(re.findall(r"CVE-\d{4}-\d+", email_text))

@@ -90,8 +90,13 @@ def test_it_gives_each_real_trivy_reports_actions_with_the_fix_for_all(
     for row in rows:
         assert row["candidate_fix_versions"] == []
         assert set(row) == {"package", "installed_version", "fix_version",
-                            "candidate_fix_versions", "ecosystem", "vulnerabilities"}
+                            "candidate_fix_versions", "ecosystem", "vulnerabilities",
+                            "source", "base_image", "rebuild_on", "build_step"}
         assert all(set(v) == {"id", "severity", "fix_version"} for v in row["vulnerabilities"])
+        # Without --base the file cannot tell base layers from own ones (tests/lineage/).
+        # (a file whose vulnerabilities name no layer says nothing of their source)
+        assert row["source"] in ("unknown", None) and row["base_image"] is None
+        assert row["rebuild_on"] is None
 
 
 def test_each_vulnerability_keeps_its_own_fix_and_severity(trivy_fixtures: Path) -> None:

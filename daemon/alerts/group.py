@@ -30,11 +30,13 @@ from daemon.alerts.message import (
     Message,
     Overdue,
     Problem,
+    Rebuild,
     Vuln,
     Why,
 )
 from daemon.alerts.route import Delivery
 from daemon.diff import is_first_sight
+from daemon.lineage.advice import Advisor
 from daemon.model import ChangeEvent, ChangeKind, FindingKey, Severity
 
 BASE_IMAGE_THRESHOLD = 3  # this many images on one vulnerable version: suggest the base image
@@ -58,6 +60,8 @@ class RunContext:
     known_repositories: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     public_url: str = ""  # [daemon] public_url: scanwatch's pages (alerts/links.py)
     advisory_url: str = ""  # [daemon] advisory_url: the template of advisory links
+    # registry → its lineage (daemon/lineage/advice.py): where each finding comes from
+    lineage: Mapping[str, Advisor] = field(default_factory=dict)
 
 
 def context_for(config: Any, **values: Any) -> RunContext:
@@ -103,11 +107,42 @@ def _action(ctx: RunContext, registry: str, found: remedy.Remedy[_Facts]) -> Act
     count = max(len(shown), len({d for _, ds in images.values() for d in ds}))
     # The base image hint helps only where rebuilding fixes something: a fix exists.
     helps = bool(found.fix_version or found.candidate_fix_versions)
+    # Where lineage names the source, it replaces the guess about a shared base image.
+    guess = helps and count >= BASE_IMAGE_THRESHOLD and found.source in ("", "unknown")
     return Action(found.package, found.installed_version, found.fix_version,
                   found.vulnerabilities, shown, found.candidate_fix_versions,
-                  shared_images=count if helps and count >= BASE_IMAGE_THRESHOLD else 0,
+                  shared_images=count if guess else 0,
                   reminder=all(f.reminder for f in found.members),
-                  why=_whys(found.vulnerabilities, found.members))
+                  why=_whys(found.vulnerabilities, found.members),
+                  source=found.source, base_image=found.base_image,
+                  rebuild_on=found.rebuild_on, step=found.step)
+
+
+def rebuilds(actions: Sequence[Action], pushed: Mapping[str, datetime | None]
+             ) -> tuple[Rebuild, ...]:
+    """The fix-now actions that a newer base fixes, grouped by (old base, newer base): most
+    vulnerabilities first."""
+    groups: dict[tuple[str, str], list[Action]] = defaultdict(list)
+    for a in actions:
+        if a.source == "base" and a.rebuild_on:
+            groups[(a.base_image, a.rebuild_on)].append(a)
+    out = []
+    for (base, target), members in groups.items():
+        images: dict[tuple[str, str], Image] = {}
+        own_repo = base.split("@", 1)[0].rsplit(":", 1)[0]  # the base's repository itself
+        for a in members:
+            for i in a.images:
+                if i.name == own_repo:
+                    continue
+                kept = images.get((i.project, i.repository))
+                images[(i.project, i.repository)] = i if kept is None else Image(
+                    i.project, i.repository, tuple(sorted({*kept.tags, *i.tags})),
+                    tuple(sorted({*kept.digests, *i.digests})), kept.link)
+        vulns = {v.id: v for a in members for v in a.vulnerabilities}
+        out.append(Rebuild(base, target, tuple(images[k] for k in sorted(images)),
+                           tuple(sorted(vulns.values(), key=lambda v: (-v.severity, v.id))),
+                           pushed.get(target)))
+    return tuple(sorted(out, key=lambda r: (-len(r.vulnerabilities), r.base_image)))
 
 
 # Which change explains a vulnerability best when one message carries several of it.
@@ -209,6 +244,8 @@ def build_message(
     problems: list[Problem] = []
     reported: dict[tuple[FindingKey, str, str], None] = {}
     first_sights: list[ChangeEvent] = []
+    advisor = ctx.lineage.get(registry)
+    pushed: dict[str, datetime | None] = {}
     for d in deliveries:
         item = d.item
         if isinstance(item, ChangeEvent) and is_first_sight(item):
@@ -238,8 +275,14 @@ def build_message(
             continue
         f = _facts(item)
         reported[(f.key, *change_of(item))] = None
-        entries.append(remedy.Entry(f.key.package, f.installed,
-                                    Vuln(f.key.vulnerability, f.severity, f.fix), member=f))
+        src = advisor.source(f.digests, f.key.vulnerability, f.key.package, f.installed) \
+            if advisor is not None else None
+        entries.append(remedy.Entry(
+            f.key.package, f.installed, Vuln(f.key.vulnerability, f.severity, f.fix), member=f,
+            source=src.kind if src else "", base_image=src.base_image if src else "",
+            rebuild_on=src.rebuild_on if src else "", step=src.step if src else ""))
+        if src is not None and src.rebuild_on:
+            pushed[src.rebuild_on] = src.rebuild_pushed_at
     # The findings without a fix form their own "watch" actions, apart from the fixable ones.
     fix_now = sorted((_action(ctx, registry, r) for r in remedy.plan(
         e for e in entries if e.vuln.fix_version.strip())), key=priority)
@@ -261,6 +304,7 @@ def build_message(
         problems=tuple(problems),
         notices=tuple(notices),
         first_seen=_first_seen(ctx, registry, first_sights),
+        rebuilds=rebuilds(fix_now, pushed),
         findings=tuple(reported),
         public_url=ctx.public_url,
         advisory_url=ctx.advisory_url,

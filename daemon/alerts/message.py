@@ -74,6 +74,12 @@ class Action:
     shared_images: int = 0  # > 0: that many images share the version; rebuild the base image
     reminder: bool = False  # every finding in it is a repeat_open_every reminder
     why: tuple[Why, ...] = ()  # one per vulnerability that has one
+    # Lineage (daemon/lineage/advice.py): "base", "own", "unknown" or "" (no lineage known);
+    # the base image; the newer base tag that fixes it; the own build step that added it.
+    source: str = ""
+    base_image: str = ""
+    rebuild_on: str = ""
+    step: str = ""
 
     def why_of(self, vulnerability: str) -> Why | None:
         return next((w for w in self.why if w.vulnerability == vulnerability), None)
@@ -81,6 +87,22 @@ class Action:
     @property
     def top_severity(self) -> Severity:
         return max((v.severity for v in self.vulnerabilities), default=Severity.UNKNOWN)
+
+    def severity_counts(self) -> list[tuple[Severity, int]]:
+        counts = Counter(v.severity for v in self.vulnerabilities)
+        return sorted(counts.items(), key=lambda kv: -kv[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuild:
+    """Rebuild the images built on ``base_image`` on ``rebuild_on``: it lacks these
+    vulnerabilities (the actions of the same ``base_image``/``rebuild_on`` list them)."""
+
+    base_image: str
+    rebuild_on: str
+    images: tuple[Image, ...]
+    vulnerabilities: tuple[Vuln, ...]
+    pushed_at: datetime | None = None
 
     def severity_counts(self) -> list[tuple[Severity, int]]:
         counts = Counter(v.severity for v in self.vulnerabilities)
@@ -154,6 +176,7 @@ class Message:
     notices: tuple[str, ...] = ()  # e.g. ignores about to expire
     heartbeat: Heartbeat | None = None
     first_seen: tuple[FirstSeen, ...] = ()
+    rebuilds: tuple[Rebuild, ...] = ()  # lead the message: they group fix_now actions
     # (finding, change kind, changed value) reported: the notification log's entries once sent
     findings: tuple[tuple[FindingKey, str, str], ...] = field(default=())
     public_url: str = ""  # [daemon] public_url: "Details" link to scanwatch's pages

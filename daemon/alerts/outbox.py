@@ -235,6 +235,7 @@ def build_and_queue(
     scanner that is down); failed scans are read from the history. ``rules`` default to those
     in force: the config's and the Harbor allowlists stored for the registries that use them.
     """
+    from daemon.lineage.fetch import with_lineage
     from daemon.store import outbox as store_outbox
 
     routes = config.routes
@@ -246,6 +247,7 @@ def build_and_queue(
     receivers = {n for r in routes for n in (*r.receivers, *r.escalate_to)}
     notified = store_outbox.last_notified(store, receivers)
     open_findings = _open_findings(store, config, rules)
+    run_context = with_lineage(run_context, store, [r.name for r in config.registries])
 
     def build(batch: Any) -> None:
         due = []

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from daemon.alerts import lineage_words as lw
 from daemon.alerts import links
 from daemon.alerts import wording as w
 from daemon.alerts.message import Action, FirstSeen, Image, Message, Vuln
@@ -51,6 +52,11 @@ class Rendered:
 def render_text(message: Message) -> Rendered:
     """Plain text; every vulnerability id listed, images capped at MAX_IMAGES per action."""
     out = [w.headline(message), ""]
+    if message.rebuilds:
+        out.append("Rebuild")
+        for r in message.rebuilds:
+            out.append(f"- {lw.rebuild_line(r, message.created_at)}")
+            out.append(f"   in {lw.rebuild_images(r)}")
     if message.fix_now:
         out.append("Fix now")
         for n, a in enumerate(message.fix_now, 1):
@@ -118,6 +124,8 @@ def _text_details(a: Action) -> list[str]:
     lines = [f"   {', '.join(_ids(a))}", f"   in {', '.join(names[: w.MAX_IMAGES])}{more}"]
     if a.shared_images:
         lines.append(f"   {w.shared_line(a)}")
+    if lw.source_line(a):
+        lines.append(f"   {lw.source_line(a)}")
     links = dict.fromkeys(i.link for i in a.images[: w.MAX_IMAGES] if i.link)
     lines.extend(f"   {link}" for link in links)
     return lines
@@ -172,6 +180,8 @@ def _slack_action(message: Message, prefix: str, a: Action) -> list[str]:
              f"      {shown}", f"      in {images}"]
     if a.shared_images:
         lines.append(f"      _{slack_escape(w.shared_line(a))}_")
+    if lw.source_line(a):
+        lines.append(f"      _{slack_escape(lw.source_line(a))}_")
     return lines
 
 
@@ -188,6 +198,11 @@ def _slack_first_seen(registry: str, f: FirstSeen) -> str:
 def render_slack(message: Message) -> Rendered:
     """Slack mrkdwn, escaped and bounded by SLACK_MAX_CHARS with a pointer where it is cut."""
     lines = [f"*{slack_escape(w.headline(message))}*"]
+    if message.rebuilds:
+        lines.append("*Rebuild*")
+        for r in message.rebuilds:
+            lines.append(f"• *{slack_escape(lw.rebuild_line(r, message.created_at))}*")
+            lines.append(f"      in {slack_escape(lw.rebuild_images(r))}")
     if message.fix_now:
         lines.append("*Fix now*")
         for n, a in enumerate(message.fix_now, 1):
@@ -264,7 +279,8 @@ def _email_action(message: Message, a: Action) -> dict[str, Any]:
     return {"line": w.action_line(a), "counts": w.counts_text(a.severity_counts()),
             "top": a.top_severity.label, "colour": _colour(a.top_severity), "vulns": vulns,
             "images": images, "more": f" (and {more} more)" if more > 0 else "",
-            "shared": w.shared_line(a) if a.shared_images else ""}
+            "shared": w.shared_line(a) if a.shared_images else "",
+            "source": lw.source_line(a) or ""}
 
 
 def _email_summary(message: Message) -> list[dict[str, Any]]:
@@ -295,6 +311,8 @@ def render_email(message: Message) -> Rendered:
     view = {
         "subject": w.subject(message), "headline": w.headline(message),
         "summary": _email_summary(message), "changes": _email_changes(message),
+        "rebuilds": [{"line": lw.rebuild_line(r, message.created_at),
+                      "images": lw.rebuild_images(r)} for r in message.rebuilds],
         "fix_now": [_email_action(message, a) for a in message.fix_now],
         "no_fix": [_email_action(message, a) for a in message.no_fix],
         "first_seen_title": w.FIRST_SEEN_TITLE, "first_seen": first,
@@ -340,6 +358,10 @@ def _action_doc(message: Message, a: Action) -> dict[str, Any]:
         "images": [_image_doc(i) for i in a.images],
         "shared_images": a.shared_images,
         "reminder": a.reminder,
+        "source": a.source or None,
+        "base_image": w.one_line(a.base_image) or None,
+        "rebuild_on": w.one_line(a.rebuild_on) or None,
+        "build_step": w.one_line(a.step) or None,
     }
 
 
@@ -369,6 +391,13 @@ def to_document(message: Message) -> dict[str, Any]:
         "severity_counts": {s.label: n for s, n in message.severity_counts()},
         "severity_counts_without_fix": {s.label: n for s, n in
                                         message.severity_counts("no_fix")},
+        "rebuilds": [{"rebuild_on": w.one_line(r.rebuild_on),
+                      "base_image": w.one_line(r.base_image),
+                      "pushed_at": r.pushed_at.isoformat() if r.pushed_at else None,
+                      "images": [_image_doc(i) for i in r.images],
+                      "vulnerabilities": [w.one_line(v.id) for v in r.vulnerabilities],
+                      "severity_counts": {s.label: n for s, n in r.severity_counts()}}
+                     for r in message.rebuilds],
         "fix_now": [_action_doc(message, a) for a in message.fix_now[:MAX_JSON_ACTIONS]],
         "no_fix": [_action_doc(message, a) for a in message.no_fix[:MAX_JSON_ACTIONS]],
         "truncated": len(actions) > len(message.fix_now[:MAX_JSON_ACTIONS])

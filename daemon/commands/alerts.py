@@ -83,6 +83,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from daemon.alerts.outbox import _open_findings, plan, with_first_sight
     from daemon.alerts.render import render, to_document
     from daemon.alerts.route import legacy_keys, route_keys
+    from daemon.lineage.fetch import advisor
     from daemon.store import outbox as store_outbox
 
     cfg = load_config(args)
@@ -97,8 +98,9 @@ def run_preview(args: argparse.Namespace) -> int:
         notified = store_outbox.last_notified(store, receivers)
         rules = store.ignore_rules(cfg)
         open_findings = _open_findings(store, cfg, rules)
+        lineage = {r.name: advisor(store, r.name) for r in cfg.registries}  # finding sources
     ctx = with_first_sight(
-        context_for(cfg, name="preview"), batch)
+        context_for(cfg, name="preview", lineage=lineage), batch)
     scan_problems = [(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,
                                         s.digest, (), s.error or s.status, s.at))
                      for s in batch.failed_scans]

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
             if args.by == "action":
                 return findings_summary.actions(
-                    store.finding_batches(query, rules=rules, now=now, keep=keep), args.format)
+                    store.finding_batches(query, rules=rules, now=now, keep=keep), args.format,
+                    findings_summary.lineage_of(store))
             return findings_summary.images(
                 store.finding_heads(query, rules=rules, now=now, keep=keep), args.format)
         rest = 0

@@ -10,20 +10,36 @@ whatever the size of the registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from daemon.commands._common import print_json, print_table
 
 if TYPE_CHECKING:
+    from daemon.lineage.advice import Advisor
+    from daemon.store.db import Store
     from daemon.store.findings import FindingHead, FindingRow
 
 
-def actions(batches: Iterable[list[FindingRow]], fmt: str) -> int:
+def lineage_of(store: Store) -> Callable[[str], Advisor]:
+    """Each registry's lineage, read from history once, when first asked for."""
+    from daemon.lineage.fetch import advisor
+
+    found: dict[str, Advisor] = {}
+
+    def get(registry: str) -> Advisor:
+        if registry not in found:
+            found[registry] = advisor(store, registry)
+        return found[registry]
+    return get
+
+
+def actions(batches: Iterable[list[FindingRow]], fmt: str,
+            lineage: Callable[[str], Advisor] | None = None) -> int:
     from daemon.commands.report_actions import print_actions
     from daemon.remedy import plan_findings
 
-    return print_actions("open findings", plan_findings(batches), fmt if fmt == "json"
+    return print_actions("open findings", plan_findings(batches, lineage), fmt if fmt == "json"
                          else "table")
 
 

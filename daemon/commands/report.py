@@ -60,6 +60,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "candidates, when they cannot be ordered), its vulnerability ids and the highest "
         "severity, fixable first",
     )
+    show.add_argument(
+        "--base", metavar="BASE_FILE",
+        help="with --by action and a Trivy JSON FILE: the base image's Trivy JSON report; the "
+        "layers both share are the base's, so each action says whether it comes from the base "
+        "or from the image's own layers (each with its layer and build step, which a Trivy "
+        "report names even without --base)")
     add_format(show)
     show.set_defaults(handler=run_show)
 
@@ -117,8 +123,14 @@ def run_show(args: argparse.Namespace) -> int:
     report = load_report_file(args.file)
     if args.by == "action":
         from daemon.commands.report_actions import show_actions
+        from daemon.lineage import trivy
 
-        return show_actions(args.file, report, args.format)
+        base = None
+        if args.base:
+            load_report_file(args.base)  # the same checks and one-line errors
+            base = _json(args.base)
+        return show_actions(args.file, report, args.format,
+                            trivy.sources(_json(args.file), base))
     occurrences = report.occurrences
     if args.format == "json":
         print_json([occurrence_json(o) for o in occurrences])
@@ -200,3 +212,11 @@ def run_diff(args: argparse.Namespace) -> int:
     else:
         print(f"no differences; {unchanged} unchanged")
     return 0
+
+
+def _json(path: str) -> Any:
+    """A report file already read by ``load_report_file`` once more, as its raw JSON."""
+    import json
+    from pathlib import Path
+
+    return json.loads(Path(path).read_text(encoding="utf-8-sig"))

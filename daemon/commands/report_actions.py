@@ -16,9 +16,11 @@ JSON (a list, one object per package version; later versions add fields, never r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from daemon.commands._common import print_json, print_table
+from daemon.lineage.advice import Source
 from daemon.model import Report
 from daemon.remedy import Entry, Remedy, Vuln, plan
 
@@ -26,10 +28,16 @@ _SHOWN_IDS = 3  # ids per row in the table; the rest are counted
 _SHOWN_CANDIDATES = 3
 
 
-def remedies(report: Report) -> list[Remedy[None]]:
-    """The report's remediation actions, fixable first."""
+def remedies(report: Report, sources: Mapping[tuple[str, str, str], Source] | None = None
+             ) -> list[Remedy[None]]:
+    """The report's remediation actions, fixable first; ``sources`` (from a Trivy file's
+    layers, ``daemon/lineage/trivy.py``) say where each vulnerability comes from."""
+    found = sources or {}
+    none = Source("")
     return plan(
-        Entry(o.package, o.version, Vuln(o.id, o.severity, o.fix_version), o.ecosystem)
+        Entry(o.package, o.version, Vuln(o.id, o.severity, o.fix_version), o.ecosystem,
+              source=(s := found.get((o.id, o.package, o.version), none)).kind,
+              base_image=s.base_image, step=s.step)
         for o in report.occurrences
     )
 
@@ -45,6 +53,11 @@ def action_json(r: Remedy[Any]) -> dict[str, Any]:
             {"id": v.id, "severity": v.severity.label, "fix_version": v.fix_version or None}
             for v in r.vulnerabilities
         ],
+        # lineage (daemon/lineage): where the package comes from; null where unknown
+        "source": r.source or None,
+        "base_image": r.base_image or None,
+        "rebuild_on": r.rebuild_on or None,
+        "build_step": r.step or None,
     }
 
 
@@ -65,8 +78,9 @@ def _ids(r: Remedy[Any]) -> str:
     return shown + (f" (+{more} more)" if more > 0 else "")
 
 
-def show_actions(name: str, report: Report, fmt: str) -> int:
-    return print_actions(name, remedies(report), fmt)
+def show_actions(name: str, report: Report, fmt: str,
+                 sources: Mapping[tuple[str, str, str], Source] | None = None) -> int:
+    return print_actions(name, remedies(report, sources), fmt)
 
 
 def print_actions(name: str, actions: list[Remedy[Any]], fmt: str) -> int:
@@ -77,12 +91,22 @@ def print_actions(name: str, actions: list[Remedy[Any]], fmt: str) -> int:
     if not actions:
         print(f"{name}: no vulnerabilities, nothing to upgrade")
         return 0
-    print_table(
-        ("SEVERITY", "PACKAGE", "INSTALLED", "UPGRADE TO", "ECOSYSTEM", "VULNERABILITIES"),
-        ((r.top_severity.label, r.package, r.installed_version, _upgrade(r), r.ecosystem,
-          _ids(r)) for r in actions),
-    )
+    if any(r.source in ("base", "own") for r in actions):  # lineage known: where each is from
+        print_table(
+            ("SEVERITY", "PACKAGE", "INSTALLED", "UPGRADE TO", "ECOSYSTEM", "SOURCE",
+             "VULNERABILITIES"),
+            ((r.top_severity.label, r.package, r.installed_version, _upgrade(r), r.ecosystem,
+              _source(r), _ids(r)) for r in actions),
+        )
+    else:
+        print_table(
+            ("SEVERITY", "PACKAGE", "INSTALLED", "UPGRADE TO", "ECOSYSTEM", "VULNERABILITIES"),
+            ((r.top_severity.label, r.package, r.installed_version, _upgrade(r), r.ecosystem,
+              _ids(r)) for r in actions),
+        )
     print()
+    for target, base, n in _rebuilds(actions):
+        print(f"Rebuild on {target} (images on {base}): fixes {_count(n, 'vulnerability')}")
     fixable = sum(1 for r in actions if r.fix_version)
     choose = sum(1 for r in actions if r.candidate_fix_versions)
     parts = [f"{fixable} with a fix"]
@@ -93,6 +117,30 @@ def print_actions(name: str, actions: list[Remedy[Any]], fmt: str) -> int:
     print(f"{name}: {_count(len(actions), 'action')} for {_count(vulns, 'vulnerability')} "
           f"({', '.join(parts)})")
     return 0
+
+
+STEP_WIDTH = 48  # a build step in the table; JSON has it whole
+
+
+def _source(r: Remedy[Any]) -> str:
+    short = r.step if len(r.step) <= STEP_WIDTH else r.step[:STEP_WIDTH - 1] + "…"
+    step = f" ({short})" if r.step else ""
+    if r.source == "base":
+        return f"base {r.base_image}" + (f" → rebuild on {r.rebuild_on}" if r.rebuild_on
+                                         else "") + step
+    if r.source == "own":
+        return f"own layers{step}"
+    return (r.base_image or r.source) + step
+
+
+def _rebuilds(actions: list[Remedy[Any]]) -> list[tuple[str, str, int]]:
+    """(newer base, old base, vulnerabilities it fixes) over the actions, most first."""
+    counts: dict[tuple[str, str], set[str]] = {}
+    for r in actions:
+        if r.source == "base" and r.rebuild_on:
+            counts.setdefault((r.rebuild_on, r.base_image), set()).update(
+                v.id for v in r.vulnerabilities)
+    return sorted(((t, b, len(ids)) for (t, b), ids in counts.items()), key=lambda x: -x[2])
 
 
 def _count(n: int, noun: str) -> str:

@@ -70,6 +70,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="seconds between the three attempts to deliver a webhook event")
     p.add_argument("--webhook-drop-share", type=_share, default=0.0,
                    help="share of webhook events lost without being sent (as Harbor loses them)")
+    p.add_argument("--base-images", type=int, default=0, choices=(0, 1, 2),
+                   help="base images in a `base` project (debian, then alpine) that the "
+                   "application images are built on (default 0: every image on an external base; "
+                   "1 or 2 rehearse the rebuild advice)")
+    p.add_argument("--base-tags", type=int, default=2,
+                   help="tags of each base image, a newer one fixing CVEs of the older; push "
+                   "a newer one with POST /_sim/push {\"project\": \"base\", "
+                   "\"repository\": \"debian\"}")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault, repeatable: KIND[,rate=R][,path=GLOB][,method=M]"
                    "[,delay=S][,retry_after=S][,retry_after_date=true]; KIND is one of 500, 502, "
@@ -96,7 +104,8 @@ def serve(args: argparse.Namespace) -> int:
             harbor_version=args.harbor_version, trivy_reports=args.trivy_reports,
             port=args.port, admin_password=args.admin_password,
             login_freeze=args.login_freeze, webhook_retry_delay=args.webhook_retry_delay,
-            webhook_drop_share=args.webhook_drop_share, faults=faults)
+            webhook_drop_share=args.webhook_drop_share, faults=faults,
+            base_images=args.base_images, base_tags=args.base_tags)
     except ValueError as exc:
         raise UsageError(f"sim serve: {exc}") from None
     logger = log.get(__name__)

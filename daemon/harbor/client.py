@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -63,6 +64,11 @@ RETRY_AFTER_CAP = 120.0
 BACKOFF_CAP = 30.0
 LOG_TAIL_BYTES = 4096
 SCAN_BODY = {"scan_type": "vulnerability"}
+MANIFEST_ACCEPT = {"Accept": ", ".join((
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json"))}
 RESPONSE = "max_response_size"  # the size limit of a page, a project, the system info…
 REPORT = "max_report_size"  # …and of a vulnerability report or a scan log, which may be large
 
@@ -109,6 +115,10 @@ class HarborClient:
         self._rng = rng or random.Random()
         self._backoff_base = backoff_base
         self._limits = {RESPONSE: registry.max_response_size, REPORT: registry.max_report_size}
+        self._root = registry.url.rstrip("/")
+        self._tokens: dict[str, tuple[str, float]] = {}  # repository → (token, monotonic expiry)
+        self._token_locks: dict[str, asyncio.Lock] = {}
+        self._challenge: wire.Challenge | None = None  # the realm a /v2 401 named
         timeout = registry.timeout.total_seconds()
         # Plain http never uses TLS: no CA bundle to load (36 ms per client).
         verify: ssl.SSLContext | bool = registry.verify_tls and registry.url.startswith("https:")
@@ -155,6 +165,10 @@ class HarborClient:
         want: str = "json",
         before_send: Callable[[], None] | None = None,
         limit: str = RESPONSE,
+        url: str = "",
+        auth: httpx.Auth | None | str = "client",
+        headers: Mapping[str, str] | None = None,
+        challenge: bool = False,
     ) -> tuple[Any, httpx.Headers]:
         """Send with retries; return (parsed body, headers). ``want``: json, text or none;
         ``limit``: which size limit the body is held to (``RESPONSE`` or ``REPORT``).
@@ -170,8 +184,10 @@ class HarborClient:
                     if before_send is not None:
                         before_send()
                     self.calls += 1
-                    async with self._http.stream(method, path, params=params,
-                                                 json=json_body) as response:
+                    extra: dict[str, Any] = {} if auth == "client" else {"auth": auth}
+                    async with self._http.stream(method, url or path, params=params,
+                                                 json=json_body, headers=headers,
+                                                 **extra) as response:
                         # Read inside the slot: truncation raises here.
                         content = await self._read_bounded(response, limit)
             except httpx.TransportError as exc:
@@ -187,6 +203,8 @@ class HarborClient:
                     wait = parse_retry_after(response.headers.get("Retry-After"))
                     kind = RateLimited if status == 429 else ServerError
                     failure = kind(f"{where}: {status} {_reason(response, content)}", status)
+                elif status == 401 and challenge:
+                    return None, response.headers  # the caller reads Www-Authenticate
                 elif status >= 500:
                     failure = ServerError(f"{where}: {status} {_reason(response, content)}",
                                           status)
@@ -378,6 +396,56 @@ class HarborClient:
             "GET", f"{self._policies_path(project)}/{policy_id}/executions",
             params={"page": 1, "page_size": min(max(1, last), PAGE_SIZE), "sort": "-id"})
         return _as_list(body, "webhook executions")
+    async def build_history(self, project: str, repository: str, digest: str) -> object:
+        """The ``build_history`` addition: the image config's history (a JSON list)."""
+        path = f"{self._repo_path(project, repository)}/artifacts/{quote(digest, safe=':')}"
+        body, _ = await self._request("GET", path + "/additions/build_history")
+        return body
+
+    async def manifest(self, project: str, repository: str, digest: str) -> object:
+        """The image manifest from the registry's ``/v2/`` API, with a pull token from the
+        realm its 401 names (Docker distribution token auth, this account's credentials).
+        Once a 401 has named the realm, each repository's token is asked for directly, once,
+        and kept until it expires; a token refused is fetched anew once."""
+        name = f"{project}/{wire.strip_project(project, repository)}"
+        path = f"/v2/{name}/manifests/{digest}"
+        url = f"{self._root}/v2/{name}/manifests/{quote(digest, safe=':')}"
+        lock = self._token_locks.setdefault(name, asyncio.Lock())
+        for attempt in range(2):
+            async with lock:
+                token = self._tokens.get(name)
+                if (token is None or token[1] <= time.monotonic()) and self._challenge:
+                    await self._fetch_token(name, self._challenge)
+                    token = self._tokens.get(name)
+            headers = dict(MANIFEST_ACCEPT)
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token[0]}"
+            body, got = await self._request("GET", path, url=url, auth=None, headers=headers,
+                                            challenge=True)
+            if body is not None:
+                return body
+            challenge = wire.bearer_challenge(got.get("Www-Authenticate", ""))
+            async with lock:
+                if self._tokens.get(name) == token:
+                    self._tokens.pop(name, None)
+                if challenge is not None:
+                    self._challenge = wire.Challenge(challenge.realm, challenge.service, "")
+            if attempt or (challenge is None and token is None):
+                break
+        user = self.registry.username or "anonymous"
+        raise AuthFailed(f"registry {self.name}: GET {path}: 401: {user} has no pull access",
+                         401)
+
+    async def _fetch_token(self, name: str, challenge: wire.Challenge) -> None:
+        if not challenge.realm.startswith(self._root + "/"):
+            # Credentials go only to this registry's own token service.
+            raise AuthFailed(f"registry {self.name}: token realm {challenge.realm} is not on "
+                             f"{self._root}; refused", 401)
+        scope = f"repository:{name}:pull"
+        body, _ = await self._request("GET", "/service/token", url=challenge.realm,
+                                      params={"service": challenge.service, "scope": scope})
+        value, expires = wire.registry_token(body)
+        self._tokens[name] = (value, time.monotonic() + max(10, expires - 30))
 
     def _repo_path(self, project: str, repository: str) -> str:
         return (f"/projects/{quote(project, safe='')}/repositories/"

@@ -255,6 +255,7 @@ def artifact(body: object, registry: str, project_name: str) -> Artifact:
         if child:
             children.append(child)
     links = _obj(data.get("addition_links"), "addition_links")
+    annotations = _obj(data.get("annotations"), "annotations")
     repo = strip_project(project_name, _str(data.get("repository_name")))
     return Artifact(
         ref=ArtifactRef(registry, project_name, repo, digest),
@@ -268,6 +269,8 @@ def artifact(body: object, registry: str, project_name: str) -> Artifact:
         overview=overview(data.get("scan_overview")),
         children=tuple(children),
         size=_int(data.get("size")),
+        base_name=_str(annotations.get("org.opencontainers.image.base.name")),
+        base_digest=_str(annotations.get("org.opencontainers.image.base.digest")),
     )
 
 
@@ -281,3 +284,36 @@ def harbor_error_message(body: object) -> str:
     first = errors[0]
     code, message = _str(first.get("code")), _str(first.get("message"))
     return f"{code}: {message}" if code and message else code or message
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A ``Www-Authenticate: Bearer realm=…,service=…,scope=…`` challenge."""
+
+    realm: str
+    service: str
+    scope: str
+
+
+_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+def bearer_challenge(header: str) -> Challenge | None:
+    """The Bearer challenge of a registry 401, or ``None`` (Basic, or none at all)."""
+    scheme, _, rest = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    params = dict(_PARAM.findall(rest))
+    if not params.get("realm"):
+        return None
+    return Challenge(params["realm"], params.get("service", ""), params.get("scope", ""))
+
+
+def registry_token(body: object) -> tuple[str, int]:
+    """(token, seconds it lasts) of a token service answer (``token``, else ``access_token``;
+    ``expires_in`` defaults to 60 s, as the distribution spec says)."""
+    data = _obj(body, "token")
+    value = _str(data.get("token")) or _str(data.get("access_token"))
+    if not value:
+        raise BadResponse("the token service answered without a token")
+    return value, _int(data.get("expires_in")) or 60

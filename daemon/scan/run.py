@@ -32,6 +32,7 @@ from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
 from daemon.harbor.wire import SystemInfo
 from daemon.ignores import NO_RULES, IgnoreRules
+from daemon.lineage import fetch as lineage_fetch
 from daemon.model import Artifact, ArtifactRef, ChangeEvent, ScanResult, ScanState
 from daemon.scan import trickle
 from daemon.scan.collect import Collector
@@ -372,6 +373,9 @@ async def _registry_steps(
     out.outcomes = queued.outcomes()
     _coverage(out, inventory, selection, queued, run_budget, interval, scope is None)
     out.not_stored = len(collector.skipped)
+    scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
+               if r.last_success_at is not None}
+    await lineage_fetch.update(client, store, inventory.usable_artifacts(), scanned, now_fn)
     out.unreadable[:0] = [(str(ref), why) for ref, _, why in collector.unreadable]
     if collector.unreadable:
         await db.run(mark_set_aside, store, collector.unreadable, now_fn())

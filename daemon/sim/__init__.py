@@ -34,6 +34,7 @@ class Simulator:
         self._server = SimHTTPServer((options.host, options.port), self.state)
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
+        self.state.registry_host = f"{host!s}:{port}"
         self.admin = ("admin", options.admin_password)
         self.robots = {p.name: (robot_name(p), p.robot_secret)
                        for p in self.state.inventory.projects}

@@ -1,6 +1,8 @@
 """``/_sim/``: the simulator's control endpoints (not Harbor; no auth; never in the statistics).
 
-POST /_sim/push        {} | {"project", "repository", "tag"}   → {project, repository, digest, tag}
+POST /_sim/push        {} | {"project", "repository", "tag", "base"?: "base/debian:12.7"}
+                       → {project, repository, digest, tag}  (a base-project push: a newer base)
+GET  /_sim/lineage     [{project, repository, digest, tags, base, external, annotated}] truth
 POST /_sim/db-update   {} | {"added", "fix_released", "rescored"} (shares) → {added, fix_released,
                        rescored, db_updated_at}
 POST /_sim/faults      {"faults": [FaultRule fields…]} (replaces; [] clears) ; GET lists them
@@ -37,7 +39,10 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
         body = _body(raw)
         result: Any
         if (method, path) == ("POST", "/_sim/push"):
-            result = control.push(body.get("project"), body.get("repository"), body.get("tag"))
+            result = control.push(body.get("project"), body.get("repository"), body.get("tag"),
+                                  body.get("base"))
+        elif (method, path) == ("GET", "/_sim/lineage"):
+            result = control.lineage()
         elif (method, path) == ("POST", "/_sim/db-update"):
             shares = {k: float(body[k]) for k in ("added", "fix_released", "rescored") if k in body}
             result = control.db_update(**shares)

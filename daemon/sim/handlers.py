@@ -163,7 +163,8 @@ def _render_page(req: Request, arts: Any, default_overview: bool) -> bytes:
         cached = cache.get(key)
         if cached is None or cached[0] != art.version:
             body = dumps(render.artifact(art, with_tag=with_tag, with_overview=with_overview,
-                                         mimes=mimes, scannable=state.engine.scannable(art)))
+                                         mimes=mimes, scannable=state.engine.scannable(art),
+                                         host=state.registry_host))
             cache[key] = (art.version, body)
             parts.append(body)
         else:
@@ -323,6 +324,18 @@ def vulnerabilities(req: Request) -> Response:
         return json_response({} if found is None else {render.MIME_11: found})
 
 
+def addition(req: Request) -> Response:
+    """``additions/{addition}``: an image's ``build_history`` (its config's history, as
+    ``manifest_v2.go`` marshals it); any other addition of an image is 400, as in Harbor."""
+    with req.state.lock:
+        art = _artifact(req)
+        kind = req.params["addition"]
+        if kind != "build_history" or art.type != "IMAGE" or art.children:
+            raise ApiError(400, "BAD_REQUEST",
+                           f"addition {kind} isn't supported for {art.type}(manifest version 2)")
+        return Response(200, dumps(list(art.history)), "application/json; charset=utf-8")
+
+
 # ---- scanners and allowlists --------------------------------------------------------------------
 def registration(req: Request, with_health: bool) -> dict[str, Any]:
     state = req.state
@@ -405,6 +418,7 @@ ROUTES_BASE: list[tuple[str, str, Any]] = [
     ("GET", ART, get_artifact), ("DELETE", ART, delete_artifact), ("POST", ART + "/scan", scan),
     ("POST", ART + "/scan/stop", stop_scan), ("GET", ART + "/scan/{report_id}/log", scan_log),
     ("GET", ART + "/additions/vulnerabilities", vulnerabilities),
+    ("GET", ART + "/additions/{addition}", addition),
     ("GET", "/scanners", list_scanners), ("GET", "/scanners/{registration_id}", get_scanner),
     ("GET", "/scanners/{registration_id}/metadata", scanner_metadata),
     ("GET", "/system/CVEAllowlist", system_allowlist), ("GET", "/users/current", current_user),

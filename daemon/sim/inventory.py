@@ -11,7 +11,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
-from daemon.sim import catalog
+from daemon.sim import catalog, lineage
 from daemon.sim.options import SimOptions
 from daemon.sim.trivy import TrivyReport
 from daemon.sim.vulndb import Item, VulnDB, stable_seed
@@ -72,6 +72,14 @@ class Artifact:
     scan: Scan | None = None
     scanner_version: str = "v0.50.1"
     version: int = 0
+    # how it was built (daemon/sim/lineage.py): layer digests, config history, its base
+    layers: tuple[str, ...] = ()
+    history: tuple[dict[str, object], ...] = ()
+    created: float = 0.0
+    built_on: Artifact | None = None
+    external_base: str = ""
+    annotate: bool = False
+    language: str = ""
 
     @property
     def top_level(self) -> bool:
@@ -134,6 +142,7 @@ class Inventory:
         self.by_digest: dict[tuple[int, str], Artifact] = {}
         self._ids = {"artifact": 0, "tag": 0, "repo": 0}
         self.started = started
+        self.bases: list[Repository] = []  # the base project's repositories
         self._build()
 
     def next_id(self, kind: str) -> int:
@@ -157,6 +166,7 @@ class Inventory:
             del order[:n]
             return chosen
 
+        base_project = self._build_bases(base) if o.base_images and not self.reports else None
         kinds = {**{i: "CHART" for i in take(o.chart_share)},
                  **{i: "CNAB" for i in take(o.cnab_share)},
                  **{i: "INDEX" for i in take(o.index_share)}}
@@ -188,7 +198,75 @@ class Inventory:
                 if repo.artifacts and repo.artifacts[-1].tags:
                     newest = repo.artifacts[-1]
                     newest.tags.append(Tag(self.next_id("tag"), "latest", newest.push_time))
+        if base_project is not None:
+            self.projects.append(base_project)
         self._scan_at_start()
+
+    def _build_bases(self, start: float) -> Project:
+        """The ``base`` project: per base repository, ``base_tags`` tags a week apart, each
+        newer one upgrading packages (so it fixes CVEs the older carries)."""
+        o = self.options
+        name = lineage.BASE_PROJECT
+        secret = hashlib.sha256(f"{o.seed}/{name}/robot".encode()).hexdigest()[:32]
+        project = Project(o.projects + 1, name, start - 90 * 86400, secret)
+        for short, family, first, _external in lineage.BASE_REPOS[: o.base_images]:
+            repo = Repository(self.next_id("repo"), project, f"{name}/{short}", start - 80 * 86400)
+            project.repositories.append(repo)
+            self.bases.append(repo)
+            tag = first
+            for k in range(o.base_tags):
+                when = start - (o.base_tags - k) * 7 * 86400
+                self._add_base(repo, family, tag, when)
+                tag = catalog.bump(tag)
+        return project
+
+    def _add_base(self, repo: Repository, family: str, tag: str, when: float) -> Artifact:
+        n = len(repo.artifacts) + repo.deleted
+        digest = digest_of(self.options.seed, repo.name, n, "base")
+        rng = random.Random(stable_seed(self.options.seed, "base", repo.name, n))
+        images = [a for a in repo.artifacts if a.packages]
+        if images:
+            packages = tuple((p, self.db.upgrade(rng, p, v)) if rng.random() < 0.6 else (p, v)
+                             for p, v in images[-1].packages)
+        else:
+            pool = list(catalog.OS_FAMILIES[family])
+            rng.shuffle(pool)
+            packages = tuple(self.db.choose_from(rng, pool,
+                                                 self.options.vulnerabilities_per_artifact))
+        art = Artifact(self.next_id("artifact"), repo.project, repo, digest, "IMAGE",
+                       OCI_MANIFEST, OCI_CONFIG, 30_000_000 + stable_seed(digest) % 50_000_000,
+                       when, packages=packages)
+        lineage.build_base(art, family, when)
+        art.tags.append(Tag(self.next_id("tag"), tag, when))
+        repo.artifacts.append(art)
+        self.by_digest[(repo.id, digest)] = art
+        return art
+
+    def _pick_base(self, repository: str, digest: str) -> Artifact | None:
+        """The base an application image is built on: one base repository per application
+        repository; mostly an older tag, as teams lag behind their base images."""
+        family = random.Random(stable_seed(self.options.seed, "family", repository))
+        repo = self.bases[family.randrange(len(self.bases))]
+        rng = random.Random(stable_seed(self.options.seed, "built-on", digest))
+        tagged = [a for a in repo.artifacts if a.tags]
+        if not tagged:
+            return None
+        weights = [len(tagged) - k for k in range(len(tagged))]
+        return rng.choices(tagged, weights=weights)[0]
+
+    def _own_packages(self, seedparts: tuple[object, ...], model: Artifact | None
+                      ) -> tuple[str, Packages]:
+        rng = random.Random(stable_seed(self.options.seed, "own", *seedparts))
+        if model is not None and model.language:
+            base = set(model.built_on.packages) if model.built_on else set()
+            own = tuple((n, self.db.upgrade(rng, n, v)) if rng.random() < 0.3 else (n, v)
+                        for n, v in model.packages if (n, v) not in base)
+            return model.language, own
+        language = sorted(catalog.LANGUAGES)[rng.randrange(len(catalog.LANGUAGES))]
+        pool = list(catalog.LANGUAGES[language])
+        rng.shuffle(pool)
+        return language, tuple(self.db.choose_from(
+            rng, pool, self.options.vulnerabilities_per_artifact // 2))
 
     def _image_content(self, seedparts: tuple[object, ...],
                        base: Packages | None) -> tuple[Packages, str]:
@@ -204,10 +282,18 @@ class Inventory:
             "v0.50.1"
 
     def _add(self, repo: Repository, kind: str, tag: str | None, when: float,
-             base: tuple[tuple[str, str], ...] | None) -> Artifact:
+             base: tuple[tuple[str, str], ...] | None, model: Artifact | None = None,
+             on: Artifact | None = None) -> Artifact:
         project = repo.project
         n = len(repo.artifacts) + repo.deleted
         digest = digest_of(self.options.seed, repo.name, n, kind)
+        built_on, language = None, ""
+        if self.bases and kind in ("IMAGE", "INDEX"):
+            built_on = on or (model.built_on if model is not None else None) or \
+                self._pick_base(repo.name, digest)
+        if built_on is not None:
+            language, own = self._own_packages((repo.name, n), model)
+            base = None
         size = 2_000_000 + stable_seed(digest) % 80_000_000
         if kind == "CHART":
             art = Artifact(self.next_id("artifact"), project, repo, digest, "CHART", OCI_MANIFEST,
@@ -219,6 +305,8 @@ class Inventory:
             art = Artifact(self.next_id("artifact"), project, repo, digest, "IMAGE", OCI_INDEX,
                            OCI_INDEX, 1500, when)
             packages, version = self._image_content((repo.name, n, "index"), base)
+            if built_on is not None:
+                packages = built_on.packages + own
             for c, (arch, variant) in enumerate(PLATFORMS[: 2 + n % 2]):
                 child_packages = packages
                 if c > 0 and packages:  # an arm build differs a little from the amd64 one
@@ -228,6 +316,7 @@ class Inventory:
                                  digest_of(digest, arch, variant), "IMAGE", OCI_MANIFEST,
                                  OCI_CONFIG, size // (c + 1), when, packages=child_packages,
                                  platform=(arch, variant), scanner_version=version)
+                self._build_app(child, built_on, language, when)
                 child.parents.append(art)
                 art.children.append(child)
                 repo.artifacts.append(child)
@@ -235,15 +324,27 @@ class Inventory:
         else:
             docker = stable_seed(digest) % 2 == 0
             packages, version = self._image_content((repo.name, n, "image"), base)
+            if built_on is not None:
+                packages = built_on.packages + own
             art = Artifact(self.next_id("artifact"), project, repo, digest, "IMAGE",
                            DOCKER_MANIFEST if docker else OCI_MANIFEST,
                            DOCKER_CONFIG if docker else OCI_CONFIG, size, when,
                            packages=packages, scanner_version=version)
+            self._build_app(art, built_on, language, when)
         if tag is not None:
             art.tags.append(Tag(self.next_id("tag"), tag, when))
         repo.artifacts.append(art)
         self.by_digest[(repo.id, art.digest)] = art
         return art
+
+    def _build_app(self, art: Artifact, on: Artifact | None, language: str,
+                   when: float) -> None:
+        family = lineage.family_of(on.packages if on is not None else art.packages)
+        external = next(e for _, f, _, e in lineage.BASE_REPOS if f == family)
+        art.language = language if on is not None else lineage.language_of(art.packages)
+        rng = random.Random(stable_seed(self.options.seed, "build", art.digest))
+        lineage.build_app(art, on, external, art.language, when, rng,
+                          self.options.annotated_share)
 
     def _scan_at_start(self) -> None:
         share = self.options.scanned_share
@@ -308,7 +409,8 @@ class Inventory:
         return gone
 
     # ---- pushes ---------------------------------------------------------------------------------
-    def push(self, project: Project, short: str | None, tag: str | None, now: float) -> Artifact:
+    def push(self, project: Project, short: str | None, tag: str | None, now: float,
+             on: Artifact | None = None) -> Artifact:
         repos = [r for r in project.repositories
                  if any(a.type == "IMAGE" for a in r.artifacts)] or project.repositories
         if short is None:
@@ -319,6 +421,9 @@ class Inventory:
                 found = Repository(self.next_id("repo"), project, f"{project.name}/{short}", now)
                 project.repositories.append(found)
             repo = found
+        if tag is None and repo in self.bases:
+            newest = [t.name for a in repo.artifacts for t in a.tags]
+            tag = catalog.bump(newest[-1]) if newest else "1.0"
         if tag is None:
             taken = {t.name for a in repo.artifacts for t in a.tags}
             k = len(repo.artifacts)
@@ -332,4 +437,8 @@ class Inventory:
         if previous is not None:
             previous.tags = [t for t in previous.tags if t.name != tag]
             previous.touch()
-        return self._add(repo, "IMAGE", tag, now, model.packages if model else None)
+        if repo in self.bases:
+            family = next(f for s, f, _, _ in lineage.BASE_REPOS if repo.short == s)
+            return self._add_base(repo, family, tag, now)
+        return self._add(repo, "IMAGE", tag, now, model.packages if model else None, model,
+                         on)

@@ -101,10 +101,16 @@ class SimOptions:
     webhook_retry_delay: float = 3.0  # seconds between jobservice's delivery attempts
     webhook_drop_share: float = 0.0  # events lost outright (Harbor drops after its attempts)
     faults: tuple[FaultRule, ...] = field(default_factory=tuple)
+    # Base images in a ``base`` project (debian, alpine: up to 2), ``base_tags`` tags each, that
+    # application images are built on (their layers start with the base's); 0: every image is
+    # built on an external base. ``annotated_share`` of OCI images carry the OCI base annotations.
+    base_images: int = 0
+    base_tags: int = 3
+    annotated_share: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("scanned_share", "index_share", "chart_share", "cnab_share", "error_share",
-                     "webhook_drop_share"):
+                     "webhook_drop_share", "annotated_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} = {value} is not between 0 and 1")
@@ -114,6 +120,8 @@ class SimOptions:
                      "scanner_concurrency", "job_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if not 0 <= self.base_images <= 2 or self.base_tags < 1:
+            raise ValueError("base_images must be 0, 1 or 2 and base_tags at least 1")
         if self.login_freeze < 0:
             raise ValueError("login_freeze cannot be negative")
         if self.vulnerabilities_per_artifact < 0 or self.scan_seconds < 0:

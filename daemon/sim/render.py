@@ -8,6 +8,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from daemon.sim import lineage
 from daemon.sim.inventory import FINAL, Artifact, Project, Repository, Scan
 from daemon.sim.vulndb import RANK, Item
 
@@ -150,7 +151,7 @@ def _link(art: Artifact, addition: str) -> dict[str, Any]:
 
 
 def artifact(art: Artifact, *, with_tag: bool, with_overview: bool, mimes: list[str],
-             scannable: bool) -> dict[str, Any]:
+             scannable: bool, host: str = "") -> dict[str, Any]:
     links: dict[str, Any] | None = None
     extra: dict[str, Any] | None = None
     icon = ""
@@ -158,7 +159,7 @@ def artifact(art: Artifact, *, with_tag: bool, with_overview: bool, mimes: list[
         links = {"build_history": _link(art, "build_history")}
         arch, variant = art.platform
         extra = {"architecture": arch, "author": "", "os": "linux",
-                 "created": ts(art.push_time - 60),
+                 "created": ts(art.created or art.push_time - 60),
                  "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"],
                             "Cmd": ["/bin/sh"]}}
         if variant:
@@ -184,7 +185,8 @@ def artifact(art: Artifact, *, with_tag: bool, with_overview: bool, mimes: list[
                  "push_time": ts(t.push_time), "pull_time": ZERO_TIME, "immutable": False}
                 for t in art.tags]
     body: dict[str, Any] = {
-        "accessories": None, "addition_links": links, "annotations": None, "digest": art.digest,
+        "accessories": None, "addition_links": links,
+        "annotations": lineage.annotations_of(art, host), "digest": art.digest,
         "extra_attrs": extra, "icon": icon, "id": art.id, "labels": None,
         "manifest_media_type": art.manifest_media_type, "media_type": art.media_type,
         "project_id": art.project.id, "pull_time": ZERO_TIME, "push_time": ts(art.push_time),

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from daemon.sim import registry_v2
 from daemon.sim.api import ApiError, Request, Response, error_response
 from daemon.sim.control_http import handle_control
 from daemon.sim.handlers import PROJECT_ARTIFACTS, ROUTES_BASE
@@ -111,6 +112,9 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_sim/"):
             self._send(handle_control(self.server.state, method, path, body), sid=False)
             return
+        if path == "/service/token" or path == "/v2" or path.startswith("/v2/"):
+            self._registry(method, path, raw_query)
+            return
         if not (path == "/api/v2.0" or path.startswith("/api/v2.0/")):
             self._send(error_response(404, "NOT_FOUND", f"path {path} was not found"), sid=False)
             return
@@ -163,6 +167,23 @@ class Handler(BaseHTTPRequestHandler):
             status = 0
         finally:
             stats.end(route, status, scan_triggered=triggered, report_fetch=fetched)
+
+    def _registry(self, method: str, path: str, raw_query: str) -> None:
+        """The registry (``/v2/``) and its token service, counted in the statistics too."""
+        state = self.server.state
+        state.stats.begin()
+        status = 500
+        try:
+            if path == "/service/token":
+                response = registry_v2.token(state, self.headers, raw_query)
+            else:
+                response = registry_v2.v2(state, method, path, self.headers)
+            status = response.status
+            self._send(response, sid=False)
+        except (ConnectionError, OSError):
+            status = 0
+        finally:
+            state.stats.end(registry_v2.route_of(method, path), status)
 
     def _guarded(self, request: Request, matched: Matched) -> Response:
         if request.method != "GET" and request.has_sid_cookie():

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import UsageError
+from daemon.sim import lineage as sim_lineage
 from daemon.sim.auth import Authenticator, robot_name
 from daemon.sim.engine import ScanEngine
 from daemon.sim.faults import Faults
@@ -57,6 +58,8 @@ class SimState:
                                  options.webhook_retry_delay, options.webhook_drop_share)
         self.engine.on_scan_end = self._scan_ended
         self.scan_all = ScanAll()
+        self.registry_host = f"{options.host}:{options.port}"  # set to the bound address
+        self.tokens: dict[str, tuple[Any, frozenset[str], float]] = {}  # /service/token's
 
     def _scan_ended(self, art: Artifact, scan: Any) -> None:
         kind = {"Success": "SCANNING_COMPLETED", "Error": "SCANNING_FAILED",
@@ -80,12 +83,21 @@ class Control:
         self._s = state
 
     def push(self, project: str | None = None, repository: str | None = None,
-             tag: str | None = None) -> dict[str, Any]:
+             tag: str | None = None, base: str | None = None) -> dict[str, Any]:
         """A new artifact: into an existing repository with a new tag, or (given a tag) that
-        tag moved onto a rebuilt image with a new digest."""
+        tag moved onto a rebuilt image with a new digest; ``base`` (``base/debian:12.7``)
+        rebuilds it on that base image."""
         s = self._s
         with s.lock:
             inv = s.inventory
+            on = None
+            if base is not None:
+                name, _, ref = base.rpartition(":") if "@" not in base else base.partition("@")
+                bproject = inv.project(name.split("/", 1)[0], by_id=False)
+                brepo = inv.repository(bproject, name.split("/", 1)[-1]) if bproject else None
+                on = inv.artifact(brepo, ref) if brepo is not None else None
+                if on is None:
+                    raise UsageError(f"no base image {base!r}")
             if project is None:
                 target = inv.projects[s.rng.randrange(len(inv.projects))]
             else:
@@ -96,7 +108,7 @@ class Control:
             short = repository
             if short is not None and short.startswith(f"{target.name}/"):
                 short = short[len(target.name) + 1:]
-            art = inv.push(target, short, tag, s.wall())
+            art = inv.push(target, short, tag, s.wall(), on)
             s.bump()
             s.webhooks.notify("PUSH_ARTIFACT", target,
                               payload("PUSH_ARTIFACT", art, s.wall()))
@@ -246,6 +258,13 @@ class Control:
                 totals["scannable"] += sum(1 for a in tops if a.type == "IMAGE")
                 totals["scanned"] += scanned
             return {**totals, "per_project": per}
+
+    def lineage(self) -> list[dict[str, Any]]:
+        """What each image was built on (the ground truth lineage is checked against)."""
+        with self._s.lock:
+            return [{**sim_lineage.truth(a), "scanned": _succeeded(a)}
+                    for a in self._s.inventory.all_artifacts()
+                    if a.layers and a.top_level and not a.children]
 
     def stats(self) -> dict[str, Any]:
         return self._s.stats.snapshot()

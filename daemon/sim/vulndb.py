@@ -170,6 +170,12 @@ class VulnDB:
         if language is not None:
             pool += list(catalog.LANGUAGES[language])
         rng.shuffle(pool)
+        return self.choose_from(rng, pool, wanted)
+
+    def choose_from(self, rng: random.Random, pool: list[tuple[str, str]],
+                    wanted: int) -> list[tuple[str, str]]:
+        """Versions of the packages of ``pool`` (in its order) carrying about ``wanted``
+        vulnerabilities in all."""
         chosen: list[tuple[str, str]] = []
         remaining = wanted
         for name, first in pool:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -42,6 +42,7 @@ from daemon.model import (
     Severity,
 )
 from daemon.store import allowlists, findings, history, inventory, queries, resolve, runs
+from daemon.store import lineage as lineage_store
 from daemon.store.base import Caches, sqlite_path
 from daemon.store.content import ContentCache
 from daemon.store.findings import FindingHead, FindingQuery, FindingRow, Keep
@@ -50,6 +51,9 @@ from daemon.store.migrations import migrate
 from daemon.store.queries import HistoryEntry
 from daemon.store.runs import RunRow
 from daemon.store.worker import DatabaseThread
+
+if TYPE_CHECKING:
+    from daemon.lineage import Image, Lineage
 
 _log = log.get(__name__)
 
@@ -262,6 +266,44 @@ class Store:
         """The latest run of ``schedule`` (started, finished or not), for ``on_missed``."""
         with self.reading() as conn:
             return runs.last_run(conn, schedule)
+
+    # --- lineage (daemon/lineage/) --------------------------------------------------------
+    def lineage_known(self, registry: str) -> set[str]:
+        with self.reading() as conn:
+            return lineage_store.known(conn, registry)
+
+    def record_lineage(self, registry: str, fetched: Iterable[Image], now: datetime,
+                       resolve_with: Callable[[list[Image]], Mapping[str, Lineage]]
+                       ) -> dict[str, Lineage]:
+        """Add the fetched facts, then re-resolve every image of the registry, in one
+        transaction; returns the lineage of every image."""
+        with self.transaction() as conn:
+            lineage_store.save_facts(conn, registry, fetched, now)
+            every = lineage_store.images(conn, registry)
+            resolved = dict(resolve_with(every))
+            previous = lineage_store.found(conn, registry)
+            lineage_store.save_found(conn, registry, {d: one for d, one in resolved.items()
+                                        if previous.get(d) != one})
+            return resolved
+
+    def announce_rebuilds(self, registry: str, targets: Mapping[str, str],
+                          fixes: Mapping[str, frozenset[tuple[str, str]]], now: datetime) -> int:
+        with self.transaction() as conn:
+            return lineage_store.announce_rebuilds(conn, registry, targets, fixes, now)
+
+    def lineage_view(self, registry: str) -> tuple[list[Image], dict[str, Lineage]]:
+        with self.reading() as conn:
+            return lineage_store.images(conn, registry), lineage_store.found(conn, registry)
+
+    def lineage_packages(self, registry: str, digests: Iterable[str]
+                         ) -> dict[str, frozenset[tuple[str, str]]]:
+        with self.reading() as conn:
+            return lineage_store.packages(conn, registry, digests)
+
+    def lineage_report_keys(self, registry: str, digests: Iterable[str]
+                            ) -> dict[str, frozenset[tuple[str, str]]]:
+        with self.reading() as conn:
+            return lineage_store.report_keys(conn, registry, digests)
 
     # --- ignores --------------------------------------------------------------------------
     def save_allowlists(self, registry: str, lists: Sequence[CveAllowlist],

@@ -28,6 +28,7 @@ from daemon.store.migrations import (
     m0008_leases,
     m0009_event_time_indexes,
     m0010_content_finding,
+    m0011_lineage,
 )
 from daemon.store.tables import UTCDateTime
 
@@ -47,7 +48,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor),
     _of(m0004_allowlists), _of(m0005_notified_change), _of(m0006_query_indexes),
     _of(m0007_set_aside), _of(m0008_leases), _of(m0009_event_time_indexes),
-    _of(m0010_content_finding))
+    _of(m0010_content_finding), _of(m0011_lineage))
 LATEST = MIGRATIONS[-1].version
 _MIGRATION_LOCK = 0x5C4E_3A7D  # pg_advisory_lock key: "scanwatch migration"
 

@@ -54,12 +54,15 @@ def run(args: argparse.Namespace) -> int:
     schedules = pick_schedules(cfg, args.schedule)
     if not schedules:
         raise UsageError(f"{cfg.source or path}: no [[schedule]] to run")
+    from daemon.commands._progress import RunDisplay, wanted
     from daemon.store.db import open_configured_store
 
     store = open_configured_store(cfg)
+    display = RunDisplay(live=wanted(args), quiet_logs=args.log_level is None)
     try:
         store.acquire_daemon_lock()
-        cycles, report, stopped_by = asyncio.run(_run(cfg, store, schedules))
+        with display:
+            cycles, report, stopped_by = asyncio.run(_run(cfg, store, schedules, display))
     finally:
         store.close()
     results = [c.run for c in cycles]
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], Any, str]:
+async def _run(cfg: Any, store: Any, schedules: list[Any],
+               watcher: Any = None) -> tuple[list[Any], Any, str]:
     """Each schedule once, then drain the outbox of what they queued (bounded in time). A
     SIGTERM or SIGINT stops starting work: no more scans, schedules or deliveries; returns the
     signal's name then."""
@@ -114,7 +118,7 @@ async def _run(cfg: Any, store: Any, schedules: list[Any]) -> tuple[list[Any], A
             if signals.stop.requested:
                 break
             cycles.append(await run_cycle(cfg, store, schedule, trigger="once", now_fn=utcnow,
-                                          stop=signals.stop))
+                                          stop=signals.stop, on_progress=watcher))
         if signals.stop.requested:  # what was queued waits in the outbox for the next sender
             report = DeliveryReport(pending=sum(len(c.message_ids) for c in cycles))
         else:

@@ -38,6 +38,7 @@ from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
 from daemon.scan.select import select
 from daemon.scan.stop import StopRequest
+from daemon.scan.watch import tell
 
 IMPORT_BATCH = 100
 INTERRUPTED = "interrupted"  # a run's result when a stop cut it short
@@ -271,6 +272,7 @@ async def _registry_steps(
 ) -> None:
     db = store.thread
     known = await db.run(store.present_artifacts, registry.name)
+    tell(on_progress, registry.name, "walking")
     inventory = await walk(client, registry, system=system, known=known)
     # The walk's objects live until the run ends: out of the collector's reach, a full
     # collection (which stops every thread) no longer walks them each time (run_schedule
@@ -279,6 +281,7 @@ async def _registry_steps(
     out.harbor_version = inventory.harbor_version
     out.listing = inventory.listing_problem()
     out.artifacts = len(inventory.artifacts())
+    tell(on_progress, registry.name, "walked", out.artifacts)
     out.unavailable = {p.name: p.unavailable for p in inventory.projects if p.unavailable}
     out.failed_projects = {p.name: p.error for p in inventory.projects if p.error}
     out.project_ids = {p.name: p.project_id for p in inventory.projects if p.project_id}
@@ -314,6 +317,7 @@ async def _registry_steps(
                      failed=sorted(out.failed_projects), unconfirmed=len(inventory.unconfirmed))
     collector = Collector(client, db_times=inventory.db_times())
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
+    tell(on_progress, registry.name, "imported", out.imported)
     history = await db.run(store.scan_records, registry.name)
     selection = select(inventory.usable_artifacts(), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
@@ -322,6 +326,7 @@ async def _registry_steps(
     out.followed = len(selection.follow)
     out.not_supported = selection.not_supported
     out.over_budget = selection.over_budget
+    tell(on_progress, registry.name, "selected", len(selection.scans) + out.followed)
     _log.info("scans_selected", registry=registry.name, lanes=out.lanes,
               follow=out.followed, over_budget=out.over_budget)
 

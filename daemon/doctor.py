@@ -130,19 +130,22 @@ async def _project_checks(client: Any, subject: str, project: str,
 
 def check_database(url: str) -> list[Check]:
     """Writable, schema version, size; an SQLite file that does not exist yet is fine where
-    its directory is writable."""
+    it can be created (its nearest existing directory is writable). Reads only."""
     from daemon.store.base import sqlite_path
 
     path = sqlite_path(url)
     if path is None:
         return [Check("database", "open", True, "not an SQLite file: not checked further")]
     if not path.exists():
-        parent = path.parent if str(path.parent) else None
-        if parent is not None and os.access(parent, os.W_OK):
+        parent = path.parent  # the directories are created too: the nearest existing decides
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
             return [Check("database", "open", True, f"{path} will be created on the first run")]
+        why = "is not writable by this user" if parent.is_dir() else "is not a directory"
         return [Check("database", "open", False,
-                      f"{path}: cannot create it ({parent} is not writable); set [daemon] "
-                      "database to a writable place")]
+                      f"{path}: cannot create it ({parent} {why}); set [daemon] database to a "
+                      "writable place")]
     if not os.access(path, os.W_OK):
         return [Check("database", "open", False, f"{path} is not writable by this user")]
     import sqlite3

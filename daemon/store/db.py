@@ -9,6 +9,7 @@ record/query methods live in ``inventory.py``, ``history.py`` and ``queries.py``
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -16,9 +17,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from daemon import log
-from daemon.config_types import Config
+from daemon.config_types import Config, IgnoreConfig
 from daemon.errors import StoreError
-from daemon.ignores import IgnoreRules
+from daemon.ignores import IgnoreRules, StoredIgnore
 from daemon.store.base import sqlite_path
 from daemon.store.inventory import InventoryMixin
 from daemon.store.migrations import migrate
@@ -89,4 +90,24 @@ class Store(InventoryMixin, ResolveMixin, QueryMixin):
     def ignore_rules(self, config: Config) -> IgnoreRules:
         """The ignore rules in force: ``config``'s and the Harbor allowlists last read for the
         registries that use them (the one value history, findings and alerts ask)."""
-        return IgnoreRules.from_config(config, self.load_allowlists())
+        return IgnoreRules.from_config(config, self.load_allowlists(), self.list_ignores())
+
+    def add_ignore(self, rule: IgnoreConfig, by: str, now: datetime) -> StoredIgnore:
+        """Store an ignore rule from `scanwatch ignore add` (who, when)."""
+        from daemon.store import ignores
+
+        with self.engine.begin() as conn:
+            return ignores.add(conn, rule, by, now)
+
+    def list_ignores(self) -> tuple[StoredIgnore, ...]:
+        """The ignore rules added from the command line, oldest first."""
+        from daemon.store import ignores
+
+        with self.engine.connect() as conn:
+            return ignores.every(conn)
+
+    def remove_ignore(self, rule_id: int) -> bool:
+        from daemon.store import ignores
+
+        with self.engine.begin() as conn:
+            return ignores.remove(conn, rule_id)

@@ -21,7 +21,7 @@ Shape (DESIGN.md "Identity", "Storage and scale"):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, LargeBinary, TypeDecorator
@@ -250,6 +250,22 @@ class HarborAllowlistTable(SQLModel, table=True):
     read_at: datetime = _at(nullable=False)
 
 
+class IgnoreRuleTable(SQLModel, table=True):
+    """Added by migration 7: ignore rules from `scanwatch ignore add` (globs comma-separated)."""
+
+    __tablename__ = "ignore_rule"
+    id: int | None = Field(default=None, primary_key=True)
+    vulnerability: str = ""
+    package: str = ""
+    registries: str = "*"
+    projects: str = "*"
+    repositories: str = "*"
+    reason: str = Field(nullable=False)
+    expires: date = Field(nullable=False)
+    created_by: str = Field(nullable=False)
+    created_at: datetime = _at(nullable=False)
+
+
 registry = RegistryTable.__table__  # type: ignore[attr-defined]
 repository = RepositoryTable.__table__  # type: ignore[attr-defined]
 artifact = ArtifactTable.__table__  # type: ignore[attr-defined]
@@ -263,4 +279,5 @@ outbox = OutboxTable.__table__  # type: ignore[attr-defined]
 notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
 harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
+ignore_rule = IgnoreRuleTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

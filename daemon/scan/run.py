@@ -88,6 +88,7 @@ class RunResult:
     finished_at: datetime | None = None
     registries: list[RegistryRun] = field(default_factory=list)
     stopped_by: str = ""  # the signal whose stop request cut this run short
+    run_id: int = 0  # its schedule_run row
 
     @property
     def interrupted(self) -> bool:
@@ -121,6 +122,17 @@ class RunResult:
     @property
     def events(self) -> list[ChangeEvent]:
         return [e for r in self.registries for e in r.events]
+
+    def summary(self, alerts: int) -> dict[str, Any]:
+        """What `scanwatch runs` shows of this run (kept with its row)."""
+        scans: dict[str, int] = {}
+        for reg in self.registries:
+            for outcome, count in reg.outcomes.items():
+                scans[outcome] = scans.get(outcome, 0) + count
+        return {"trigger": self.trigger, "registries": [r.registry for r in self.registries],
+                "scans": scans, "imported": sum(r.imported for r in self.registries),
+                "changes": len(self.events), "alerts": alerts,
+                "errors": {r.registry: r.error for r in self.registries if r.error}}
 
     def as_dict(self) -> dict[str, Any]:
         return {"schedule": self.schedule, "trigger": self.trigger,
@@ -190,6 +202,7 @@ async def _run(
     rules = await db.run(store.ignore_rules, config)
     await db.run(store.reconcile_ignores, rules, started)
     run_id = await db.run(store.record_run_start, schedule.name, started)
+    result.run_id = run_id
     global_cap = WeightedCap(config.daemon.max_scans_in_flight)
     deadline = time.monotonic() + config.daemon.run_timeout.total_seconds()
     opts = options or QueueOptions()

@@ -92,6 +92,13 @@ class Store(InventoryMixin, ResolveMixin, QueryMixin):
         registries that use them (the one value history, findings and alerts ask)."""
         return IgnoreRules.from_config(config, self.load_allowlists(), self.list_ignores())
 
+    def record_run_summary(self, run_id: int, summary: dict[str, Any]) -> None:
+        """Keep what a run did with its row, for `scanwatch runs`."""
+        from daemon.store import runs
+
+        if run_id:
+            runs.record_summary(self.engine, run_id, summary)
+
     def add_ignore(self, rule: IgnoreConfig, by: str, now: datetime) -> StoredIgnore:
         """Store an ignore rule from `scanwatch ignore add` (who, when)."""
         from daemon.store import ignores

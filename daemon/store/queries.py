@@ -58,6 +58,7 @@ class RunRow:
     finished_at: datetime | None
     result: str
     detail: str = ""
+    summary: str = ""  # JSON (see ``store/runs.py``), "" for runs recorded before it
 
 
 class QueryMixin(HistoryMixin):

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from typing import Any
+
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine
 
 from daemon.store import tables as t
 from daemon.store.queries import RunRow
 
 
+def _select() -> Select[Any]:
+    c, s = t.schedule_run.c, t.run_summary.c
+    return (select(c.id, c.schedule, c.started_at, c.finished_at, c.result, c.detail,
+                   func.coalesce(s.summary, ""))
+            .outerjoin(t.run_summary, s.run_id == c.id))
+
+
 def recent(engine: Engine, *, schedule: str | None = None, per_schedule: int = 10) -> list[RunRow]:
     """The last ``per_schedule`` runs of each schedule (or of the one named), newest first."""
     c = t.schedule_run.c
-    query = select(c.id, c.schedule, c.started_at, c.finished_at, c.result, c.detail)
+    query = _select()
     if schedule:
         query = query.where(c.schedule == schedule)
     with engine.connect() as conn:
@@ -30,6 +40,20 @@ def recent(engine: Engine, *, schedule: str | None = None, per_schedule: int = 1
 def one(engine: Engine, run_id: int) -> RunRow | None:
     c = t.schedule_run.c
     with engine.connect() as conn:
-        row = conn.execute(select(c.id, c.schedule, c.started_at, c.finished_at, c.result,
-                                  c.detail).where(c.id == run_id)).first()
+        row = conn.execute(_select().where(c.id == run_id)).first()
     return None if row is None else RunRow(*row)
+
+
+def record_summary(engine: Engine, run_id: int, summary: dict[str, Any]) -> None:
+    """Keep what the run did (a JSON object) with its row."""
+    with engine.begin() as conn:
+        conn.execute(t.run_summary.insert().values(
+            run_id=run_id, summary=json.dumps(summary, sort_keys=True)))
+
+
+def summary_of(row: RunRow) -> dict[str, Any] | None:
+    """The run's summary, None for a run recorded without one."""
+    if not row.summary:
+        return None
+    value = json.loads(row.summary)
+    return value if isinstance(value, dict) else None

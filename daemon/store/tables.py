@@ -250,6 +250,14 @@ class HarborAllowlistTable(SQLModel, table=True):
     read_at: datetime = _at(nullable=False)
 
 
+class RunSummaryTable(SQLModel, table=True):
+    """Added by migration 8: what a schedule run did, a JSON object (`scanwatch runs`)."""
+
+    __tablename__ = "run_summary"
+    run_id: int = Field(foreign_key="schedule_run.id", primary_key=True)
+    summary: str = Field(nullable=False)
+
+
 class IgnoreRuleTable(SQLModel, table=True):
     """Added by migration 7: ignore rules from `scanwatch ignore add` (globs comma-separated)."""
 
@@ -280,4 +288,5 @@ notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
 harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
 ignore_rule = IgnoreRuleTable.__table__  # type: ignore[attr-defined]
+run_summary = RunSummaryTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(results)
         queued = sum(len(c.message_ids) for c in cycles)
+        if not queued:
+            _print_first_runs(results)
         print(f"alerts: {queued} queued, {report.sent} sent, {report.pending} still pending, "
               f"{report.dead} dead-lettered")
     if stopped_by:
@@ -139,6 +141,19 @@ def _print_stopped(signal_name: str, results: list[Any], schedules: list[Any]) -
     what = "; ".join(parts) or "nothing left undone"
     print(f"scanwatch: stopped by {signal_name}: {what} (the next run follows Harbor's scans; "
           f"queued alerts stay in the outbox)", file=sys.stderr)
+
+
+def _print_first_runs(results: list[Any]) -> None:
+    """Why nothing was sent, where that is a registry's first run: its findings are recorded
+    as the baseline, and alerts announce what changes from then on."""
+    from daemon.diff import is_first_sight
+
+    for result in results:
+        for reg in result.registries:
+            if reg.events and all(is_first_sight(e) for e in reg.events):
+                found = sum(e.count for e in reg.events)
+                print(f"first run of {reg.registry}: {found} findings recorded, none announced "
+                      "(later runs announce what changes)")
 
 
 def _print_summary(results: list[Any]) -> None:

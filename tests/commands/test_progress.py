@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-from runkit import REGISTRY, Cli, on_terminal, write_config
+from runkit import REGISTRY, Cli, on_terminal, open_findings, write_config
 
 from daemon.commands._progress import RunDisplay
 from daemon.sim import SimOptions, start_simulator
@@ -47,6 +47,10 @@ def test_run_once_on_a_terminal_shows_the_live_display_then_the_summary(tmp_path
     # At the default level only warnings show: no info event on the screen.
     assert "scan_triggered" not in raw and "run_started" not in raw
     assert any(ln.split()[:2] == ["SCHEDULE", "REGISTRY"] for ln in lines)  # the summary
+    first = [ln for ln in lines if ln.startswith(f"first run of {REGISTRY}: ")]
+    assert first and first[0].endswith(" findings recorded, none announced (later runs "
+                                        "announce what changes)")
+    assert int(first[0].split(": ")[1].split()[0]) == len(open_findings(cli.database)) > 0
     assert "Traceback" not in raw
 
 

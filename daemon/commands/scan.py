@@ -7,7 +7,7 @@ import contextlib
 from dataclasses import replace
 from typing import Any
 
-from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._common import absent_as_null, add_format, print_json, print_table
 from daemon.commands._harbor import (
     artifact_name,
     group_targets,
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no artifact matches {' '.join(args.targets)}")
     rows = [_job_row(j) for j in jobs]
     if args.format == "json":
-        print_json(rows)
+        print_json([absent_as_null(r) for r in rows])
     elif not args.wait or live:
         print_table(("ARTIFACT", "STATUS", "DETAIL"),
                     [(r["artifact"], r["status"], r["detail"]) for r in rows])

@@ -63,7 +63,10 @@ def test_status_says_why_an_artifact_is_not_supported(tmp_path: Path) -> None:
     finally:
         sim.stop()
     assert result.returncode == 0, result.stderr
-    rows = [r for r in json.loads(result.stdout) if r["status"] == "Not Supported"]
+    every = json.loads(result.stdout)
+    assert all(v != "" for r in every for v in r.values())  # absent is null, never ""
+    assert any(r["status"] == "Not Scanned" and r["detail"] is None for r in every)
+    rows = [r for r in every if r["status"] == "Not Supported"]
     assert rows, "the simulator made no chart"
     for row in rows:
         assert row["type"].upper() != "IMAGE"

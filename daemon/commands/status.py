@@ -17,7 +17,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         epilog="TARGET is registry[/project[/repository[:tag|@digest]]]; any part may be a glob "
                "('prod/payments/*'). Without TARGET: every configured registry. Statuses: Not "
                "Scanned, Not Supported, Queued, Scanning (percent), Error (see `scanwatch "
-               "scan-log`), Complete (counts per severity).")
+               "scan-log`), Complete (counts per severity), Unreadable (Harbor's report is "
+               "complete but scanwatch set it aside: unreadable or not storable, with why).")
     p.add_argument("targets", nargs="*", metavar="TARGET", help="what to show (default: all)")
     add_format(p)
     p.set_defaults(handler=run)
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     texts = list(args.targets) or [r.name for r in cfg.registries]
     grouped = group_targets(cfg, texts, partial=True)
-    rows = asyncio.run(_collect(cfg, grouped))
+    rows = asyncio.run(_collect(cfg, grouped, _set_aside_marks(cfg, list(grouped))))
     if args.format == "json":
         print_json([absent_as_null(r) for r in rows])
     else:
@@ -38,7 +39,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _collect(cfg: Any, grouped: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def _set_aside_marks(cfg: Any, registries: list[str]) -> dict[Any, Any]:
+    """The reports the history database set aside (unreadable, or not storable), by artifact;
+    empty where nothing has been recorded yet (status itself reads Harbor, not history)."""
+    from daemon import config
+    from daemon.store import setaside
+    from daemon.store.base import sqlite_path
+    from daemon.store.db import open_store
+
+    url = cfg.daemon.database or config.default_database()
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return {}
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            marks: dict[Any, Any] = {}
+            for name in registries:
+                marks.update(setaside.of_registry(conn, name))
+            return marks
+    finally:
+        store.close()
+
+
+def _with_set_aside(row: dict[str, Any], mark: Any) -> dict[str, Any]:
+    """A Complete row whose report scanwatch set aside: Unreadable, with the reason; Harbor's
+    own status and counts stay in the JSON form."""
+    at = mark.at.strftime("%Y-%m-%d %H:%M UTC")
+    return {**row, "status": "Unreadable", "harbor_status": row["status"],
+            "set_aside": {"reason": mark.reason, "at": mark.at.isoformat()},
+            "detail": f"report set aside {at}: {mark.reason}"}
+
+
+async def _collect(cfg: Any, grouped: dict[str, list[Any]],
+                   set_aside: dict[Any, Any]) -> list[dict[str, Any]]:
     from daemon.harbor.client import HarborClient
     from daemon.harbor.targets import resolve
 
@@ -56,7 +90,12 @@ async def _collect(cfg: Any, grouped: dict[str, list[Any]]) -> list[dict[str, An
                         continue
                     seen.add(key)
                     db_time = await _db_time(client, artifact.ref.project, db_cache)
-                    rows.append({"registry": name, **status_of(artifact, db_time),
+                    row = status_of(artifact, db_time)
+                    mark = set_aside.get(artifact.ref)
+                    if (mark is not None and row["status"] == "Complete" and artifact.overview
+                            and artifact.overview.report_id == mark.report_id):
+                        row = _with_set_aside(row, mark)
+                    rows.append({"registry": name, **row,
                                  "_repo": (artifact.ref.project, artifact.ref.repository)})
     # One repository's artifacts together (Harbor lists a project's newest first, across its
     # repositories); within a repository, Harbor's order (newest first) stays.

@@ -18,7 +18,7 @@ from daemon import log
 from daemon.errors import HarborError, ReportFormatError
 from daemon.harbor.client import HarborClient
 from daemon.harbor.reports import parse_harbor_addition
-from daemon.model import Artifact, ScanResult, ScanState
+from daemon.model import Artifact, ArtifactRef, ScanResult, ScanState
 
 LOG_TAIL = 4096
 EMPTY_REPORT_RETRIES = 3
@@ -60,6 +60,7 @@ class Collector:
         self._sleep = sleep
         self._empty_delay = empty_retry_delay
         self.skipped: list[tuple[str, str]] = []  # (artifact, why) not stored this time
+        self.unreadable: list[tuple[ArtifactRef, str, str]] = []  # (artifact, report id, why)
 
     async def collect(self, artifact: Artifact, trigger: str) -> ScanResult | None:
         """A ScanResult for the artifact's finished overview, or None (nothing safe to store)."""
@@ -95,6 +96,8 @@ class Collector:
                 report = parse_harbor_addition(body)
             except ReportFormatError as exc:
                 self._skip(artifact, f"unreadable report: {exc}")
+                self.unreadable.append((ref, artifact.overview.report_id if artifact.overview
+                                        else "", f"unreadable report: {exc}"))
                 return None
             if report is not None:
                 return report

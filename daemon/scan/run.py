@@ -32,7 +32,7 @@ from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
 from daemon.harbor.wire import SystemInfo
 from daemon.ignores import NO_RULES, IgnoreRules
-from daemon.model import Artifact, ChangeEvent, ScanResult
+from daemon.model import Artifact, ArtifactRef, ChangeEvent, ScanResult
 from daemon.scan.collect import Collector
 from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
@@ -362,8 +362,9 @@ async def _registry_steps(
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
     out.not_stored = len(collector.skipped)
-    out.unreadable[:0] = [(a, why) for a, why in collector.skipped
-                          if why.startswith("unreadable report")]
+    out.unreadable[:0] = [(str(ref), why) for ref, _, why in collector.unreadable]
+    if collector.unreadable:
+        await db.run(mark_set_aside, store, collector.unreadable, now_fn())
 
 
 def make_queue(
@@ -447,11 +448,16 @@ def store_or_set_aside(
     them one by one and set aside each that still fails (one line: artifact, reason): the
     others are stored, and the one set aside resolves nothing."""
     try:
-        return list(store.record_scans(results, now, rules))
+        events = list(store.record_scans(results, now, rules))
     except Exception as exc:
         if not is_poison(exc):
             raise
-    events: list[ChangeEvent] = []
+    else:
+        clear_set_aside(store, [r.ref for r in results if r.state.finished])
+        return events
+    events = []
+    stored: list[ArtifactRef] = []
+    refused: list[tuple[ArtifactRef, str, str]] = []
     for result in results:
         try:
             events.extend(store.record_scans([result], now, rules))
@@ -460,9 +466,36 @@ def store_or_set_aside(
                 raise
             why = f"cannot be stored: {type(exc).__name__}: {_first_line(exc)}"
             _log.warning("report_set_aside", artifact=str(result.ref), reason=why)
+            refused.append((result.ref, result.report_id, why))
             if out is not None:
                 out.unreadable.append((str(result.ref), why))
+        else:
+            if result.state.finished:
+                stored.append(result.ref)
+    clear_set_aside(store, stored)
+    mark_set_aside(store, refused, now)
     return events
+
+
+def mark_set_aside(
+    store: Any, items: Sequence[tuple[ArtifactRef, str, str]], now: datetime
+) -> None:
+    """Remember these (artifact, report id, why) as set aside, for `scanwatch status`."""
+    from daemon.store import setaside
+
+    if items:
+        with store.engine.begin() as conn:
+            setaside.mark(conn, [setaside.SetAside(ref, report_id, why, now)
+                                 for ref, report_id, why in items])
+
+
+def clear_set_aside(store: Any, refs: Sequence[ArtifactRef]) -> None:
+    """A report of each of these artifacts was stored: none of them is set aside any more."""
+    from daemon.store import setaside
+
+    if refs:
+        with store.engine.begin() as conn:
+            setaside.clear(conn, refs)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -250,8 +250,21 @@ class HarborAllowlistTable(SQLModel, table=True):
     read_at: datetime = _at(nullable=False)
 
 
+class SetAsideReportTable(SQLModel, table=True):
+    """Added by migration 7: reports a run set aside (unreadable or not storable), and why."""
+
+    __tablename__ = "set_aside_report"
+    registry_name: str = Field(primary_key=True)
+    project: str = Field(primary_key=True)
+    repository: str = Field(primary_key=True)
+    digest: str = Field(primary_key=True)
+    report_id: str = ""
+    reason: str = ""
+    at: datetime = _at(nullable=False)
+
+
 class RunSummaryTable(SQLModel, table=True):
-    """Added by migration 8: what a schedule run did, a JSON object (`scanwatch runs`)."""
+    """Added by migration 9: what a schedule run did, a JSON object (`scanwatch runs`)."""
 
     __tablename__ = "run_summary"
     run_id: int = Field(foreign_key="schedule_run.id", primary_key=True)
@@ -259,7 +272,7 @@ class RunSummaryTable(SQLModel, table=True):
 
 
 class IgnoreRuleTable(SQLModel, table=True):
-    """Added by migration 7: ignore rules from `scanwatch ignore add` (globs comma-separated)."""
+    """Added by migration 8: ignore rules from `scanwatch ignore add` (globs comma-separated)."""
 
     __tablename__ = "ignore_rule"
     id: int | None = Field(default=None, primary_key=True)
@@ -287,6 +300,7 @@ outbox = OutboxTable.__table__  # type: ignore[attr-defined]
 notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
 harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
+set_aside_report = SetAsideReportTable.__table__  # type: ignore[attr-defined]
 ignore_rule = IgnoreRuleTable.__table__  # type: ignore[attr-defined]
 run_summary = RunSummaryTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

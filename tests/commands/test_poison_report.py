@@ -10,9 +10,11 @@ simulator through a real proxy (tests/fault_proxy.py), with a real SQLite file.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -89,3 +91,59 @@ def test_a_report_that_cannot_be_stored_is_set_aside_and_the_others_stored(
     scans = stored(cli.database)
     assert scans.pop(poison) == 0  # nothing of it recorded
     assert len(scans) == 8 and all(n == 1 for n in scans.values()), scans
+
+
+def status_of(cli: Cli, digest: str) -> dict[str, Any]:
+    result = cli("status", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    [row] = [r for r in json.loads(result.stdout) if r["digest"] == digest]
+    return dict(row)
+
+
+def test_status_shows_a_set_aside_report_as_unreadable_until_a_later_one_is_stored(
+    proxied: tuple[Cli, FaultProxy, Simulator]
+) -> None:
+    cli, _, sim = proxied
+    poison = a_digest(sim)
+    open_store(f"sqlite:///{cli.database}").close()
+    with sqlite3.connect(cli.database) as conn:
+        conn.execute(f"""CREATE TRIGGER refuse BEFORE INSERT ON scan WHEN NEW.artifact_id =
+                         (SELECT id FROM artifact WHERE digest = '{poison}')
+                         BEGIN SELECT RAISE(ABORT, 'this report cannot be stored'); END""")
+    assert cli("run", "--once").returncode == 0
+    row = status_of(cli, poison)
+    assert row["status"] == "Unreadable" and row["harbor_status"] == "Complete", row
+    assert row["set_aside"]["reason"] == ("cannot be stored: IntegrityError: "
+                                          "(sqlite3.IntegrityError) this report cannot be stored")
+    table = cli("status")
+    [line] = [ln for ln in table.stdout.splitlines() if "Unreadable" in ln]
+    assert "report set aside" in line and "cannot be stored" in line, table.stdout
+    others = [r for r in json.loads(cli("status", "--format", "json").stdout)
+              if r["digest"] != poison]
+    assert len(others) == 8 and {r["status"] for r in others} == {"Complete"}
+
+    with sqlite3.connect(cli.database) as conn:
+        conn.execute("DROP TRIGGER refuse")
+    assert cli("run", "--once").returncode == 0
+    assert stored(cli.database)[poison] == 1
+    assert status_of(cli, poison)["status"] == "Complete"
+
+
+def test_status_shows_reports_harbor_sent_unreadable_until_readable_ones_are_stored(
+    proxied: tuple[Cli, FaultProxy, Simulator]
+) -> None:
+    cli, proxy, _ = proxied
+    proxy.poison = lambda body: (b'{"application/vnd.security.vulnerability.report; '
+                                 b'version=1.1": {"vulnerabilities": "not a list"}}')
+    result = cli("run", "--once")
+    assert result.returncode == 0, result.stderr
+    assert set(stored(cli.database).values()) == {0}
+    rows = json.loads(cli("status", "--format", "json").stdout)
+    assert len(rows) == 9 and {r["status"] for r in rows} == {"Unreadable"}, rows
+    assert all(r["set_aside"]["reason"].startswith("unreadable report: ") for r in rows), rows
+    proxy.poison = None
+    assert cli("run", "--once").returncode == 0
+    rows = json.loads(cli("status", "--format", "json").stdout)
+    assert {r["status"] for r in rows} == {"Complete"}, rows
+    with sqlite3.connect(cli.database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM set_aside_report").fetchone() == (0,)

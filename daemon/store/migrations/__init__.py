@@ -23,8 +23,9 @@ from daemon.store.migrations import (
     m0004_allowlists,
     m0005_notified_change,
     m0006_query_indexes,
-    m0007_ignore_rules,
-    m0008_run_summary,
+    m0007_set_aside,
+    m0008_ignore_rules,
+    m0009_run_summary,
 )
 from daemon.store.tables import UTCDateTime
 
@@ -43,7 +44,7 @@ def _of(module: ModuleType) -> Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor),
     _of(m0004_allowlists), _of(m0005_notified_change), _of(m0006_query_indexes),
-    _of(m0007_ignore_rules), _of(m0008_run_summary))
+    _of(m0007_set_aside), _of(m0008_ignore_rules), _of(m0009_run_summary))
 LATEST = MIGRATIONS[-1].version
 
 _md = MetaData()

@@ -1,4 +1,4 @@
-"""Version 7: ``ignore_rule``, the ignore rules added with `scanwatch ignore add`.
+"""Version 8: ``ignore_rule``, the ignore rules added with `scanwatch ignore add`.
 
 The third source of ignores beside the configuration's ``[[ignore]]`` and Harbor's CVE
 allowlists: the same fields as an ``[[ignore]]`` table (globs; "" means any), with who added it
@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from daemon.store.tables import UTCDateTime
 
-VERSION = 7
+VERSION = 8
 DESCRIPTION = "ignore rules added from the command line"
 
 

@@ -1,4 +1,4 @@
-"""Version 8: ``run_summary``, what each schedule run did, for `scanwatch runs`.
+"""Version 9: ``run_summary``, what each schedule run did, for `scanwatch runs`.
 
 One row per ``schedule_run`` that got this far: a JSON object written when the run's alerts
 are queued (trigger, registries, scans by outcome, reports imported, changes, alerts queued and
@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, Text
 from sqlalchemy.engine import Connection
 
-VERSION = 8
+VERSION = 9
 DESCRIPTION = "a summary of each schedule run"
 
 

@@ -166,12 +166,19 @@ HINTS = {
 
 
 def default_database(environ: Mapping[str, str] | None = None) -> str:
-    """SQLite in ``$STATE_DIRECTORY`` under systemd (``StateDirectory=``), else the cwd."""
+    """The history database without ``[daemon] database``, never relative to the current
+    directory: ``$STATE_DIRECTORY/history.db`` under systemd (``StateDirectory=``), else the
+    XDG state directory, ``$XDG_STATE_HOME/scanwatch/history.db`` (by default
+    ``~/.local/state/scanwatch/history.db``)."""
     env = os.environ if environ is None else environ
     state = env.get("STATE_DIRECTORY", "").split(":")[0]
     if state:
         return f"sqlite:///{Path(state) / 'history.db'}"
-    return "sqlite:///./scanwatch.db"
+    xdg = env.get("XDG_STATE_HOME", "")
+    if not xdg or not Path(xdg).is_absolute():  # the spec: a relative value is ignored
+        home = env.get("HOME") or str(Path.home())
+        xdg = str(Path(home) / ".local" / "state")
+    return f"sqlite:///{Path(xdg) / 'scanwatch' / 'history.db'}"
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""`scanwatch doctor`: reach each registry and the database, and say what is wrong in words a
-user can act on (the checks; the command prints them).
+"""`scanwatch doctor`: reach each registry, each receiver and the database, and say what is
+wrong in words a user can act on (the checks; the command prints them). Receivers are reached
+without sending anything (SMTP up to EHLO and the login, HTTP a HEAD of the host).
 
 Each check is a ``Check(subject, name, ok, detail)``. Registry checks never trigger a scan: the
 scan permission is probed with a digest that cannot exist, which Harbor answers 404 when the
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from daemon.config_types import Config, RegistryConfig
+from daemon.config_types import Config, ReceiverConfig, RegistryConfig
 from daemon.errors import AuthFailed, CredentialsRejected, HarborError, NoScanner, NotFound
 
 NO_SUCH_DIGEST = "sha256:" + "0" * 64
@@ -130,19 +131,22 @@ async def _project_checks(client: Any, subject: str, project: str,
 
 def check_database(url: str) -> list[Check]:
     """Writable, schema version, size; an SQLite file that does not exist yet is fine where
-    its directory is writable."""
+    it can be created (its nearest existing directory is writable). Reads only."""
     from daemon.store.base import sqlite_path
 
     path = sqlite_path(url)
     if path is None:
         return [Check("database", "open", True, "not an SQLite file: not checked further")]
     if not path.exists():
-        parent = path.parent if str(path.parent) else None
-        if parent is not None and os.access(parent, os.W_OK):
+        parent = path.parent  # the directories are created too: the nearest existing decides
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
             return [Check("database", "open", True, f"{path} will be created on the first run")]
+        why = "is not writable by this user" if parent.is_dir() else "is not a directory"
         return [Check("database", "open", False,
-                      f"{path}: cannot create it ({parent} is not writable); set [daemon] "
-                      "database to a writable place")]
+                      f"{path}: cannot create it ({parent} {why}); set [daemon] database to a "
+                      "writable place")]
     if not os.access(path, os.W_OK):
         return [Check("database", "open", False, f"{path} is not writable by this user")]
     import sqlite3
@@ -157,9 +161,113 @@ def check_database(url: str) -> list[Check]:
                   f"{path}: schema version {row[0]}, {size / 1e6:.1f} MB")]
 
 
+PROBE_TIMEOUT = 10.0  # seconds for one receiver's connection check
+
+
+def check_receiver(receiver: ReceiverConfig, timeout: float = PROBE_TIMEOUT) -> list[Check]:
+    """Each URL of ``receiver`` reached without sending anything: SMTP as far as EHLO (and
+    STARTTLS and the login where the URL has them), HTTP as far as a HEAD of the host's "/".
+    Details name host:port and the user, never a URL (URLs carry tokens)."""
+    from daemon.alerts.transports.endpoint import endpoint
+
+    subject = f"receiver {receiver.name}"
+    checks: list[Check] = []
+    for n, url in enumerate(receiver.urls, 1):
+        name = f"url {n}" if len(receiver.urls) > 1 else "url"
+        if not url.present:
+            checks.append(Check(subject, name, False, "its secret is not set here"))
+            continue
+        target = endpoint(url.reveal())
+        if target is None:
+            checks.append(Check(subject, name, False, "not a URL apprise can send to"))
+        elif target.kind == "smtp":
+            checks.append(Check(subject, name, *_smtp_probe(target, timeout)))
+        else:
+            checks.append(Check(subject, name, *_http_probe(target, timeout)))
+    return checks
+
+
+def _smtp_probe(target: Any, timeout: float) -> tuple[bool, str]:
+    import smtplib
+    import ssl
+
+    where = f"{target.host}:{target.port}"
+    context = ssl.create_default_context()
+    try:
+        if target.tls == "ssl":
+            server: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout,
+                                                    context=context)
+        else:
+            server = smtplib.SMTP(target.host, target.port, timeout=timeout)
+        with server:
+            server.ehlo()
+            if target.tls == "starttls":
+                server.starttls(context=context)
+                server.ehlo()
+            if target.user:
+                server.login(target.user, target.password)
+    except smtplib.SMTPAuthenticationError as exc:
+        return False, (f"the SMTP server at {where} refused the login of {target.user} "
+                       f"({exc.smtp_code}): check the user and password in the URL")
+    except smtplib.SMTPNotSupportedError as exc:
+        return False, f"the SMTP server at {where} does not offer {exc}"
+    except smtplib.SMTPException as exc:
+        return False, f"SMTP at {where}: {_one_line(exc)}"
+    except ssl.SSLError as exc:
+        return False, f"TLS with {where} failed: {exc.reason or _one_line(exc)}"
+    except OSError as exc:
+        return False, _socket_words(where, exc)
+    login = f", login of {target.user} accepted" if target.user else ""
+    tls = {"starttls": ", STARTTLS", "ssl": ", TLS"}.get(target.tls, "")
+    return True, f"SMTP at {where} answers EHLO{tls}{login} (nothing sent)"
+
+
+def _http_probe(target: Any, timeout: float) -> tuple[bool, str]:
+    import http.client
+    import ssl
+
+    where = f"{target.host}:{target.port}"
+    conn: http.client.HTTPConnection
+    if target.tls == "https":
+        conn = http.client.HTTPSConnection(target.host, target.port, timeout=timeout,
+                                           context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+    try:
+        conn.request("HEAD", "/")
+        status = conn.getresponse().status
+    except ssl.SSLError as exc:
+        return False, f"TLS with {where} failed: {exc.reason or _one_line(exc)}"
+    except (OSError, http.client.HTTPException) as exc:
+        return False, _socket_words(where, exc)
+    finally:
+        conn.close()
+    scheme = "HTTPS" if target.tls else "HTTP"
+    return True, f"{scheme} at {where} answers (HEAD / gave {status}; nothing sent)"
+
+
+def _socket_words(where: str, exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing answers at {where} (connection refused)"
+    if isinstance(exc, TimeoutError):
+        return f"{where} did not answer within {PROBE_TIMEOUT:g} s"
+    if isinstance(exc, OSError) and exc.errno is None and "Name or service" in str(exc):
+        return f"{where}: the host name does not resolve"
+    return f"{where}: {_one_line(exc)}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 async def run_checks(cfg: Config, database_url: str) -> list[Check]:
+    import asyncio
+
     checks: list[Check] = []
     for registry in cfg.registries:
         checks.extend(await check_registry(registry))
+    for receiver in cfg.receivers:  # blocking sockets: in a thread, off the event loop
+        checks.extend(await asyncio.to_thread(check_receiver, receiver))
     checks.extend(check_database(database_url))
     return checks

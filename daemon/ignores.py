@@ -1,8 +1,10 @@
-"""The one ignore evaluator: ``[[ignore]]`` rules and Harbor CVE allowlists. Pure: ``now`` is given.
+"""The one ignore evaluator: ``[[ignore]]`` rules, `scanwatch ignore` rules and Harbor CVE
+allowlists. Pure: ``now`` is given.
 
 History (the ``ignored`` mark of a finding), ``scanwatch findings`` and alerts all ask the same
-``IgnoreRules`` value, built from the configuration in force and the allowlists last read from
-Harbor (kept in the database, so an open, a ``--once`` or a reload changes nothing). The rules:
+``IgnoreRules`` value, built from the configuration in force, the rules added with
+``scanwatch ignore add`` and the allowlists last read from Harbor (both kept in the database,
+so an open, a ``--once`` or a reload changes nothing). The rules:
 
 - **Expiry.** A rule is active through the whole of its ``expires`` day, in UTC; from the next
   day on it hides nothing. An allowlist hides until its ``expires_at`` moment (Harbor's own).
@@ -57,32 +59,52 @@ def allowlist_applies(allow: CveAllowlist, key: FindingKey, now: datetime) -> bo
 
 
 @dataclass(frozen=True, slots=True)
+class StoredIgnore:
+    """A rule added with `scanwatch ignore add`: the same fields as ``[[ignore]]``, with who
+    added it and when (kept in the database, ``store/ignores.py``)."""
+
+    id: int
+    rule: IgnoreConfig
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class IgnoreRules:
-    """Config rules plus Harbor allowlists, each with its source; the same answer everywhere."""
+    """Config rules, rules added from the command line and Harbor allowlists, each with its
+    source; the same answer everywhere."""
 
     rules: tuple[IgnoreConfig, ...] = ()
     allowlists: tuple[CveAllowlist, ...] = ()
+    stored: tuple[StoredIgnore, ...] = ()
 
     @classmethod
-    def from_config(cls, config: Config, allowlists: Iterable[CveAllowlist] = ()) -> IgnoreRules:
-        """The configuration's rules and the stored allowlists of the registries that use them
-        (``use_harbor_allowlist = true``); other registries' allowlists are left out."""
+    def from_config(cls, config: Config, allowlists: Iterable[CveAllowlist] = (),
+                    stored: Iterable[StoredIgnore] = ()) -> IgnoreRules:
+        """The configuration's rules, the stored allowlists of the registries that use them
+        (``use_harbor_allowlist = true``; other registries' are left out) and the rules added
+        with `scanwatch ignore add`."""
         using = {r.name for r in config.registries if r.use_harbor_allowlist}
-        return cls(tuple(config.ignores), tuple(a for a in allowlists if a.registry in using))
+        return cls(tuple(config.ignores), tuple(a for a in allowlists if a.registry in using),
+                   tuple(stored))
 
     def __bool__(self) -> bool:
-        return bool(self.rules or self.allowlists)
+        return bool(self.rules or self.allowlists or self.stored)
 
     def with_allowlists(self, registry: str, allowlists: Iterable[CveAllowlist]) -> IgnoreRules:
         """These rules with ``registry``'s allowlists replaced by a fresh read."""
         kept = tuple(a for a in self.allowlists if a.registry != registry)
-        return IgnoreRules(self.rules, kept + tuple(allowlists))
+        return IgnoreRules(self.rules, kept + tuple(allowlists), self.stored)
 
     def reason(self, key: FindingKey, now: datetime) -> str:
         """Why ``key`` is ignored at ``now`` (its source, for history and findings), or ""."""
         for rule in self.rules:
             if rule_active(rule, now) and rule_matches(rule, key):
                 return f"{rule.reason} (ignored until {rule.expires.isoformat()})"
+        for added in self.stored:
+            if rule_active(added.rule, now) and rule_matches(added.rule, key):
+                return (f"{added.rule.reason} (ignore #{added.id} by {added.created_by}, "
+                        f"until {added.rule.expires.isoformat()})")
         for allow in self.allowlists:
             if allowlist_applies(allow, key, now):
                 scope = f"project {allow.project}" if allow.project else "system"

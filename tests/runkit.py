@@ -142,3 +142,27 @@ def present(database: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]
             "SELECT r.project, r.name, t.name, t.digest FROM tag t "
             "JOIN repository r ON r.id = t.repository_id WHERE t.until IS NULL").fetchall()
     return sorted(artifacts), sorted(tags)
+
+
+def on_terminal(args: list[str], env: dict[str, str] | None = None,
+                columns: int = 100) -> tuple[int, str]:
+    """Run ``scanwatch ARGS`` with stdout and stderr on one pseudo-terminal ``columns`` wide;
+    return its exit status and everything it wrote there (CRLF as LF)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**(env if env is not None else os.environ), "COLUMNS": str(columns), "LINES": "40"}
+    proc = subprocess.Popen([SCANWATCH, *args], stdout=follower, stderr=follower,
+                            stdin=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=TIMEOUT), b"".join(chunks).decode().replace("\r\n", "\n")

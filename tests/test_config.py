@@ -83,7 +83,7 @@ def test_it_loads_the_base_with_defaults(tmp_path: Path) -> None:
     # severity_up by default: a finding rescored upwards matters as much as a new one.
     assert loaded.routes[0].events == ("new", "fix_available", "severity_up", "reopened",
                                        "sla_overdue", "scan_failed")
-    assert loaded.daemon.database == "sqlite:///./scanwatch.db"
+    assert loaded.daemon.database == config.default_database(ENV)
     assert loaded.source == str(tmp_path / "config.toml")
 
 
@@ -372,8 +372,12 @@ def test_it_accepts_a_config_without_receivers_or_routes(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("environ", "expected"), [
     ({"STATE_DIRECTORY": "/var/lib/scanwatch"}, "sqlite:////var/lib/scanwatch/history.db"),
-    ({}, "sqlite:///./scanwatch.db"),
-], ids=["systemd", "plain"])
+    ({"HOME": "/home/ops"}, "sqlite:////home/ops/.local/state/scanwatch/history.db"),
+    ({"HOME": "/home/ops", "XDG_STATE_HOME": "/srv/state"},
+     "sqlite:////srv/state/scanwatch/history.db"),
+    ({"HOME": "/home/ops", "XDG_STATE_HOME": "relative/state"},
+     "sqlite:////home/ops/.local/state/scanwatch/history.db"),
+], ids=["systemd", "xdg-default", "xdg-set", "xdg-relative-ignored"])
 def test_it_fills_the_default_database(tmp_path: Path, environ: dict[str, str],
                                        expected: str) -> None:
     assert config.default_database(environ) == expected

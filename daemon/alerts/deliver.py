@@ -195,4 +195,3 @@ async def send_test(config: Config, receiver_name: str, *, sender: Sender = appr
         out.append(await sender(url.reveal(), r.title, r.body, r.body_format,
                                 message_id="test", text=text))
     return out
-

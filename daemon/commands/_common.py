@@ -55,6 +55,12 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+def absent_as_null(row: dict[str, Any]) -> dict[str, Any]:
+    """A JSON record with its absent values (empty strings) as null, as every command's JSON
+    has them (README, "Commands")."""
+    return {k: (None if v == "" else v) for k, v in row.items()}
+
+
 def safe_cell(value: object) -> str:
     """A value as one table cell: ``None`` is empty; control characters (escape sequences from
     scan data among them) are replaced as the alert renderers replace them, line breaks become

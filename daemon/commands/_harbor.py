@@ -54,7 +54,8 @@ def status_of(artifact: Artifact, db_time: Any = None) -> dict[str, Any]:
     row: dict[str, Any] = {"artifact": artifact_name(artifact), "digest": artifact.ref.digest,
                            "tags": sorted(t.name for t in artifact.tags), "type": artifact.type}
     if not is_scannable(artifact):
-        return {**row, "status": "Not Supported", "detail": ""}
+        why = not_supported_reason(artifact)
+        return {**row, "status": "Not Supported", "reason": why, "detail": why}
     if overview is None or overview.state is ScanState.SCHEDULED:
         return {**row, "status": "Not Scanned", "detail": ""}
     if overview.state is ScanState.PENDING:
@@ -79,6 +80,14 @@ def status_of(artifact: Artifact, db_time: Any = None) -> dict[str, Any]:
     return {**row, "status": "Complete", "counts": counts, "total": overview.total,
             "fixable": overview.fixable, "scanner": scanner_text, "scanner_db": db_text,
             "detail": detail}
+
+
+def not_supported_reason(artifact: Artifact) -> str:
+    """Why Harbor's scanner does not scan this artifact, from what Harbor tells of it."""
+    kind = (artifact.type or "unknown").upper()
+    if kind != "IMAGE":
+        return f"type {kind}: the scanner scans images only"
+    return "type IMAGE, but Harbor offers no vulnerability scan for it (no scanner capability)"
 
 
 def group_targets(cfg: Config, texts: list[str], *, partial: bool = False) -> dict[str, list[Any]]:

@@ -68,14 +68,24 @@ def check_command(args: argparse.Namespace) -> int:
 
     path = config_path(args)
     outcome = analyse(path, strict=args.strict)
+    added = 0
     if outcome.config is not None:
         from daemon.alerts.route import unmatched_routes
+        from daemon.doctor import check_database
 
         # A route that can never match is legal TOML but a mistake worth saying out loud.
         outcome.warnings.extend(unmatched_routes(outcome.config))
+        # The database the daemon will use must be usable: say so now, with the path.
+        for problem in check_database(outcome.config.daemon.database):
+            if not problem.ok:
+                outcome.problems.append(f"daemon.database: {problem.detail}")
+        added = ignores_added(outcome.config.daemon.database)
+        if outcome.problems:
+            outcome.config = None
     if args.format == "json":
         body: dict[str, Any] = {"ok": outcome.config is not None, "path": str(path)}
-        body.update(summary_data(outcome.config) if outcome.config else {})
+        body.update({**summary_data(outcome.config), "ignores_added": added}
+                    if outcome.config else {})
         print_json({**body, "problems": outcome.problems, "warnings": outcome.warnings})
         return 0 if outcome.config is not None else 2
     for line in outcome.warnings:
@@ -83,7 +93,7 @@ def check_command(args: argparse.Namespace) -> int:
     if outcome.config is None:
         raise ConfigError(outcome.problems, str(path))
     print("ok")
-    print(summary_text(outcome.config, str(path)))
+    print(summary_text(outcome.config, str(path), added))
     if outcome.config.routes:
         from daemon.alerts.route import routing_tree
 
@@ -152,7 +162,24 @@ def summary_data(config: Config) -> dict[str, Any]:
     }
 
 
-def summary_text(config: Config, path: str) -> str:
+def ignores_added(url: str) -> int:
+    """How many ignore rules `scanwatch ignore add` keeps in the SQLite database at ``url``
+    (read only; 0 where there is no such file or table yet)."""
+    import sqlite3
+
+    from daemon.store.base import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None or not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            return int(conn.execute("SELECT count(*) FROM ignore_rule").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def summary_text(config: Config, path: str, ignores_added: int = 0) -> str:
     """One paragraph: what the daemon would do with this file."""
     from daemon.config_checks import format_duration
 
@@ -171,7 +198,8 @@ def summary_text(config: Config, path: str) -> str:
         _plural(len(config.routes), "route")
         + (" (" + ", ".join(f"{r.min_severity.label}+ {r.group} → {', '.join(r.receivers)}"
                             for r in config.routes) + ")" if config.routes else ""),
-        _plural(len(config.ignores), "ignore rule"),
+        _plural(len(config.ignores), "ignore rule")
+        + (f" (+ {ignores_added} added with `scanwatch ignore`)" if ignores_added else ""),
     ]
     sla = ", ".join(f"{s.label} {format_duration(d)}" for s, d in config.sla.deadlines.items())
     return (
@@ -188,7 +216,7 @@ _STARTER: tuple[tuple[str, str, tuple[tuple[str, Any, str, bool], ...]], ...] = 
     ("[daemon]", "How the daemon itself runs. Every key here is optional.", (
         ("database", "sqlite:////var/lib/scanwatch/history.db",
          "An SQLAlchemy URL. Default: $STATE_DIRECTORY/history.db under systemd, "
-         "else ./scanwatch.db", False),
+         "else ~/.local/state/scanwatch/history.db ($XDG_STATE_HOME)", False),
         ("listen", "127.0.0.1:9468", 'Serve /metrics, /healthz, /readyz. Default "" (off).',
          False),
         ("stop_timeout", "30s", "How long SIGTERM waits for work to finish or checkpoint.",

@@ -51,7 +51,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--fixable", action="store_true", help="only findings with a fix version")
     p.add_argument("--overdue", action="store_true", help="only findings past their [sla] deadline")
     p.add_argument("--include-ignored", action="store_true",
-                   help="also findings hidden by [[ignore]] rules or Harbor allowlists")
+                   help="also findings hidden by [[ignore]] rules, `scanwatch ignore` rules "
+                        "or Harbor allowlists")
     p.add_argument("--by", choices=("action", "image"),
                    help="a summary instead of the list: action = one upgrade per (package, "
                         "installed version), fixable and worst first; image = counts per "

@@ -57,12 +57,15 @@ def run(args: argparse.Namespace) -> int:
     schedules = pick_schedules(cfg, args.schedule)
     if not schedules:
         raise UsageError(f"{cfg.source or path}: no [[schedule]] to run")
+    from daemon.commands._progress import RunDisplay, wanted
     from daemon.store.db import open_configured_store
 
     store = open_configured_store(cfg)
+    display = RunDisplay(live=wanted(args), quiet_logs=args.log_level is None)
     try:
         store.acquire_daemon_lock()
-        cycles, report, stopped_by = asyncio.run(_run(cfg, store, schedules))
+        with display:
+            cycles, report, stopped_by = asyncio.run(_run(cfg, store, schedules, display))
     finally:
         store.close()
     results = [c.run for c in cycles]
@@ -90,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(results)
         queued = sum(len(c.message_ids) for c in cycles)
+        if not queued:
+            _print_first_runs(results)
         print(f"alerts: {queued} queued, {report.sent} sent, {report.pending} still pending, "
               f"{report.dead} dead-lettered")
     if stopped_by:
@@ -97,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-async def _run(cfg: Any, store: Store, schedules: list[Any]) -> tuple[list[Any], Any, str]:
+async def _run(cfg: Any, store: Store, schedules: list[Any],
+               watcher: Any = None) -> tuple[list[Any], Any, str]:
     """Each schedule once, then drain the outbox of what they queued (bounded in time). A
     SIGTERM or SIGINT stops starting work: no more scans, schedules or deliveries; returns the
     signal's name then."""
@@ -117,7 +123,7 @@ async def _run(cfg: Any, store: Store, schedules: list[Any]) -> tuple[list[Any],
             if signals.stop.requested:
                 break
             cycles.append(await run_cycle(cfg, store, schedule, trigger="once", now_fn=utcnow,
-                                          stop=signals.stop))
+                                          stop=signals.stop, on_progress=watcher))
         if signals.stop.requested:  # what was queued waits in the outbox for the next sender
             report = DeliveryReport(pending=sum(len(c.message_ids) for c in cycles))
         else:
@@ -138,6 +144,19 @@ def _print_stopped(signal_name: str, results: list[Any], schedules: list[Any]) -
     what = "; ".join(parts) or "nothing left undone"
     print(f"scanwatch: stopped by {signal_name}: {what} (the next run follows Harbor's scans; "
           f"queued alerts stay in the outbox)", file=sys.stderr)
+
+
+def _print_first_runs(results: list[Any]) -> None:
+    """Why nothing was sent, where that is a registry's first run: its findings are recorded
+    as the baseline, and alerts announce what changes from then on."""
+    from daemon.diff import is_first_sight
+
+    for result in results:
+        for reg in result.registries:
+            if reg.events and all(is_first_sight(e) for e in reg.events):
+                found = sum(e.count for e in reg.events)
+                print(f"first run of {reg.registry}: {found} findings recorded, none announced "
+                      "(later runs announce what changes)")
 
 
 def _print_summary(results: list[Any]) -> None:

@@ -26,10 +26,26 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _json(r: Any) -> dict[str, Any]:
+    from daemon.store.runs import summary_of
+
     duration = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+    summary = summary_of(r) or {}
     return {"id": r.id, "schedule": r.schedule, "started_at": r.started_at.isoformat(),
             "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-            "duration_seconds": duration, "result": r.result, "detail": r.detail or None}
+            "duration_seconds": duration, "result": r.result, "detail": r.detail or None,
+            # What the run did (null for runs recorded before scanwatch kept it).
+            **{key: summary.get(key) for key in ("trigger", "registries", "scans", "imported",
+                                                  "changes", "alerts", "errors")}}
+
+
+def _scans(scans: dict[str, int] | None) -> str:
+    if scans is None:
+        return ""
+    return ", ".join(f"{k} {v}" for k, v in sorted(scans.items())) or "none"
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 def _duration(seconds: float | None) -> str:
@@ -61,11 +77,20 @@ def run(args: argparse.Namespace) -> int:
         print_json(records[0] if args.show else records)
     elif args.show:
         for key, value in records[0].items():
+            if key == "scans":
+                value = _scans(value) if value is not None else None
+            elif isinstance(value, list):
+                value = ", ".join(value)
+            elif isinstance(value, dict):
+                value = "; ".join(f"{k}: {v}" for k, v in value.items()) or "none"
             print(f"{key:17} {'' if value is None else value}")
     else:
-        print_table(("ID", "SCHEDULE", "STARTED", "DURATION", "RESULT", "DETAIL"),
+        print_table(("ID", "SCHEDULE", "STARTED", "DURATION", "TRIGGER", "REGISTRIES",
+                     "SCANS", "CHANGES", "ALERTS", "RESULT", "DETAIL"),
                     ((r["id"], r["schedule"], r["started_at"][:19].replace("T", " "),
-                      _duration(r["duration_seconds"]), r["result"], r["detail"])
+                      _duration(r["duration_seconds"]), r["trigger"] or "",
+                      ", ".join(r["registries"] or ()), _scans(r["scans"]),
+                      _count(r["changes"]), _count(r["alerts"]), r["result"], r["detail"])
                      for r in records), width=table_width(),
                     empty="no runs recorded yet" + (f" for schedule {args.schedule}"
                                                      if args.schedule else ""),

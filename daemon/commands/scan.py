@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import contextlib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._common import absent_as_null, add_format, print_json, print_table
 from daemon.commands._harbor import (
     artifact_name,
     group_targets,
@@ -35,41 +36,30 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=run)
 
 
-class Display:
-    """Progress: a redrawn block on a TTY, one plain line per change otherwise."""
+class PlainLines:
+    """Off a terminal: one plain line on stdout per change of an artifact's status."""
 
-    def __init__(self, live: bool) -> None:
-        self.live = live
-        self.rows: dict[str, dict[str, Any]] = {}
-        self._drawn = 0
+    def __init__(self) -> None:
         self._last: dict[str, str] = {}
 
-    def update(self, job: Any) -> None:
+    def __call__(self, job: Any) -> None:
         row = _job_row(job)
-        self.rows[row["artifact"]] = row
-        if self.live:
-            self._redraw()
-            return
         line = f"{row['artifact']}  {row['status']}  {row['detail']}".rstrip()
         if self._last.get(row["artifact"]) != line:
             self._last[row["artifact"]] = line
             print(line, flush=True)
 
-    def _redraw(self) -> None:
-        out = sys.stdout
-        if self._drawn:
-            out.write(f"\x1b[{self._drawn}F")
-        width = max(len(a) for a in self.rows)
-        for row in self.rows.values():
-            out.write(f"\x1b[2K{row['artifact'].ljust(width)}  {row['status']}  "
-                      f"{row['detail']}\n")
-        self._drawn = len(self.rows)
-        out.flush()
+
+def _cells(job: Any) -> tuple[str, str, str]:
+    row = _job_row(job)
+    return row["artifact"], row["status"], row["detail"]
 
 
 def _job_row(job: Any) -> dict[str, Any]:
     outcome = job.outcome
-    if outcome in ("not_supported", "no_scanner", "gone", "trigger_failed"):
+    if outcome == "not_supported":
+        return status_of(replace(job.artifact, scannable=False))
+    if outcome in ("no_scanner", "gone", "trigger_failed"):
         label = {"not_supported": "Not Supported", "no_scanner": "Error",
                  "gone": "Error", "trigger_failed": "Error"}[outcome]
         detail = {"no_scanner": "no scanner for the project", "gone": "no longer exists",
@@ -78,7 +68,7 @@ def _job_row(job: Any) -> dict[str, Any]:
                 "status": label, "detail": detail}
     row = status_of(job.artifact)
     if job.artifact.overview is None and outcome == "":
-        row = {**row, "status": "Queued", "detail": ""}
+        row = {**row, "status": "Queued", "detail": "triggered" if job.ours else ""}
     return row
 
 
@@ -87,13 +77,19 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args)
     grouped = group_targets(cfg, list(args.targets))
+    from daemon.commands._progress import RunDisplay, wanted
     from daemon.store.db import open_configured_store
 
     store = open_configured_store(cfg) if args.wait else None
-    live = args.wait and args.format == "table" and sys.stdout.isatty()
-    display = Display(live) if args.wait and args.format == "table" else None
+    live = args.wait and wanted(args)
+    display: Any = None
+    if live:
+        display = RunDisplay(live=True, quiet_logs=args.log_level is None, rows=_cells)
+    elif args.wait and args.format == "table":
+        display = PlainLines()
     try:
-        jobs = asyncio.run(_scan_all(cfg, grouped, store, args.wait, display))
+        with display if live else contextlib.nullcontext():
+            jobs = asyncio.run(_scan_all(cfg, grouped, store, args.wait, display))
     finally:
         if store is not None:
             store.close()
@@ -101,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no artifact matches {' '.join(args.targets)}")
     rows = [_job_row(j) for j in jobs]
     if args.format == "json":
-        print_json(rows)
-    elif not args.wait:
+        print_json([absent_as_null(r) for r in rows])
+    elif not args.wait or live:
         print_table(("ARTIFACT", "STATUS", "DETAIL"),
                     [(r["artifact"], r["status"], r["detail"]) for r in rows])
     failed = any(r["status"] == "Error" for r in rows)
@@ -110,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Store | None, wait: bool,
-                    display: Display | None) -> list[Any]:
+                    display: Any) -> list[Any]:
     import asyncio
     from contextlib import AsyncExitStack
 
@@ -135,7 +131,7 @@ async def _scan_all(cfg: Any, grouped: dict[str, list[Any]], store: Store | None
 
 
 async def _scan_registry(client: Any, system: Any, targets: list[Any], store: Store | None,
-                         wait: bool, display: Display | None, global_cap: Any,
+                         wait: bool, display: Any, global_cap: Any,
                          rules: Any) -> list[Any]:
     from datetime import UTC, datetime
 
@@ -158,7 +154,7 @@ async def _scan_registry(client: Any, system: Any, targets: list[Any], store: St
             skipped.append(job)
             del artifacts[key]
             if display:
-                display.update(job)
+                display(job)
     if not wait:
         jobs = [Job(a, "manual", "manual") for a in artifacts.values()]
         for job in jobs:
@@ -183,7 +179,7 @@ async def _scan_registry(client: Any, system: Any, targets: list[Any], store: St
         client, Collector(client, db_times=db_times),
         registry_cap=WeightedCap(registry.max_scans_in_flight), global_cap=global_cap,
         by_project=system.at_least(*PROJECT_LISTING_SINCE), repository_sizes=sizes,
-        on_progress=display.update if display else None, on_result=record)
+        on_progress=display, on_result=record)
     result = await queue.run([(a, "manual") for a in artifacts.values()], (), "manual")
     return skipped + result.jobs
 
@@ -199,3 +195,6 @@ async def _trigger_only(client: Any, job: Any) -> None:
     except (Unsupported, NoScanner, NotFound, HarborError) as exc:
         job.outcome = {Unsupported: "not_supported", NoScanner: "no_scanner",
                        NotFound: "gone"}.get(type(exc), "trigger_failed")
+    else:  # its earlier result is not this scan's: it shows "Queued, triggered"
+        job.ours = True
+        job.artifact = replace(job.artifact, overview=None)

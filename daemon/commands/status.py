@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from daemon.commands._common import add_format, print_json, print_table
+from daemon.commands._common import absent_as_null, add_format, print_json, print_table
 from daemon.commands._harbor import group_targets, load_config, status_of
 
 HELP = "show each artifact's scan status, live from Harbor, as Harbor's UI names it"
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     grouped = group_targets(cfg, texts, partial=True)
     rows = asyncio.run(_collect(cfg, grouped, _set_aside_marks(cfg, list(grouped))))
     if args.format == "json":
-        print_json(rows)
+        print_json([absent_as_null(r) for r in rows])
     else:
         print_table(("ARTIFACT", "STATUS", "DETAIL"),
                     [(r["artifact"], r["status"], r["detail"]) for r in rows])

@@ -40,6 +40,7 @@ from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
 from daemon.scan.select import Selection, is_scannable, select
 from daemon.scan.stop import StopRequest
+from daemon.scan.watch import tell
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -103,6 +104,7 @@ class RunResult:
     finished_at: datetime | None = None
     registries: list[RegistryRun] = field(default_factory=list)
     stopped_by: str = ""  # the signal whose stop request cut this run short
+    run_id: int = 0  # its schedule_run row
 
     @property
     def interrupted(self) -> bool:
@@ -136,6 +138,17 @@ class RunResult:
     @property
     def events(self) -> list[ChangeEvent]:
         return [e for r in self.registries for e in r.events]
+
+    def summary(self, alerts: int) -> dict[str, Any]:
+        """What `scanwatch runs` shows of this run (kept with its row)."""
+        scans: dict[str, int] = {}
+        for reg in self.registries:
+            for outcome, count in reg.outcomes.items():
+                scans[outcome] = scans.get(outcome, 0) + count
+        return {"trigger": self.trigger, "registries": [r.registry for r in self.registries],
+                "scans": scans, "imported": sum(r.imported for r in self.registries),
+                "changes": len(self.events), "alerts": alerts,
+                "errors": {r.registry: r.error for r in self.registries if r.error}}
 
     def as_dict(self) -> dict[str, Any]:
         return {"schedule": self.schedule, "trigger": self.trigger,
@@ -208,6 +221,7 @@ async def _run(
     rules = await db.run(store.ignore_rules, config)
     await db.run(store.reconcile_ignores, rules, started)
     run_id = await db.run(store.record_run_start, schedule.name, started)
+    result.run_id = run_id
     global_cap = WeightedCap(config.daemon.max_scans_in_flight)
     deadline = time.monotonic() + config.daemon.run_timeout.total_seconds()
     opts = options or QueueOptions()
@@ -292,6 +306,7 @@ async def _registry_steps(
 ) -> None:
     db = store.thread
     known = await db.run(store.present_artifacts, registry.name)
+    tell(on_progress, registry.name, "walking")
     if scope is not None:
         known = [k for k in known if (k.project, k.repository) in scope]
     inventory = await walk(client, registry, system=system, known=known, scope=scope)
@@ -302,6 +317,7 @@ async def _registry_steps(
     out.harbor_version = inventory.harbor_version
     out.listing = inventory.listing_problem()
     out.artifacts = len(inventory.artifacts())
+    tell(on_progress, registry.name, "walked", out.artifacts)
     out.unavailable = {p.name: p.unavailable for p in inventory.projects if p.unavailable}
     out.failed_projects = {p.name: p.error for p in inventory.projects if p.error}
     out.project_ids = {p.name: p.project_id for p in inventory.projects if p.project_id}
@@ -338,6 +354,7 @@ async def _registry_steps(
                      failed=sorted(out.failed_projects), unconfirmed=len(inventory.unconfirmed))
     collector = Collector(client, db_times=inventory.db_times())
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
+    tell(on_progress, registry.name, "imported", out.imported)
     history = await db.run(store.scan_records, registry.name)
 
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
@@ -350,6 +367,7 @@ async def _registry_steps(
     out.followed = len(selection.follow)
     out.not_supported = selection.not_supported
     out.over_budget = selection.over_budget
+    tell(on_progress, registry.name, "selected", len(selection.scans) + out.followed)
     _log.info("scans_selected", registry=registry.name, lanes=out.lanes,
               follow=out.followed, over_budget=out.over_budget)
 

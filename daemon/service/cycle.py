@@ -88,6 +88,7 @@ async def run_cycle(
     ids = await store.thread.run(build_and_queue, store, config,
                                  run_context=run_context(config, run), now=now,
                                  problems=scan_problems(run, now))
+    await store.thread.run(store.record_run_summary, run.run_id, run.summary(len(ids)))
     return CycleResult(run, ids)
 
 

@@ -28,9 +28,9 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from daemon import log
-from daemon.config_types import Config
+from daemon.config_types import Config, IgnoreConfig
 from daemon.errors import DatabaseLocked, StoreError
-from daemon.ignores import NO_RULES, IgnoreRules
+from daemon.ignores import NO_RULES, IgnoreRules, StoredIgnore
 from daemon.model import (
     Artifact,
     ArtifactRef,
@@ -41,7 +41,16 @@ from daemon.model import (
     ScanResult,
     Severity,
 )
-from daemon.store import allowlists, findings, history, inventory, queries, resolve, runs
+from daemon.store import (
+    allowlists,
+    findings,
+    history,
+    ignores,
+    inventory,
+    queries,
+    resolve,
+    runs,
+)
 from daemon.store import lineage as lineage_store
 from daemon.store.base import Caches, sqlite_path
 from daemon.store.content import ContentCache
@@ -320,7 +329,27 @@ class Store:
     def ignore_rules(self, config: Config) -> IgnoreRules:
         """The ignore rules in force: ``config``'s and the Harbor allowlists last read for the
         registries that use them (the one value history, findings and alerts ask)."""
-        return IgnoreRules.from_config(config, self.load_allowlists())
+        return IgnoreRules.from_config(config, self.load_allowlists(), self.list_ignores())
+
+    def add_ignore(self, rule: IgnoreConfig, by: str, now: datetime) -> StoredIgnore:
+        """Store an ignore rule from `scanwatch ignore add` (who, when)."""
+        with self.transaction() as conn:
+            return ignores.add(conn, rule, by, now)
+
+    def list_ignores(self) -> tuple[StoredIgnore, ...]:
+        """The ignore rules added from the command line, oldest first."""
+        with self.reading() as conn:
+            return ignores.every(conn)
+
+    def remove_ignore(self, rule_id: int) -> bool:
+        with self.transaction() as conn:
+            return ignores.remove(conn, rule_id)
+
+    def record_run_summary(self, run_id: int, summary: dict[str, Any]) -> None:
+        """Keep what a run did with its row, for `scanwatch runs`."""
+        if run_id:
+            with self.transaction() as conn:
+                runs.record_summary(conn, run_id, summary)
 
     # --- lifecycle ------------------------------------------------------------------------
     def acquire_daemon_lock(self) -> None:

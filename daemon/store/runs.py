@@ -3,10 +3,12 @@ latest of a schedule (for ``on_missed``), and newest first for `scanwatch runs`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from daemon.store import tables as t
@@ -20,6 +22,14 @@ class RunRow:
     finished_at: datetime | None
     result: str
     detail: str = ""
+    summary: str = ""  # JSON (``record_summary``), "" for runs recorded before it
+
+
+def _select() -> Select[Any]:
+    c, s = t.schedule_run.c, t.run_summary.c
+    return (select(c.id, c.schedule, c.started_at, c.finished_at, c.result, c.detail,
+                   func.coalesce(s.summary, ""))
+            .outerjoin(t.run_summary, s.run_id == c.id))
 
 
 def record_run_start(conn: Connection, schedule: str, now: datetime) -> int:
@@ -48,7 +58,7 @@ def last_run(conn: Connection, schedule: str) -> RunRow | None:
 def recent(engine: Engine, *, schedule: str | None = None, per_schedule: int = 10) -> list[RunRow]:
     """The last ``per_schedule`` runs of each schedule (or of the one named), newest first."""
     c = t.schedule_run.c
-    query = select(c.id, c.schedule, c.started_at, c.finished_at, c.result, c.detail)
+    query = _select()
     if schedule:
         query = query.where(c.schedule == schedule)
     with engine.connect() as conn:
@@ -66,6 +76,19 @@ def recent(engine: Engine, *, schedule: str | None = None, per_schedule: int = 1
 def one(engine: Engine, run_id: int) -> RunRow | None:
     c = t.schedule_run.c
     with engine.connect() as conn:
-        row = conn.execute(select(c.id, c.schedule, c.started_at, c.finished_at, c.result,
-                                  c.detail).where(c.id == run_id)).first()
+        row = conn.execute(_select().where(c.id == run_id)).first()
     return None if row is None else RunRow(*row)
+
+
+def record_summary(conn: Connection, run_id: int, summary: dict[str, Any]) -> None:
+    """Keep what the run did (a JSON object) with its row."""
+    conn.execute(t.run_summary.insert().values(
+        run_id=run_id, summary=json.dumps(summary, sort_keys=True)))
+
+
+def summary_of(row: RunRow) -> dict[str, Any] | None:
+    """The run's summary, None for a run recorded without one."""
+    if not row.summary:
+        return None
+    value = json.loads(row.summary)
+    return value if isinstance(value, dict) else None

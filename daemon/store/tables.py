@@ -21,7 +21,7 @@ Shape (DESIGN.md "Identity", "Storage and scale"):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, LargeBinary, TypeDecorator
@@ -297,6 +297,30 @@ class CronFireTable(SQLModel, table=True):
     finished_at: datetime | None = _at()
 
 
+class RunSummaryTable(SQLModel, table=True):
+    """Added by migration 13: what a schedule run did, a JSON object (`scanwatch runs`)."""
+
+    __tablename__ = "run_summary"
+    run_id: int = Field(foreign_key="schedule_run.id", primary_key=True)
+    summary: str = Field(nullable=False)
+
+
+class IgnoreRuleTable(SQLModel, table=True):
+    """Added by migration 12: ignore rules from `scanwatch ignore add` (globs comma-separated)."""
+
+    __tablename__ = "ignore_rule"
+    id: int | None = Field(default=None, primary_key=True)
+    vulnerability: str = ""
+    package: str = ""
+    registries: str = "*"
+    projects: str = "*"
+    repositories: str = "*"
+    reason: str = Field(nullable=False)
+    expires: date = Field(nullable=False)
+    created_by: str = Field(nullable=False)
+    created_at: datetime = _at(nullable=False)
+
+
 registry = RegistryTable.__table__  # type: ignore[attr-defined]
 repository = RepositoryTable.__table__  # type: ignore[attr-defined]
 artifact = ArtifactTable.__table__  # type: ignore[attr-defined]
@@ -314,4 +338,6 @@ set_aside_report = SetAsideReportTable.__table__  # type: ignore[attr-defined]
 instance = InstanceTable.__table__  # type: ignore[attr-defined]
 lease = LeaseTable.__table__  # type: ignore[attr-defined]
 cron_fire = CronFireTable.__table__  # type: ignore[attr-defined]
+ignore_rule = IgnoreRuleTable.__table__  # type: ignore[attr-defined]
+run_summary = RunSummaryTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -58,7 +58,8 @@ CASES = [
 
 
 def scanwatch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"HARBOR_SECRET": "s3cr3t-value", "HOOK_TOKEN": "t0ken-value", "PATH": "/usr/bin"}
+    env = {"HARBOR_SECRET": "s3cr3t-value", "HOOK_TOKEN": "t0ken-value", "PATH": "/usr/bin",
+           "XDG_STATE_HOME": str(config.parent / "state")}  # the default database's place
     return subprocess.run([SCANWATCH, *args, "--config", str(config)], capture_output=True,
                           text=True, env=env, timeout=TIMEOUT)
 
@@ -90,4 +91,4 @@ def test_an_empty_file_is_refused_by_check_and_run(tmp_path: Path,
     result = scanwatch(config, *command)
     assert result.returncode == 2
     assert f"{config}: holds no setting at all" in result.stdout + result.stderr
-    assert not (tmp_path / "scanwatch.db").exists()
+    assert not (tmp_path / "state").exists()

@@ -31,7 +31,16 @@ def test_it_lists_the_runs_newest_first_and_shows_one(tmp_path: Path) -> None:
     assert runs[0]["id"] > runs[1]["id"] and runs[0]["started_at"] >= runs[1]["started_at"]
     assert all(r["finished_at"] and r["duration_seconds"] >= 0 for r in runs)
     table = cli("runs").stdout.splitlines()
-    assert table[0].split() == ["ID", "SCHEDULE", "STARTED", "DURATION", "RESULT", "DETAIL"]
+    assert table[0].split() == ["ID", "SCHEDULE", "STARTED", "DURATION", "TRIGGER",
+                                "REGISTRIES", "SCANS", "CHANGES", "ALERTS", "RESULT", "DETAIL"]
+    first, second = runs[1], runs[0]
+    assert first["trigger"] == second["trigger"] == "once"
+    assert first["registries"] == ["prod-harbor"] and first["errors"] == {}
+    # The first run scanned what Harbor had not, the second found nothing left to do.
+    assert first["scans"] and sum(first["scans"].values()) == first["scans"].get("complete")
+    assert first["changes"] >= 0 and first["alerts"] == 0  # no receivers, no routes
+    assert second["scans"] == {} and second["changes"] == 0
+    assert table[2].split()[5:8] == ["once", "prod-harbor", "none"]  # the newest first
     assert table[-1] == "2 run(s)"
     shown = cli("runs", "show", str(runs[1]["id"]), "--format", "json")
     assert json.loads(shown.stdout) == runs[1]

@@ -8,13 +8,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import pty
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from runkit import SCANWATCH, TIMEOUT
+from runkit import SCANWATCH, TIMEOUT, on_terminal
 
 HOSTILE = "zlib\x1b[2J\x1b]0;owned\x07\x9b31m"
 
@@ -38,23 +37,9 @@ def hostile_report(trivy_fixtures: Path, directory: Path, copies: int = 1) -> Pa
 
 def in_pty(args: list[str], columns: int = 80) -> str:
     """The output of ``scanwatch ARGS`` on a pseudo-terminal ``columns`` wide."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40"}
-    proc = subprocess.Popen([SCANWATCH, *args], stdout=follower, stderr=follower,
-                            stdin=subprocess.DEVNULL, env=env)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    assert proc.wait(timeout=TIMEOUT) == 0
-    return b"".join(chunks).decode().replace("\r\n", "\n")
+    code, out = on_terminal(args, columns=columns)
+    assert code == 0, out
+    return out
 
 
 @pytest.mark.parametrize("fmt", ["table", "action"], ids=["by-vulnerability", "by-action"])

@@ -29,6 +29,8 @@ from daemon.store.migrations import (
     m0009_event_time_indexes,
     m0010_content_finding,
     m0011_lineage,
+    m0012_ignore_rules,
+    m0013_run_summary,
 )
 from daemon.store.tables import UTCDateTime
 
@@ -48,7 +50,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor),
     _of(m0004_allowlists), _of(m0005_notified_change), _of(m0006_query_indexes),
     _of(m0007_set_aside), _of(m0008_leases), _of(m0009_event_time_indexes),
-    _of(m0010_content_finding), _of(m0011_lineage))
+    _of(m0010_content_finding), _of(m0011_lineage), _of(m0012_ignore_rules),
+    _of(m0013_run_summary))
 LATEST = MIGRATIONS[-1].version
 _MIGRATION_LOCK = 0x5C4E_3A7D  # pg_advisory_lock key: "scanwatch migration"
 

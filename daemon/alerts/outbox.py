@@ -188,7 +188,8 @@ def _drop_first_run(events: Sequence[tuple[int, ChangeEvent]], registries: froze
 def with_first_sight(ctx: RunContext, batch: Any) -> RunContext:
     """The run context with what a claimed batch knows of first sights (``store.outbox``)."""
     facts = batch.first_sight
-    return replace(ctx, first_seen_counts=facts.counts, known_repositories=facts.known)
+    return replace(ctx, first_seen_counts=facts.counts, known_repositories=facts.known,
+                   exploit=getattr(batch, "exploit", {}))
 
 
 def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, RouteConfig],

@@ -101,6 +101,7 @@ class SimOptions:
     webhook_retry_delay: float = 3.0  # seconds between jobservice's delivery attempts
     webhook_drop_share: float = 0.0  # events lost outright (Harbor drops after its attempts)
     faults: tuple[FaultRule, ...] = field(default_factory=tuple)
+    feeds: dict[str, str] = field(default_factory=dict)  # "kev"/"epss" -> file served
 
     def __post_init__(self) -> None:
         for name in ("scanned_share", "index_share", "chart_share", "cnab_share", "error_share",
@@ -118,6 +119,9 @@ class SimOptions:
             raise ValueError("login_freeze cannot be negative")
         if self.vulnerabilities_per_artifact < 0 or self.scan_seconds < 0:
             raise ValueError("vulnerabilities_per_artifact and scan_seconds cannot be negative")
+        for feed, path in self.feeds.items():
+            if not Path(path).is_file():
+                raise ValueError(f"the {feed} feed file {path} does not exist")
         if not self.harbor_version.startswith("v"):
             raise ValueError(f"harbor_version {self.harbor_version!r} must look like v2.14.0")
 

@@ -16,6 +16,7 @@ from daemon.errors import UsageError
 from daemon.sim.auth import Authenticator, robot_name
 from daemon.sim.engine import ScanEngine
 from daemon.sim.faults import Faults
+from daemon.sim.feeds import Feeds
 from daemon.sim.inventory import Artifact, Inventory, Project
 from daemon.sim.options import FaultRule, SimOptions
 from daemon.sim.render import overview
@@ -55,6 +56,7 @@ class SimState:
         self.webhooks = Webhooks(stable_seed(options.seed, "webhooks"), self.wall,
                                  options.webhook_retry_delay, options.webhook_drop_share)
         self.engine.on_scan_end = self._scan_ended
+        self.feeds = Feeds(options.feeds)
 
     def _scan_ended(self, art: Artifact, scan: Any) -> None:
         kind = {"Success": "SCANNING_COMPLETED", "Error": "SCANNING_FAILED",

@@ -21,7 +21,7 @@ Shape (DESIGN.md "Identity", "Storage and scale"):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, LargeBinary, TypeDecorator
@@ -250,6 +250,42 @@ class HarborAllowlistTable(SQLModel, table=True):
     read_at: datetime = _at(nullable=False)
 
 
+class IntelFeedTable(SQLModel, table=True):
+    """Added by migration 7: each intel feed's last good copy (see the migration)."""
+
+    __tablename__ = "intel_feed"
+    name: str = Field(primary_key=True)
+    source: str = ""
+    version: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    body: bytes | None = Field(default=None, sa_type=LargeBinary)
+    fetched_at: datetime | None = _at()
+    checked_at: datetime = _at(nullable=False)
+    last_error: str = ""
+
+
+class IntelKevTable(SQLModel, table=True):
+    """Added by migration 7: the KEV catalog in force, one row per CVE."""
+
+    __tablename__ = "intel_kev"
+    cve: str = Field(primary_key=True)
+    name: str = ""
+    date_added: date
+    due_date: date
+    required_action: str = ""
+    ransomware: bool = False
+
+
+class IntelEpssTable(SQLModel, table=True):
+    """Added by migration 7: the EPSS scores in force, one row per CVE."""
+
+    __tablename__ = "intel_epss"
+    cve: str = Field(primary_key=True)
+    epss: float
+    percentile: float
+
+
 registry = RegistryTable.__table__  # type: ignore[attr-defined]
 repository = RepositoryTable.__table__  # type: ignore[attr-defined]
 artifact = ArtifactTable.__table__  # type: ignore[attr-defined]
@@ -263,4 +299,7 @@ outbox = OutboxTable.__table__  # type: ignore[attr-defined]
 notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
 harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
+intel_feed = IntelFeedTable.__table__  # type: ignore[attr-defined]
+intel_kev = IntelKevTable.__table__  # type: ignore[attr-defined]
+intel_epss = IntelEpssTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -23,6 +23,7 @@ from daemon.store.migrations import (
     m0004_allowlists,
     m0005_notified_change,
     m0006_query_indexes,
+    m0007_intel,
 )
 from daemon.store.tables import UTCDateTime
 
@@ -40,7 +41,8 @@ def _of(module: ModuleType) -> Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     _of(m0001_initial), _of(m0002_notifications), _of(m0003_alert_cursor),
-    _of(m0004_allowlists), _of(m0005_notified_change), _of(m0006_query_indexes))
+    _of(m0004_allowlists), _of(m0005_notified_change), _of(m0006_query_indexes),
+    _of(m0007_intel))
 LATEST = MIGRATIONS[-1].version
 
 _md = MetaData()

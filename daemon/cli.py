@@ -19,7 +19,7 @@ from daemon.errors import ConfigError, ScanwatchError
 # Order is the order of `scanwatch --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "run", "runs", "scan", "status", "scan_log", "history", "findings", "report",
-    "alerts", "notify", "schedule", "config", "doctor", "sim", "demo", "intel",
+    "alerts", "notify", "schedule", "config", "doctor", "sim", "demo", "intel", "vex",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -2,24 +2,26 @@
 and one row per scored CVE (≈300,000). Pure; validated as it is read.
 
 A gzip body is recognised by its magic bytes, so a URL ending ``.csv.gz`` and a local plain
-``.csv`` both work. Rows are parsed with the stdlib ``csv`` reader (C) into two float arrays
-indexed by CVE: the whole file stays well under 100 MB (``bench/bench_epss.py``).
+``.csv`` both work. Rows become two float arrays indexed by CVE, checked column by column: the
+whole file parses in well under 2 s and 100 MB (``bench/epss.py``). FIRST's file has no quoted
+fields, so a line is split on its commas.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import math
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from daemon.errors import FeedInvalid
 
 HEADER = ["cve", "epss", "percentile"]
 _CVE = re.compile(r"CVE-\d{4}-\d{4,19}")
+_CVES = re.compile(r"(?:CVE-\d{4}-\d{4,19}\n)+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,10 @@ def _meta(line: str) -> dict[str, str]:
 
 def parse(data: bytes, where: str) -> EpssScores:
     """The scores in ``data`` (gzip or plain); ``FeedInvalid`` naming ``where`` and the line
-    for a bad header, a malformed CVE, a score outside 0–1, or a duplicate."""
+    for a bad header, a malformed row or CVE id, a score outside 0–1, or a duplicate.
+
+    The checks run over whole columns (one regex pass over the ids, C-level min/max/fsum over
+    the scores); only a file that fails them is walked row by row to name the line."""
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -58,38 +63,68 @@ def parse(data: bytes, where: str) -> EpssScores:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise FeedInvalid(f"{where}: not UTF-8 text") from None
-    lines = io.StringIO(text)
-    first = lines.readline()
-    meta = _meta(first) if first.startswith("#") else {}
-    if not first.startswith("#"):
-        lines.seek(0)
-    reader = csv.reader(lines)
-    header = next(reader, None)
+    del data
+    lines = text.splitlines()
+    del text
+    meta = _meta(lines[0]) if lines and lines[0].startswith("#") else {}
+    first = 1 if meta else 0  # index of the header line
+    header = lines[first].split(",") if len(lines) > first else None
     if header != HEADER:
         raise FeedInvalid(f"{where}: not an EPSS file: header is {header!r}, "
                           f"expected {','.join(HEADER)}")
-    index: dict[str, int] = {}
-    epss: array[float] = array("d")
-    pct: array[float] = array("d")
-    for n, row in enumerate(reader):
-        line = n + (3 if meta else 2)
-        try:
-            cve, score, percentile = row
-            s, p = float(score), float(percentile)
-        except ValueError:
-            raise FeedInvalid(f"{where}: line {line}: not cve,epss,percentile") from None
-        if not (0.0 <= s <= 1.0 and 0.0 <= p <= 1.0) or math.isnan(s) or math.isnan(p):
-            raise FeedInvalid(f"{where}: line {line}: score or percentile outside 0-1")
-        if not _CVE.fullmatch(cve):
-            raise FeedInvalid(f"{where}: line {line}: {cve[:40]!r} is not a CVE id")
-        if cve in index:
-            raise FeedInvalid(f"{where}: line {line}: {cve} appears twice")
-        index[cve] = len(epss)
-        epss.append(s)
-        pct.append(p)
-    if not index:
+    body = lines[first + 1:]
+    del lines
+    while body and not body[-1]:
+        body.pop()
+    if not body:
         raise FeedInvalid(f"{where}: not an EPSS file: no rows")
-    return EpssScores(meta.get("model_version", ""), meta.get("score_date", ""), index, epss, pct)
+    # One flat split (no list per row): every third field is an id, a score, a percentile.
+    # A line with too few or too many fields shifts the columns, which the checks then catch;
+    # the slow path walks the lines to name the first bad one.
+    flat = ",".join(body).split(",")
+    if len(flat) != 3 * len(body):
+        _bad_row(body, first, where, lambda r: r.count(",") != 2, "not cve,epss,percentile")
+    cves, scores, pcts = flat[0::3], flat[1::3], flat[2::3]
+    del flat
+    try:
+        epss, pct = array("d", map(float, scores)), array("d", map(float, pcts))
+    except ValueError:
+        _bad_row(body, first, where, lambda r: not _row_ok(r), "not cve,epss,percentile")
+    del scores, pcts
+    for column in (epss, pct):
+        if math.isnan(math.fsum(column)) or min(column) < 0.0 or max(column) > 1.0:
+            _bad_row(body, first, where, lambda r: not _row_ok(r),
+                     "score or percentile outside 0-1")
+    if not _CVES.fullmatch("\n".join(cves) + "\n"):
+        _bad_row(body, first, where, lambda r: not _row_ok(r), "not a CVE id")
+    index = dict(zip(cves, range(len(cves)), strict=True))
+    if len(index) != len(cves):
+        seen: set[str] = set()
+        for n, cve in enumerate(cves):
+            if cve in seen:
+                raise FeedInvalid(f"{where}: line {n + first + 2}: {cve} appears twice")
+            seen.add(cve)
+    return EpssScores(meta.get("model_version", ""), meta.get("score_date", ""), index, epss,
+                      pct)
+
+
+def _row_ok(line: str) -> bool:
+    parts = line.split(",")
+    if len(parts) != 3 or not _CVE.fullmatch(parts[0]):
+        return False
+    try:
+        s, p = float(parts[1]), float(parts[2])
+    except ValueError:
+        return False
+    return 0.0 <= s <= 1.0 and 0.0 <= p <= 1.0
+
+
+def _bad_row(lines: list[str], first: int, where: str, bad: Callable[[str], bool], what: str
+             ) -> NoReturn:
+    for n, line in enumerate(lines):
+        if bad(line):
+            raise FeedInvalid(f"{where}: line {n + first + 2}: {what}")
+    raise FeedInvalid(f"{where}: {what}")  # not reached: the column check found one
 
 
 def crossings(before: EpssScores | None, after: EpssScores, cves: set[str],

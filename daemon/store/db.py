@@ -89,4 +89,9 @@ class Store(InventoryMixin, ResolveMixin, QueryMixin):
     def ignore_rules(self, config: Config) -> IgnoreRules:
         """The ignore rules in force: ``config``'s and the Harbor allowlists last read for the
         registries that use them (the one value history, findings and alerts ask)."""
-        return IgnoreRules.from_config(config, self.load_allowlists())
+        rules = IgnoreRules.from_config(config, self.load_allowlists())
+        if not config.vex:
+            return rules
+        from daemon.intel.vex_rules import vex_rules
+
+        return rules.with_vex(vex_rules(self.engine, config))

@@ -171,3 +171,18 @@ def exploit_info(conn: Connection, cves: Iterable[str]) -> dict[str, ExploitInfo
             ransomware=bool(entry.ransomware) if entry else False,
             epss=score[0] if score else None, epss_percentile=score[1] if score else None)
     return out
+
+
+def repositories_of(conn: Connection, digests: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """digest → the (registry, project/repository) pairs whose artifacts have it."""
+    wanted = sorted(set(digests))
+    out: dict[str, list[tuple[str, str]]] = {}
+    a, r, g = t.artifact.c, t.repository.c, t.registry.c
+    for i in range(0, len(wanted), 500):
+        query = (select(a.digest, g.name, r.project, r.name.label("repo"))
+                 .join(t.repository, r.id == a.repository_id)
+                 .join(t.registry, g.id == r.registry_id)
+                 .where(a.digest.in_(wanted[i:i + 500])))
+        for row in conn.execute(query):
+            out.setdefault(row.digest, []).append((row.name, f"{row.project}/{row.repo}"))
+    return out

@@ -33,6 +33,7 @@ class RefreshResult:
     events: int = 0
     message_ids: tuple[str, ...] = ()
     error: str = ""
+    fetched_at: datetime | None = None  # of the copy in force (None: there is none)
 
 
 def parse(feed: str, body: bytes, where: str) -> Any:
@@ -122,19 +123,21 @@ async def refresh(config: Config, store: Any, feed: FeedConfig, *,
 
             def unchanged() -> None:
                 with store.engine.begin() as conn:
-                    store_intel.save_unchanged(conn, feed.name, now_fn())
+                    store_intel.save_unchanged(conn, feed.name, now)
 
+            now = now_fn()
             await store.thread.run(unchanged)
             _log.info("feed_unchanged", feed=feed.name, version=old.version if old else "")
             return RefreshResult(feed.name, "unchanged", old.version if old else "",
-                                 got.requests)
+                                 got.requests, fetched_at=now)
         parsed = await store.thread.run(parse, feed.name, got.body, f"feed {feed.name} "
                                         f"({feed.url})")
     except FeedError as exc:
         await store.thread.run(_fail, store, feed, str(exc), now_fn())
         kept = old.version if old and old.fetched_at else "none"
         _log.warning("feed_failed", feed=feed.name, error=str(exc), kept_version=kept)
-        return RefreshResult(feed.name, "failed", kept, error=str(exc))
+        return RefreshResult(feed.name, "failed", kept, error=str(exc),
+                             fetched_at=old.fetched_at if old else None)
     now = now_fn()
     count = await store.thread.run(_keep, store, feed, parsed, got, now)
     version = version_of(parsed)
@@ -142,7 +145,8 @@ async def refresh(config: Config, store: Any, feed: FeedConfig, *,
     ids: list[str] = []
     if count and queue_alerts:
         ids = await store.thread.run(queue, config, store, now)
-    return RefreshResult(feed.name, "updated", version, got.requests, count, tuple(ids))
+    return RefreshResult(feed.name, "updated", version, got.requests, count, tuple(ids),
+                         fetched_at=now)
 
 
 def queue(config: Config, store: Any, now: datetime) -> list[str]:

@@ -73,6 +73,7 @@ class Daemon:
         self.wake_delivery = asyncio.Event()
         self.last_result: dict[str, str] = {}
         self.background: set[asyncio.Task[Any]] = set()  # held so they are not collected
+        self.feed_fetched: dict[str, datetime | None] = {}  # feed → its good copy's fetch time
 
     # ---- life -------------------------------------------------------------------------------
 
@@ -190,10 +191,38 @@ class Daemon:
             add_cron_job(self.scheduler, f"schedule:{schedule.name}", schedule.cron,
                          schedule.timezone, self.fire, jitter=schedule.jitter,
                          kwargs={"name": schedule.name, "trigger": "schedule"})
+        for feed in self.config.feeds:
+            add_cron_job(self.scheduler, f"feed:{feed.name}", feed.schedule, feed.timezone,
+                         self.refresh_feed, kwargs={"name": feed.name})
+            self._watch_feed_age(feed.name)
         for index, route in enumerate(self.config.routes):
             if route.group == "digest":
                 add_cron_job(self.scheduler, f"digest:{index}", route.digest_cron,
                              route.digest_timezone, self.digest)
+
+    async def refresh_feed(self, name: str) -> None:
+        """One refresh of an intel feed, beside the runs: it holds no schedule or registry
+        lock, and a feed that fails only logs (``intel.refresh`` never raises for it)."""
+        feed = self.config.feed(name)
+        if feed is None or self.signals.stop.requested:
+            return
+        from daemon.intel.refresh import refresh
+
+        try:
+            result = await refresh(self.config, self.store, feed, now_fn=utcnow)
+        except Exception:  # a bug, not a feed problem: logged, the daemon goes on
+            _log.exception("feed_refresh_crashed", feed=name)
+            return
+        self.feed_fetched[name] = result.fetched_at
+        if result.message_ids:
+            self.wake_delivery.set()
+
+    def _watch_feed_age(self, name: str) -> None:
+        def age() -> float:  # at scrape time, from memory: no database work on the loop
+            fetched = self.feed_fetched.get(name)
+            return (utcnow() - fetched).total_seconds() if fetched else float("nan")
+
+        self.metrics.feed_age.labels(name).set_function(age)
 
     def _start_catch_up(self) -> None:
         now = utcnow()
@@ -210,6 +239,8 @@ class Daemon:
                           catch_up=decision.run_now, reason=decision.reason)
             if decision.run_now:
                 self._spawn(schedule.name, "catch_up", jitter_delay(schedule.jitter))
+        for feed in self.config.feeds:  # a feed never fetched, or stale: fetch it now
+            self._keep(self.refresh_feed(feed.name))
 
     def _spawn(self, name: str, trigger: str, delay: float) -> None:
         async def later() -> None:

@@ -128,6 +128,8 @@ ROUTE_KEYS: dict[str, Parser] = {
     "continue": bool_,
     "repeat_open_every": duration(),
     "heartbeat": bool_,
+    "kev": bool_,
+    "min_epss": share,
 }
 IGNORE_KEYS: dict[str, Parser] = {
     "vulnerability": str_,

@@ -139,6 +139,8 @@ class RouteConfig:
     continue_: bool = False  # `continue = true` in TOML
     repeat_open_every: timedelta | None = None
     heartbeat: bool = False
+    kev: bool = False  # only findings whose CVE is in CISA KEV
+    min_epss: float | None = None  # only findings whose CVE's EPSS score reaches this
 
 
 @dataclass(frozen=True)

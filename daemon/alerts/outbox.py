@@ -151,7 +151,8 @@ def plan(
     kept, silenced = apply_silences(items, rules, now)
     if silenced:
         _log.debug("alert_items_silenced", count=len(silenced))
-    deliveries = dedup(admit(route_items(kept, routes), due, cursors), notified)
+    deliveries = dedup(admit(route_items(kept, routes, run_context.exploit), due, cursors),
+                       notified)
     repeat = {k: r.repeat_open_every for k, r in by_key.items()
               if r.repeat_open_every and k in due}
     if repeat:

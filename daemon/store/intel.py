@@ -186,3 +186,23 @@ def repositories_of(conn: Connection, digests: Iterable[str]) -> dict[str, list[
         for row in conn.execute(query):
             out.setdefault(row.digest, []).append((row.name, f"{row.project}/{row.repo}"))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """The KEV and EPSS copies in force, whole, for listings that meet any CVE."""
+
+    kev: dict[str, tuple[Any, Any]]  # cve → (date_added, due_date)
+    epss: dict[str, tuple[float, float]]  # cve → (score, percentile)
+
+    def __bool__(self) -> bool:
+        return bool(self.kev or self.epss)
+
+
+def tables(conn: Connection) -> Tables:
+    k, s = t.intel_kev.c, t.intel_epss.c
+    kev = {r.cve: (r.date_added, r.due_date)
+           for r in conn.execute(select(k.cve, k.date_added, k.due_date))}
+    scores = {r.cve: (r.epss, r.percentile)
+              for r in conn.execute(select(s.cve, s.epss, s.percentile))}
+    return Tables(kev, scores)

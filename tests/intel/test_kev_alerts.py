@@ -205,3 +205,17 @@ def test_garbage_or_an_unreachable_feed_keeps_the_last_good_copy_with_one_line(
     assert "ConnectError" in said and "127.0.0.1:9" in said
     status = json.loads(world.cli("intel", "status", "--format", "json").stdout)
     assert status[0]["version"] == "2025.08.25"
+
+
+def test_findings_carry_kev_and_filter_on_it(world: World) -> None:
+    world.serve(VERSIONS[2])
+    world.refresh()
+    proc = world.cli("findings", "--kev", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert rows and {r["vulnerability"] for r in rows} == {GIT_CVE}
+    assert {(r["kev"], r["kev_date_added"], r["kev_due_date"]) for r in rows} == {
+        (True, "2025-08-25", "2025-09-15")}
+    every = json.loads(world.cli("findings", "--format", "json").stdout)
+    assert {r["vulnerability"] for r in every if not r["kev"]} == {"CVE-2025-48385",
+                                                                    "CVE-2025-4802"}

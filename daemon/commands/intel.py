@@ -27,7 +27,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def _feeds(cfg: Any, only: str | None) -> list[Any]:
     feeds = [f for f in cfg.feeds if only is None or f.name == only]
-    if not feeds:
+    if not feeds and not (only is None and any(v.url for v in cfg.vex)):
         raise UsageError(f"{cfg.source}: no [[feed]]" + (f" named {only}" if only else "")
                          + " (`scanwatch config init` writes the KEV and EPSS feeds)")
     return feeds
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "status":
             return _status(cfg, store, feeds, args.format)
-        results, report = asyncio.run(_refresh(cfg, store, feeds))
+        results, report = asyncio.run(_refresh(cfg, store, feeds, args.feed is None))
     finally:
         store.close()
     for r in results:
@@ -67,15 +67,18 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(r.outcome != "failed" for r in results) else 1
 
 
-async def _refresh(cfg: Any, store: Any, feeds: list[Any]) -> tuple[list[Any], Any]:
+async def _refresh(cfg: Any, store: Any, feeds: list[Any], with_vex: bool
+                   ) -> tuple[list[Any], Any]:
     from datetime import timedelta
 
     from daemon.alerts.deliver import DeliveryReport
-    from daemon.intel.refresh import refresh
+    from daemon.intel.refresh import refresh, refresh_vex
     from daemon.service.cycle import deliver
     from daemon.service.daemon import utcnow
 
     results = [await refresh(cfg, store, f, now_fn=utcnow) for f in feeds]
+    if with_vex:  # [[vex]] URLs too: their copies are what the ignore rules read
+        results += [await refresh_vex(store, v, now_fn=utcnow) for v in cfg.vex if v.url]
     report = DeliveryReport()
     if any(r.message_ids for r in results):
         report = await deliver(cfg, store, now_fn=utcnow,

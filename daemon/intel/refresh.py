@@ -156,3 +156,40 @@ def queue(config: Config, store: Any, now: datetime) -> list[str]:
 
     ctx = RunContext(name="intel", registry_urls={r.name: r.url for r in config.registries})
     return build_and_queue(store, config, run_context=ctx, now=now)
+
+
+async def refresh_vex(store: Any, source: Any, *, now_fn: Callable[[], datetime],
+                      transport: Any = None) -> RefreshResult:
+    """Fetch a ``[[vex]]`` URL (conditionally) and keep it as ``vex:NAME`` when it is a valid
+    OpenVEX document; the rules read that copy (``vex_rules``). Never raises for the source."""
+    from daemon.config_types import FeedConfig
+    from daemon.intel import vex
+    from daemon.store import intel as store_intel
+
+    name = f"vex:{source.name}"
+    feed = FeedConfig(name=name, url=source.url)
+    old = await store.thread.run(_stored, store, name)
+    try:
+        got = await fetch.fetch(feed, etag=old.etag if old and old.fetched_at else "",
+                                last_modified=old.last_modified if old and old.fetched_at
+                                else "", **({"transport": transport} if transport else {}))
+        if got.body is not None:
+            statements = vex.parse(got.body, f"vex {source.name} ({source.url})")
+    except FeedError as exc:
+        await store.thread.run(_fail, store, feed, str(exc), now_fn())
+        _log.warning("feed_failed", feed=name, error=str(exc))
+        return RefreshResult(name, "failed", old.version if old else "", error=str(exc))
+    now = now_fn()
+
+    def keep() -> None:
+        with store.engine.begin() as conn:
+            if got.body is None:
+                store_intel.save_unchanged(conn, name, now)
+            else:
+                store_intel.save_good(conn, name, source=source.url,
+                                      version=f"{len(statements)} statement(s)", etag=got.etag,
+                                      last_modified=got.last_modified, body=got.body, now=now)
+
+    await store.thread.run(keep)
+    return RefreshResult(name, "unchanged" if got.body is None else "updated",
+                         requests=got.requests, fetched_at=now)

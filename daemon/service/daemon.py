@@ -195,6 +195,10 @@ class Daemon:
             add_cron_job(self.scheduler, f"feed:{feed.name}", feed.schedule, feed.timezone,
                          self.refresh_feed, kwargs={"name": feed.name})
             self._watch_feed_age(feed.name)
+        for source in self.config.vex:
+            if source.url:
+                add_cron_job(self.scheduler, f"vex:{source.name}", "23 * * * *", "UTC",
+                             self.refresh_vex, kwargs={"name": source.name})
         for index, route in enumerate(self.config.routes):
             if route.group == "digest":
                 add_cron_job(self.scheduler, f"digest:{index}", route.digest_cron,
@@ -216,6 +220,18 @@ class Daemon:
         self.feed_fetched[name] = result.fetched_at
         if result.message_ids:
             self.wake_delivery.set()
+
+    async def refresh_vex(self, name: str) -> None:
+        """Refetch a ``[[vex]]`` URL hourly; its statements count from the next run on."""
+        source = next((v for v in self.config.vex if v.name == name), None)
+        if source is None or self.signals.stop.requested:
+            return
+        from daemon.intel.refresh import refresh_vex
+
+        try:
+            await refresh_vex(self.store, source, now_fn=utcnow)
+        except Exception:  # a bug, not a source problem: logged, the daemon goes on
+            _log.exception("vex_refresh_crashed", vex=name)
 
     def _watch_feed_age(self, name: str) -> None:
         def age() -> float:  # at scrape time, from memory: no database work on the loop

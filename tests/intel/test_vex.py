@@ -178,3 +178,39 @@ def test_a_bad_document_is_refused_with_one_line_naming_it(body: bytes, message:
         vex.parse(body, "team.json")
     assert message in str(caught.value) and str(caught.value).startswith("team.json")
     assert "\n" not in str(caught.value)
+
+
+def test_a_vex_url_is_fetched_by_intel_refresh_and_then_silences(tmp_path: Path,
+                                                                 history: Path) -> None:
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "team.json").write_text(json.dumps(openvex([{
+        "vulnerability": {"name": "CVE-2025-4802"}, "products": [{"@id": "payments/web"}],
+        "status": "not_affected", "justification": "vulnerable_code_not_present"}])))
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/team.json"
+        config = write_config(tmp_path, history, f'[[vex]]\nname = "team"\nurl = "{url}"\n')
+        assert ignored(config) == {}  # not fetched yet: nothing silenced
+        proc = subprocess.run([SCANWATCH, "intel", "refresh", "--format", "json", "--config",
+                               str(config)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["feeds"][0]["outcome"] == "updated"
+        again = subprocess.run([SCANWATCH, "intel", "refresh", "--format", "json", "--config",
+                                str(config)], capture_output=True, text=True, timeout=60)
+        assert json.loads(again.stdout)["feeds"][0]["outcome"] == "unchanged"  # a 304
+    finally:
+        server.shutdown()
+    assert set(ignored(config)) == {("web", "CVE-2025-4802")}

@@ -56,6 +56,8 @@ class RunContext:
     known_repositories: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     # CVE → what KEV and EPSS say of it (the copies in force; absent: neither lists it)
     exploit: Mapping[str, ExploitInfo] = field(default_factory=dict)
+    # "feed kev is stale: …" lines, for the next digest (``intel.status.stale_notices``)
+    feed_notices: tuple[str, ...] = ()
 
 
 def harbor_link(ctx: RunContext, registry: str, project: str, repository: str,

@@ -207,7 +207,8 @@ def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, R
     for key, route in by_key.items():
         if key not in due or route.group != "digest":
             continue
-        notices = {rec: [warning.text] for rec in route.receivers} if warning else {}
+        lines = ([warning.text] if warning else []) + list(ctx.feed_notices)
+        notices = {rec: lines for rec in route.receivers} if lines else {}
         mine = [d for d in deliveries if d.route == key]
         digest_ctx = replace(ctx, name=key, kind="digest")
         messages += group(mine, digest_ctx, now, notices=notices, new_id=new_id)
@@ -240,6 +241,11 @@ def build_and_queue(
         return []
     if rules is None:
         rules = store.ignore_rules(config)
+    if config.feeds and not run_context.feed_notices:
+        from daemon.intel.status import feed_states, stale_notices
+
+        run_context = replace(run_context, feed_notices=stale_notices(
+            feed_states(store, config.feeds, now)))
     receivers = {n for r in routes for n in (*r.receivers, *r.escalate_to)}
     notified = store_outbox.last_notified(store, receivers)
     open_findings = _open_findings(store, config, rules)

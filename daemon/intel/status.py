@@ -51,3 +51,19 @@ def feed_states(store: Any, feeds: Sequence[FeedConfig], now: datetime) -> list[
 
     with store.engine.connect() as conn:
         return [state_of(f, store_intel.load(conn, f.name, body=False), now) for f in feeds]
+
+
+def stale_notices(states: Sequence[FeedState]) -> tuple[str, ...]:
+    """One line per stale feed, for the next digest."""
+    out = []
+    for s in states:
+        if not s.stale:
+            continue
+        if s.age_seconds is None:
+            out.append(f"feed {s.name} has no good copy yet ({s.source})"
+                       + (f": {s.last_error}" if s.last_error else ""))
+        else:
+            out.append(f"feed {s.name} is stale: its last good copy ({s.version}) is "
+                       f"{s.age_text} old" + (f"; last error: {s.last_error}"
+                                              if s.last_error else ""))
+    return tuple(out)

@@ -70,7 +70,7 @@ def parse(data: bytes, where: str) -> EpssScores:
     first = 1 if meta else 0  # index of the header line
     header = lines[first].split(",") if len(lines) > first else None
     if header != HEADER:
-        raise FeedInvalid(f"{where}: not an EPSS file: header is {header!r}, "
+        raise FeedInvalid(f"{where}: not an EPSS file: header is {repr(header)[:80]}, "
                           f"expected {','.join(HEADER)}")
     body = lines[first + 1:]
     del lines

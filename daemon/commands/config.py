@@ -232,10 +232,12 @@ _STARTER: tuple[tuple[str, str, tuple[tuple[str, Any, str, bool], ...]], ...] = 
     ("[[route]]", "Which changes go to which receivers, and how they are grouped.", (
         ("receivers", ["team-webhook"], "Receiver names from [[receiver]].", True),
         ("min_severity", "High", "Critical, High, Medium, Low, Unknown or None.", True),
+        ("events", list(ct.DEFAULT_EVENTS),
+         "Change kinds to send (this is the default when unset); the others: fixed, "
+         "severity_down, scanner_unavailable, known_exploited, exploit_likely.", False),
         ("events", [*ct.DEFAULT_EVENTS, "known_exploited", "exploit_likely"],
-         "Change kinds to send; the others: fixed, severity_down, scanner_unavailable. "
-         "known_exploited: a CVE in your images entered CISA KEV; exploit_likely: its EPSS "
-         "score crossed epss_threshold.", True),
+         "Here with known_exploited (a CVE in your images entered CISA KEV) and "
+         "exploit_likely (its EPSS score crossed epss_threshold).", True),
         ("group", "immediate", "immediate (after each run) or digest (on digest_cron).", False),
     )),
     ("[[feed]]", "CISA's Known Exploited Vulnerabilities catalog, fetched hourly (a "

@@ -20,7 +20,7 @@ from daemon.errors import ConfigError, ScanwatchError
 COMMAND_MODULES: tuple[str, ...] = (
     "run", "runs", "scan", "status", "scan_log", "history", "findings", "report",
     "ignore", "alerts", "notify", "schedule", "config", "doctor", "sim", "demo", "webhook",
-    "lineage", "web", "cluster",
+    "lineage", "intel", "vex", "web", "cluster",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -57,7 +57,7 @@ LOOKUP_ORDER = "--config PATH, else $SCANWATCH_CONFIG, else /etc/scanwatch/confi
 
 Parser = Any  # a callable (ctx, path, value) -> parsed value or BAD
 
-SECTIONS = ("daemon", "registry", "schedule", "receiver", "route", "ignore", "sla")
+SECTIONS = ("daemon", "registry", "schedule", "receiver", "route", "ignore", "sla", "feed", "vex")
 
 DAEMON_KEYS: dict[str, Parser] = {
     "database": str_,
@@ -134,6 +134,8 @@ ROUTE_KEYS: dict[str, Parser] = {
     "continue": bool_,
     "repeat_open_every": duration(),
     "heartbeat": bool_,
+    "kev": bool_,
+    "min_epss": share,
 }
 IGNORE_KEYS: dict[str, Parser] = {
     "vulnerability": str_,
@@ -144,6 +146,19 @@ IGNORE_KEYS: dict[str, Parser] = {
     "reason": str_,
     "expires": date_,
 }
+FEED_KEYS: dict[str, Parser] = {
+    "name": one_of(ct.FEED_KINDS),
+    "url": str_,
+    "cron": cron,
+    "timezone": timezone,
+    "timeout": duration(),
+    "max_retries": int_(0),
+    "max_size": size(64 * 1024, 1024**3),
+    "stale_after": duration(),
+    "epss_threshold": share,
+    "epss_percentile": share,
+}
+VEX_KEYS: dict[str, Parser] = {"name": name, "path": str_, "url": url}
 SLA_KEYS = tuple(s.label for s in sorted(Severity, reverse=True)) + ("due_soon",)
 
 REQUIRED = {
@@ -152,6 +167,8 @@ REQUIRED = {
     "receiver": ("name",),
     "route": ("receivers",),
     "ignore": ("reason", "expires"),
+    "feed": ("name",),
+    "vex": ("name",),
 }
 HINTS = {
     "name": 'a name such as "prod-harbor"',
@@ -293,7 +310,9 @@ def _build(ctx: Ctx, data: dict[str, Any], source: str) -> ct.Config:
     routes = [_route(ctx, w, t, known) for w, t in _each(tables, "route")]
     ignores = [_ignore(ctx, w, t, known["registry"]) for w, t in _each(tables, "ignore")]
     sla = _sla(ctx, data.get("sla"))
-    for section in ("registry", "schedule", "receiver", "route"):
+    feeds = [_feed(ctx, w, t) for w, t in _each(tables, "feed")]
+    vex = [_vex(ctx, w, t) for w, t in _each(tables, "vex")]
+    for section in ("registry", "schedule", "receiver", "route", "feed", "vex"):
         _check_unique(ctx, section, tables[section])
     if not registries and "registry" not in data:
         ctx.warn("registry", "no [[registry]] table: there is nothing to scan")
@@ -307,6 +326,8 @@ def _build(ctx: Ctx, data: dict[str, Any], source: str) -> ct.Config:
         routes=tuple(r for r in routes if r is not None),
         ignores=tuple(i for i in ignores if i is not None),
         sla=sla,
+        feeds=tuple(f for f in feeds if f is not None),
+        vex=tuple(v for v in vex if v is not None),
         source=source,
         warnings=tuple(ctx.warnings),
     )
@@ -470,6 +491,36 @@ def _ignore(
     if not all(k in values for k in REQUIRED["ignore"]):
         return None
     return ct.IgnoreConfig(**values)
+
+
+def _feed(ctx: Ctx, where: str, table: dict[str, Any]) -> ct.FeedConfig | None:
+    values = _fields(ctx, where, table, FEED_KEYS, "feed")
+    if "name" not in values:
+        return None
+    if values["name"] != "epss" and ({"epss_threshold", "epss_percentile"} & set(values)):
+        ctx.problem(where, "epss_threshold and epss_percentile belong to the epss feed")
+    values.setdefault("url", ct.KEV_URL if values["name"] == "kev" else ct.EPSS_URL)
+    if not re.match(r"^https?://", values["url"]):
+        values["url"] = str(ctx.base / values["url"])  # a local file, relative to the config
+        if not Path(values["url"]).is_file():
+            ctx.missing(f"{where}.url", "neither an http(s) URL nor an existing file: "
+                        f"{show(values['url'], limit=300)}")
+    return ct.FeedConfig(**values)
+
+
+def _vex(ctx: Ctx, where: str, table: dict[str, Any]) -> ct.VexConfig | None:
+    values = _fields(ctx, where, table, VEX_KEYS, "vex")
+    if ("path" in values) == ("url" in values):
+        ctx.problem(where, "needs exactly one of path (a file or directory) or url")
+        return None
+    if "path" in values:
+        values["path"] = str(ctx.base / values["path"])
+    if "path" in values and not Path(values["path"]).exists():
+        ctx.missing(f"{where}.path",
+                    f"no such file or directory: {show(values['path'], limit=300)}")
+    if "name" not in values:
+        return None
+    return ct.VexConfig(**values)
 
 
 def _sla(ctx: Ctx, table: Any) -> ct.SlaConfig:

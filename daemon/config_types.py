@@ -27,6 +27,8 @@ EVENTS = (
     "scan_failed",
     "scanner_unavailable",
     "rebuild_available",
+    "known_exploited",
+    "exploit_likely",
 )
 # A finding rescored upwards (Medium → Critical) needs attention as much as a new one.
 DEFAULT_EVENTS = ("new", "fix_available", "severity_up", "reopened", "sla_overdue", "scan_failed")
@@ -146,6 +148,8 @@ class RouteConfig:
     continue_: bool = False  # `continue = true` in TOML
     repeat_open_every: timedelta | None = None
     heartbeat: bool = False
+    kev: bool = False  # only findings whose CVE is in CISA KEV
+    min_epss: float | None = None  # only findings whose CVE's EPSS score reaches this
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,40 @@ class SlaConfig:
     due_soon: timedelta = timedelta(days=3)
 
 
+KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
+EPSS_URL = "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"
+FEED_KINDS = ("kev", "epss")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One ``[[feed]]``: where a threat-intelligence feed comes from and how often."""
+
+    name: str  # "kev" or "epss": which feed it is
+    url: str = ""  # an http(s) URL, or a local file path
+    cron: str = ""  # default: KEV hourly, EPSS daily
+    timezone: str = "UTC"
+    timeout: timedelta = timedelta(seconds=30)
+    max_retries: int = 3
+    max_size: int = 128 * 1024 * 1024
+    stale_after: timedelta = timedelta(days=3)
+    epss_threshold: float = 0.1  # exploit_likely when a score reaches it…
+    epss_percentile: float | None = None  # …or, when set, this percentile instead
+
+    @property
+    def schedule(self) -> str:
+        return self.cron or ("17 * * * *" if self.name == "kev" else "40 6 * * *")
+
+
+@dataclass(frozen=True)
+class VexConfig:
+    """One ``[[vex]]``: OpenVEX documents from a file, a directory of ``*.json`` or a URL."""
+
+    name: str
+    path: str = ""
+    url: str = ""
+
+
 @dataclass(frozen=True)
 class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
@@ -174,8 +212,13 @@ class Config:
     routes: tuple[RouteConfig, ...] = ()
     ignores: tuple[IgnoreConfig, ...] = ()
     sla: SlaConfig = field(default_factory=SlaConfig)
+    feeds: tuple[FeedConfig, ...] = ()
+    vex: tuple[VexConfig, ...] = ()
     source: str = ""  # the file it came from
     warnings: tuple[str, ...] = ()
+
+    def feed(self, name: str) -> FeedConfig | None:
+        return next((f for f in self.feeds if f.name == name), None)
 
     def registry(self, name: str) -> RegistryConfig | None:
         return next((r for r in self.registries if r.name == name), None)

@@ -23,8 +23,10 @@ line to stderr and exits with the error's ``exit_code``.
     │   ├── RateLimited            429 past the retry budget
     │   ├── ServerError            5xx or connection failure past the retry budget
     │   └── BadResponse            a body that is not what Harbor sends
-    └── DeliveryError              exit 1  an alert could not be delivered
-        └── PermanentDeliveryError         the receiver refuses for good (401, 404): do not retry
+    ├── DeliveryError              exit 1  an alert could not be delivered
+    │   └── PermanentDeliveryError         the receiver refuses for good (401, 404): do not retry
+    └── FeedError                  exit 1  an intel feed (KEV, EPSS, VEX) could not be used
+        └── FeedInvalid                    fetched, but not what the feed publishes
 """
 
 from __future__ import annotations
@@ -129,4 +131,12 @@ class DeliveryError(ScanwatchError):
 
 
 class PermanentDeliveryError(DeliveryError):
+    pass
+
+
+class FeedError(ScanwatchError):
+    pass
+
+
+class FeedInvalid(FeedError):
     pass

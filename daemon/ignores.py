@@ -1,5 +1,5 @@
-"""The one ignore evaluator: ``[[ignore]]`` rules, `scanwatch ignore` rules and Harbor CVE
-allowlists. Pure: ``now`` is given.
+"""The one ignore evaluator: ``[[ignore]]`` rules, `scanwatch ignore` rules, Harbor CVE
+allowlists and VEX statements. Pure: ``now`` is given.
 
 History (the ``ignored`` mark of a finding), ``scanwatch findings`` and alerts all ask the same
 ``IgnoreRules`` value, built from the configuration in force, the rules added with
@@ -12,6 +12,10 @@ so an open, a ``--once`` or a reload changes nothing). The rules:
   in any case), "" means any; ``registries`` and ``projects`` are globs; ``repositories`` globs
   match ``project/repository`` or the repository name alone. An allowlist matches its registry,
   its project ("" for the system's) and the exact CVE ids it lists.
+- **VEX.** A ``not_affected`` or ``fixed`` statement (``daemon/intel/vex.py``, resolved to
+  registry and repository globs) hides the findings of its vulnerability in the repositories
+  it names (its packages, where it lists any); its justification is the reason. Other statuses
+  hide nothing: ``under_investigation`` and ``affected`` are notes (``vex_note``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
 
 from daemon.config_types import Config, IgnoreConfig
+from daemon.intel.vex import VexRule
 from daemon.model import CveAllowlist, FindingKey
 
 
@@ -58,6 +63,17 @@ def allowlist_applies(allow: CveAllowlist, key: FindingKey, now: datetime) -> bo
     return key.vulnerability in allow.cve_ids
 
 
+def vex_matches(rule: VexRule, key: FindingKey) -> bool:
+    """The statement names the finding's vulnerability, repository and (if any) package."""
+    if not fnmatchcase(key.vulnerability.upper(), rule.vulnerability.upper()):
+        return False
+    if rule.packages and key.package not in rule.packages:
+        return False
+    where = f"{key.project}/{key.repository}"
+    return any(fnmatchcase(key.registry, reg) and fnmatchcase(where, repo)
+               for reg, repo in rule.scopes)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredIgnore:
     """A rule added with `scanwatch ignore add`: the same fields as ``[[ignore]]``, with who
@@ -77,6 +93,7 @@ class IgnoreRules:
     rules: tuple[IgnoreConfig, ...] = ()
     allowlists: tuple[CveAllowlist, ...] = ()
     stored: tuple[StoredIgnore, ...] = ()
+    vex: tuple[VexRule, ...] = ()
 
     @classmethod
     def from_config(cls, config: Config, allowlists: Iterable[CveAllowlist] = (),
@@ -89,12 +106,22 @@ class IgnoreRules:
                    tuple(stored))
 
     def __bool__(self) -> bool:
-        return bool(self.rules or self.allowlists or self.stored)
+        return bool(self.rules or self.allowlists or self.stored or self.vex)
 
     def with_allowlists(self, registry: str, allowlists: Iterable[CveAllowlist]) -> IgnoreRules:
         """These rules with ``registry``'s allowlists replaced by a fresh read."""
         kept = tuple(a for a in self.allowlists if a.registry != registry)
-        return IgnoreRules(self.rules, kept + tuple(allowlists), self.stored)
+        return IgnoreRules(self.rules, kept + tuple(allowlists), self.stored, self.vex)
+
+    def with_vex(self, statements: Iterable[VexRule]) -> IgnoreRules:
+        return IgnoreRules(self.rules, self.allowlists, self.stored, tuple(statements))
+
+    def vex_note(self, key: FindingKey) -> str:
+        """What a VEX statement that does not silence says of ``key`` ("" for none)."""
+        for v in self.vex:
+            if not v.silences and vex_matches(v, key):
+                return f"VEX {v.status}" + (f": {v.text}" if v.text else "")
+        return ""
 
     def reason(self, key: FindingKey, now: datetime) -> str:
         """Why ``key`` is ignored at ``now`` (its source, for history and findings), or ""."""
@@ -109,6 +136,9 @@ class IgnoreRules:
             if allowlist_applies(allow, key, now):
                 scope = f"project {allow.project}" if allow.project else "system"
                 return f"Harbor CVE allowlist ({scope})"
+        for v in self.vex:
+            if v.silences and vex_matches(v, key):
+                return f"VEX {v.status}: {v.text or 'no justification given'} ({v.source})"
         return ""
 
     def ignored(self, key: FindingKey, now: datetime) -> bool:

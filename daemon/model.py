@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 REPORT_MIME_V11 = "application/vnd.security.vulnerability.report; version=1.1"
 REPORT_MIME_HARBOR_V10 = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
@@ -195,6 +195,8 @@ class ChangeKind(enum.Enum):
     SEVERITY_CHANGED = "severity_changed"
     REOPENED = "reopened"
     REBUILD_AVAILABLE = "rebuild_available"  # a newer base tag lacks it (daemon/lineage)
+    KNOWN_EXPLOITED = "known_exploited"  # intel: its CVE is in CISA KEV (or left it)
+    EXPLOIT_LIKELY = "exploit_likely"  # intel: its EPSS score crossed the threshold
 
 
 class Reason(enum.Enum):
@@ -209,6 +211,10 @@ class Reason(enum.Enum):
     FIRST_SIGHT = "first_sight"
     IGNORE_EXPIRED = "ignore_expired"  # an ignore rule or allowlist expired: open again
     BASE_UPDATED = "base_updated"  # rebuild_available: a newer tag of the base was scanned
+    KEV_ADDED = "kev_added"  # a KEV catalog version added the CVE of an open finding
+    KEV_REMOVED = "kev_removed"  # …or dropped it (recorded and shown once)
+    IN_KEV = "in_kev"  # a finding that arrived already listed in KEV
+    EPSS_CROSSED = "epss_crossed"  # the CVE's EPSS score reached the configured threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,3 +329,25 @@ class CveAllowlist:
     cve_ids: frozenset[str]
     expires_at: datetime | None = None
     project: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExploitInfo:
+    """What the intel feeds say of one CVE: in CISA KEV (with its entry's facts) and its EPSS
+    score and percentile (None where unscored)."""
+
+    kev: bool = False
+    kev_name: str = ""
+    date_added: date | None = None
+    due_date: date | None = None
+    required_action: str = ""
+    ransomware: bool = False
+    epss: float | None = None
+    epss_percentile: float | None = None
+
+    def rank(self) -> tuple[int, float]:
+        """Higher first: in KEV, then EPSS (unscored as 0)."""
+        return (1 if self.kev else 0, self.epss or 0.0)
+
+
+NO_EXPLOIT_INFO = ExploitInfo()

@@ -37,7 +37,7 @@ from daemon.alerts.message import (
 from daemon.alerts.route import Delivery
 from daemon.diff import is_first_sight
 from daemon.lineage.advice import Advisor
-from daemon.model import ChangeEvent, ChangeKind, FindingKey, Severity
+from daemon.model import ChangeEvent, ChangeKind, ExploitInfo, FindingKey, Severity
 
 BASE_IMAGE_THRESHOLD = 3  # this many images on one vulnerable version: suggest the base image
 
@@ -62,6 +62,10 @@ class RunContext:
     advisory_url: str = ""  # [daemon] advisory_url: the template of advisory links
     # registry → its lineage (daemon/lineage/advice.py): where each finding comes from
     lineage: Mapping[str, Advisor] = field(default_factory=dict)
+    # CVE → what KEV and EPSS say of it (the copies in force; absent: neither lists it)
+    exploit: Mapping[str, ExploitInfo] = field(default_factory=dict)
+    # "feed kev is stale: …" lines, for the next digest (``intel.status.stale_notices``)
+    feed_notices: tuple[str, ...] = ()
 
 
 def context_for(config: Any, **values: Any) -> RunContext:
@@ -115,7 +119,9 @@ def _action(ctx: RunContext, registry: str, found: remedy.Remedy[_Facts]) -> Act
                   reminder=all(f.reminder for f in found.members),
                   why=_whys(found.vulnerabilities, found.members),
                   source=found.source, base_image=found.base_image,
-                  rebuild_on=found.rebuild_on, step=found.step)
+                  rebuild_on=found.rebuild_on, step=found.step,
+                  exploit=tuple((v.id, ctx.exploit[v.id]) for v in found.vulnerabilities
+                                if v.id in ctx.exploit))
 
 
 def rebuilds(actions: Sequence[Action], pushed: Mapping[str, datetime | None]
@@ -146,8 +152,8 @@ def rebuilds(actions: Sequence[Action], pushed: Mapping[str, datetime | None]
 
 
 # Which change explains a vulnerability best when one message carries several of it.
-_CHANGE_RANK = {"new": 0, "reopened": 1, "fix_available": 2, "severity_changed": 3,
-                "reminder": 4}
+_CHANGE_RANK = {"known_exploited": 0, "new": 1, "reopened": 2, "exploit_likely": 3,
+                "fix_available": 4, "severity_changed": 5, "reminder": 6}
 
 
 def _whys(vulns: Sequence[Vuln], members: Sequence[_Facts]) -> tuple[Why, ...]:
@@ -163,11 +169,12 @@ def _whys(vulns: Sequence[Vuln], members: Sequence[_Facts]) -> tuple[Why, ...]:
                  for v in vulns if v.id in best)
 
 
-def priority(a: Action) -> tuple[int, int, int, str, str]:
-    """The order of actions (documented in ``alerts/message.py``): worst severity, most images,
-    most vulnerabilities, then package and version."""
-    return (-a.top_severity, -len(a.images), -len(a.vulnerabilities), a.package,
-            a.installed_version)
+def priority(a: Action) -> tuple[int, float, int, int, int, str, str]:
+    """The order of actions (documented in README): known exploited (CISA KEV) first, then the
+    highest EPSS score, worst severity, most images (reach), most vulnerabilities, then
+    package and version."""
+    return (-int(a.kev), -(a.epss or 0.0), -a.top_severity, -len(a.images),
+            -len(a.vulnerabilities), a.package, a.installed_version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from daemon.model import FindingKey, Severity
+from daemon.model import NO_EXPLOIT_INFO, ExploitInfo, FindingKey, Severity
 from daemon.remedy import Vuln as Vuln  # one vulnerability of an action, shared with remedy
 
 
@@ -80,9 +80,28 @@ class Action:
     base_image: str = ""
     rebuild_on: str = ""
     step: str = ""
+    exploit: tuple[tuple[str, ExploitInfo], ...] = ()  # KEV/EPSS of its vulnerabilities
 
     def why_of(self, vulnerability: str) -> Why | None:
         return next((w for w in self.why if w.vulnerability == vulnerability), None)
+
+    def exploit_of(self, vulnerability: str) -> ExploitInfo:
+        return next((e for v, e in self.exploit if v == vulnerability), NO_EXPLOIT_INFO)
+
+    @property
+    def kev(self) -> bool:
+        """Some vulnerability of it is in CISA's Known Exploited Vulnerabilities."""
+        return any(e.kev for _, e in self.exploit)
+
+    @property
+    def epss(self) -> float | None:
+        """The highest EPSS score of its vulnerabilities (None: none is scored)."""
+        return max((e.epss for _, e in self.exploit if e.epss is not None), default=None)
+
+    @property
+    def epss_percentile(self) -> float | None:
+        return max((e.epss_percentile for _, e in self.exploit
+                    if e.epss_percentile is not None), default=None)
 
     @property
     def top_severity(self) -> Severity:

@@ -156,7 +156,8 @@ def plan(
     kept, silenced = apply_silences(items, rules, now)
     if silenced:
         _log.debug("alert_items_silenced", count=len(silenced))
-    deliveries = dedup(admit(route_items(kept, routes), due, cursors), notified)
+    deliveries = dedup(admit(route_items(kept, routes, run_context.exploit), due, cursors),
+                       notified)
     repeat = {k: r.repeat_open_every for k, r in by_key.items()
               if r.repeat_open_every and k in due}
     if repeat:
@@ -193,7 +194,8 @@ def _drop_first_run(events: Sequence[tuple[int, ChangeEvent]], registries: froze
 def with_first_sight(ctx: RunContext, batch: Any) -> RunContext:
     """The run context with what a claimed batch knows of first sights (``store.outbox``)."""
     facts = batch.first_sight
-    return replace(ctx, first_seen_counts=facts.counts, known_repositories=facts.known)
+    return replace(ctx, first_seen_counts=facts.counts, known_repositories=facts.known,
+                   exploit=getattr(batch, "exploit", {}))
 
 
 def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, RouteConfig],
@@ -210,7 +212,8 @@ def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, R
     for key, route in by_key.items():
         if key not in due or route.group != "digest":
             continue
-        notices = {rec: [warning.text] for rec in route.receivers} if warning else {}
+        lines = ([warning.text] if warning else []) + list(ctx.feed_notices)
+        notices = {rec: lines for rec in route.receivers} if lines else {}
         mine = [d for d in deliveries if d.route == key]
         digest_ctx = replace(ctx, name=key, kind="digest")
         messages += group(mine, digest_ctx, now, notices=notices, new_id=new_id)
@@ -244,6 +247,11 @@ def build_and_queue(
         return []
     if rules is None:
         rules = store.ignore_rules(config)
+    if config.feeds and not run_context.feed_notices:
+        from daemon.intel.status import feed_states, stale_notices
+
+        run_context = replace(run_context, feed_notices=stale_notices(
+            feed_states(store, config.feeds, now)))
     receivers = {n for r in routes for n in (*r.receivers, *r.escalate_to)}
     notified = store_outbox.last_notified(store, receivers)
     open_findings = _open_findings(store, config, rules)

@@ -25,7 +25,7 @@ from daemon.alerts import lineage_words as lw
 from daemon.alerts import links
 from daemon.alerts import wording as w
 from daemon.alerts.message import Action, FirstSeen, Image, Message, Vuln
-from daemon.model import Severity
+from daemon.model import ExploitInfo, Severity
 
 SCHEMA = "scanwatch.alert/v2"
 SLACK_MAX_CHARS = 12000  # well under Slack's 40k message text and apprise's 35k body cap
@@ -122,6 +122,7 @@ def _text_details(a: Action) -> list[str]:
     names = _names(a)
     more = f" (and {len(names) - w.MAX_IMAGES} more)" if len(names) > w.MAX_IMAGES else ""
     lines = [f"   {', '.join(_ids(a))}", f"   in {', '.join(names[: w.MAX_IMAGES])}{more}"]
+    lines.extend(f"   {line}" for line in w.kev_lines(a))
     if a.shared_images:
         lines.append(f"   {w.shared_line(a)}")
     if lw.source_line(a):
@@ -340,12 +341,23 @@ def _image_doc(i: Image) -> dict[str, Any]:
             "link": i.link or None, "page": i.page or None}
 
 
+def _kev_doc(e: ExploitInfo) -> dict[str, Any] | None:
+    if not e.kev:
+        return None
+    return {"name": w.one_line(e.kev_name), "required_action": w.one_line(e.required_action),
+            "date_added": e.date_added.isoformat() if e.date_added else None,
+            "due_date": e.due_date.isoformat() if e.due_date else None,
+            "ransomware": e.ransomware}
+
+
 def _vuln_doc(message: Message, a: Action, v: Vuln) -> dict[str, Any]:
     why = a.why_of(v.id)
+    e = a.exploit_of(v.id)
     return {"id": w.one_line(v.id), "severity": v.severity.label,
             "link": links.advisory_link(v.id, message.advisory_url) or None,
             "fix_version": w.one_line(v.fix_version) or None,
-            "change": why.change if why else None, "reason": why.reason if why else None}
+            "change": why.change if why else None, "reason": why.reason if why else None,
+            "kev": _kev_doc(e), "epss": e.epss, "epss_percentile": e.epss_percentile}
 
 
 def _action_doc(message: Message, a: Action) -> dict[str, Any]:
@@ -353,6 +365,9 @@ def _action_doc(message: Message, a: Action) -> dict[str, Any]:
         "package": w.one_line(a.package),
         "installed_version": w.one_line(a.installed_version),
         "fix_version": w.one_line(a.fix_version) or None,
+        "kev": a.kev,
+        "epss": a.epss,
+        "epss_percentile": a.epss_percentile,
         "candidate_fix_versions": [w.one_line(v) for v in a.candidate_fixes],
         "vulnerabilities": [_vuln_doc(message, a, v) for v in a.vulnerabilities],
         "images": [_image_doc(i) for i in a.images],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -22,10 +22,12 @@ from daemon.alerts.events import (
     AlertItem,
     Item,
     event_name,
+    finding_of,
     scope,
     severity,
 )
 from daemon.config_types import EVENTS, Config, RouteConfig
+from daemon.model import ExploitInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,12 @@ class Delivery:
 
 
 def _matchers(route: RouteConfig) -> str:
-    return json.dumps([list(route.registries), list(route.projects), list(route.repositories),
-                       route.min_severity.label, sorted(route.events)])
+    matchers: list[object] = [list(route.registries), list(route.projects),
+                              list(route.repositories), route.min_severity.label,
+                              sorted(route.events)]
+    if route.kev or route.min_epss is not None:  # absent before: older routes keep their key
+        matchers.append({"kev": route.kev, "min_epss": route.min_epss})
+    return json.dumps(matchers)
 
 
 def route_keys(routes: Sequence[RouteConfig]) -> list[str]:
@@ -82,8 +88,12 @@ def _any(globs: Sequence[str], value: str) -> bool:
     return any(fnmatchcase(value, g) for g in globs)
 
 
-def in_scope(route: RouteConfig, item: AlertItem) -> bool:
-    """The route's globs and threshold admit the item (events aside).
+def in_scope(route: RouteConfig, item: AlertItem,
+             exploit: Mapping[str, ExploitInfo] | None = None) -> bool:
+    """The route's globs and thresholds admit the item (events aside).
+
+    ``kev = true`` and ``min_epss`` admit only findings whose CVE is in KEV / scores at least
+    that much in ``exploit`` (what the feeds in force say); items with no CVE never pass them.
 
     Repository globs match ``project/repository`` (as the config documents) or, for
     convenience, the repository name alone.
@@ -99,7 +109,16 @@ def in_scope(route: RouteConfig, item: AlertItem) -> bool:
                            or _any(route.repositories, repository)):
         return False
     level = severity(item)
-    return level is None or level >= route.min_severity
+    if level is not None and level < route.min_severity:
+        return False
+    if route.kev or route.min_epss is not None:
+        found = finding_of(item)
+        info = (exploit or {}).get(found.vulnerability) if found is not None else None
+        if info is None or (route.kev and not info.kev):
+            return False
+        if route.min_epss is not None and (info.epss or 0.0) < route.min_epss:
+            return False
+    return True
 
 
 def _targets(route: RouteConfig, item: AlertItem) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -112,8 +131,8 @@ def _targets(route: RouteConfig, item: AlertItem) -> tuple[tuple[str, ...], tupl
     return (plain, escalated)
 
 
-def route_items(items: Iterable[AlertItem | Item], routes: Sequence[RouteConfig]
-                ) -> list[Delivery]:
+def route_items(items: Iterable[AlertItem | Item], routes: Sequence[RouteConfig],
+                exploit: Mapping[str, ExploitInfo] | None = None) -> list[Delivery]:
     """Every (receiver, item) pair the routes produce, in item order then route order."""
     out: list[Delivery] = []
     keys = route_keys(routes)
@@ -122,7 +141,7 @@ def route_items(items: Iterable[AlertItem | Item], routes: Sequence[RouteConfig]
         item = origin.item
         seen: set[str] = set()
         for index, route in enumerate(routes):
-            if not in_scope(route, item):
+            if not in_scope(route, item, exploit):
                 continue
             plain, escalated = _targets(route, item)
             if not plain and not escalated:

@@ -65,6 +65,12 @@ def change_words(change: str, reason: str, *, tags: Sequence[str] = (),
         return "ignore expired" if reason == "ignore_expired" else "reopened"
     if change == "reminder":
         return "still open"
+    if change == "known_exploited":
+        return {"kev_removed": "removed from CISA KEV",
+                "in_kev": "arrived already known exploited (CISA KEV)"}.get(
+            reason, "now known exploited (CISA KEV)")
+    if change == "exploit_likely":
+        return "exploitation likely (EPSS)"
     return one_line(change.replace("_", " "))
 
 
@@ -152,6 +158,19 @@ def action_line(action: Action) -> str:
         options = ", ".join(one_line(v) for v in action.candidate_fixes)
         return f"Upgrade {pkg} {inst} to a fixed version ({options})"
     return f"{pkg} {inst}"
+
+
+def kev_lines(action: Action) -> list[str]:
+    """One line per vulnerability of the action in CISA KEV: its name, due date, ransomware
+    use and CISA's required action."""
+    out = []
+    for vid, e in action.exploit:
+        if e.kev:
+            due = f", due {e.due_date.isoformat()}" if e.due_date else ""
+            ransom = ", used by ransomware" if e.ransomware else ""
+            out.append(f"{one_line(vid)} is known exploited (CISA KEV: {one_line(e.kev_name)}"
+                       f"{due}{ransom}): {one_line(e.required_action, MAX_DETAIL)}")
+    return out
 
 
 def shared_line(action: Action) -> str:

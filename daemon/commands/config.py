@@ -262,8 +262,25 @@ _STARTER: tuple[tuple[str, str, tuple[tuple[str, Any, str, bool], ...]], ...] = 
         ("receivers", ["team-webhook"], "Receiver names from [[receiver]].", True),
         ("min_severity", "High", "Critical, High, Medium, Low, Unknown or None.", True),
         ("events", list(ct.DEFAULT_EVENTS),
-         "Change kinds to send; the others: fixed, severity_down, scanner_unavailable.", False),
+         "Change kinds to send (this is the default when unset); the others: fixed, "
+         "severity_down, scanner_unavailable, known_exploited, exploit_likely.", False),
+        ("events", [*ct.DEFAULT_EVENTS, "known_exploited", "exploit_likely"],
+         "Here with known_exploited (a CVE in your images entered CISA KEV) and "
+         "exploit_likely (its EPSS score crossed epss_threshold).", True),
         ("group", "immediate", "immediate (after each run) or digest (on digest_cron).", False),
+    )),
+    ("[[feed]]", "CISA's Known Exploited Vulnerabilities catalog, fetched hourly (a "
+     "conditional request: unchanged costs one 304).", (
+        ("name", "kev", "kev or epss.", True),
+        ("url", ct.KEV_URL, "Or a local file path.", True),
+        ("cron", "17 * * * *", "When to fetch.", False),
+        ("stale_after", "3d", "Say so in the next digest when the copy is older.", False),
+    )),
+    ("[[feed]]", "FIRST's EPSS scores (probability of exploitation), fetched daily.", (
+        ("name", "epss", "", True),
+        ("url", ct.EPSS_URL, "Or a local file path.", True),
+        ("cron", "40 6 * * *", "When to fetch.", False),
+        ("epss_threshold", 0.1, "exploit_likely when a score reaches it.", False),
     )),
     ("[sla]", "Days to fix, by severity: overdue findings are escalated.", (
         ("Critical", "7d", "", False),

@@ -34,7 +34,8 @@ HEADERS = ("PACKAGE", "INSTALLED → FIXED", "VULNERABILITY", "SEVERITY", "REPOS
            "AGE", "SLA")
 FIELDS = ("package", "installed", "fixed", "vulnerability", "severity", "registry", "project",
           "repository", "tags", "digests", "first_seen", "opened_at", "age_days", "sla",
-          "deadline", "ignored", "ignore_reason")
+          "deadline", "ignored", "ignore_reason", "kev", "kev_date_added", "kev_due_date",
+          "epss", "epss_percentile")
 PAGE_LIMIT = 5000  # up to this many rows come through the index, more through one full pass
 _SAMPLE = 200  # table rows that set the column widths before the rest stream
 
@@ -51,8 +52,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--fixable", action="store_true", help="only findings with a fix version")
     p.add_argument("--overdue", action="store_true", help="only findings past their [sla] deadline")
     p.add_argument("--include-ignored", action="store_true",
-                   help="also findings hidden by [[ignore]] rules, `scanwatch ignore` rules "
-                        "or Harbor allowlists")
+                   help="also findings hidden by [[ignore]] rules, `scanwatch ignore` rules, "
+                        "Harbor allowlists or VEX statements")
+    p.add_argument("--kev", action="store_true",
+                   help="only findings whose CVE is in CISA's Known Exploited Vulnerabilities "
+                   "(the [[feed]] copy in force)")
+    p.add_argument("--min-epss", metavar="SCORE", type=_score,
+                   help="only findings whose CVE's EPSS score is at least SCORE (0-1)")
     p.add_argument("--by", choices=("action", "image"),
                    help="a summary instead of the list: action = one upgrade per (package, "
                         "installed version), fixable and worst first; image = counts per "
@@ -67,6 +73,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     add_format(p, "csv", "jsonl")
     add_database(p)
     p.set_defaults(handler=run)
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a score from 0 to 1")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -102,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
             and sys.stdout.isatty():
         limit = max(10, shutil.get_terminal_size().lines - 6)
     with open_for_reading(args, cfg) as store:
+        from daemon.store import intel as store_intel
+
+        with store.engine.connect() as conn:
+            intel = store_intel.tables(conn)
+        keep = _exploit_filter(keep, intel, args.kev, args.min_epss)
         rules = store.ignore_rules(cfg) if cfg is not None else None
         if args.by is not None:
             from daemon.commands import findings_summary
@@ -120,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
             if limit is not None:
                 rows = _first(rows, limit)
-        records = (_record(f, now, sla_for) for f in rows)
+        records = (_record(f, now, sla_for, intel) for f in rows)
         if args.format == "table":
             # A page with more after it ends with "… and N more" instead of a totals line.
             _table(records, bounded=limit is not None, wide=args.wide, empty=_empty(args),
@@ -139,7 +160,24 @@ def _first(rows: Iterable[FindingRow], limit: int) -> Iterator[FindingRow]:
         yield row
 
 
-def _record(f: FindingRow, now: datetime, sla_for: Deadline | None) -> dict[str, Any]:
+def _exploit_filter(keep: Any, intel: Any, kev: bool, min_epss: float | None) -> Any:
+    """``keep`` narrowed to KEV findings and/or those scoring ``min_epss`` or more."""
+    if not kev and min_epss is None:
+        return keep
+
+    def exploited(h: FindingHead) -> bool:
+        cve = h.key.vulnerability
+        if kev and cve not in intel.kev:
+            return False
+        if min_epss is not None and intel.epss.get(cve, (0.0, 0.0))[0] < min_epss:
+            return False
+        return keep is None or bool(keep(h))
+
+    return exploited
+
+
+def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
+            intel: Any = None) -> dict[str, Any]:
     deadline = sla_for(f.severity, f.opened_at) if sla_for else None
     if deadline is None:
         sla = "-"  # no [sla] deadline for this severity
@@ -156,7 +194,18 @@ def _record(f: FindingRow, now: datetime, sla_for: Deadline | None) -> dict[str,
         "age_days": (now - f.opened_at).days, "sla": sla,
         "deadline": deadline.isoformat() if deadline else None,
         "ignored": f.ignored, "ignore_reason": f.ignore_reason,
+        **_exploit_fields(f.key.vulnerability, intel),
     }
+
+
+def _exploit_fields(cve: str, intel: Any) -> dict[str, Any]:
+    kev = intel.kev.get(cve) if intel else None
+    score = intel.epss.get(cve) if intel else None
+    return {"kev": kev is not None,
+            "kev_date_added": kev[0].isoformat() if kev else None,
+            "kev_due_date": kev[1].isoformat() if kev else None,
+            "epss": score[0] if score else None,
+            "epss_percentile": score[1] if score else None}
 
 
 def _table(records: Iterable[dict[str, Any]], *, bounded: bool, wide: bool, empty: str,
@@ -229,7 +278,8 @@ def write(fmt: str, records: Iterable[dict[str, Any]]) -> None:
 
 def _cells(r: dict[str, Any]) -> tuple[str, ...]:
     return (r["package"], f"{r['installed']} → {r['fixed'] or '(no fix yet)'}",
-            r["vulnerability"], r["severity"] + (" (ignored)" if r["ignored"] else ""),
+            r["vulnerability"] + (" KEV" if r.get("kev") else ""),
+            r["severity"] + (" (ignored)" if r["ignored"] else ""),
             f"{r['registry']}/{r['project']}/{r['repository']}",
             _tags(r["tags"]), f"{r['age_days']}d", r["sla"])
 

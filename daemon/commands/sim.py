@@ -83,6 +83,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    "[,delay=S][,retry_after=S][,retry_after_date=true]; KIND is one of 500, 502, "
                    "503, 429, reset, slow, malformed, truncated (e.g. 503,rate=0.1,"
                    "path=/api/v2.0/projects/*)")
+    p.add_argument("--kev", metavar="FILE", default=None,
+                   help="serve this KEV catalog at /feeds/kev.json (with ETag; swap it with "
+                   "POST /_sim/feeds)")
+    p.add_argument("--epss", metavar="FILE", default=None,
+                   help="serve this EPSS file at /feeds/epss.csv.gz")
     p.set_defaults(handler=serve)
 
 
@@ -105,7 +110,8 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port, admin_password=args.admin_password,
             login_freeze=args.login_freeze, webhook_retry_delay=args.webhook_retry_delay,
             webhook_drop_share=args.webhook_drop_share, faults=faults,
-            base_images=args.base_images, base_tags=args.base_tags)
+            base_images=args.base_images, base_tags=args.base_tags,
+            feeds={k: v for k, v in (("kev", args.kev), ("epss", args.epss)) if v})
     except ValueError as exc:
         raise UsageError(f"sim serve: {exc}") from None
     logger = log.get(__name__)

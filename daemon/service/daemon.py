@@ -80,6 +80,7 @@ class Daemon:
         self.project_ids: dict[tuple[str, str], int] = {}  # Harbor's, for the pages' links
         self.pages: Any = None  # the read-only store behind the pages
         self.web: Any = None
+        self.feed_fetched: dict[str, datetime | None] = {}  # feed → its good copy's fetch time
 
     # ---- life -------------------------------------------------------------------------------
 
@@ -234,10 +235,54 @@ class Daemon:
             add_cron_job(self.scheduler, f"schedule:{schedule.name}", schedule.cron,
                          schedule.timezone, self.fire, jitter=schedule.jitter,
                          kwargs={"name": schedule.name, "trigger": "schedule"})
+        for feed in self.config.feeds:
+            add_cron_job(self.scheduler, f"feed:{feed.name}", feed.schedule, feed.timezone,
+                         self.refresh_feed, kwargs={"name": feed.name})
+            self._watch_feed_age(feed.name)
+        for source in self.config.vex:
+            if source.url:
+                add_cron_job(self.scheduler, f"vex:{source.name}", "23 * * * *", "UTC",
+                             self.refresh_vex, kwargs={"name": source.name})
         for index, route in enumerate(self.config.routes):
             if route.group == "digest":
                 add_cron_job(self.scheduler, f"digest:{index}", route.digest_cron,
                              route.digest_timezone, self.digest, kwargs={"index": index})
+
+    async def refresh_feed(self, name: str) -> None:
+        """One refresh of an intel feed, beside the runs: it holds no schedule or registry
+        lock, and a feed that fails only logs (``intel.refresh`` never raises for it)."""
+        feed = self.config.feed(name)
+        if feed is None or self.signals.stop.requested:
+            return
+        from daemon.intel.refresh import refresh
+
+        try:
+            result = await refresh(self.config, self.store, feed, now_fn=utcnow)
+        except Exception:  # a bug, not a feed problem: logged, the daemon goes on
+            _log.exception("feed_refresh_crashed", feed=name)
+            return
+        self.feed_fetched[name] = result.fetched_at
+        if result.message_ids:
+            self.wake_delivery.set()
+
+    async def refresh_vex(self, name: str) -> None:
+        """Refetch a ``[[vex]]`` URL hourly; its statements count from the next run on."""
+        source = next((v for v in self.config.vex if v.name == name), None)
+        if source is None or self.signals.stop.requested:
+            return
+        from daemon.intel.refresh import refresh_vex
+
+        try:
+            await refresh_vex(self.store, source, now_fn=utcnow)
+        except Exception:  # a bug, not a source problem: logged, the daemon goes on
+            _log.exception("vex_refresh_crashed", vex=name)
+
+    def _watch_feed_age(self, name: str) -> None:
+        def age() -> float:  # at scrape time, from memory: no database work on the loop
+            fetched = self.feed_fetched.get(name)
+            return (utcnow() - fetched).total_seconds() if fetched else float("nan")
+
+        self.metrics.feed_age.labels(name).set_function(age)
 
     def _start_catch_up(self) -> None:
         now = utcnow()
@@ -254,6 +299,8 @@ class Daemon:
                           catch_up=decision.run_now, reason=decision.reason)
             if decision.run_now:
                 self._spawn(schedule.name, "catch_up", jitter_delay(schedule.jitter))
+        for feed in self.config.feeds:  # a feed never fetched, or stale: fetch it now
+            self._keep(self.refresh_feed(feed.name))
 
     def _spawn(self, name: str, trigger: str, delay: float) -> None:
         async def later() -> None:

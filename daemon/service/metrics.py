@@ -40,6 +40,9 @@ class Metrics:
         self.scanner_db_age = Gauge("scanwatch_scanner_db_age_seconds",
                                     "Age of the scanner's vulnerability database",
                                     ["registry"], registry=r)
+        self.feed_age = Gauge("scanwatch_feed_age_seconds",
+                              "Age of each intel feed's last good copy (KEV, EPSS)",
+                              ["feed"], registry=r)
         # Several instances on PostgreSQL (issue 19)
         self.lease_held = Gauge("scanwatch_lease_held", "1 while this instance holds the unit",
                                 ["unit"], registry=r)

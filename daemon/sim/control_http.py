@@ -11,6 +11,7 @@ POST /_sim/project     {"project", "public"?: bool}          (a public project: 
 POST /_sim/robot       {"project", "expired"?: bool, "expires_at"?: unix | -1, "disabled"?: bool}
 POST /_sim/delete      {"project", "repository", "reference"}  → {deleted: [digests]}
 GET  /_sim/auth        {locked: [user names locked by a failed login]}
+POST /_sim/feeds       {"kev"?: path | "garbage", "epss"?: …}  (a new feed version; GET lists)
 GET  /_sim/inventory   counts ; GET /_sim/stats ; POST /_sim/stats/reset
 """
 
@@ -69,6 +70,12 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
         elif (method, path) == ("POST", "/_sim/delete"):
             result = control.delete(str(body.get("project", "")), str(body.get("repository", "")),
                                     str(body.get("reference", "")))
+        elif (method, path) == ("POST", "/_sim/feeds"):
+            for name, source in body.items():
+                state.feeds.swap(str(name), str(source))
+            result = state.feeds.state()
+        elif (method, path) == ("GET", "/_sim/feeds"):
+            result = state.feeds.state()
         elif (method, path) == ("GET", "/_sim/auth"):
             result = control.auth()
         elif (method, path) == ("GET", "/_sim/inventory"):
@@ -80,6 +87,6 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
             result = control.stats()
         else:
             return error_response(404, "NOT_FOUND", f"no control endpoint {method} {path}")
-    except (ValueError, TypeError, ScanwatchError) as exc:
+    except (ValueError, TypeError, OSError, ScanwatchError) as exc:
         return error_response(400, "BAD_REQUEST", str(exc))
     return Response(200, dumps(result))

@@ -107,6 +107,7 @@ class SimOptions:
     base_images: int = 0
     base_tags: int = 3
     annotated_share: float = 0.5
+    feeds: dict[str, str] = field(default_factory=dict)  # "kev"/"epss" -> file served
 
     def __post_init__(self) -> None:
         for name in ("scanned_share", "index_share", "chart_share", "cnab_share", "error_share",
@@ -126,6 +127,9 @@ class SimOptions:
             raise ValueError("login_freeze cannot be negative")
         if self.vulnerabilities_per_artifact < 0 or self.scan_seconds < 0:
             raise ValueError("vulnerabilities_per_artifact and scan_seconds cannot be negative")
+        for feed, path in self.feeds.items():
+            if not Path(path).is_file():
+                raise ValueError(f"the {feed} feed file {path} does not exist")
         if not self.harbor_version.startswith("v"):
             raise ValueError(f"harbor_version {self.harbor_version!r} must look like v2.14.0")
 

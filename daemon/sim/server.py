@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote
 from daemon.sim import registry_v2
 from daemon.sim.api import ApiError, Request, Response, error_response
 from daemon.sim.control_http import handle_control
+from daemon.sim.feeds import PATHS
 from daemon.sim.handlers import PROJECT_ARTIFACTS, ROUTES_BASE
 from daemon.sim.scanall_api import ROUTES as SCAN_ALL_ROUTES
 from daemon.sim.state import SimState
@@ -109,6 +110,9 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         path = unquote(raw_path)
+        if path in PATHS and method in ("GET", "HEAD"):
+            self._send(self.server.state.feeds.answer(path, self.headers), sid=False)
+            return
         if path.startswith("/_sim/"):
             self._send(handle_control(self.server.state, method, path, body), sid=False)
             return

@@ -17,6 +17,7 @@ from daemon.sim import lineage as sim_lineage
 from daemon.sim.auth import Authenticator, robot_name
 from daemon.sim.engine import ScanEngine
 from daemon.sim.faults import Faults
+from daemon.sim.feeds import Feeds
 from daemon.sim.inventory import Artifact, Inventory, Project
 from daemon.sim.options import FaultRule, SimOptions
 from daemon.sim.render import overview
@@ -60,6 +61,7 @@ class SimState:
         self.scan_all = ScanAll()
         self.registry_host = f"{options.host}:{options.port}"  # set to the bound address
         self.tokens: dict[str, tuple[Any, frozenset[str], float]] = {}  # /service/token's
+        self.feeds = Feeds(options.feeds)
 
     def _scan_ended(self, art: Artifact, scan: Any) -> None:
         kind = {"Success": "SCANNING_COMPLETED", "Error": "SCANNING_FAILED",

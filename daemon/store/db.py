@@ -329,7 +329,12 @@ class Store:
     def ignore_rules(self, config: Config) -> IgnoreRules:
         """The ignore rules in force: ``config``'s and the Harbor allowlists last read for the
         registries that use them (the one value history, findings and alerts ask)."""
-        return IgnoreRules.from_config(config, self.load_allowlists(), self.list_ignores())
+        rules = IgnoreRules.from_config(config, self.load_allowlists(), self.list_ignores())
+        if not config.vex:
+            return rules
+        from daemon.intel.vex_rules import vex_rules
+
+        return rules.with_vex(vex_rules(self.engine, config))
 
     def add_ignore(self, rule: IgnoreConfig, by: str, now: datetime) -> StoredIgnore:
         """Store an ignore rule from `scanwatch ignore add` (who, when)."""

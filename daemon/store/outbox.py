@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from daemon.alerts.dedup import Log, Told
 from daemon.diff import is_first_sight
-from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
+from daemon.model import ChangeEvent, ChangeKind, ExploitInfo, FindingKey, Reason, Severity
+from daemon.store import intel
 from daemon.store import tables as t
 from daemon.store.leases import fence_current  # ha: lease fencing (issue 19)
 
@@ -73,6 +74,7 @@ class Batch:
     max_event_id: int
     max_scan_id: int
     first_sight: FirstSightFacts = field(default_factory=lambda: FirstSightFacts({}, {}))
+    exploit: dict[str, ExploitInfo] = field(default_factory=dict)  # KEV/EPSS of their CVEs
     rows: list[dict[str, Any]] = field(default_factory=list)
     advance: dict[str, Cursor] = field(default_factory=dict)
 
@@ -229,8 +231,10 @@ def _read_batch(conn: Connection, cursors: dict[str, Cursor], routes: Sequence[s
     low_e = min((cursors[r].last_event_id for r in routes), default=max_event)
     low_s = min((cursors[r].last_scan_id for r in routes), default=max_scan)
     events, first_sight = _events_after(conn, low_e, max_event)
+    exploit = intel.exploit_info(conn, {e.finding.vulnerability for _, e in events
+                                        if e.finding.vulnerability})
     return Batch(cursors, events, _failed_after(conn, low_s, max_scan), max_event, max_scan,
-                 first_sight)
+                 first_sight, exploit)
 
 
 def claim_and_queue(store: HasEngine, routes: Sequence[str],

@@ -319,6 +319,40 @@ class IgnoreRuleTable(SQLModel, table=True):
     expires: date = Field(nullable=False)
     created_by: str = Field(nullable=False)
     created_at: datetime = _at(nullable=False)
+class IntelFeedTable(SQLModel, table=True):
+    """Added by migration 14: each intel feed's last good copy (see the migration)."""
+
+    __tablename__ = "intel_feed"
+    name: str = Field(primary_key=True)
+    source: str = ""
+    version: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    body: bytes | None = Field(default=None, sa_type=LargeBinary)
+    fetched_at: datetime | None = _at()
+    checked_at: datetime = _at(nullable=False)
+    last_error: str = ""
+
+
+class IntelKevTable(SQLModel, table=True):
+    """Added by migration 14: the KEV catalog in force, one row per CVE."""
+
+    __tablename__ = "intel_kev"
+    cve: str = Field(primary_key=True)
+    name: str = ""
+    date_added: date
+    due_date: date
+    required_action: str = ""
+    ransomware: bool = False
+
+
+class IntelEpssTable(SQLModel, table=True):
+    """Added by migration 14: the EPSS scores in force, one row per CVE."""
+
+    __tablename__ = "intel_epss"
+    cve: str = Field(primary_key=True)
+    epss: float
+    percentile: float
 
 
 registry = RegistryTable.__table__  # type: ignore[attr-defined]
@@ -340,4 +374,7 @@ lease = LeaseTable.__table__  # type: ignore[attr-defined]
 cron_fire = CronFireTable.__table__  # type: ignore[attr-defined]
 ignore_rule = IgnoreRuleTable.__table__  # type: ignore[attr-defined]
 run_summary = RunSummaryTable.__table__  # type: ignore[attr-defined]
+intel_feed = IntelFeedTable.__table__  # type: ignore[attr-defined]
+intel_kev = IntelKevTable.__table__  # type: ignore[attr-defined]
+intel_epss = IntelEpssTable.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -11,7 +11,8 @@ from daemon.config_types import RouteConfig
 from daemon.model import ChangeKind, Reason, Severity
 
 ALL = ("new", "fix_available", "fixed", "severity_up", "severity_down", "reopened",
-       "sla_overdue", "scan_failed", "scanner_unavailable", "rebuild_available")
+       "sla_overdue", "scan_failed", "scanner_unavailable", "rebuild_available",
+       "known_exploited", "exploit_likely")
 
 
 def targets(items, *routes):  # type: ignore[no-untyped-def]

@@ -13,50 +13,19 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hookkit import Hook
 from mailkit import SmtpInbox, running_smtp
 
 from daemon.sim import SimOptions, start_simulator
 
 SCANWATCH = str(Path(sys.executable).with_name("scanwatch"))
 KINDS = ("added", "fix_released", "rescored")  # in the order the simulator applies them
-
-
-class Hook(ThreadingHTTPServer):
-    """A JSON webhook receiver: keeps every POSTed body."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        super().__init__(("127.0.0.1", 0), _HookHandler)
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
-class _HookHandler(BaseHTTPRequestHandler):
-    server: Hook
-
-    def do_POST(self) -> None:  # noqa: N802
-        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.paths.append(self.path)
-        self.server.bodies.append(json.loads(raw))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @dataclass

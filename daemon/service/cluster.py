@@ -259,10 +259,11 @@ class Cluster:
 
     def fenced_sender(self, sender: Any) -> Any:
         """``sender``, refusing to send once the relay's lease is gone here (a resumed stall)."""
-        async def send(url: str, title: str, body: str, body_format: str) -> Any:
+        async def send(url: str, title: str, body: str, body_format: str, **options: Any) -> Any:
+            # ``options``: what the sender takes besides (message_id, text: alerts/deliver.py)
             if self.outbox_token() is None:
                 raise LeaseLost("the outbox lease is no longer held here: sending stops")
-            return await sender(url, title, body, body_format)
+            return await sender(url, title, body, body_format, **options)
 
         return send
 

@@ -37,11 +37,9 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' real proxy and process helpers
 
+from hookkit import Hook  # noqa: E402
 from registry_proxy import FaultProxy  # noqa: E402
 from runkit import SCANWATCH, Cli, open_findings, resolved, write_config  # noqa: E402
 
@@ -59,36 +58,6 @@ from daemon.sim.options import FAULT_KINDS, FaultRule  # noqa: E402
 HOOK_CODE = "c0de-Zq9+/x=planted"  # a receiver URL's query value, as Azure Functions use
 MAX_RSS = 300 * 1024 * 1024
 ESCAPES = ("\x1b[31m", "\x1b]8;;http://evil.example/\x1b\\", "\x1b[2J")
-
-
-class JsonHook:
-    """A JSON webhook on 127.0.0.1: records each POSTed document (apprise's ``json://``)."""
-
-    def __init__(self) -> None:
-        self.documents: list[dict[str, Any]] = []
-        self.received = threading.Event()  # set at each POST, before it is answered
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.documents.append(json.loads(json.loads(body)["message"]))
-                outer.received.set()
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def options(seed: int, **kw: Any) -> SimOptions:
@@ -177,14 +146,14 @@ def kills(work: Path, tally: Tally, seed: int, count: int) -> None:
     lost = duplicates_over = in_flight_dups = 0
     for trial in range(count):
         sim = start_simulator(options(seed + trial, scanned_share=1.0))
-        hook = JsonHook()
+        hook = Hook()
         try:
             where = work / f"kill{trial}"
             where.mkdir()
             cli = Cli(write_config(where, sim.url, "admin"), sim.admin[1])
-            with_receiver(cli.config, hook.url)
+            with_receiver(cli.config, f"json://127.0.0.1:{hook.port}/hook")
             tally.saw(cli("run", "--once"))
-            before = len(hook.documents)
+            before = len(hook.bodies)
             changes = sim.control.db_update(added=0.15, fix_released=0.15, rescored=0.05)
             want = owed(changes, Severity.HIGH)
             sim.control.set_faults([FaultRule("slow", rate=0.3, delay=0.2)])  # a longer run
@@ -194,7 +163,6 @@ def kills(work: Path, tally: Tally, seed: int, count: int) -> None:
             # Odd trials: SIGKILL at a random moment of the run; even ones: as the receiver
             # takes the message (0-30 ms after it arrived), between the send and the mark.
             began = time.monotonic()
-            hook.received.clear()
             if trial % 2:
                 delay = rng.uniform(0.2, 6.0)
                 try:
@@ -202,7 +170,10 @@ def kills(work: Path, tally: Tally, seed: int, count: int) -> None:
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
             else:
-                if hook.received.wait(timeout=120):
+                while len(hook.bodies) == before and proc.poll() is None \
+                        and time.monotonic() - began < 120:
+                    time.sleep(0.002)  # until the receiver has taken a message
+                if proc.poll() is None:
                     time.sleep(rng.uniform(0, 0.03))
                     proc.send_signal(signal.SIGKILL)
                 delay = time.monotonic() - began
@@ -211,7 +182,7 @@ def kills(work: Path, tally: Tally, seed: int, count: int) -> None:
             sim.control.set_faults([])
             tally.saw(cli("run", "--once"))
             tally.saw(cli("run", "--once"))  # anything still queued goes now
-            documents = hook.documents[before:]
+            documents = hook.documents(before)
             got = named(documents)
             missing = want - got
             lost += len(missing)
@@ -224,7 +195,8 @@ def kills(work: Path, tally: Tally, seed: int, count: int) -> None:
                   f"lost {len(missing)}, resent {sum(n - 1 for n in per_id.values())}",
                   flush=True)
         finally:
-            hook.close()
+            hook.shutdown()
+            hook.server_close()
             sim.stop()
     tally.figure("kills: CVEs lost", lost, "0", lost == 0)
     tally.figure("kills: duplicates per kill", in_flight_dups / max(count, 1), "<= 1",
@@ -243,13 +215,13 @@ def forms(secret: str) -> set[str]:
 def secrets_and_escapes(work: Path, tally: Tally, seed: int) -> None:
     sim = start_simulator(options(seed, scanned_share=1.0))
     proxy = FaultProxy(sim.url)
-    hook = JsonHook()
+    hook = Hook()
     try:
         where = work / "secrets"
         where.mkdir()
         cli = Cli(write_config(where, proxy.url, "admin"), sim.admin[1])
         cli.env["HOOK_CODE"] = HOOK_CODE
-        with_receiver(cli.config, hook.url.replace("/hook", "/hook?-code=${HOOK_CODE}"))
+        with_receiver(cli.config, f"json://127.0.0.1:{hook.port}/hook?-code=${{HOOK_CODE}}")
         hostile = "".join(ESCAPES).encode("unicode_escape").replace(b"\\x", b"\\u00")
         proxy.poison = lambda body: body.replace(b'"package":"', b'"package":"' + hostile, 1)
         outputs: list[str] = []
@@ -277,7 +249,8 @@ def secrets_and_escapes(work: Path, tally: Tally, seed: int) -> None:
         tally.figure("secrets: occurrences in any output", found, "0", found == 0)
         tally.figure("escapes: raw ESC bytes in output", raw, "0", raw == 0)
     finally:
-        hook.close()
+        hook.shutdown()
+        hook.server_close()
         proxy.close()
         sim.stop()
 

@@ -213,9 +213,14 @@ def load(
     strict: bool = True,
     environ: Mapping[str, str] | None = None,
     today: date | None = None,
+    receiver_schemes: bool = True,
 ) -> ct.Config:
-    """Read, validate and resolve the file; raise ConfigError listing every problem."""
-    outcome = analyse(path, strict=strict, environ=environ, today=today)
+    """Read, validate and resolve the file; raise ConfigError listing every problem.
+
+    ``receiver_schemes=False`` skips asking apprise whether it knows each receiver URL's scheme
+    (loading its hundred plugins costs half a second): for the commands that send nothing."""
+    outcome = analyse(path, strict=strict, environ=environ, today=today,
+                      receiver_schemes=receiver_schemes)
     if outcome.config is None:
         raise ConfigError(outcome.problems, str(path))
     register_secrets(outcome.config)
@@ -245,6 +250,7 @@ def analyse(
     strict: bool = True,
     environ: Mapping[str, str] | None = None,
     today: date | None = None,
+    receiver_schemes: bool = True,
 ) -> Outcome:
     """Like ``load`` but returns problems and warnings instead of raising (``config check``)."""
     path = Path(path)
@@ -272,6 +278,7 @@ def analyse(
         strict=strict,
         base=path.resolve().parent,
         today=today or date.today(),
+        receiver_schemes=receiver_schemes,
     )
     config = _build(ctx, data, str(path))
     if ctx.problems:

@@ -39,6 +39,7 @@ class Ctx:
     strict: bool
     base: Path  # relative paths in the file are relative to its directory
     today: date
+    receiver_schemes: bool = True  # ask apprise about each receiver URL's scheme
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 

@@ -166,7 +166,8 @@ def _one_url(ctx: Ctx, where: str, item: Any, *, from_file: bool = False) -> ct.
                     "got a value without scheme://")
         return None
     text = secret.reveal() or item
-    if (secret.present or not item.startswith("${")) and not _scheme_known(text):
+    if ctx.receiver_schemes and (secret.present or not item.startswith("${")) \
+            and not _scheme_known(text):
         # Only the scheme is shown: the rest of a receiver URL is its credential.
         ctx.problem(where, f"unknown apprise scheme {show(text.partition('://')[0] + '://')}: "
                     "see https://github.com/caronc/apprise/wiki for the services it knows")

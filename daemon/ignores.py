@@ -144,5 +144,19 @@ class IgnoreRules:
     def ignored(self, key: FindingKey, now: datetime) -> bool:
         return bool(self.reason(key, now))
 
+    def may_match(self, vulnerability: str, package: str) -> bool:
+        """Whether some rule could ignore a finding of this vulnerability and package,
+        wherever it is and whenever: False lets a caller count such findings without asking
+        ``reason`` of each (``store/actions.py``)."""
+        vuln = vulnerability.upper()
+        for rule in (*self.rules, *(a.rule for a in self.stored)):
+            if (not rule.vulnerability or fnmatchcase(vuln, rule.vulnerability.upper())) and (
+                    not rule.package or fnmatchcase(package, rule.package)):
+                return True
+        if any(vulnerability in a.cve_ids for a in self.allowlists):
+            return True
+        return any(v.silences and fnmatchcase(vuln, v.vulnerability.upper())
+                   and (not v.packages or package in v.packages) for v in self.vex)
+
 
 NO_RULES = IgnoreRules()

@@ -156,30 +156,56 @@ def plan(entries: Iterable[Entry[T]]) -> list[Remedy[T]]:
     return sorted(out, key=sort_key)
 
 
+@dataclass(slots=True)
+class Members:
+    """The open findings one vulnerability of a plan entry covers: how many, and the rows
+    shown for them (every one from ``plan_findings``; the worst one from ``plan_counted``)."""
+
+    findings: int
+    rows: list[Any]
+
+
+def _entry(f: Any, version: str, vuln: Vuln, members: Members,
+           lineage: Callable[[str], Any] | None) -> Entry[Members]:
+    """The plan entry of finding row ``f`` (its worst of the triple) at installed ``version``,
+    with where the package comes from when ``lineage`` is known."""
+    src = lineage(f.key.registry).source(f.digests, f.key.vulnerability, f.key.package,
+                                         version, f.ecosystem) if lineage is not None else None
+    return Entry(f.key.package, version, vuln, f.ecosystem, members,
+                 source=src.kind if src else "", base_image=src.base_image if src else "",
+                 rebuild_on=src.rebuild_on if src else "", step=src.step if src else "")
+
+
 def plan_findings(batches: Iterable[Iterable[Any]],
-                  lineage: Callable[[str], Any] | None = None) -> list[Remedy[list[Any]]]:
+                  lineage: Callable[[str], Any] | None = None) -> list[Remedy[Members]]:
     """The plan of open findings (``store.findings.FindingRow`` batches): one entry per
     (package, installed version, vulnerability), so the same advisory in a thousand
     repositories is one line; its members are the rows that carry it (worst kept first).
     ``findings --by action``, the web's "fix first" and alerts group alike. With ``lineage``
     (registry -> its ``lineage.advice.Advisor``), each entry says where the package comes
     from (base image or own layers) and the base to rebuild on."""
-    entries: dict[tuple[str, str, str], Entry[list[Any]]] = {}
+    entries: dict[tuple[str, str, str], Entry[Members]] = {}
     for batch in batches:
         for f in batch:
             for version in f.installed_versions:
                 triple = (f.key.package, version, f.key.vulnerability)
                 known = entries.get(triple)
-                rows = known.member if known is not None and known.member is not None else []
-                rows.append(f)
+                members = known.member if known is not None and known.member is not None \
+                    else Members(0, [])
+                members.rows.append(f)
+                members.findings += 1
                 if known is None or (f.severity, f.fix_version) > (known.vuln.severity,
                                                                     known.vuln.fix_version):
-                    src = lineage(f.key.registry).source(
-                        f.digests, f.key.vulnerability, f.key.package, version, f.ecosystem) \
-                        if lineage is not None else None
-                    entries[triple] = Entry(
-                        f.key.package, version, Vuln(f.key.vulnerability, f.severity,
-                                                     f.fix_version), f.ecosystem, rows,
-                        source=src.kind if src else "", base_image=src.base_image if src else "",
-                        rebuild_on=src.rebuild_on if src else "", step=src.step if src else "")
+                    entries[triple] = _entry(f, version, Vuln(f.key.vulnerability, f.severity,
+                                                              f.fix_version), members, lineage)
     return plan(entries.values())
+
+
+def plan_counted(groups: Iterable[tuple[Any, str, Vuln, int]],
+                 lineage: Callable[[str], Any] | None = None) -> list[Remedy[Members]]:
+    """``plan_findings`` from findings counted in the database (``store/actions.py``): per
+    (package, installed version, vulnerability), its worst finding row, the version, the
+    vulnerability at its worst and how many findings it covers. The same plan, without
+    reading every finding."""
+    return plan(_entry(f, version, vuln, Members(n, [f]), lineage)
+                for f, version, vuln, n in groups)

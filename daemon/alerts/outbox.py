@@ -31,10 +31,10 @@ from daemon.alerts.group import RunContext, due_reminders, first_run_registries,
 from daemon.alerts.message import Message
 from daemon.alerts.render import format_for_url, render
 from daemon.alerts.route import Delivery, in_scope, legacy_keys, route_items, route_keys
-from daemon.alerts.silence import apply_silences, expiry_warnings
+from daemon.alerts.silence import EXPIRY_HORIZON, apply_silences, expiry_warnings
 from daemon.config_types import Config, RouteConfig
 from daemon.diff import is_first_sight
-from daemon.ignores import IgnoreRules
+from daemon.ignores import IgnoreRules, utc_day
 from daemon.model import ChangeEvent, FindingKey
 
 if TYPE_CHECKING:
@@ -287,17 +287,29 @@ def build_and_queue(
 
 
 def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[OpenFinding]:
-    """Open findings, only when something needs them (SLA, reminders, ignore warnings); the
-    silencing stage decides which of them are ignored."""
-    if not (config.sla.deadlines or rules.rules
-            or any(r.repeat_open_every for r in config.routes)):
-        return []
+    """The open findings a stage needs, read only when one needs them; the silencing stage
+    decides which of them are ignored. Reminders (``repeat_open_every``) need every one; the
+    SLA stage only those past their deadline; the expiry warning only those a rule expiring
+    within its horizon could hide: a registry of 100,000 images is not read for a few."""
+    from daemon.sla import deadlines
     from daemon.store.findings import FindingQuery, output_order
 
-    # Unordered batches of repositories (no spill, no sort in SQL), then the listing's order.
-    batches = store.finding_batches(FindingQuery(include_ignored=True), rules=None,
-                                    now=datetime.now(UTC))
-    rows = sorted((r for batch in batches for r in batch), key=output_order)
+    now = datetime.now(UTC)
+    if any(r.repeat_open_every for r in config.routes):
+        # Unordered batches of repositories (no spill, no sort in SQL), then the listing's order.
+        batches = store.finding_batches(FindingQuery(include_ignored=True), rules=None, now=now)
+        rows = [r for batch in batches for r in batch]
+    else:
+        found = {r.key: r for r in store.overdue_findings(deadlines(config.sla), now)}
+        today = utc_day(now)
+        expiring = IgnoreRules(tuple(r for r in rules.rules
+                                     if today <= r.expires <= today + EXPIRY_HORIZON))
+        if expiring:
+            found.update((r.key, r) for r in store.findings_of(expiring.may_match, now))
+        rows = list(found.values())
+    rows.sort(key=output_order)
     return [OpenFinding(r.key, r.severity, r.first_seen,
                         r.installed_versions[0] if r.installed_versions else "", r.fix_version,
                         r.tags, r.digests) for r in rows]
+
+

@@ -59,11 +59,14 @@ def apply_silences(
     return kept, silenced
 
 
+EXPIRY_HORIZON = timedelta(days=7)  # an ignore rule expiring this soon is announced
+
+
 def expiry_warnings(
     rules: IgnoreRules,
     open_findings: Iterable[OpenFinding],
     now: datetime,
-    within: timedelta = timedelta(days=7),
+    within: timedelta = EXPIRY_HORIZON,
 ) -> ExpiryWarning | None:
     """Rules still active that expire within ``within``, and the open findings they hide.
 

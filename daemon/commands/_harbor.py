@@ -15,14 +15,15 @@ if TYPE_CHECKING:
     from daemon.model import Artifact
 
 
-def load_config(args: argparse.Namespace) -> Config:
+def load_config(args: argparse.Namespace, *, sends: bool = False) -> Config:
     """The configuration, leniently: a missing secret is said on stderr, not fatal (it may be
-    a receiver's, which these commands do not need; a registry's shows as its 401 too)."""
+    a receiver's, which these commands do not need; a registry's shows as its 401 too). The
+    receivers' URL schemes are checked with apprise only for a command that ``sends``."""
     import sys
 
     from daemon import config
 
-    cfg = config.load(config_path(args), strict=False)
+    cfg = config.load(config_path(args), strict=False, receiver_schemes=sends)
     for warning in cfg.warnings:
         print(f"scanwatch: warning: {warning}", file=sys.stderr)
     return cfg

@@ -22,14 +22,17 @@ def add_database(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_config(args: argparse.Namespace) -> Config | None:
-    """The configuration when it can be read (lenient); None with ``--database`` and no file."""
+def load_config(args: argparse.Namespace, *, sends: bool = True) -> Config | None:
+    """The configuration when it can be read (lenient); None with ``--database`` and no file.
+
+    A command that sends nothing (``sends=False``) does not have apprise check the receivers'
+    URL schemes: ``config check``, ``run`` and the daemon do."""
     from daemon import config
 
     path = config_path(args)
     if getattr(args, "database", None) and not path.exists():
         return None
-    return config.load(path, strict=False)
+    return config.load(path, strict=False, receiver_schemes=sends)
 
 
 def open_for_reading(args: argparse.Namespace, cfg: Config | None) -> Store:

@@ -86,7 +86,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from daemon.lineage.fetch import advisor
     from daemon.store import outbox as store_outbox
 
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     if cfg is None or not cfg.routes:
         raise UsageError("no [[route]] in the configuration: nothing would be sent")
     now = datetime.now(UTC)

@@ -35,7 +35,7 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 def run(args: argparse.Namespace) -> int:
     from daemon.store import leases
 
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     store = open_for_reading(args, cfg)
     try:
         if store.engine.dialect.name != "postgresql":

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from daemon import config
     from daemon.doctor import run_checks
 
-    cfg = load_config(args)
+    cfg = load_config(args, sends=True)
     checks = asyncio.run(run_checks(cfg, cfg.daemon.database or config.default_database()))
     failed = [c for c in checks if not c.ok]
     if args.format == "json":

@@ -2,7 +2,9 @@
 
 ``--by action`` groups the open findings into one upgrade per (package, installed version)
 through ``daemon/remedy.py`` ``plan()``, the grouping alerts and ``report show --by action``
-use, and prints exactly that command's JSON. ``--by image`` counts the open findings of each
+use, and prints exactly that command's JSON; the findings are counted in SQL
+(``store/actions.py``) unless a filter decided per finding (``--overdue``, ``--kev``,
+``--min-epss``) needs each read. ``--by image`` counts the open findings of each
 repository per severity, worst first. Both read the findings in one pass (actions a batch of
 repositories at a time, with the versions their images carry) and keep only their groups,
 whatever the size of the registry.
@@ -17,6 +19,7 @@ from daemon.commands._common import print_json, print_table
 
 if TYPE_CHECKING:
     from daemon.lineage.advice import Advisor
+    from daemon.remedy import Remedy
     from daemon.store.db import Store
     from daemon.store.findings import FindingHead, FindingRow
 
@@ -36,11 +39,16 @@ def lineage_of(store: Store) -> Callable[[str], Advisor]:
 
 def actions(batches: Iterable[list[FindingRow]], fmt: str,
             lineage: Callable[[str], Advisor] | None = None) -> int:
-    from daemon.commands.report_actions import print_actions
     from daemon.remedy import plan_findings
 
-    return print_actions("open findings", plan_findings(batches, lineage), fmt if fmt == "json"
-                         else "table")
+    return print_plan(plan_findings(batches, lineage), fmt)
+
+
+def print_plan(plan: list[Remedy[Any]], fmt: str) -> int:
+    """The plan as ``report show --by action`` prints one."""
+    from daemon.commands.report_actions import print_actions
+
+    return print_actions("open findings", plan, fmt if fmt == "json" else "table")
 
 
 def images(heads: Iterable[FindingHead], fmt: str) -> int:

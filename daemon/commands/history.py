@@ -50,7 +50,7 @@ def _change_line(c: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     registry, project, repository, tag, digest = parse_history_target(args.target)
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     store = open_for_reading(args, cfg)
     try:
         entries = store.history(registry, project, repository, tag)

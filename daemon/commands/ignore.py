@@ -145,7 +145,7 @@ def run_add(args: argparse.Namespace) -> int:
         vulnerability=args.vulnerability.strip(), package=args.package.strip(),
         registries=tuple(args.registry or ("*",)), projects=tuple(args.project or ("*",)),
         repositories=tuple(args.repository or ("*",)))
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     with _open(args, cfg, create=True) as store:
         added = store.add_ignore(rule, who(args), now)
         _apply(store, cfg)
@@ -161,7 +161,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     today = utcnow().date()
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     with open_for_reading(args, cfg) as store:
         rules = store.list_ignores()
     if args.format == "json":
@@ -179,7 +179,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     with open_for_reading(args, cfg) as store:
         if not store.remove_ignore(args.id):
             raise UsageError(f"no ignore rule with id {args.id} (see `scanwatch ignore list`)")

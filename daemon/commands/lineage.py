@@ -32,7 +32,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from daemon.lineage.fetch import advisor
 
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     names = [args.registry] if args.registry else [r.name for r in cfg.registries] if cfg \
         else []
     rows: list[dict[str, Any]] = []

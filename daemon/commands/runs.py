@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.show and args.id is None:
         raise UsageError("runs show: which run? give its ID (see `scanwatch runs`)")
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     store = open_for_reading(args, cfg)
     try:
         if args.show:

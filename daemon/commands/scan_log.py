@@ -26,7 +26,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     grouped = group_targets(cfg, [args.target])
     (name, (target,)), = grouped.items()
     artifact, text = asyncio.run(_fetch(cfg.registry(name), target))

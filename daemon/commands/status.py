@@ -27,7 +27,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     texts = list(args.targets) or [r.name for r in cfg.registries]
     grouped = group_targets(cfg, texts, partial=True)
     rows = asyncio.run(_collect(cfg, grouped, _set_aside_marks(cfg, list(grouped))))

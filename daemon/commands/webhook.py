@@ -78,7 +78,7 @@ async def _projects(client: Any, registry: Any, globs: list[str] | None) -> list
 def run_setup(args: argparse.Namespace) -> int:
     import asyncio
 
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     registry = _registry(cfg, args.registry)
     secret = registry.webhook_secret
     if secret is None or not secret.present:
@@ -128,7 +128,7 @@ async def _setup(registry: Any, args: argparse.Namespace, secret: str) -> list[A
 def run_status(args: argparse.Namespace) -> int:
     import asyncio
 
-    cfg = load_config(args)
+    cfg = load_config(args, sends=False)
     registry = _registry(cfg, args.registry)
     rows = asyncio.run(_status(registry, args))
     if args.format == "json":

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, Select, String, Table, bindparam, select
 from sqlalchemy.engine import Connection
 
 from daemon.model import Occurrence
 from daemon.store import statements as q
 from daemon.store import tables as t
+from daemon.store.base import driver_rows
 from daemon.store.content import unpack_rows
 
 _md = MetaData()
@@ -68,44 +69,62 @@ def backfill(conn: Connection) -> int:
         last = rows[-1][0]
 
 
+def _carrier_statement(by_repository: bool) -> Select[Any]:
+    a, o = t.artifact.c, content_finding.c
+    # Separate INs (not a row-value IN), and the repository only as a filter (searched by,
+    # SQLite drives the join from the artifacts and scans content_finding for each): both
+    # SQLite and PostgreSQL search ix_content_finding_key, then ix_artifact_content; what the
+    # product of the INs lets through is dropped by the caller. Expanding parameters keep one
+    # compiled statement for every chunk.
+    stmt = (select(a.repository_id, o.vulnerability, o.package, a.id, a.digest, o.version,
+                   o.fix_version, o.ecosystem)
+            .select_from(content_finding)
+            .join(t.artifact, a.content_id == o.content_id)
+            .where(o.vulnerability.in_(bindparam("vulnerabilities", expanding=True)),
+                   o.package.in_(bindparam("packages", expanding=True)),
+                   a.counting.is_(True)))
+    if by_repository:  # ``+ 0``: filter on the repository, never search by it (see above)
+        stmt = stmt.where((a.repository_id + 0).in_(bindparam("repositories", expanding=True)))
+    return stmt
+
+
+_BY_PAIR = _carrier_statement(by_repository=False)
+_BY_PAIR_IN_REPOSITORIES = _carrier_statement(by_repository=True)
+_OPEN_TAGS = select(t.tag.c.artifact_id, t.tag.c.name).where(
+    t.tag.c.until.is_(None), t.tag.c.artifact_id.in_(bindparam("artifacts", expanding=True)))
+
+
 def carried(conn: Connection, wanted: set[tuple[int, str, str]]
             ) -> dict[tuple[int, str, str], Carried]:
     """(repository, vulnerability, package) → digest → (versions, fix versions, tags,
     ecosystems) of the counting images that carry each ``wanted`` finding now."""
     if not wanted:
         return {}
-    a, o, tg = t.artifact.c, content_finding.c, t.tag.c
     pairs = sorted({(v, p) for _, v, p in wanted})
     repos = sorted({r for r, _, _ in wanted})
+    stmt = _BY_PAIR_IN_REPOSITORIES if len(repos) <= _MAX_REPOSITORIES else _BY_PAIR
     found: list[Any] = []
     for start in range(0, len(pairs), _CHUNK):
         part = pairs[start:start + _CHUNK]
-        # Separate INs (not a row-value IN), and the repository only as a filter (searched by,
-        # SQLite drives the join from the artifacts and scans content_finding for each): both
-        # SQLite and PostgreSQL search ix_content_finding_key, then ix_artifact_content; what
-        # the product of the INs lets through is dropped below.
-        stmt = (select(a.repository_id, o.vulnerability, o.package, a.id, a.digest, o.version,
-                       o.fix_version, o.ecosystem)
-                .select_from(content_finding)
-                .join(t.artifact, a.content_id == o.content_id)
-                .where(o.vulnerability.in_(sorted({v for v, _ in part})),
-                       o.package.in_(sorted({p for _, p in part})), a.counting.is_(True)))
-        if len(repos) <= _MAX_REPOSITORIES:
-            # ``+ 0``: filter on the repository, never search by it (see above)
-            stmt = stmt.where((a.repository_id + 0).in_(repos))
-        found.extend(row for row in conn.execute(stmt) if (row[0], row[1], row[2]) in wanted)
+        params: dict[str, Any] = {"vulnerabilities": sorted({v for v, _ in part}),
+                                  "packages": sorted({p for _, p in part})}
+        if stmt is _BY_PAIR_IN_REPOSITORIES:
+            params["repositories"] = repos
+        found.extend(row for row in driver_rows(conn, stmt, params) if row[:3] in wanted)
     tags: dict[int, set[str]] = {}
     arts = sorted({row[3] for row in found})
     for start in range(0, len(arts), 900):
-        for art_id, name in conn.execute(select(tg.artifact_id, tg.name).where(
-                tg.until.is_(None), tg.artifact_id.in_(arts[start:start + 900]))):
+        for art_id, name in driver_rows(conn, _OPEN_TAGS, {"artifacts": arts[start:start + 900]}):
             tags.setdefault(art_id, set()).add(name)
     out: dict[tuple[int, str, str], Carried] = {}
+    no_tags: set[str] = set()
     for repo_id, vuln, pkg, art_id, digest, version, fix, ecosystem in found:
-        slot = out.setdefault((repo_id, vuln, pkg), {})
+        slot = out.get((repo_id, vuln, pkg))
+        if slot is None:
+            slot = out[(repo_id, vuln, pkg)] = {}
         entry = slot.get(digest)
         if entry is None:
-            entry = slot[digest] = (set(), set(), tags.get(art_id, set()), set())
+            entry = slot[digest] = (set(), set(), tags.get(art_id, no_tags), set())
         entry[0].add(version)
         entry[1].add(fix)
         if ecosystem:

@@ -20,7 +20,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
@@ -63,6 +63,7 @@ from daemon.store.worker import DatabaseThread
 
 if TYPE_CHECKING:
     from daemon.lineage import Image, Lineage
+    from daemon.remedy import Members, Remedy
 
 _log = log.get(__name__)
 
@@ -239,6 +240,29 @@ class Store:
         repositories at a time (for summaries that group them anyway)."""
         with self.reading() as conn:
             yield from findings.by_repository(conn, query, rules=rules, now=now, keep=keep)
+
+    def finding_actions(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+                        lineage: Callable[[str], Any] | None = None) -> list[Remedy[Members]]:
+        """The remediation plan of the matching findings (``remedy.plan_findings``'s), counted
+        in SQL (``store/actions.py``): one screen, whatever the size of the registry."""
+        from daemon.remedy import plan_counted  # the version orderings load with it
+        from daemon.store import actions
+
+        with self.reading() as conn:
+            return plan_counted(actions.counted(conn, query, rules, now), lineage)
+
+    def overdue_findings(self, spans: Mapping[Severity, timedelta], now: datetime
+                         ) -> list[FindingRow]:
+        """Open findings past their SLA deadline at ``now`` (``findings.overdue``)."""
+        with self.reading() as conn:
+            return list(findings.overdue(conn, spans, now))
+
+    def findings_of(self, wanted: Callable[[str, str], bool], now: datetime
+                    ) -> list[FindingRow]:
+        """Open findings whose (vulnerability, package) is ``wanted``."""
+        with self.reading() as conn:
+            pairs = {p for p in findings.open_pairs(conn) if wanted(*p)}
+            return list(findings.of_pairs(conn, pairs, now))
 
     def finding_heads(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
                       keep: Keep | None = None) -> Iterator[FindingHead]:

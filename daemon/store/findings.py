@@ -12,19 +12,21 @@ memory is bounded by a chunk rather than by the registry:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, false, func, literal_column, select, true
+from sqlalchemy import Select, and_, false, func, literal_column, or_, select, true, tuple_
 from sqlalchemy.engine import Connection
 
 from daemon.ignores import IgnoreRules
 from daemon.model import FindingKey, Severity
 from daemon.store import carriers
 from daemon.store import tables as t
+from daemon.store.base import driver_rows
 from daemon.store.carriers import Carried
+from daemon.store.tables import as_utc
 
 _REPOSITORY_BATCH = 20  # repositories whose images are decoded together in ``ordered``
 _ORDERED_CHUNK = 2000  # findings in output order whose carriers are read together
@@ -41,9 +43,12 @@ class FindingQuery:
     min_severity: Severity | None = None
     fixable: bool | None = None
     include_ignored: bool = False
+    package: str | None = None
 
 
-@dataclass(frozen=True)
+# Heads and rows are built once per finding of a registry-wide listing: plain slotted classes
+# (a frozen dataclass costs six times as much to build), never changed after.
+@dataclass(slots=True)
 class FindingHead:
     """A finding row as stored, with whether it is ignored now (no carriers yet)."""
 
@@ -60,7 +65,7 @@ class FindingHead:
     ignore_reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FindingRow:
     """An open finding as ``scanwatch findings`` shows it: the fix first."""
 
@@ -85,11 +90,12 @@ class FindingRow:
 Keep = Callable[[FindingHead], bool]
 
 
-def _select(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
+def matching(columns: Sequence[Any], query: FindingQuery, rules: IgnoreRules | None
+             ) -> Select[Any]:
+    """``columns`` of the open findings ``query`` matches, in SQL (the stored ``ignored``
+    flag stands for the rules only where there are none: ``rules is None``)."""
     f, r, g = t.finding.c, t.repository.c, t.registry.c
-    stmt = (select(f.id, f.repository_id, f.vulnerability, f.package, f.severity, f.fix_version,
-                   f.installed_versions, f.first_seen, f.opened_at, f.last_seen, f.ignored,
-                   f.ignore_reason, r.project, r.name, g.name.label("registry"))
+    stmt = (select(*columns)
             .join(t.repository, r.id == f.repository_id)
             .join(t.registry, g.id == r.registry_id)
             .where(f.resolved_at.is_(None)))
@@ -99,6 +105,8 @@ def _select(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
             stmt = stmt.where(column == value)
     if query.min_severity is not None:
         stmt = stmt.where(f.severity >= int(query.min_severity))
+    if query.package is not None:
+        stmt = stmt.where(f.package == query.package)
     if not query.include_ignored and rules is None:
         stmt = stmt.where(f.ignored.is_(False))
     if query.fixable is not None:  # as the index has it: a range of ix_finding_order
@@ -106,19 +114,38 @@ def _select(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
     return stmt
 
 
+def _select(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
+    f, r, g = t.finding.c, t.repository.c, t.registry.c
+    return matching((f.id, f.repository_id, f.vulnerability, f.package, f.severity,
+                     f.fix_version, f.installed_versions, f.first_seen, f.opened_at, f.last_seen,
+                     f.ignored, f.ignore_reason, r.project, r.name, g.name.label("registry")),
+                    query, rules)
+
+
+def heads_where(conn: Connection, query: FindingQuery, rules: IgnoreRules | None,
+                now: datetime, *condition: Any) -> Iterator[FindingHead]:
+    """The matching findings that also meet ``condition`` (SQL), in no particular order."""
+    yield from _heads(driver_rows(conn, _select(query, rules).where(*condition)), query,
+                      rules, now, None)
+
+
+_SEVERITY = {int(s): s for s in Severity}
+
+
 def _heads(rows: Iterable[Any], query: FindingQuery, rules: IgnoreRules | None, now: datetime,
            keep: Keep | None) -> Iterator[FindingHead]:
-    for row in rows:
-        key = FindingKey(row.registry, row.project, row.name, row.vulnerability, row.package)
-        ignored, why = row.ignored, row.ignore_reason
+    severity = _SEVERITY
+    for (id_, repository_id, vulnerability, package, level, fix_version, installed, first_seen,
+         opened_at, last_seen, ignored, why, project, name, registry) in rows:
+        key = FindingKey(registry, project, name, vulnerability, package)
         if rules is not None:  # what the rules say now: a rule added or removed counts at once
             why = rules.reason(key, now)
             ignored = bool(why)
             if ignored and not query.include_ignored:
                 continue
-        head = FindingHead(row.id, row.repository_id, key, Severity(row.severity),
-                           row.fix_version, row.installed_versions, row.first_seen,
-                           row.opened_at, row.last_seen, ignored, why)
+        head = FindingHead(id_, repository_id, key, severity[level], fix_version, installed,
+                           as_utc(first_seen), as_utc(opened_at), as_utc(last_seen),
+                           bool(ignored), why)
         if keep is None or keep(head):
             yield head
 
@@ -134,8 +161,7 @@ def in_order(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
 def heads_in_order(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None,
                    now: datetime, keep: Keep | None = None) -> Iterator[FindingHead]:
     """Matching findings in output order, streamed from the database without carriers."""
-    rows = conn.execution_options(yield_per=1000).execute(in_order(query, rules))
-    yield from _heads(rows, query, rules, now, keep)
+    yield from _heads(driver_rows(conn, in_order(query, rules)), query, rules, now, keep)
 
 
 def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> int:
@@ -146,17 +172,27 @@ def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> i
 
 
 def _row(head: FindingHead, seen: Carried) -> FindingRow:
-    versions = tuple(sorted({v for d in seen.values() for v in d[0]})) or tuple(
-        v for v in head.installed_versions.split(", ") if v)
-    fixes = sorted({x for d in seen.values() for x in d[1] if x})
+    if not seen:
+        return FindingRow(head.key, head.severity, head.fix_version,
+                          tuple(v for v in head.installed_versions.split(", ") if v), (), (),
+                          head.first_seen, head.opened_at, head.last_seen, head.ignored,
+                          head.ignore_reason)
+    entries = seen.values()
+    versions: set[str] = set()
+    fixes: set[str] = set()
+    tags: set[str] = set()
+    ecosystems: set[str] = set()
+    for v, x, tg, e in entries:
+        versions |= v
+        fixes |= x
+        tags |= tg
+        ecosystems |= e
+    fixes.discard("")
     return FindingRow(
-        key=head.key, severity=head.severity,
-        fix_version=head.fix_version or (fixes[0] if fixes else ""),
-        installed_versions=versions, digests=tuple(sorted(seen)),
-        tags=tuple(sorted({tg for d in seen.values() for tg in d[2]})),
-        first_seen=head.first_seen, opened_at=head.opened_at, last_seen=head.last_seen,
-        ignored=head.ignored, ignore_reason=head.ignore_reason,
-        ecosystem=min((e for d in seen.values() for e in d[3]), default=""))
+        head.key, head.severity, head.fix_version or (min(fixes) if fixes else ""),
+        tuple(sorted(versions)), tuple(sorted(seen)), tuple(sorted(tags)), head.first_seen,
+        head.opened_at, head.last_seen, head.ignored, head.ignore_reason,
+        min(ecosystems) if ecosystems else "")
 
 
 def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[FindingRow]:
@@ -189,7 +225,7 @@ def by_repository(conn: Connection, query: FindingQuery, *, rules: IgnoreRules |
         select(matching.c.repository_id).distinct()).scalars())
     for start in range(0, len(repos), _REPOSITORY_BATCH):
         batch = repos[start:start + _REPOSITORY_BATCH]
-        rows = conn.execute(_select(query, rules).where(f.repository_id.in_(batch)))
+        rows = driver_rows(conn, _select(query, rules).where(f.repository_id.in_(batch)))
         yield with_carriers(conn, list(_heads(rows, query, rules, now, keep)))
 
 
@@ -200,6 +236,43 @@ def ordered(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None,
     heads = heads_in_order(conn, query, rules=rules, now=now, keep=keep)
     while chunk := list(itertools.islice(heads, _ORDERED_CHUNK)):
         yield from with_carriers(conn, chunk)
+
+
+def rows_where(conn: Connection, now: datetime, *condition: Any) -> Iterator[FindingRow]:
+    """Every open finding (ignored or not, as stored) that meets ``condition``, with its
+    carriers, a chunk at a time."""
+    heads = heads_where(conn, FindingQuery(include_ignored=True), None, now, *condition)
+    while chunk := list(itertools.islice(heads, _ORDERED_CHUNK)):
+        yield from with_carriers(conn, chunk)
+
+
+def overdue(conn: Connection, spans: Mapping[Severity, timedelta], now: datetime
+            ) -> Iterator[FindingRow]:
+    """The open findings past their deadline at ``now``: first seen more than their severity's
+    span in ``spans`` ago (``sla.deadlines``; a severity without one is never overdue), as
+    the alerts' SLA stage reckons."""
+    f = t.finding.c
+    if not spans:
+        return iter(())
+    return rows_where(conn, now, or_(*(and_(f.severity == int(severity), f.first_seen < now - span)
+                                       for severity, span in spans.items())))
+
+
+def open_pairs(conn: Connection) -> set[tuple[str, str]]:
+    """The (vulnerability, package) of every open finding."""
+    f = t.finding.c
+    return {(v, p) for v, p in driver_rows(conn, select(f.vulnerability, f.package).distinct()
+                                           .where(f.resolved_at.is_(None)))}
+
+
+def of_pairs(conn: Connection, pairs: Collection[tuple[str, str]], now: datetime
+             ) -> Iterator[FindingRow]:
+    """The open findings of these (vulnerability, package)."""
+    f = t.finding.c
+    wanted = sorted(pairs)
+    for start in range(0, len(wanted), 400):
+        yield from rows_where(conn, now, tuple_(f.vulnerability, f.package).in_(
+            wanted[start:start + 400]))
 
 
 def output_order(x: FindingRow) -> tuple[int, int, str, str, str, str, str]:

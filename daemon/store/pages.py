@@ -77,13 +77,14 @@ def registries(conn: Connection) -> list[RegistryOverview]:
             .join(t.repository, r.id == a.repository_id)
             .where(s.id == a.last_success_scan_id).group_by(r.registry_id)):
         scans[reg] = (db_at, last_at)
-    open_: dict[int, dict[Severity, int]] = defaultdict(dict)
-    for reg, sev, n in conn.execute(
-            select(r.registry_id, f.severity, func.count())
-            .join(t.repository, r.id == f.repository_id)
+    # Per repository from ix_finding_open_severity alone, then summed per registry.
+    registry_of = {int(i): int(reg) for i, reg in conn.execute(select(r.id, r.registry_id))}
+    open_: dict[int, dict[Severity, int]] = defaultdict(lambda: defaultdict(int))
+    for repo, sev, n in conn.execute(
+            select(f.repository_id, f.severity, func.count())
             .where(f.resolved_at.is_(None), f.ignored.is_(False))
-            .group_by(r.registry_id, f.severity)):
-        open_[reg][Severity(sev)] = int(n)
+            .group_by(f.repository_id, f.severity)):
+        open_[registry_of[int(repo)]][Severity(sev)] += int(n)
     return [RegistryOverview(name, int(repos.get(rid, 0)), arts.get(rid, (0, 0))[0],
                              scans.get(rid, (None, None))[0], scans.get(rid, (None, None))[1],
                              arts.get(rid, (0, 0))[1], dict(open_.get(rid, {})))

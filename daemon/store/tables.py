@@ -51,6 +51,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return moment.astimezone(UTC)
 
 
+def as_utc(value: Any) -> datetime:
+    """A time column's value as the database driver returned it (``base.driver_rows``: SQLite's
+    text, a naive or aware datetime elsewhere) as an aware UTC datetime, as ``UTCDateTime``
+    reads it."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    moment: datetime = value
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def _at(nullable: bool = True, **kw: Any) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, **kw)
 

@@ -167,7 +167,8 @@ class WebApp:
         return store_findings.FindingQuery(
             registry=q.get("registry") or None, project=q.get("project") or None,
             repository=q.get("repository") or None,
-            min_severity=_severity_filter(q.get("severity", "")), fixable=fixable)
+            min_severity=_severity_filter(q.get("severity", "")), fixable=fixable,
+            package=q.get("package") or None)
 
     def findings(self, q: dict[str, str]) -> bytes:
         query = self._query(q)
@@ -178,11 +179,9 @@ class WebApp:
                           filters=q, limit=limit, harbor=self._harbor, more=limit + PAGE)
 
     def fix_first(self, q: dict[str, str]) -> bytes:
-        from daemon.remedy import plan_findings
-
         query = self._query(q)
         rules = self.store.ignore_rules(self.config)
-        actions = plan_findings(self.store.finding_batches(query, rules=rules, now=self.now()))
+        actions = self.store.finding_actions(query, rules=rules, now=self.now())
         return self._page("fix.html", title="Fix first", actions=actions[:ACTIONS],
                           total=len(actions), filters=q, harbor=self._harbor, why=_why)
 

@@ -93,6 +93,7 @@ def test_a_limit_is_the_first_rows_of_the_full_listing(many: str) -> None:
     pytest.param(["--severity", "high"], id="severity"),
     pytest.param(["--fixable", "--severity", "critical"], id="fixable_critical"),
     pytest.param(["--repository", "svc-03"], id="repository"),
+    pytest.param(["--package", "zlib", "--severity", "medium"], id="package"),
 ])
 def test_filters_in_sql_keep_what_the_full_listing_has(many: str, args: list[str]) -> None:
     full = listing(many)
@@ -108,6 +109,8 @@ def _matches(r: dict[str, Any], args: list[str]) -> bool:
         floor = Severity.from_name(args[args.index("--severity") + 1])
         if Severity.from_name(r["severity"]) < floor:
             return False
+    if "--package" in args and r["package"] != args[args.index("--package") + 1]:
+        return False
     return "--repository" not in args or r["repository"] == args[args.index("--repository") + 1]
 
 

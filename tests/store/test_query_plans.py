@@ -41,3 +41,27 @@ def test_alerts_since_and_carriers_use_their_indexes(tmp_path: Path) -> None:
             assert "INDEX ix_artifact_content" in carriers
     finally:
         store.close()
+
+
+def test_the_plan_and_the_overview_use_their_indexes(tmp_path: Path) -> None:
+    """``store/actions.py`` reads a batch of repositories' carried versions from the artifacts
+    through ``ix_content_finding_content`` (no temporary index built per statement), and the
+    overview counts open findings in the order of ``ix_finding_open_severity`` (no sort)."""
+    from daemon.store.actions import CARRIED_VERSIONS
+
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    try:
+        store.record_inventory(REG, [artifact("sha256:a", "1.0")], now)
+        store.record_scan(success("sha256:a", ["CVE-1:openssl:1.0"], now), now)
+        f = t.finding.c
+        with store.engine.connect() as conn:
+            carried = _plan(conn, CARRIED_VERSIONS.params(repositories=[1]))
+            assert "COVERING INDEX ix_content_finding_content" in carried, carried
+            assert "AUTOMATIC" not in carried
+            counts = _plan(conn, select(f.repository_id, f.severity, func.count())
+                           .where(f.resolved_at.is_(None), f.ignored.is_(False))
+                           .group_by(f.repository_id, f.severity))
+            assert counts == "SCAN finding USING INDEX ix_finding_open_severity", counts  # in order
+    finally:
+        store.close()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from pgkit import ADMIN_URL, NOT_SET, fresh_database
 
 from daemon.errors import DatabaseLocked
 from daemon.store.db import open_store
@@ -19,15 +17,6 @@ from tests.store.test_findings_listing import (
     scanwatch,
     seed_many,
 )
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh database for this test, dropped afterwards."""
-    if not ADMIN_URL:
-        pytest.skip(NOT_SET)
-    with fresh_database() as url:
-        yield url
 
 
 def test_it_migrates_and_records_history_on_postgresql(pg_url: str) -> None:

@@ -1,0 +1,137 @@
+"""The remediation plan's input read lean: what ``findings --by action`` and the web's "Fix
+first" need of a registry's open findings, without building a row object for each.
+
+``remedy.plan_findings`` reads every finding with its carriers as ``FindingRow`` objects (a
+registry of 100,000 images holds hundreds of thousands) only to keep, per (package, installed
+version, vulnerability), its worst severity and fix, how many findings it covers and the worst
+row. Here a batch of repositories at a time, the database gives plain tuples: the matching
+findings, and the versions (and fixes) their counting images carry, through
+``ix_content_finding_content``; they are counted in Python as ``plan_findings`` counts them.
+Only the worst finding of each triple is then read whole, with its carriers (its ecosystem, its
+images and, through lineage, where the package comes from): ``remedy.plan_counted``.
+
+Ignores stay exact, as ``findings`` applies them at the time asked: a finding whose
+(vulnerability, package) no rule could match is counted without asking
+(``IgnoreRules.may_match``); the others are asked of the rules one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
+
+from daemon.ignores import IgnoreRules
+from daemon.model import FindingKey, Severity
+from daemon.remedy import Vuln
+from daemon.store import findings
+from daemon.store import tables as t
+from daemon.store.base import driver_rows
+from daemon.store.carriers import content_finding
+from daemon.store.findings import FindingQuery, FindingRow
+
+_REPOSITORIES = 50  # repositories whose findings and carriers are read together
+_WORST = 900  # worst findings read whole, with their carriers, per statement
+
+_a, _o = t.artifact.c, content_finding.c
+CARRIED_VERSIONS = (
+    select(_a.repository_id, _o.vulnerability, _o.package, _o.version, _o.fix_version)
+    .select_from(t.artifact)
+    .join(content_finding, _o.content_id == _a.content_id)
+    .where(_a.counting.is_(True),
+           _a.repository_id.in_(bindparam("repositories", expanding=True))))
+
+
+@dataclass(slots=True)
+class _Count:
+    """One (package, installed version, vulnerability): at its worst, and how many."""
+
+    severity: int
+    fix_version: str
+    findings: int
+    worst: int  # the id of a finding at that worst
+
+
+Counts = dict[tuple[str, str, str], _Count]
+# (repository id, vulnerability, package) -> (versions, fix versions) its images carry now
+Carried = dict[tuple[int, str, str], tuple[set[str], set[str]]]
+
+
+def _carried(conn: Connection, repositories: list[int]) -> Carried:
+    out: Carried = {}
+    for repo, vuln, pkg, version, fix in driver_rows(conn, CARRIED_VERSIONS,
+                                                     {"repositories": repositories}):
+        slot = out.get((repo, vuln, pkg))
+        if slot is None:
+            slot = out[(repo, vuln, pkg)] = (set(), set())
+        slot[0].add(version)
+        if fix:
+            slot[1].add(fix)
+    return out
+
+
+def _add(counts: Counts, package: str, versions: set[str] | list[str], vulnerability: str,
+         severity: int, fix: str, finding_id: int) -> None:
+    for version in versions:
+        slot = counts.get((package, version, vulnerability))
+        if slot is None:
+            counts[(package, version, vulnerability)] = _Count(severity, fix, 1, finding_id)
+            continue
+        slot.findings += 1
+        if (severity, fix) > (slot.severity, slot.fix_version):
+            slot.severity, slot.fix_version, slot.worst = severity, fix, finding_id
+
+
+def counted(conn: Connection, query: FindingQuery, rules: IgnoreRules | None, now: datetime
+            ) -> Iterator[tuple[FindingRow, str, Vuln, int]]:
+    """Per (package, installed version, vulnerability) of the open findings ``query``
+    matches: its worst finding with carriers, the version, the vulnerability at its worst
+    (severity, fix version) and how many findings it covers; for ``remedy.plan_counted``.
+    The same counts as ``remedy.plan_findings`` over ``findings.by_repository``."""
+    f, r, g = t.finding.c, t.repository.c, t.registry.c
+    # As ``findings`` has it: without rules (None) the stored flag, else what they say now.
+    asked = rules if rules is not None and rules and not query.include_ignored else None
+    stmt = findings.matching((f.id, f.repository_id, f.vulnerability, f.package, f.severity,
+                              f.fix_version, f.installed_versions, r.project, r.name,
+                              g.name), query, rules)
+    repos = sorted(int(x) for x in conn.execute(
+        select(stmt.subquery().c.repository_id).distinct()).scalars())
+    counts: Counts = {}
+    for start in range(0, len(repos), _REPOSITORIES):
+        batch = repos[start:start + _REPOSITORIES]
+        carried = _carried(conn, batch)
+        for (id_, repo, vuln, pkg, severity, fix, stored, project, name,
+             registry) in driver_rows(conn, stmt.where(f.repository_id.in_(batch))):
+            if asked is not None and asked.may_match(vuln, pkg) and asked.reason(
+                    FindingKey(registry, project, name, vuln, pkg), now):
+                continue
+            versions, fixes = carried.get((repo, vuln, pkg)) or (None, None)
+            if versions is None or fixes is None:  # no image carries it now: as stored
+                _add(counts, pkg, [v for v in stored.split(", ") if v], vuln, severity, fix,
+                     id_)
+            else:
+                _add(counts, pkg, versions, vuln, severity, fix or min(fixes, default=""), id_)
+    yield from _with_worst(conn, counts, now)
+
+
+def _with_worst(conn: Connection, counts: Counts, now: datetime
+                ) -> Iterator[tuple[FindingRow, str, Vuln, int]]:
+    f = t.finding.c
+    worst = sorted({c.worst for c in counts.values()})
+    rows: dict[int, FindingRow] = {}
+    everything = FindingQuery(include_ignored=True)
+    for start in range(0, len(worst), _WORST):
+        ids = worst[start:start + _WORST]
+        heads = list(findings.heads_where(conn, everything, None, now, f.id.in_(ids)))
+        rows.update(zip((h.id for h in heads), findings.with_carriers(conn, heads),
+                        strict=True))
+    for (_, version, vulnerability), c in counts.items():
+        row = rows.get(c.worst)
+        if row is not None:
+            yield row, version, Vuln(vulnerability, Severity(c.severity), c.fix_version), \
+                c.findings
+
+

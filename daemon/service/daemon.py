@@ -80,6 +80,7 @@ class Daemon:
         self.project_ids: dict[tuple[str, str], int] = {}  # Harbor's, for the pages' links
         self.pages: Any = None  # the read-only store behind the pages
         self.web: Any = None
+        self._warming: asyncio.Task[None] | None = None  # the pages' plan after a run
         self.feed_fetched: dict[str, datetime | None] = {}  # feed → its good copy's fetch time
 
     # ---- life -------------------------------------------------------------------------------
@@ -373,6 +374,14 @@ class Daemon:
         self._observe(schedule.name, result, cycle.run)
         if cycle.message_ids:
             self.wake_delivery.set()
+        if self.web is not None:  # the "Fix first" page of the history just written, ahead
+            self._warming = asyncio.create_task(self._warm_pages())
+
+    async def _warm_pages(self) -> None:
+        try:
+            await asyncio.to_thread(self.web.warm)
+        except Exception:  # the page computes it itself when asked
+            _log.exception("pages_warm_failed")
 
     async def digest(self, index: int = 0) -> None:
         """A digest route's cron fired: queue what it owes (build_and_queue checks what is due)."""

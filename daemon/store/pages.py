@@ -91,6 +91,16 @@ def registries(conn: Connection) -> list[RegistryOverview]:
             for rid, name in names.items()]
 
 
+def data_version(conn: Connection) -> tuple[int, ...]:
+    """What changes whenever history does: the newest id of each table a run, a scan or a tag
+    move writes to (each an O(1) read of its primary key). A page computed from history stays
+    right while this stays the same (with the same ignore rules, on the same day)."""
+    tables = (t.finding, t.finding_event, t.scan, t.tag, t.artifact, t.schedule_run)
+    row = conn.execute(select(*(select(func.max(x.c.id)).scalar_subquery() for x in tables))
+                       ).one()
+    return tuple(int(v or 0) for v in row)
+
+
 def last_runs(conn: Connection) -> dict[str, tuple[datetime, datetime | None, str, str]]:
     """schedule → (started, finished, result, detail) of its latest run."""
     c = t.schedule_run.c

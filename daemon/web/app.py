@@ -18,7 +18,8 @@ Paths (the alerts' Details links use the first two)::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -47,6 +48,7 @@ _log = log.get(__name__)
 PAGE = 100  # findings per page
 MAX_PAGE = 1000
 ACTIONS = 100  # remediation actions shown
+PLANS_KEPT = 16  # remediation plans remembered (one per filter asked since history changed)
 TREND_DAYS = 30
 
 SECURITY_HEADERS = {
@@ -97,6 +99,8 @@ class WebApp:
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
         self.css = files("daemon.web").joinpath("static/style.css").read_bytes()
+        self._plans: dict[Hashable, list[Remedy[Any]]] = {}  # oldest first
+        self._plan_lock = threading.Lock()  # pages render on worker threads
 
     # --- the request ------------------------------------------------------------------------
     def handles(self, path: str) -> bool:
@@ -178,10 +182,37 @@ class WebApp:
         return self._page("findings.html", title="Open findings", rows=rows, rest=rest,
                           filters=q, limit=limit, harbor=self._harbor, more=limit + PAGE)
 
+    def plan(self, query: store_findings.FindingQuery) -> list[Remedy[Any]]:
+        """The remediation plan of ``query``, from history or, while history, the ignore rules
+        and the day are the same as when it was last computed, from memory: the whole
+        registry's plan costs seconds on a large one; ``warm`` computes it after each run."""
+        rules = self.store.ignore_rules(self.config)
+        now = self.now()
+        with self.store.engine.connect() as conn:
+            version = pages.data_version(conn)
+        try:
+            key: Hashable = (query, rules, version, now.date())
+            hash(key)
+        except TypeError:  # a rule the cache cannot compare: computed every time
+            return self.store.finding_actions(query, rules=rules, now=now)
+        with self._plan_lock:
+            found = self._plans.get(key)
+        if found is None:
+            found = self.store.finding_actions(query, rules=rules, now=now)
+            with self._plan_lock:
+                self._plans[key] = found
+                while len(self._plans) > PLANS_KEPT:
+                    self._plans.pop(next(iter(self._plans)))
+        return found
+
+    def warm(self) -> None:
+        """Compute the whole registry's plan (the "Fix first" page without filters) ahead of
+        the first visit; the daemon calls it after each run."""
+        self.plan(self._query({}))
+
     def fix_first(self, q: dict[str, str]) -> bytes:
         query = self._query(q)
-        rules = self.store.ignore_rules(self.config)
-        actions = self.store.finding_actions(query, rules=rules, now=self.now())
+        actions = self.plan(query)
         return self._page("fix.html", title="Fix first", actions=actions[:ACTIONS],
                           total=len(actions), filters=q, harbor=self._harbor, why=_why)
 

@@ -2,7 +2,8 @@
 
 POST /_sim/push        {} | {"project", "repository", "tag", "base"?: "base/debian:12.7"}
                        → {project, repository, digest, tag}  (a base-project push: a newer base)
-GET  /_sim/lineage     [{project, repository, digest, tags, base, external, annotated}] truth
+GET  /_sim/lineage     [{project, repository, digest, tags, index, platform, base, external,
+                       annotated, scanned}] truth (index children too)
 POST /_sim/db-update   {} | {"added", "fix_released", "rescored"} (shares) → {added, fix_released,
                        rescored, db_updated_at}
 POST /_sim/faults      {"faults": [FaultRule fields…]} (replaces; [] clears) ; GET lists them

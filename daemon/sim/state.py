@@ -262,11 +262,11 @@ class Control:
             return {**totals, "per_project": per}
 
     def lineage(self) -> list[dict[str, Any]]:
-        """What each image was built on (the ground truth lineage is checked against)."""
+        """What each image was built on (the ground truth lineage is checked against): every
+        image, an index's children included (each with its ``index`` and ``platform``)."""
         with self._s.lock:
             return [{**sim_lineage.truth(a), "scanned": _succeeded(a)}
-                    for a in self._s.inventory.all_artifacts()
-                    if a.layers and a.top_level and not a.children]
+                    for a in self._s.inventory.all_artifacts() if a.layers and not a.children]
 
     def stats(self) -> dict[str, Any]:
         return self._s.stats.snapshot()

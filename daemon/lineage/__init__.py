@@ -58,6 +58,7 @@ class Image:
     platform: str = ""  # "linux/arm64/v8" for an index's child, else ""
     index: str = ""  # the digest of the index it is a child of, else ""
     denied: str = ""  # the project whose pull of its manifest was refused, else ""
+    listed: bool = True  # in the registry's walk (not only a base an annotation named)
 
     @property
     def name(self) -> str:

@@ -170,12 +170,15 @@ class _Fetcher:
             for start in range(0, len(group), BATCH):
                 got = await asyncio.gather(*(self.facts(t) for t in group[start:start + BATCH]))
                 out.extend(i for i in got if i is not None)
+        return out
+
+    def report(self) -> None:
+        """One log line per project that refused a pull in this run."""
         for project, (status, count) in sorted(self.refused.items()):
             _log.warning("lineage_no_pull_access", registry=self.client.name, project=project,
                          status=status, images=count,
                          detail=f"lineage is unknown (no pull access to {project}) for its "
                                 "images; asked again in a day")
-        return out
 
 
 def probes(fetched: Iterable[Image], host: str, listed: set[str]) -> list[Target]:
@@ -209,6 +212,7 @@ async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
     listed = known | {a.ref.digest for a in artifacts} | {c for a in artifacts
                                                          for c in a.children}
     fetched += await fetcher.run(probes(fetched, host, listed | {i.digest for i in fetched}))
+    fetcher.report()
     scope = lineage.in_scope(registry.base_images)
     found: dict[str, Lineage] = await db.run(
         store.record_lineage, registry.name, fetched, now_fn(),

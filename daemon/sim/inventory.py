@@ -125,6 +125,7 @@ class Project:
     public: bool = False  # metadata.public: anonymous callers may read it
     robot_expires_at: float = -1  # Unix seconds; -1 never expires (Harbor's robot.ExpiresAt)
     robot_disabled: bool = False
+    robot_can_pull: bool = True  # its robot's repository:pull permission
 
 
 def platform_child(art: Artifact | None, platform: tuple[str, str | None]) -> Artifact | None:

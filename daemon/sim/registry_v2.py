@@ -50,7 +50,8 @@ def _error(status: int, code: str, message: str, challenge: str = "") -> Respons
 def _can_pull(principal: Principal, project: Project) -> bool:
     if principal == "admin" or project.public:
         return True
-    return isinstance(principal, Robot) and principal.project == project.name
+    return isinstance(principal, Robot) and principal.project == project.name \
+        and project.robot_can_pull
 
 
 def route_of(method: str, path: str) -> str:

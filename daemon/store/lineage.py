@@ -75,7 +75,8 @@ def images(conn: Connection, registry: str) -> list[Image]:
         tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
         out.append(Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(tagged, ()))),
                          pushed.get(tagged), tuple(json.loads(r.layers)), steps,
-                         r.base_name, r.base_digest, r.platform, r.index_digest, r.denied))
+                         r.base_name, r.base_digest, r.platform, r.index_digest, r.denied,
+                         r.digest in pushed))
     return out
 
 

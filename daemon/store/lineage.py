@@ -149,20 +149,24 @@ def announce_rebuilds(conn: Connection, registry: str, targets: Mapping[str, str
     """For each image whose rebuild target (``targets``: digest → newer base label) differs
     from the one last announced, a ``rebuild_available`` event (reason ``base_updated``) per
     open finding of its repository that the image carries and the newer base lacks
-    (``fixes``: digest → (vulnerability, package)). Returns the events written."""
+    (``fixes``: digest → (vulnerability, package)). An index's children speak for the index:
+    one event per finding, naming the index's digest. Returns the events written."""
     lin = image_lineage
-    rows = conn.execute(select(lin.c.digest, lin.c.project, lin.c.repository, lin.c.rebuild_on)
+    rows = conn.execute(select(lin.c.digest, lin.c.project, lin.c.repository, lin.c.rebuild_on,
+                               lin.c.index_digest)
                         .where(lin.c.registry_name == registry)).all()
-    written = 0
-    for digest, project, repository, announced in rows:
+    carriers: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+    for digest, project, repository, announced, index in rows:
         target = targets.get(digest, "")
         if target == announced:
             continue
         conn.execute(update(lin).where(lin.c.registry_name == registry, lin.c.digest == digest)
                      .values(rebuild_on=target))
         wanted = fixes.get(digest, frozenset())
-        if not target or not wanted:
-            continue
+        if target and wanted:
+            carriers.setdefault((project, repository, index or digest), set()).update(wanted)
+    written = 0
+    for (project, repository, carrier), fixed in sorted(carriers.items()):
         q = (select(t.finding.c.id, t.finding.c.repository_id, t.finding.c.vulnerability,
                     t.finding.c.package, t.finding.c.severity, t.finding.c.installed_versions,
                     t.finding.c.fix_version)
@@ -175,9 +179,9 @@ def announce_rebuilds(conn: Connection, registry: str, targets: Mapping[str, str
                    "kind": "rebuild_available", "reason": "base_updated", "at": now,
                    "severity": sev, "previous_severity": None,
                    "installed_version": (versions or "").split(",")[0], "previous_version": "",
-                   "fix_version": fix, "digests": digest, "count": 1}
+                   "fix_version": fix, "digests": carrier, "count": 1}
                   for fid, rid, vuln, pkg, sev, versions, fix in conn.execute(q)
-                  if (vuln, pkg) in wanted]
+                  if (vuln, pkg) in fixed]
         if events:
             conn.execute(t.finding_event.insert(), events)
             written += len(events)

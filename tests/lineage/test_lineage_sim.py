@@ -113,16 +113,22 @@ def test_manifests_are_fetched_once_per_digest_through_the_token_flow(seed: int,
     assert second["requests"].get(HISTORY, 0) == images
 
 
-def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(store: Any) -> None:
-    options = SimOptions(seed=5, base_images=1, base_tags=1, scanned_share=1.0,
-                         index_share=0.0, chart_share=0.0, scan_seconds=0.05,
-                         scanner_concurrency=8)
+@pytest.mark.parametrize(("seed", "platforms", "indexes"), [(5, 1, 0.0), (6, 2, 0.4)],
+                         ids=("images", "multi-arch"))
+def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(
+        seed: int, platforms: int, indexes: float, store: Any) -> None:
+    """Single images on a single base, or image indexes (and images) on a multi-arch base:
+    the new tag's child of each platform is what each child is rebuilt on."""
+    options = SimOptions(seed=seed, base_images=1, base_tags=1, base_platforms=platforms,
+                         scanned_share=1.0, index_share=indexes, chart_share=0.0,
+                         scan_seconds=0.05, scanner_concurrency=8)
     with start_simulator(options) as sim:
         cfg = config(sim, select=("changed", "unscanned", "db_updated"))
         run(cfg, store)
         build_and_queue(store, cfg, run_context=RunContext(name="nightly"),
                         now=datetime.now(UTC))  # the registry's first run: quiet
         old = {i["repository"] for i in sim.control.lineage() if i["base"]}
+        app_indexes = {i["index"] for i in sim.control.lineage() if i["index"] and i["base"]}
         sim.control.db_update(added=0.6, fix_released=0.0, rescored=0.0)
         pushed = sim.control.push("base", "debian")
         run(cfg, store)
@@ -135,6 +141,8 @@ def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(store: Any) -> Non
     assert lead["rebuild_on"] == f"base/debian:{pushed['tag']}"
     assert lead["base_image"] == "base/debian:12.4"
     assert {f"{i['project']}/{i['repository']}" for i in lead["images"]} == old
+    if indexes:  # an index's findings come from the base through its children's bases
+        assert app_indexes & {d for i in lead["images"] for d in i["digests"]}
     assert lead["vulnerabilities"]
     based = [a for a in doc["fix_now"] if a["rebuild_on"]]
     assert {v["id"] for a in based for v in a["vulnerabilities"]} == set(lead["vulnerabilities"])

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from registry_proxy import RegistryProxy, _reply
 from structlog.testing import capture_logs
 
 from daemon.config_types import Config, RegistryConfig, ScheduleConfig, Secret
@@ -135,3 +137,44 @@ def test_lineage_shows_the_refusal(store: Any, tmp_path: Path) -> None:
         else f"unknown (no pull access to {project})" for r in rows}
     assert any(r["digest"] in annotated for r in rows)
     assert any(r["digest"] not in annotated for r in rows)
+
+
+class PullGate(RegistryProxy):
+    """A reverse proxy before Harbor that refuses authenticated pulls of one project."""
+
+    def __init__(self, upstream: str, project: str, status: int) -> None:
+        self.project, self.status = project, status
+        super().__init__(upstream)
+
+    def answer(self, handler: Any, route: str) -> bool:
+        if route.startswith(f"/v2/{self.project}/") and handler.headers.get("Authorization"):
+            _reply(handler, self.status, b'{"errors":[{"code":"DENIED","message":"denied"}]}')
+            return True
+        return False
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_proxy_refusing_pulls_is_no_pull_access_too(status: int, store: Any) -> None:
+    options = SimOptions(seed=6, base_images=1, scanned_share=1.0, index_share=0.3)
+    with start_simulator(options) as sim, PullGate(sim.url, "payments", status) as gate:
+        mine = [i for i in sim.control.lineage() if i["project"] == "payments"]
+        cfg = robot_config(sim, "payments")
+        user, secret = sim.admin
+        cfg = replace(cfg, registries=(replace(cfg.registries[0], url=gate.url, username=user,
+                                               password=Secret(secret, "literal")),))
+        with capture_logs() as logs:
+            assert run(cfg, store, datetime.now(UTC)).ok
+    _, found = store.lineage_view("sim")
+    methods = set()
+    for image in mine:  # no layers: the annotations in the listing, else the build history
+        got = found[image["digest"]]
+        methods.add(got.method)
+        if image["base"]:
+            assert got.method in ("annotation", "history")
+            assert got.base_digest == image["base"]["digest"]
+        else:
+            assert got.base == "unknown (no pull access to payments)" \
+                or got.method == "external"
+    assert "history" in methods
+    assert [(e["project"], e["status"]) for e in logs
+            if e["event"] == "lineage_no_pull_access"] == [("payments", str(status))]

@@ -113,14 +113,15 @@ def test_manifests_are_fetched_once_per_digest_through_the_token_flow(seed: int,
     assert second["requests"].get(HISTORY, 0) == images
 
 
-@pytest.mark.parametrize(("seed", "platforms", "indexes"), [(5, 1, 0.0), (6, 2, 0.4)],
-                         ids=("images", "multi-arch"))
+@pytest.mark.parametrize(("seed", "platforms", "indexes", "projects"),
+                         [(5, 1, 0.0, 3), (6, 2, 0.4, 2)], ids=("images", "multi-arch"))
 def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(
-        seed: int, platforms: int, indexes: float, store: Any) -> None:
+        seed: int, platforms: int, indexes: float, projects: int, store: Any) -> None:
     """Single images on a single base, or image indexes (and images) on a multi-arch base:
     the new tag's child of each platform is what each child is rebuilt on."""
-    options = SimOptions(seed=seed, base_images=1, base_tags=1, base_platforms=platforms,
-                         scanned_share=1.0, index_share=indexes, chart_share=0.0,
+    options = SimOptions(seed=seed, projects=projects, base_images=1, base_tags=1,
+                         base_platforms=platforms, scanned_share=1.0, index_share=indexes,
+                         chart_share=0.0,
                          scan_seconds=0.05, scanner_concurrency=8)
     with start_simulator(options) as sim:
         cfg = config(sim, select=("changed", "unscanned", "db_updated"))

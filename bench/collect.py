@@ -8,6 +8,9 @@ call per page of projects, for each non-empty project one call for its scanner a
 of its artifacts, one metadata call per distinct scanner, plus one report fetch per scanned
 artifact on the first run (none on the second), and for lineage per scanned image its manifest
 (``/v2/``) and build history, one pull token per repository and the one 401 naming the realm.
+An image index is not an image: each of its children is (by its digest), the index's own
+manifest is never needed (the listing's references name the children and their platforms). The
+base images are multi-arch (two platforms), so bases are indexes too.
 
 Targets: ratio ≤ 1.05 on both runs; with the rate limit the bottleneck, the second run's
 requests span (first to last, as the simulator records them) within 1.15 × (calls − burst) ÷
@@ -65,8 +68,8 @@ def minimum(inventory: dict[str, Any], first: bool, images: list[dict[str, Any]]
             calls += 1 + pages(project["artifacts"])
     if first:
         calls += inventory["scanned"]
-        # lineage: per scanned image a manifest and its build history, a pull token per
-        # repository holding one, and the one 401 that names the token realm
+        # lineage: per scanned image (each child of an index) a manifest and its build
+        # history, a pull token per repository holding one, and the one 401 naming the realm
         scanned = [i for i in images if i["scanned"]]
         calls += 2 * len(scanned) + len({i["repository"] for i in scanned}) + (1 if scanned
                                                                                 else 0)
@@ -117,6 +120,7 @@ def main() -> int:
                          artifacts_per_repository=args.artifacts_per_repository,
                          scanned_share=0.5, index_share=0.1, chart_share=0.05,
                          vulnerabilities_per_artifact=20, harbor_version="v2.14.0",
+                         base_images=2, base_platforms=2,
                          scan_seconds=0.1, scanner_concurrency=4)
     t0 = time.monotonic()
     sim = start_simulator(options)

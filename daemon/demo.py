@@ -181,7 +181,8 @@ async def run_demo(demo: Demo) -> int:
     options = SimOptions(seed=7, projects=3, repositories_per_project=2,
                          artifacts_per_repository=2, scanned_share=0.4, index_share=0.15,
                          chart_share=0.1, scan_seconds=0.4, scanner_concurrency=4,
-                         vulnerabilities_per_artifact=25, port=0, base_images=1, base_tags=1)
+                         vulnerabilities_per_artifact=25, port=0, base_images=1, base_tags=1,
+                         base_platforms=2)
     with start_simulator(options) as sim:
         os.environ[PASSWORD_ENV] = sim.admin[1]
         inventory = sim.control.inventory()
@@ -228,9 +229,10 @@ async def run_demo(demo: Demo) -> int:
                 f"({len(changes['added'])} CVEs published, {len(changes['fix_released'])} "
                 f"fixes released, {len(changes['rescored'])} rescored), "
                 f"{pushed['repository']}:{pushed['tag']} was rebuilt and pushed "
-                f"({pushed['digest'][:19]}…), and the team's base image got a newer tag, "
-                f"{base['repository']}:{base['tag']}, with upgraded packages: scanwatch finds "
-                "which images are built on the old one (OCI annotations, else shared layers) "
+                f"({pushed['digest'][:19]}…), and the team's base image, multi-arch (linux/amd64 "
+                f"and linux/arm64), got a newer tag, {base['repository']}:{base['tag']}, with "
+                "upgraded packages: scanwatch finds which images (each platform of an image "
+                "index apart) are built on the old one (OCI annotations, else shared layers) "
                 "and what rebuilding them fixes.\n")
             say("4. Second cycle: the rebuilt image is scanned first, then every image the DB "
                 "update may touch.")

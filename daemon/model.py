@@ -178,6 +178,7 @@ class Artifact:
     scannable: bool = False
     overview: ScanOverview | None = None
     children: tuple[str, ...] = ()  # child digests of an image index
+    child_platforms: tuple[str, ...] = ()  # each child's "linux/arm64/v8" ("" if unnamed)
     size: int = 0
     # the OCI base annotations of its manifest (org.opencontainers.image.base.name/.digest)
     base_name: str = ""

@@ -1,9 +1,11 @@
 """`scanwatch lineage`: each scanned image's base image, as history has found it.
 
-One row per image digest: its repository and tags, its base (``base/debian:12.5``, "external
-(debian:12 per annotation)" or "unknown"), how it was found (``annotation``, ``layers``,
-``history``) and, where a newer scanned tag of that base lacks findings the base carries, the
-tag to rebuild on and how many of the base's vulnerabilities that fixes.
+One row per image digest (each child of an image index, with its platform and the index's
+tags): its repository and tags, its base (``base/debian:12.5``, "external
+(debian:12 per annotation)", "unknown (no pull access to base)" or "unknown"), how it was found
+(``annotation``, ``layers``, ``history``, ``denied``) and, where a newer scanned tag of that
+base lacks findings the base carries, the tag to rebuild on and how many of the base's
+vulnerabilities that fixes.
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ def run(args: argparse.Namespace) -> int:
     with open_for_reading(args, cfg) as store:
         for name in names:
             advice = advisor(store, name)
-            for image in sorted(advice.images.values(), key=lambda i: (i.name, i.tags)):
-                if args.repository and image.name != args.repository:
+            for image in sorted(advice.images.values(),
+                                key=lambda i: (i.name, i.tags, i.platform)):
+                if not image.listed or (args.repository and image.name != args.repository):
                     continue
                 found = advice.lineage(image.digest)
                 rebuild = advice.rebuild(found.base_digest) if found and found.base_digest \
                     else None
                 rows.append({"registry": name, "repository": image.name,
                              "tags": list(image.tags), "digest": image.digest,
+                             "platform": image.platform or None,
+                             "index": image.index or None,
                              "base": found.base if found else "unknown",
                              "base_digest": (found.base_digest or None) if found else None,
                              "method": found.method if found else "unknown",
@@ -56,10 +61,15 @@ def run(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     print_table(("IMAGE", "BASE", "FOUND BY", "REBUILD ON"),
-                ((f"{r['repository']}:{','.join(r['tags'])}" if r["tags"]
-                  else f"{r['repository']}@{r['digest'][:19]}", r["base"], r["method"],
+                ((_shown(r), r["base"], r["method"],
                   f"{r['rebuild_on']} (fixes {r['rebuild_fixes']})" if r["rebuild_on"] else "")
                  for r in rows), width=table_width(),
                 empty="no image lineage recorded yet: `scanwatch run --once` reads it",
                 total=f"{len(rows)} image(s)" if rows else "")
     return 0
+
+
+def _shown(row: dict[str, Any]) -> str:
+    name = (f"{row['repository']}:{','.join(row['tags'])}" if row["tags"]
+            else f"{row['repository']}@{row['digest'][:19]}")
+    return f"{name} ({row['platform']})" if row["platform"] else name

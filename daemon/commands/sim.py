@@ -78,6 +78,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="tags of each base image, a newer one fixing CVEs of the older; push "
                    "a newer one with POST /_sim/push {\"project\": \"base\", "
                    "\"repository\": \"debian\"}")
+    p.add_argument("--base-platforms", type=int, default=1, choices=(1, 2, 3),
+                   help="platforms of each base tag (default 1: one linux/amd64 image; 2 or 3: "
+                   "a multi-arch image index, amd64, arm64 and arm/v7, as Docker Hub's debian)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault, repeatable: KIND[,rate=R][,path=GLOB][,method=M]"
                    "[,delay=S][,retry_after=S][,retry_after_date=true]; KIND is one of 500, 502, "
@@ -111,6 +114,7 @@ def serve(args: argparse.Namespace) -> int:
             login_freeze=args.login_freeze, webhook_retry_delay=args.webhook_retry_delay,
             webhook_drop_share=args.webhook_drop_share, faults=faults,
             base_images=args.base_images, base_tags=args.base_tags,
+            base_platforms=args.base_platforms,
             feeds={k: v for k, v in (("kev", args.kev), ("epss", args.epss)) if v})
     except ValueError as exc:
         raise UsageError(f"sim serve: {exc}") from None

@@ -403,20 +403,22 @@ class HarborClient:
         return body
 
     async def manifest(self, project: str, repository: str, digest: str) -> object:
-        """The image manifest from the registry's ``/v2/`` API, with a pull token from the
-        realm its 401 names (Docker distribution token auth, this account's credentials).
-        Once a 401 has named the realm, each repository's token is asked for directly, once,
-        and kept until it expires; a token refused is fetched anew once."""
+        """The image manifest (or index) from the registry's ``/v2/`` API, with a pull token
+        from the realm its 401 names (Docker distribution token auth, this account's
+        credentials). Once a 401 has named the realm, each repository's token is asked for
+        directly, once, and kept until it expires; a kept token refused is fetched anew once,
+        a fresh one refused means the account may not pull there (``AuthFailed``, 401)."""
         name = f"{project}/{wire.strip_project(project, repository)}"
         path = f"/v2/{name}/manifests/{digest}"
         url = f"{self._root}/v2/{name}/manifests/{quote(digest, safe=':')}"
         lock = self._token_locks.setdefault(name, asyncio.Lock())
         for attempt in range(2):
+            fresh = False
             async with lock:
                 token = self._tokens.get(name)
                 if (token is None or token[1] <= time.monotonic()) and self._challenge:
                     await self._fetch_token(name, self._challenge)
-                    token = self._tokens.get(name)
+                    token, fresh = self._tokens.get(name), True
             headers = dict(MANIFEST_ACCEPT)
             if token is not None:
                 headers["Authorization"] = f"Bearer {token[0]}"
@@ -430,7 +432,7 @@ class HarborClient:
                     self._tokens.pop(name, None)
                 if challenge is not None:
                     self._challenge = wire.Challenge(challenge.realm, challenge.service, "")
-            if attempt or (challenge is None and token is None):
+            if attempt or fresh or (challenge is None and token is None):
                 break
         user = self.registry.username or "anonymous"
         raise AuthFailed(f"registry {self.name}: GET {path}: 401: {user} has no pull access",

@@ -249,11 +249,13 @@ def artifact(body: object, registry: str, project_name: str) -> Artifact:
         if _str(tag.get("name")):
             tags.append(Tag(_str(tag["name"]), parse_time(tag.get("push_time")),
                             parse_time(tag.get("pull_time"))))
-    children = []
+    children, platforms = [], []
     for r in _list(data.get("references"), "references"):
-        child = _str(_obj(r, "reference").get("child_digest"))
+        reference = _obj(r, "reference")
+        child = _str(reference.get("child_digest"))
         if child:
             children.append(child)
+            platforms.append(platform(reference.get("platform")))
     links = _obj(data.get("addition_links"), "addition_links")
     annotations = _obj(data.get("annotations"), "annotations")
     repo = strip_project(project_name, _str(data.get("repository_name")))
@@ -268,10 +270,19 @@ def artifact(body: object, registry: str, project_name: str) -> Artifact:
         scannable="vulnerabilities" in links,
         overview=overview(data.get("scan_overview")),
         children=tuple(children),
+        child_platforms=tuple(platforms),
         size=_int(data.get("size")),
         base_name=_str(annotations.get("org.opencontainers.image.base.name")),
         base_digest=_str(annotations.get("org.opencontainers.image.base.digest")),
     )
+
+
+def platform(body: object) -> str:
+    """A reference's ``platform`` as ``os/architecture[/variant]`` ("" when it names none)."""
+    if not isinstance(body, Mapping):
+        return ""
+    parts = [_str(body.get("os")), _str(body.get("architecture")), _str(body.get("variant"))]
+    return "/".join(p for p in parts if p) if parts[1] else ""
 
 
 def harbor_error_message(body: object) -> str:

@@ -9,8 +9,15 @@ manifest, build-history steps, the OCI base annotations) and returns each one's 
 2. else layer ancestry: the image of the base-image scope with the most layers whose layer
    list is a proper prefix of this image's (Anchore's "golden image" match);
 3. else build history: the in-scope image with the longest history that is a proper prefix of
-   this one's (same ``created``/``created_by`` steps), for images whose manifest is unknown;
-4. else "unknown".
+   this one's (same ``created``/``created_by`` steps), for images whose manifest, or whose
+   base's manifest, is unknown;
+4. else "unknown", or "unknown (no pull access to base)" where the registry refused the pull
+   of the base the annotation names, or of the image's own manifest.
+
+An image index is not an image: its children are, one per platform, each with the index's tags.
+A base that is itself an index (``debian`` pushed multi-arch) is matched per platform: an
+annotation naming the index (as the image-spec asks) or its tag resolves to the child whose
+layers start the image's, else the child of the image's platform.
 
 ``own_steps`` lists the build steps after the base's (the image's own Dockerfile lines) and
 ``step_for`` names the one that added a package where that is unambiguous: the only non-empty
@@ -20,7 +27,7 @@ own step, or the only one running the package's ecosystem installer.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +55,10 @@ class Image:
     steps: tuple[Step, ...] = ()
     base_name: str = ""
     base_digest: str = ""
+    platform: str = ""  # "linux/arm64/v8" for an index's child, else ""
+    index: str = ""  # the digest of the index it is a child of, else ""
+    denied: str = ""  # the project whose pull of its manifest was refused, else ""
+    listed: bool = True  # in the registry's walk (not only a base an annotation named)
 
     @property
     def name(self) -> str:
@@ -62,7 +73,7 @@ class Image:
 @dataclass(frozen=True, slots=True)
 class Lineage:
     digest: str
-    method: str  # "annotation", "layers", "history", "external" or "unknown"
+    method: str  # "annotation", "layers", "history", "external", "denied" or "unknown"
     base_digest: str = ""  # an image of this registry, or ""
     base: str = ""  # "base/debian:12.5", "external (debian:12 per annotation)" or "unknown"
 
@@ -74,7 +85,7 @@ def in_scope(patterns: Sequence[str]) -> Callable[[str], bool]:
     return lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _split_ref(name: str) -> tuple[str, str, str]:
+def split_ref(name: str) -> tuple[str, str, str]:
     """``host/proj/repo:tag`` → (host, "proj/repo", tag or "@digest")."""
     first, _, rest = name.partition("/")
     host = first if rest and ("." in first or ":" in first or first == "localhost") else ""
@@ -89,7 +100,7 @@ def _split_ref(name: str) -> tuple[str, str, str]:
 
 
 def _short_external(name: str) -> str:
-    host, repo, ref = _split_ref(name)
+    host, repo, ref = split_ref(name)
     if host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
         repo = repo.removeprefix("library/")
         host = ""
@@ -101,48 +112,98 @@ def resolve(images: Iterable[Image], *, registry_host: str,
             scope: Callable[[str], bool] = lambda name: True) -> dict[str, Lineage]:
     """Every image's lineage (keyed by digest)."""
     every = list(images)
-    by_digest = {i.digest: i for i in every}
-    by_tag = {(i.name, t): i for i in every for t in i.tags}
-    candidates = [i for i in every if scope(i.name)]
-    by_layers = {i.layers: i for i in sorted(candidates, key=lambda i: i.digest) if i.layers}
-    by_steps = {_history_key(i.steps): i for i in sorted(candidates, key=lambda i: i.digest)
-                if i.steps}
-    out: dict[str, Lineage] = {}
-    for image in every:
-        out[image.digest] = _one(image, by_digest, by_tag, by_layers, by_steps, registry_host)
-    return out
+    table = _Table(every, scope)
+    return {image.digest: table.one(image, registry_host) for image in every}
 
 
 def _history_key(steps: Sequence[Step]) -> tuple[tuple[str, str], ...]:
     return tuple((s.created, s.created_by) for s in steps)
 
 
-def _one(image: Image, by_digest: Mapping[str, Image], by_tag: Mapping[tuple[str, str], Image],
-         by_layers: Mapping[tuple[str, ...], Image],
-         by_steps: Mapping[tuple[tuple[str, str], ...], Image], host: str) -> Lineage:
-    if image.base_digest and image.base_digest in by_digest \
-            and image.base_digest != image.digest:
-        return Lineage(image.digest, "annotation", image.base_digest,
-                       by_digest[image.base_digest].label)
-    if image.base_name:
-        ref_host, repo, ref = _split_ref(image.base_name)
-        if ref_host == host and not ref.startswith("@") and (repo, ref) in by_tag:
-            found = by_tag[(repo, ref)]
-            return Lineage(image.digest, "annotation", found.digest, found.label)
+def _is_prefix(base: Image, image: Image) -> bool:
+    n = len(base.layers)
+    return 0 < n < len(image.layers) and image.layers[:n] == base.layers
+
+
+def _choose(image: Image, candidates: Sequence[Image]) -> Image | None:
+    """Of one base's images (a single image, or an index's children), the one ``image`` is
+    built on: the longest whose layers start its own, else the one of its platform, else the
+    only one."""
+    others = [c for c in candidates if c.digest != image.digest]
+    layered = [c for c in others if _is_prefix(c, image)]
+    if layered:
+        return max(layered, key=lambda c: (len(c.layers), c.digest))
+    same = [c for c in others if image.platform and c.platform == image.platform]
+    if len(same) == 1:
+        return same[0]
+    return others[0] if len(others) == 1 else None
+
+
+def _known(image: Image) -> bool:
+    """Whether the registry told anything of the image (its manifest or its history)."""
+    return bool(image.layers or image.steps or not image.denied)
+
+
+class _Table:
+    """The registry's images, looked up every way a base can be named."""
+
+    def __init__(self, every: list[Image], scope: Callable[[str], bool]) -> None:
+        ordered = sorted(every, key=lambda i: i.digest)
+        self.by_digest = {i.digest: [i] for i in ordered}
+        self.by_tag: dict[tuple[str, str], list[Image]] = {}
+        for i in ordered:
+            if i.index:  # an index's children answer for the index's digest
+                self.by_digest.setdefault(i.index, []).append(i)
+            for tag in i.tags:
+                self.by_tag.setdefault((i.name, tag), []).append(i)
+        self.denied = {i.project for i in every if i.denied}
+        candidates = [i for i in ordered if scope(i.name)]
+        self.by_layers = {i.layers: i for i in candidates if i.layers}
+        self.by_steps: dict[tuple[tuple[str, str], ...], list[Image]] = {}
+        for i in candidates:
+            if i.steps:
+                self.by_steps.setdefault(_history_key(i.steps), []).append(i)
+
+    def _annotated(self, image: Image, host: str) -> tuple[Image | None, str, str]:
+        """(the base the annotations name, an external name, a project refusing its pull)."""
+        if image.base_digest and image.base_digest != image.digest:
+            named = self.by_digest.get(image.base_digest, [])
+            # a digest known only from a refused pull tells nothing of the base
+            refused = next((n.denied for n in named if n.denied and not _known(n)), "")
+            found = _choose(image, [n for n in named if _known(n)])
+            if found is not None or refused:
+                return found, "", refused
+        if not image.base_name:
+            return None, "", ""
+        ref_host, repo, ref = split_ref(image.base_name)
         if ref_host != host:
-            return Lineage(image.digest, "external",
-                           base=f"external ({_short_external(image.base_name)} per annotation)")
-    for k in range(len(image.layers) - 1, 0, -1):
-        layered = by_layers.get(image.layers[:k])
-        if layered is not None and layered.digest != image.digest:
-            return Lineage(image.digest, "layers", layered.digest, layered.label)
-    if not image.layers:
-        key = _history_key(image.steps)
+            return None, f"external ({_short_external(image.base_name)} per annotation)", ""
+        project = repo.split("/", 1)[0]
+        if not ref.startswith("@"):
+            found = _choose(image, self.by_tag.get((repo, ref), []))
+            if found is not None:
+                return found, "", ""
+        return None, "", project if project in self.denied else ""
+
+    def one(self, image: Image, host: str) -> Lineage:
+        found, external, refused = self._annotated(image, host)
+        if found is not None:
+            return Lineage(image.digest, "annotation", found.digest, found.label)
+        if external:
+            return Lineage(image.digest, "external", base=external)
+        for k in range(len(image.layers) - 1, 0, -1):
+            layered = self.by_layers.get(image.layers[:k])
+            if layered is not None and layered.digest != image.digest:
+                return Lineage(image.digest, "layers", layered.digest, layered.label)
+        key = _history_key(image.steps)  # also where the base's manifest was refused
         for k in range(len(key) - 1, 0, -1):
-            stepped = by_steps.get(key[:k])
-            if stepped is not None and stepped.digest != image.digest:
+            stepped = _choose(image, self.by_steps.get(key[:k], []))
+            if stepped is not None:
                 return Lineage(image.digest, "history", stepped.digest, stepped.label)
-    return Lineage(image.digest, "unknown", base="unknown")
+        refused = refused or image.denied
+        if refused:
+            return Lineage(image.digest, "denied", base=f"unknown (no pull access to {refused})")
+        return Lineage(image.digest, "unknown", base="unknown")
 
 
 def own_steps(image: Image, base: Image | None) -> tuple[str, ...]:

@@ -6,7 +6,12 @@ base images' latest reports. For a finding of an image:
 - ``base`` when the image's base carries the same package at the same version;
 - ``own`` when the base does not carry it: the image's own layers added it, and the build step
   that did is named where unambiguous (``lineage.step_for``);
-- ``unknown`` when the image's base is not in the registry (or not scanned yet).
+- ``unknown`` when the image's base is not in the registry (or not scanned yet, or its pull
+  was refused).
+
+A finding of an image index is attributed through its children (the images): from the base
+where the base of any child carries the package at that version (each child's base is the
+base's image of the same platform), else from the child's own layers.
 
 A base-sourced finding has ``rebuild_on`` set when a newer scanned tag of the base's repository
 (by version-like tag order, else push time) lacks it: "Rebuild on base/debian:12.8".
@@ -64,6 +69,10 @@ class Advisor:
         self.packages = packages  # base digest → (package, version) of its latest report
         self.keys = keys  # digest → (vulnerability, package) of its latest report
         self._rebuild: dict[str, tuple[Image, frozenset[tuple[str, str]]] | None] = {}
+        self.children: dict[str, list[str]] = {}  # index digest -> its children's digests
+        for image in sorted(self.images.values(), key=lambda i: i.digest):
+            if image.index:
+                self.children.setdefault(image.index, []).append(image.digest)
 
     @staticmethod
     def bases_of(found: Mapping[str, Lineage]) -> set[str]:
@@ -81,7 +90,8 @@ class Advisor:
         result = None
         if base is not None and base_digest in self.keys:
             later = [i for i in self.images.values() if i.name == base.name and i.tags
-                     and i.digest in self.keys and newer(i, base)]
+                     and i.platform == base.platform and i.digest in self.keys
+                     and newer(i, base)]
             best = None
             for candidate in later:
                 if best is None or newer(candidate, best):
@@ -94,14 +104,17 @@ class Advisor:
 
     def source(self, digests: Iterable[str], vulnerability: str, package: str, version: str,
                ecosystem: str = "") -> Source:
-        """The source of one finding in the first of ``digests`` whose base is known."""
-        for digest in sorted(digests):
+        """The source of one finding carried by ``digests`` (an index stands for its
+        children): the base where any carrier's base carries the package at that version,
+        else the own layers of the first carrier whose base is known."""
+        own: Source | None = None
+        for digest in self._images_of(digests):
             found = self.found.get(digest)
             if found is None:
                 continue
             if not found.base_digest:
-                if found.method == "external":
-                    return Source(UNKNOWN, found.base)
+                if found.method in ("external", "denied") and own is None:
+                    own = Source(UNKNOWN, found.base)
                 continue
             carried = self.packages.get(found.base_digest)
             if carried is None:
@@ -112,7 +125,14 @@ class Advisor:
                     return Source(BASE, found.base, rebuild[0].label, "",
                                   rebuild[0].push_time)
                 return Source(BASE, found.base)
-            image, base = self.images.get(digest), self.images.get(found.base_digest)
-            step = step_for(ecosystem, own_steps(image, base)) if image is not None else ""
-            return Source(OWN, found.base, step=step_words(step) if step else "")
-        return Source()
+            if own is None or own.kind == UNKNOWN:
+                image, base = self.images.get(digest), self.images.get(found.base_digest)
+                step = step_for(ecosystem, own_steps(image, base)) if image is not None else ""
+                own = Source(OWN, found.base, step=step_words(step) if step else "")
+        return own or Source()
+
+    def _images_of(self, digests: Iterable[str]) -> list[str]:
+        out: list[str] = []
+        for digest in sorted(digests):
+            out.extend(self.children.get(digest, [digest]))
+        return out

@@ -1,25 +1,35 @@
 """The lineage step of a run: fetch what is missing, once per digest, then resolve (I/O edge).
 
-For each scanned image of the registry (not an index: its children are the images) whose facts
-history does not hold yet, read its manifest (``/v2/``, token auth) and its build history
-through the registry's client, so under its rate limits; a digest's layers never change, so a
-digest is fetched once. Then every image's base is resolved again (``daemon.lineage.resolve``):
-an application image scanned before its base gets its base when the base is scanned.
+For each scanned image of the registry whose facts history does not hold yet, read its manifest
+(``/v2/``, token auth) and its build history through the registry's client, so under its rate
+limits; a digest's layers never change, so a digest is fetched once. An image index is not an
+image: each of its children is (its platform from the listing's ``references``), fetched by its
+digest, its base annotations read from its own manifest. Then every image's base is resolved
+again (``daemon.lineage.resolve``): an application image scanned before its base gets its base
+when the base is scanned.
+
+A pull the registry refuses (Harbor issues a token that opens nothing, then ``/v2/`` answers
+401, or 403/404 behind some proxies) is recorded as "no pull access to PROJECT" and not asked
+again for a day (``store.lineage.DENIED_RETRY``): once one image of a project is refused, the
+run asks no other manifest of that project, and says so in one log line per project. So does
+a base that an annotation names on this registry but the walk never listed: its manifest is
+asked for once, to tell "no pull access" from a base outside the walk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from daemon import lineage, log
-from daemon.errors import HarborError
+from daemon.errors import AuthFailed, HarborError, NotFound
 from daemon.harbor.client import HarborClient
-from daemon.lineage import Image, Lineage, Step
+from daemon.lineage import BASE_DIGEST, BASE_NAME, Image, Lineage, Step, split_ref
 from daemon.lineage.advice import Advisor
 from daemon.model import Artifact
 
@@ -48,19 +58,142 @@ def _layers(body: object) -> tuple[str, ...]:
                  if isinstance(x, dict) and x.get("digest"))
 
 
-async def _facts(client: HarborClient, art: Artifact) -> Image | None:
-    ref = art.ref
-    try:
-        manifest, history = await asyncio.gather(
-            client.manifest(ref.project, ref.repository, ref.digest),
-            client.build_history(ref.project, ref.repository, ref.digest))
-    except HarborError as exc:
-        _log.warning("lineage_fetch_failed", registry=client.name, digest=ref.digest,
+def _annotation(body: object, key: str) -> str:
+    notes = body.get("annotations") if isinstance(body, dict) else None
+    value = notes.get(key) if isinstance(notes, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One image whose facts are read: a listed image, an index's child, or a probed base."""
+
+    project: str
+    repository: str
+    digest: str
+    base_name: str = ""  # the listing's annotations (an index's own, for its children)
+    base_digest: str = ""
+    platform: str = ""
+    index: str = ""
+    probe: bool = False  # a base an annotation names: its manifest only
+
+    def image(self, **facts: Any) -> Image:
+        return Image(self.digest, self.project, self.repository, base_name=self.base_name,
+                     base_digest=self.base_digest, platform=self.platform, index=self.index,
+                     **facts)
+
+
+def targets(artifacts: Iterable[Artifact], scanned: set[str], known: set[str]) -> list[Target]:
+    """The scanned images (an index's children in its place) whose facts are not known."""
+    out: list[Target] = []
+    for a in artifacts:
+        ref = a.ref
+        if a.type != "IMAGE" or ref.digest not in scanned:
+            continue
+        if a.is_index:
+            platforms = a.child_platforms or ("",) * len(a.children)
+            out.extend(Target(ref.project, ref.repository, child, a.base_name, a.base_digest,
+                              platform, ref.digest)
+                       for child, platform in zip(a.children, platforms, strict=False)
+                       if child not in known)
+        elif ref.digest not in known:
+            out.append(Target(ref.project, ref.repository, ref.digest, a.base_name,
+                              a.base_digest))
+    return sorted(out, key=lambda t: (t.project, t.repository, t.digest))
+
+
+def _refusal(exc: BaseException) -> str:
+    """How a manifest fetch was refused ("401"), or "" when it was something else."""
+    if isinstance(exc, (AuthFailed, NotFound)):
+        return str(exc.status or "refused")
+    return ""
+
+
+class _Fetcher:
+    """One run's fetches for one registry, with the projects that refused a pull so far."""
+
+    def __init__(self, client: HarborClient) -> None:
+        self.client = client
+        self.refused: dict[str, list[Any]] = {}  # project -> [status, images refused]
+
+    async def facts(self, t: Target) -> Image | None:
+        client = self.client
+        skip = t.project in self.refused
+        calls: list[Any] = []
+        if not skip:
+            calls.append(client.manifest(t.project, t.repository, t.digest))
+        if not t.probe:
+            calls.append(client.build_history(t.project, t.repository, t.digest))
+        got = list(await asyncio.gather(*calls, return_exceptions=True))
+        manifest = None if skip else got.pop(0)
+        history = got.pop(0) if not t.probe else None
+        denied = t.project if skip else ""
+        if isinstance(manifest, BaseException):
+            how = _refusal(manifest)
+            if not how:
+                self._failed(t, manifest)
+                return None
+            manifest, denied = None, t.project
+            self.refused.setdefault(t.project, [how, 0])
+        if denied:
+            self.refused[t.project][1] += 1
+        if isinstance(history, BaseException):
+            if not _refusal(history):
+                self._failed(t, history)
+                return None
+            history = None  # this account may not read additions: layers alone
+        found = t.image(layers=_layers(manifest), steps=_steps(history), denied=denied)
+        name, digest = _annotation(manifest, BASE_NAME), _annotation(manifest, BASE_DIGEST)
+        if name or digest:  # the image's own manifest says it (an index's child does)
+            found = dataclasses.replace(found, base_name=name, base_digest=digest)
+        return found
+
+    def _failed(self, t: Target, exc: BaseException) -> None:
+        if not isinstance(exc, HarborError):
+            raise exc
+        _log.warning("lineage_fetch_failed", registry=self.client.name, digest=t.digest,
                      error=str(exc))
         return None
-    return Image(ref.digest, ref.project, ref.repository, tuple(t.name for t in art.tags),
-                 art.push_time, _layers(manifest), _steps(history), art.base_name,
-                 art.base_digest)
+
+    async def run(self, wanted: Sequence[Target]) -> list[Image]:
+        """Each target's facts: the first alone (its 401 names the token realm), then the
+        first of each project (a refusal spares the project's other manifests), then the rest."""
+        out: list[Image] = []
+        if not wanted:
+            return out
+        firsts: dict[str, Target] = {}
+        for t in wanted[1:]:
+            firsts.setdefault(t.project, t)
+        firsts.pop(wanted[0].project, None)
+        rest = [t for t in wanted[1:] if firsts.get(t.project) is not t]
+        for group in ([wanted[0]], list(firsts.values()), rest):
+            for start in range(0, len(group), BATCH):
+                got = await asyncio.gather(*(self.facts(t) for t in group[start:start + BATCH]))
+                out.extend(i for i in got if i is not None)
+        return out
+
+    def report(self) -> None:
+        """One log line per project that refused a pull in this run."""
+        for project, (status, count) in sorted(self.refused.items()):
+            _log.warning("lineage_no_pull_access", registry=self.client.name, project=project,
+                         status=status, images=count,
+                         detail=f"lineage is unknown (no pull access to {project}) for its "
+                                "images; asked again in a day")
+
+
+def probes(fetched: Iterable[Image], host: str, listed: set[str]) -> list[Target]:
+    """Bases that fetched images' annotations name on this registry by digest, where the walk
+    listed no such artifact (another project, perhaps one this account may not pull)."""
+    out: dict[str, Target] = {}
+    for image in fetched:
+        ref_host, repo, _ = split_ref(image.base_name) if image.base_name else ("", "", "")
+        if not image.base_digest or ref_host != host or image.base_digest in listed \
+                or "/" not in repo:
+            continue
+        project, _, short = repo.partition("/")
+        out.setdefault(image.base_digest, Target(project, short, image.base_digest,
+                                                 probe=True))
+    return list(out.values())
 
 
 def registry_host(url: str) -> str:
@@ -72,30 +205,26 @@ async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
     """Fetch the facts of ``scanned`` images not yet known, record them and re-resolve."""
     registry = client.registry
     db = store.thread
-    known = await db.run(store.lineage_known, registry.name)
-    wanted = [a for a in artifacts if a.type == "IMAGE" and not a.is_index
-              and a.ref.digest in scanned and a.ref.digest not in known]
-    fetched: list[Image] = []
-    if wanted:  # the first alone: its 401 names the token realm for all the others
-        first = await _facts(client, wanted[0])
-        fetched.extend([first] if first is not None else [])
-        wanted = wanted[1:]
-    for start in range(0, len(wanted), BATCH):
-        got = await asyncio.gather(*(_facts(client, a) for a in wanted[start:start + BATCH]))
-        fetched.extend(i for i in got if i is not None)
-    scope = lineage.in_scope(registry.base_images)
     host = registry_host(registry.url)
+    known = await db.run(store.lineage_known, registry.name, now_fn())
+    fetcher = _Fetcher(client)
+    fetched = await fetcher.run(targets(artifacts, scanned, known))
+    listed = known | {a.ref.digest for a in artifacts} | {c for a in artifacts
+                                                         for c in a.children}
+    fetched += await fetcher.run(probes(fetched, host, listed | {i.digest for i in fetched}))
+    fetcher.report()
+    scope = lineage.in_scope(registry.base_images)
     found: dict[str, Lineage] = await db.run(
         store.record_lineage, registry.name, fetched, now_fn(),
         lambda every: lineage.resolve(every, registry_host=host, scope=scope))
     advice = await db.run(advisor, store, registry.name)
-    targets: dict[str, str] = {}
+    targets_on: dict[str, str] = {}
     fixes: dict[str, frozenset[tuple[str, str]]] = {}
     for digest, one in found.items():
         rebuild = advice.rebuild(one.base_digest) if one.base_digest else None
         if rebuild is not None:
-            targets[digest], fixes[digest] = rebuild[0].label, rebuild[1]
-    events = await db.run(store.announce_rebuilds, registry.name, targets, fixes, now_fn())
+            targets_on[digest], fixes[digest] = rebuild[0].label, rebuild[1]
+    events = await db.run(store.announce_rebuilds, registry.name, targets_on, fixes, now_fn())
     _log.info("lineage_updated", registry=registry.name, fetched=len(fetched),
               images=len(found), with_base=sum(1 for f in found.values() if f.base_digest),
               rebuild_events=events)

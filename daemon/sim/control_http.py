@@ -2,13 +2,15 @@
 
 POST /_sim/push        {} | {"project", "repository", "tag", "base"?: "base/debian:12.7"}
                        → {project, repository, digest, tag}  (a base-project push: a newer base)
-GET  /_sim/lineage     [{project, repository, digest, tags, base, external, annotated}] truth
+GET  /_sim/lineage     [{project, repository, digest, tags, index, platform, base, external,
+                       annotated, scanned}] truth (index children too)
 POST /_sim/db-update   {} | {"added", "fix_released", "rescored"} (shares) → {added, fix_released,
                        rescored, db_updated_at}
 POST /_sim/faults      {"faults": [FaultRule fields…]} (replaces; [] clears) ; GET lists them
 POST /_sim/adapter     {"up": bool, "disabled"?: bool, "registered"?: bool}
 POST /_sim/project     {"project", "public"?: bool}          (a public project: anonymous reads)
-POST /_sim/robot       {"project", "expired"?: bool, "expires_at"?: unix | -1, "disabled"?: bool}
+POST /_sim/robot       {"project", "expired"?: bool, "expires_at"?: unix | -1, "disabled"?: bool,
+                       "pull"?: bool}  (pull false: the robot reads the API but pulls nothing)
 POST /_sim/delete      {"project", "repository", "reference"}  → {deleted: [digests]}
 GET  /_sim/auth        {locked: [user names locked by a failed login]}
 POST /_sim/feeds       {"kev"?: path | "garbage", "epss"?: …}  (a new feed version; GET lists)
@@ -66,7 +68,8 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
         elif (method, path) == ("POST", "/_sim/robot"):
             result = control.set_robot(str(body.get("project", "")),
                                        expires_at=body.get("expires_at"),
-                                       expired=body.get("expired"), disabled=body.get("disabled"))
+                                       expired=body.get("expired"), disabled=body.get("disabled"),
+                                       pull=body.get("pull"))
         elif (method, path) == ("POST", "/_sim/delete"):
             result = control.delete(str(body.get("project", "")), str(body.get("repository", "")),
                                     str(body.get("reference", "")))

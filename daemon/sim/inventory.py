@@ -125,6 +125,15 @@ class Project:
     public: bool = False  # metadata.public: anonymous callers may read it
     robot_expires_at: float = -1  # Unix seconds; -1 never expires (Harbor's robot.ExpiresAt)
     robot_disabled: bool = False
+    robot_can_pull: bool = True  # its robot's repository:pull permission
+
+
+def platform_child(art: Artifact | None, platform: tuple[str, str | None]) -> Artifact | None:
+    """The image of ``art`` for ``platform``: an index's child of that platform (else its
+    first child, as a pull without a matching platform would fail), or ``art`` itself."""
+    if art is None or not art.children:
+        return art
+    return next((c for c in art.children if c.platform == platform), art.children[0])
 
 
 def digest_of(*parts: object) -> str:
@@ -221,6 +230,8 @@ class Inventory:
         return project
 
     def _add_base(self, repo: Repository, family: str, tag: str, when: float) -> Artifact:
+        """One base tag: an image, or (``base_platforms`` > 1) an OCI index whose children,
+        one per platform, carry the same packages on their own root filesystem layers."""
         n = len(repo.artifacts) + repo.deleted
         digest = digest_of(self.options.seed, repo.name, n, "base")
         rng = random.Random(stable_seed(self.options.seed, "base", repo.name, n))
@@ -233,10 +244,25 @@ class Inventory:
             rng.shuffle(pool)
             packages = tuple(self.db.choose_from(rng, pool,
                                                  self.options.vulnerabilities_per_artifact))
-        art = Artifact(self.next_id("artifact"), repo.project, repo, digest, "IMAGE",
-                       OCI_MANIFEST, OCI_CONFIG, 30_000_000 + stable_seed(digest) % 50_000_000,
-                       when, packages=packages)
-        lineage.build_base(art, family, when)
+        size = 30_000_000 + stable_seed(digest) % 50_000_000
+        platforms = PLATFORMS[: self.options.base_platforms]
+        if len(platforms) == 1:
+            art = Artifact(self.next_id("artifact"), repo.project, repo, digest, "IMAGE",
+                           OCI_MANIFEST, OCI_CONFIG, size, when, packages=packages)
+            lineage.build_base(art, family, when)
+        else:
+            art = Artifact(self.next_id("artifact"), repo.project, repo, digest, "IMAGE",
+                           OCI_INDEX, OCI_INDEX, 1500, when)
+            for arch, variant in platforms:
+                child = Artifact(self.next_id("artifact"), repo.project, repo,
+                                 digest_of(digest, arch, variant), "IMAGE", OCI_MANIFEST,
+                                 OCI_CONFIG, size, when, packages=packages,
+                                 platform=(arch, variant))
+                lineage.build_base(child, family, when)
+                child.parents.append(art)
+                art.children.append(child)
+                repo.artifacts.append(child)
+                self.by_digest[(repo.id, child.digest)] = child
         art.tags.append(Tag(self.next_id("tag"), tag, when))
         repo.artifacts.append(art)
         self.by_digest[(repo.id, digest)] = art
@@ -305,18 +331,26 @@ class Inventory:
             art = Artifact(self.next_id("artifact"), project, repo, digest, "IMAGE", OCI_INDEX,
                            OCI_INDEX, 1500, when)
             packages, version = self._image_content((repo.name, n, "index"), base)
-            if built_on is not None:
-                packages = built_on.packages + own
-            for c, (arch, variant) in enumerate(PLATFORMS[: 2 + n % 2]):
+            platforms: tuple[tuple[str, str | None], ...] = PLATFORMS[: 2 + n % 2]
+            if built_on is not None and built_on.children:  # only what the base is built for
+                platforms = tuple(c.platform for c in built_on.children)
+            for c, (arch, variant) in enumerate(platforms):
+                on_platform = platform_child(built_on, (arch, variant))
                 child_packages = packages
                 if c > 0 and packages:  # an arm build differs a little from the amd64 one
                     name, ver = packages[0]
                     child_packages = ((name, self.db.upgrade(self.rng, name, ver)), *packages[1:])
+                if on_platform is not None:  # the base's packages as they are, then its own
+                    mine = own
+                    if c > 0 and own:
+                        name, ver = own[0]
+                        mine = ((name, self.db.upgrade(self.rng, name, ver)), *own[1:])
+                    child_packages = on_platform.packages + mine
                 child = Artifact(self.next_id("artifact"), project, repo,
                                  digest_of(digest, arch, variant), "IMAGE", OCI_MANIFEST,
                                  OCI_CONFIG, size // (c + 1), when, packages=child_packages,
                                  platform=(arch, variant), scanner_version=version)
-                self._build_app(child, built_on, language, when)
+                self._build_app(child, on_platform, language, when)
                 child.parents.append(art)
                 art.children.append(child)
                 repo.artifacts.append(child)
@@ -324,13 +358,14 @@ class Inventory:
         else:
             docker = stable_seed(digest) % 2 == 0
             packages, version = self._image_content((repo.name, n, "image"), base)
-            if built_on is not None:
-                packages = built_on.packages + own
+            on_platform = platform_child(built_on, ("amd64", None))
+            if on_platform is not None:
+                packages = on_platform.packages + own
             art = Artifact(self.next_id("artifact"), project, repo, digest, "IMAGE",
                            DOCKER_MANIFEST if docker else OCI_MANIFEST,
                            DOCKER_CONFIG if docker else OCI_CONFIG, size, when,
                            packages=packages, scanner_version=version)
-            self._build_app(art, built_on, language, when)
+            self._build_app(art, on_platform, language, when)
         if tag is not None:
             art.tags.append(Tag(self.next_id("tag"), tag, when))
         repo.artifacts.append(art)

@@ -117,6 +117,8 @@ def annotations_of(art: Artifact, host: str) -> dict[str, str] | None:
     if base is None:
         return {BASE_NAME: art.external_base,
                 BASE_DIGEST: _digest(art.external_base, "manifest")}
+    if base.parents:  # a multi-arch base: the index's name and digest (image-spec#822)
+        base = base.parents[0]
     tag = base.tags[0].name if base.tags else base.digest
     sep = ":" if base.tags else "@"
     return {BASE_NAME: f"{host}/{base.repo.name}{sep}{tag}", BASE_DIGEST: base.digest}
@@ -147,12 +149,26 @@ def manifest(art: Artifact, host: str) -> tuple[bytes, str]:
     return json.dumps(body, indent=3).encode(), art.manifest_media_type
 
 
+def _tagged(art: Artifact) -> Artifact:
+    """Where an image's tags live: an index child's are its index's."""
+    return art.parents[0] if art.parents and not art.tags else art
+
+
+def platform_of(art: Artifact) -> str:
+    arch, variant = art.platform
+    return f"linux/{arch}/{variant}" if variant else f"linux/{arch}"
+
+
 def truth(art: Artifact) -> dict[str, Any]:
-    """What the simulator built ``art`` on, for tests (``GET /_sim/lineage``)."""
+    """What the simulator built ``art`` on, for tests (``GET /_sim/lineage``): an index
+    child's tags are its index's, and its base is the base's child of its platform."""
     base = art.built_on
+    index = art.parents[0].digest if art.parents and not art.tags else None
     return {"project": art.project.name, "repository": art.repo.name, "digest": art.digest,
-            "tags": [t.name for t in art.tags],
+            "tags": [t.name for t in _tagged(art).tags], "index": index,
+            "platform": platform_of(art),
             "base": None if base is None else {
                 "project": base.project.name, "repository": base.repo.name,
-                "digest": base.digest, "tags": [t.name for t in base.tags]},
+                "digest": base.digest, "tags": [t.name for t in _tagged(base).tags],
+                "index": _tagged(base).digest if base.parents else None},
             "external": art.external_base, "annotated": art.annotate}

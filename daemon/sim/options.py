@@ -107,6 +107,10 @@ class SimOptions:
     base_images: int = 0
     base_tags: int = 3
     annotated_share: float = 0.5
+    # 1: each base tag is one linux/amd64 image; 2 or 3: an OCI index of that many platforms
+    # (amd64, arm64/v8, arm/v7), as Docker Hub's debian is, and an image index built on it
+    # has one child per platform of its base, each built on the base's child of that platform.
+    base_platforms: int = 1
     feeds: dict[str, str] = field(default_factory=dict)  # "kev"/"epss" -> file served
 
     def __post_init__(self) -> None:
@@ -123,6 +127,8 @@ class SimOptions:
                 raise ValueError(f"{name} must be at least 1")
         if not 0 <= self.base_images <= 2 or self.base_tags < 1:
             raise ValueError("base_images must be 0, 1 or 2 and base_tags at least 1")
+        if not 1 <= self.base_platforms <= 3:
+            raise ValueError("base_platforms must be 1, 2 or 3")
         if self.login_freeze < 0:
             raise ValueError("login_freeze cannot be negative")
         if self.vulnerabilities_per_artifact < 0 or self.scan_seconds < 0:

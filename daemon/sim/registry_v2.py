@@ -16,7 +16,9 @@ each may hold several space-separated scopes) answers ``{"token", "expires_in", 
 ``service`` is 400; an anonymous request without a scope is 401; otherwise the token is issued
 with the access filtered to what the caller may do, so an anonymous or foreign caller gets a
 token that opens nothing. A manifest is served by digest or tag with its media type and
-``Docker-Content-Digest``.
+``Docker-Content-Digest``; an index's children are served by their digest (each is an artifact
+of the repository), and, as distribution's manifest handler does, an OCI manifest or index is
+``404 MANIFEST_UNKNOWN`` to a client whose ``Accept`` does not name its media type.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from urllib.parse import parse_qs
 from daemon.sim import lineage
 from daemon.sim.api import Response, dumps
 from daemon.sim.auth import Principal, Robot
-from daemon.sim.inventory import Artifact, Project
+from daemon.sim.inventory import OCI_INDEX, OCI_MANIFEST, Artifact, Project
 from daemon.sim.state import SimState
 
 SERVICE = "harbor-registry"
@@ -48,7 +50,8 @@ def _error(status: int, code: str, message: str, challenge: str = "") -> Respons
 def _can_pull(principal: Principal, project: Project) -> bool:
     if principal == "admin" or project.public:
         return True
-    return isinstance(principal, Robot) and principal.project == project.name
+    return isinstance(principal, Robot) and principal.project == project.name \
+        and project.robot_can_pull
 
 
 def route_of(method: str, path: str) -> str:
@@ -128,9 +131,26 @@ def v2(state: SimState, method: str, path: str, headers: Any) -> Response:
         art = _find(state, name, reference)
         if art is None:
             return _error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+        refused = _unaccepted(art.manifest_media_type, headers.get_all("Accept") or [])
+        if refused:
+            return _error(404, "MANIFEST_UNKNOWN", refused)
         body, media_type = lineage.manifest(art, state.registry_host)
     return Response(200, body, media_type,
                     headers=[V2_HEADER, ("Docker-Content-Digest", art.digest)])
+
+
+_OCI_NAMES = {OCI_MANIFEST: "OCI manifest found, but accept header does not support OCI "
+                           "manifests",
+              OCI_INDEX: "OCI index found, but accept header does not support OCI indexes"}
+
+
+def _unaccepted(media_type: str, accept: list[str]) -> str:
+    """distribution's refusal of an OCI manifest the client did not accept ("" if none)."""
+    named = {part.split(";", 1)[0].strip().lower() for value in accept
+             for part in value.split(",")}
+    if media_type in _OCI_NAMES and media_type not in named:
+        return _OCI_NAMES[media_type]
+    return ""
 
 
 def _find(state: SimState, name: str, reference: str) -> Artifact | None:

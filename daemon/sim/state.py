@@ -154,9 +154,12 @@ class Control:
             return {"project": found.name, "public": found.public}
 
     def set_robot(self, project: str, *, expires_at: float | None = None,
-                  expired: bool | None = None, disabled: bool | None = None) -> dict[str, Any]:
+                  expired: bool | None = None, disabled: bool | None = None,
+                  pull: bool | None = None) -> dict[str, Any]:
         """A project robot's expiry (Unix seconds, -1 never; ``expired`` = now) or disabling:
-        Harbor then treats its requests as anonymous."""
+        Harbor then treats its requests as anonymous. ``pull`` false takes the robot's
+        ``repository:pull`` permission away (a robot made with list, read and scan only): its
+        pull tokens then open nothing."""
         s = self._s
         with s.lock:
             found = self._project(project)
@@ -168,8 +171,11 @@ class Control:
                 found.robot_expires_at = float(expires_at)
             if disabled is not None:
                 found.robot_disabled = bool(disabled)
+            if pull is not None:
+                found.robot_can_pull = bool(pull)
             return {"project": found.name, "robot": robot_name(found),
-                    "expires_at": found.robot_expires_at, "disabled": found.robot_disabled}
+                    "expires_at": found.robot_expires_at, "disabled": found.robot_disabled,
+                    "pull": found.robot_can_pull}
 
     def delete(self, project: str, repository: str, reference: str) -> dict[str, Any]:
         """Delete an artifact as ``DELETE …/artifacts/{reference}`` does (index children too)."""
@@ -262,11 +268,11 @@ class Control:
             return {**totals, "per_project": per}
 
     def lineage(self) -> list[dict[str, Any]]:
-        """What each image was built on (the ground truth lineage is checked against)."""
+        """What each image was built on (the ground truth lineage is checked against): every
+        image, an index's children included (each with its ``index`` and ``platform``)."""
         with self._s.lock:
             return [{**sim_lineage.truth(a), "scanned": _succeeded(a)}
-                    for a in self._s.inventory.all_artifacts()
-                    if a.layers and a.top_level and not a.children]
+                    for a in self._s.inventory.all_artifacts() if a.layers and not a.children]
 
     def stats(self) -> dict[str, Any]:
         return self._s.stats.snapshot()

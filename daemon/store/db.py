@@ -301,9 +301,9 @@ class Store:
             return runs.last_run(conn, schedule)
 
     # --- lineage (daemon/lineage/) --------------------------------------------------------
-    def lineage_known(self, registry: str) -> set[str]:
+    def lineage_known(self, registry: str, now: datetime | None = None) -> set[str]:
         with self.reading() as conn:
-            return lineage_store.known(conn, registry)
+            return lineage_store.known(conn, registry, now)
 
     def record_lineage(self, registry: str, fetched: Iterable[Image], now: datetime,
                        resolve_with: Callable[[list[Image]], Mapping[str, Lineage]]

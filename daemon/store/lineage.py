@@ -1,7 +1,8 @@
-"""Image lineage in the history DB (migration 7): functions over a Connection.
+"""Image lineage in the history DB (migrations 11 and 15): functions over a Connection.
 
-``known`` says which digests need no fetch (a digest's layers and history never change);
-``save_facts`` adds what was fetched; ``images`` reads them back as ``lineage.Image``;
+``known`` says which digests need no fetch (a digest's layers and history never change; a pull
+refused is asked again after ``DENIED_RETRY``); ``save_facts`` adds what was fetched;
+``images`` reads them back as ``lineage.Image``;
 ``save_found`` records each image's resolved base; ``found`` reads those; ``packages`` gives the
 (package, version) pairs of a digest's latest successful report, which attribution compares.
 """
@@ -10,34 +11,45 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import MetaData, and_, select, update
+from sqlalchemy import MetaData, and_, delete, select, update
 from sqlalchemy.engine import Connection
 
 from daemon.lineage import Image, Lineage, Step
 from daemon.store import tables as t
-from daemon.store.content import unpack_keys, unpack_rows
-from daemon.store.migrations.m0011_lineage import table
+from daemon.store.content import unpack_rows
+from daemon.store.migrations.m0016_lineage_platforms import table
 
 image_lineage = table(MetaData())
+DENIED_RETRY = timedelta(days=1)  # a refused pull is asked again after this (access granted?)
 
 
-def known(conn: Connection, registry: str) -> set[str]:
-    rows = conn.execute(select(image_lineage.c.digest)
-                        .where(image_lineage.c.registry_name == registry))
-    return {r[0] for r in rows}
+def known(conn: Connection, registry: str, now: datetime | None = None) -> set[str]:
+    """Digests whose facts need no fetch: all but refused pulls older than ``DENIED_RETRY``."""
+    lin = image_lineage
+    rows = conn.execute(select(lin.c.digest, lin.c.denied, lin.c.fetched_at)
+                        .where(lin.c.registry_name == registry))
+    return {d for d, denied, at in rows
+            if not denied or now is None or at is None or now - at < DENIED_RETRY}
 
 
 def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: datetime) -> int:
+    """Add (or, for a digest asked again, replace) the facts of ``images``."""
+    lin = image_lineage
     rows = [{"registry_name": registry, "digest": i.digest, "project": i.project,
              "repository": i.repository, "layers": json.dumps(list(i.layers)),
              "steps": json.dumps([[s.created, s.created_by, s.empty] for s in i.steps]),
              "base_name": i.base_name, "base_digest": i.base_digest, "method": "",
-             "found_base_digest": "", "found_base": "", "rebuild_on": "", "fetched_at": now}
+             "found_base_digest": "", "found_base": "", "rebuild_on": "", "fetched_at": now,
+             "platform": i.platform, "index_digest": i.index, "denied": i.denied}
             for i in images]
+    for start in range(0, len(rows), 500):
+        conn.execute(delete(lin).where(lin.c.registry_name == registry, lin.c.digest.in_(
+            [r["digest"] for r in rows[start:start + 500]])))
     if rows:
-        conn.execute(image_lineage.insert(), rows)
+        conn.execute(lin.insert(), rows)
     return len(rows)
 
 
@@ -60,9 +72,11 @@ def images(conn: Connection, registry: str) -> list[Image]:
     out = []
     for r in rows:
         steps = tuple(Step(by, bool(empty), created) for created, by, empty in json.loads(r.steps))
-        out.append(Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(r.digest, ()))),
-                         pushed.get(r.digest), tuple(json.loads(r.layers)), steps,
-                         r.base_name, r.base_digest))
+        tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
+        out.append(Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(tagged, ()))),
+                         pushed.get(tagged), tuple(json.loads(r.layers)), steps,
+                         r.base_name, r.base_digest, r.platform, r.index_digest, r.denied,
+                         r.digest in pushed))
     return out
 
 
@@ -84,28 +98,50 @@ def found(conn: Connection, registry: str) -> dict[str, Lineage]:
 def report_keys(conn: Connection, registry: str, digests: Iterable[str]
                 ) -> dict[str, frozenset[tuple[str, str]]]:
     """Per digest, the (vulnerability, package) keys of its latest successful report."""
-    return {d: unpack_keys(blob) for d, blob in _contents(conn, registry, digests)}
+    return {d: frozenset((str(r[0]), str(r[1])) for r in rows)
+            for d, rows in _contents(conn, registry, digests).items()}
 
 
 def packages(conn: Connection, registry: str, digests: Iterable[str]
              ) -> dict[str, frozenset[tuple[str, str]]]:
     """Per digest, the (package, installed version) pairs its latest report names."""
-    out = {}
-    for digest, blob in _contents(conn, registry, digests):
-        out[digest] = frozenset((str(r[1]), str(r[2])) for r in unpack_rows(blob))
-    return out
+    return {d: frozenset((str(r[1]), str(r[2])) for r in rows)
+            for d, rows in _contents(conn, registry, digests).items()}
 
 
-def _contents(conn: Connection, registry: str, digests: Iterable[str]) -> list[tuple[str, bytes]]:
+def _contents(conn: Connection, registry: str, digests: Iterable[str]
+              ) -> dict[str, list[list[Any]]]:
+    """Per digest, the canonical rows of its latest successful report; an index's child has
+    none of its own (Harbor's report is the index's, merged): the rows of its index's report
+    whose ``artifact_digests`` name the child."""
     wanted = sorted(set(digests))
     if not wanted:
-        return []
-    q = (select(t.artifact.c.digest, t.report_content.c.occurrences)
-         .select_from(t.artifact.join(t.repository, t.artifact.c.repository_id == t.repository.c.id)
-                      .join(t.registry, t.repository.c.registry_id == t.registry.c.id)
-                      .join(t.report_content, t.artifact.c.content_id == t.report_content.c.id))
-         .where(t.registry.c.name == registry, t.artifact.c.digest.in_(wanted)))
-    return [(d, bytes(b)) for d, b in conn.execute(q)]
+        return {}
+    a = t.artifact.c
+    where = (t.artifact.join(t.repository, a.repository_id == t.repository.c.id)
+             .join(t.registry, t.repository.c.registry_id == t.registry.c.id))
+    out: dict[str, list[list[Any]]] = {}
+    parents: dict[str, list[str]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        q = (select(a.digest, a.parent_digest, t.report_content.c.occurrences)
+             .select_from(where.outerjoin(t.report_content,
+                                          a.content_id == t.report_content.c.id))
+             .where(t.registry.c.name == registry, a.digest.in_(chunk)))
+        for digest, parent, blob in conn.execute(q):
+            if blob is not None:
+                out[digest] = unpack_rows(bytes(blob))
+            elif parent:
+                parents.setdefault(parent, []).append(digest)
+    if parents:
+        q = (select(a.digest, t.report_content.c.occurrences)
+             .select_from(where.join(t.report_content, a.content_id == t.report_content.c.id))
+             .where(t.registry.c.name == registry, a.digest.in_(sorted(parents))))
+        for digest, blob in conn.execute(q):
+            rows = unpack_rows(bytes(blob))
+            for child in parents[digest]:
+                out.setdefault(child, [r for r in rows if child in r[7]])
+    return out
 
 
 def announce_rebuilds(conn: Connection, registry: str, targets: Mapping[str, str],
@@ -113,20 +149,24 @@ def announce_rebuilds(conn: Connection, registry: str, targets: Mapping[str, str
     """For each image whose rebuild target (``targets``: digest → newer base label) differs
     from the one last announced, a ``rebuild_available`` event (reason ``base_updated``) per
     open finding of its repository that the image carries and the newer base lacks
-    (``fixes``: digest → (vulnerability, package)). Returns the events written."""
+    (``fixes``: digest → (vulnerability, package)). An index's children speak for the index:
+    one event per finding, naming the index's digest. Returns the events written."""
     lin = image_lineage
-    rows = conn.execute(select(lin.c.digest, lin.c.project, lin.c.repository, lin.c.rebuild_on)
+    rows = conn.execute(select(lin.c.digest, lin.c.project, lin.c.repository, lin.c.rebuild_on,
+                               lin.c.index_digest)
                         .where(lin.c.registry_name == registry)).all()
-    written = 0
-    for digest, project, repository, announced in rows:
+    carriers: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+    for digest, project, repository, announced, index in rows:
         target = targets.get(digest, "")
         if target == announced:
             continue
         conn.execute(update(lin).where(lin.c.registry_name == registry, lin.c.digest == digest)
                      .values(rebuild_on=target))
         wanted = fixes.get(digest, frozenset())
-        if not target or not wanted:
-            continue
+        if target and wanted:
+            carriers.setdefault((project, repository, index or digest), set()).update(wanted)
+    written = 0
+    for (project, repository, carrier), fixed in sorted(carriers.items()):
         q = (select(t.finding.c.id, t.finding.c.repository_id, t.finding.c.vulnerability,
                     t.finding.c.package, t.finding.c.severity, t.finding.c.installed_versions,
                     t.finding.c.fix_version)
@@ -139,9 +179,9 @@ def announce_rebuilds(conn: Connection, registry: str, targets: Mapping[str, str
                    "kind": "rebuild_available", "reason": "base_updated", "at": now,
                    "severity": sev, "previous_severity": None,
                    "installed_version": (versions or "").split(",")[0], "previous_version": "",
-                   "fix_version": fix, "digests": digest, "count": 1}
+                   "fix_version": fix, "digests": carrier, "count": 1}
                   for fid, rid, vuln, pkg, sev, versions, fix in conn.execute(q)
-                  if (vuln, pkg) in wanted]
+                  if (vuln, pkg) in fixed]
         if events:
             conn.execute(t.finding_event.insert(), events)
             written += len(events)

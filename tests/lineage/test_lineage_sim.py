@@ -30,6 +30,8 @@ from daemon.store import outbox as store_outbox
 from daemon.store.db import open_store
 
 MANIFEST = "GET /v2/{name}/manifests/{reference}"
+HISTORY = ("GET /projects/{project_name}/repositories/{repository_name}/artifacts/"
+           "{reference}/additions/{addition}")
 
 
 def config(sim: Simulator, select: tuple[str, ...] = ()) -> Config:
@@ -58,53 +60,76 @@ def store(tmp_path: Path) -> Iterator[Any]:
     s.close()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4], ids=lambda s: f"seed{s}")
-def test_the_base_found_is_the_one_the_simulator_built_the_image_on(seed: int,
-                                                                    store: Any) -> None:
-    options = SimOptions(seed=seed, base_images=2, scanned_share=1.0, index_share=0.0)
+@pytest.mark.parametrize(("seed", "platforms"), [(1, 1), (2, 2), (3, 3), (4, 2)],
+                         ids=lambda v: str(v))
+def test_the_base_found_is_the_one_the_simulator_built_the_image_on(
+        seed: int, platforms: int, store: Any) -> None:
+    """Every image, each child of an image index included, on the base image of its platform
+    (a multi-arch base is an index too: annotations name the index, layers pick the child)."""
+    options = SimOptions(seed=seed, base_images=2, base_platforms=platforms,
+                         scanned_share=1.0, index_share=0.3)
     with start_simulator(options) as sim:
         result = run(config(sim), store)
         assert result.ok
         truth = sim.control.lineage()
-    _, found = store.lineage_view("sim")
+    images, found = store.lineage_view("sim")
     assert len(found) == len(truth)
+    assert {i.digest: (i.index, i.platform) for i in images if i.index} == {
+        i["digest"]: (i["index"], i["platform"]) for i in truth if i["index"]}
     methods = set()
     for image in truth:
         want = image["base"]["digest"] if image["base"] else ""
         got = found[image["digest"]]
         assert got.base_digest == want, (image["repository"], image["tags"], got)
         if image["base"]:
-            methods.add(got.method)
+            methods.add((got.method, bool(image["index"])))
             assert got.base == f"{image['base']['repository']}:{image['base']['tags'][0]}"
-    assert methods == {"annotation", "layers"}
+    assert {m for m, _ in methods} == {"annotation", "layers"}
+    assert {child for _, child in methods} == {True, False}
 
 
-def test_manifests_are_fetched_once_per_digest_through_the_token_flow(store: Any) -> None:
-    options = SimOptions(seed=7, base_images=1, scanned_share=1.0, index_share=0.0)
+@pytest.mark.parametrize("seed", [7, 8])
+def test_manifests_are_fetched_once_per_digest_through_the_token_flow(seed: int,
+                                                                      store: Any) -> None:
+    """Each image's manifest once, an index's children each by digest (never the index's own
+    manifest: the listing's references name the children and their platforms)."""
+    options = SimOptions(seed=seed, base_images=1, base_platforms=2, scanned_share=1.0,
+                         index_share=0.4)
     with start_simulator(options) as sim:
         cfg = config(sim)
         run(cfg, store)
         first = sim.control.stats()
         run(cfg, store)
         second = sim.control.stats()
-        images = len(sim.control.lineage())
+        truth = sim.control.lineage()
+        images = len(truth)
+    assert sum(1 for i in truth if i["index"]) >= 4  # children of bases and applications
     # One 401 names the realm; then one token per repository and one manifest per digest.
     assert first["requests"][MANIFEST] == images + 1
     assert first["requests"]["GET /service/token"] == len(
         {i.name for i in store.lineage_view("sim")[0]})
-    assert second["requests"][MANIFEST] == first["requests"][MANIFEST]
+    assert first["requests"][HISTORY] == images  # build_history: each image's config
+    assert second["requests"].get(MANIFEST, 0) == first["requests"][MANIFEST]
+    assert second["requests"].get(HISTORY, 0) == images
 
 
-def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(store: Any) -> None:
-    options = SimOptions(seed=5, base_images=1, base_tags=1, scanned_share=1.0,
-                         index_share=0.0, chart_share=0.0, scan_seconds=0.05,
-                         scanner_concurrency=8)
+@pytest.mark.parametrize(("seed", "platforms", "indexes", "projects"),
+                         [(5, 1, 0.0, 3), (6, 2, 0.4, 2)], ids=("images", "multi-arch"))
+def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(
+        seed: int, platforms: int, indexes: float, projects: int, store: Any) -> None:
+    """Single images on a single base, or image indexes (and images) on a multi-arch base:
+    the new tag's child of each platform is what each child is rebuilt on."""
+    options = SimOptions(seed=seed, projects=projects, base_images=1, base_tags=1,
+                         base_platforms=platforms, scanned_share=1.0, index_share=indexes,
+                         chart_share=0.0,
+                         scan_seconds=0.05, scanner_concurrency=8)
     with start_simulator(options) as sim:
         cfg = config(sim, select=("changed", "unscanned", "db_updated"))
         run(cfg, store)
         build_and_queue(store, cfg, run_context=RunContext(name="nightly"),
                         now=datetime.now(UTC))  # the registry's first run: quiet
         old = {i["repository"] for i in sim.control.lineage() if i["base"]}
+        app_indexes = {i["index"] for i in sim.control.lineage() if i["index"] and i["base"]}
         sim.control.db_update(added=0.6, fix_released=0.0, rescored=0.0)
         pushed = sim.control.push("base", "debian")
         run(cfg, store)
@@ -117,6 +142,8 @@ def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(store: Any) -> Non
     assert lead["rebuild_on"] == f"base/debian:{pushed['tag']}"
     assert lead["base_image"] == "base/debian:12.4"
     assert {f"{i['project']}/{i['repository']}" for i in lead["images"]} == old
+    if indexes:  # an index's findings come from the base through its children's bases
+        assert app_indexes & {d for i in lead["images"] for d in i["digests"]}
     assert lead["vulnerabilities"]
     based = [a for a in doc["fix_now"] if a["rebuild_on"]]
     assert {v["id"] for a in based for v in a["vulnerabilities"]} == set(lead["vulnerabilities"])

@@ -12,12 +12,12 @@ listed instead, for a person to choose.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from daemon import versions
-from daemon.model import Severity
+from daemon.model import NO_EXPLOIT_INFO, ExploitInfo, Severity
 
 T = TypeVar("T")
 
@@ -128,6 +128,41 @@ def sort_key(r: Remedy[T]) -> tuple[bool, int, int, str, str]:
     """Fixable first, then the worst, the most vulnerabilities, by package and version."""
     return (not r.fixable, -r.top_severity, -len(r.vulnerabilities), r.package,
             r.installed_version)
+
+
+@dataclass(frozen=True, slots=True)
+class Exploit:
+    """What KEV and EPSS say of a remedy's vulnerabilities together."""
+
+    kev: bool = False
+    date_added: Any = None  # of the KEV entry due first
+    due_date: Any = None  # the earliest KEV due date among them
+    epss: float | None = None  # the highest
+    epss_percentile: float | None = None
+
+
+def exploit_of(r: Remedy[Any], exploit: Mapping[str, ExploitInfo]) -> Exploit:
+    infos = [exploit.get(v.id, NO_EXPLOIT_INFO) for v in r.vulnerabilities]
+    listed = sorted((e for e in infos if e.kev), key=lambda e: (e.due_date is None, e.due_date))
+    first = listed[0] if listed else None
+    return Exploit(bool(listed), first.date_added if first else None,
+                   first.due_date if first else None,
+                   max((e.epss for e in infos if e.epss is not None), default=None),
+                   max((e.epss_percentile for e in infos if e.epss_percentile is not None),
+                       default=None))
+
+
+def by_exploit(remedies: Iterable[Remedy[T]], exploit: Mapping[str, ExploitInfo],
+               reach: Callable[[Remedy[T]], int] = lambda r: 0) -> list[Remedy[T]]:
+    """``remedies`` in priority order (README): known exploited (CISA KEV) first, then fixable
+    ones before those without a fix, the highest EPSS score, the worst severity, the widest
+    reach (images), the most vulnerabilities, by package and version. With no feed data this
+    is ``sort_key``'s order (reach aside)."""
+    def key(r: Remedy[T]) -> tuple[bool, bool, float, int, int, int, str, str]:
+        e = exploit_of(r, exploit)
+        return (not e.kev, not r.fixable, -(e.epss or 0.0), -r.top_severity, -reach(r),
+                -len(r.vulnerabilities), r.package, r.installed_version)
+    return sorted(remedies, key=key)
 
 
 def plan(entries: Iterable[Entry[T]]) -> list[Remedy[T]]:

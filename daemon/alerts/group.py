@@ -273,7 +273,7 @@ def build_message(
                            set(item.digests))
             overdue.append(Overdue(k.vulnerability, k.package, item.severity, image,
                                    max(0, (now - item.opened_at) // timedelta(days=1)),
-                                   item.deadline.days, d.escalation))
+                                   item.deadline.days, d.escalation, item.kev_due))
             reported[(k, *change_of(item))] = None
             continue
         if isinstance(item, ChangeEvent) and item.kind is ChangeKind.FIXED:

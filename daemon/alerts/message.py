@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from daemon.model import NO_EXPLOIT_INFO, ExploitInfo, FindingKey, Severity
 from daemon.remedy import Vuln as Vuln  # one vulnerability of an action, shared with remedy
@@ -161,6 +161,7 @@ class Overdue:
     open_days: int
     deadline_days: int
     escalation: bool = False
+    kev_due: date | None = None  # the deadline is CISA KEV's due date ([sla] kev_due_date)
 
 
 @dataclass(frozen=True, slots=True)

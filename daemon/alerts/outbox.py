@@ -112,13 +112,14 @@ def overdue_items(config: Config, open_findings: Sequence[OpenFinding], now: dat
     from daemon.sla import evaluate
 
     state = evaluate(((o, o.severity, o.opened_at or now) for o in open_findings
-                      if o.opened_at is not None), config.sla, now)
+                      if o.opened_at is not None), config.sla, now,
+                     {o: o.kev_due for o in open_findings if o.kev_due is not None})
     out: list[AlertItem] = []
     for item in state.overdue:
         o: OpenFinding = item.key  # type: ignore[assignment]
         out.append(OverdueFinding(o.finding, o.severity, item.first_seen,
                                   item.deadline - item.first_seen, o.installed_version,
-                                  o.fix_version, o.tags, o.digests))
+                                  o.fix_version, o.tags, o.digests, item.kev_due))
     return out
 
 
@@ -289,10 +290,16 @@ def build_and_queue(
 def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[OpenFinding]:
     """Open findings, only when something needs them (SLA, reminders, ignore warnings); the
     silencing stage decides which of them are ignored."""
-    if not (config.sla.deadlines or rules.rules
+    if not (config.sla.deadlines or config.sla.kev_due_date or rules.rules
             or any(r.repeat_open_every for r in config.routes)):
         return []
+    from daemon.store import intel as store_intel
     from daemon.store.findings import FindingQuery, output_order
+
+    kev: dict[str, tuple[Any, Any]] = {}
+    if config.sla.kev_due_date:
+        with store.engine.connect() as conn:
+            kev = store_intel.kev_dates(conn)
 
     # Unordered batches of repositories (no spill, no sort in SQL), then the listing's order.
     batches = store.finding_batches(FindingQuery(include_ignored=True), rules=None,
@@ -300,4 +307,6 @@ def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[Ope
     rows = sorted((r for batch in batches for r in batch), key=output_order)
     return [OpenFinding(r.key, r.severity, r.first_seen,
                         r.installed_versions[0] if r.installed_versions else "", r.fix_version,
-                        r.tags, r.digests) for r in rows]
+                        r.tags, r.digests,
+                        kev[r.key.vulnerability][1] if r.key.vulnerability in kev else None)
+            for r in rows]

@@ -342,12 +342,10 @@ def _image_doc(i: Image) -> dict[str, Any]:
 
 
 def _kev_doc(e: ExploitInfo) -> dict[str, Any] | None:
-    if not e.kev:
-        return None
-    return {"name": w.one_line(e.kev_name), "required_action": w.one_line(e.required_action),
-            "date_added": e.date_added.isoformat() if e.date_added else None,
-            "due_date": e.due_date.isoformat() if e.due_date else None,
-            "ransomware": e.ransomware}
+    doc = e.kev_fields()
+    if doc is not None:
+        doc.update(name=w.one_line(e.kev_name), required_action=w.one_line(e.required_action))
+    return doc
 
 
 def _vuln_doc(message: Message, a: Action, v: Vuln) -> dict[str, Any]:
@@ -424,7 +422,8 @@ def to_document(message: Message) -> dict[str, Any]:
         "overdue": [{"vulnerability": w.one_line(o.vulnerability),
                      "package": w.one_line(o.package), "severity": o.severity.label,
                      "image": _image_doc(o.image), "open_days": o.open_days,
-                     "deadline_days": o.deadline_days, "escalation": o.escalation}
+                     "deadline_days": o.deadline_days, "escalation": o.escalation,
+                     "kev_due_date": o.kev_due.isoformat() if o.kev_due else None}
                     for o in message.overdue],
         "scan_problems": [{"kind": p.kind, "image": _image_doc(p.image) if p.image else None,
                            "detail": w.one_line(p.detail, w.MAX_DETAIL)}

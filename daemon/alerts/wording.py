@@ -181,9 +181,10 @@ def shared_line(action: Action) -> str:
 
 def overdue_line(o: Overdue) -> str:
     esc = " (escalated)" if o.escalation else ""
+    due = (f"CISA KEV due {o.kev_due.isoformat()}" if o.kev_due is not None
+           else f"SLA {o.deadline_days} days")
     return (f"{one_line(o.vulnerability)} ({o.severity.label}) {one_line(o.package)} in "
-            f"{one_line(o.image.name)}, open {o.open_days} days (SLA {o.deadline_days} days)"
-            f"{esc}")
+            f"{one_line(o.image.name)}, open {o.open_days} days ({due}){esc}")
 
 
 def problem_line(p: Problem) -> str:

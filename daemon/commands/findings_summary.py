@@ -35,12 +35,28 @@ def lineage_of(store: Store) -> Callable[[str], Advisor]:
 
 
 def actions(batches: Iterable[list[FindingRow]], fmt: str,
-            lineage: Callable[[str], Advisor] | None = None) -> int:
+            lineage: Callable[[str], Advisor] | None = None, store: Store | None = None) -> int:
+    """The plan, with what the KEV and EPSS copies in force (``store``) say of its CVEs:
+    known exploited first, and each action's reach the repositories that carry it."""
     from daemon.commands.report_actions import print_actions
     from daemon.remedy import plan_findings
 
-    return print_actions("open findings", plan_findings(batches, lineage), fmt if fmt == "json"
-                         else "table")
+    found = plan_findings(batches, lineage)
+    exploit = None
+    if store is not None:
+        from daemon.store import intel as store_intel
+
+        with store.engine.connect() as conn:
+            exploit = store_intel.exploit_info(
+                conn, {v.id for r in found for v in r.vulnerabilities})
+    return print_actions("open findings", found, fmt if fmt == "json" else "table", exploit,
+                         _reach)
+
+
+def _reach(r: Any) -> int:
+    """The repositories an action of ``plan_findings`` is found in."""
+    return len({(f.key.registry, f.key.project, f.key.repository)
+                for rows in r.members for f in rows})
 
 
 def images(heads: Iterable[FindingHead], fmt: str) -> int:

@@ -81,6 +81,11 @@ class Action:
     rebuild_on: str = ""
     step: str = ""
     exploit: tuple[tuple[str, ExploitInfo], ...] = ()  # KEV/EPSS of its vulnerabilities
+    # (vulnerability, "VEX affected: <action statement>" / "VEX under_investigation")
+    vex: tuple[tuple[str, str], ...] = ()
+
+    def vex_of(self, vulnerability: str) -> str:
+        return "; ".join(n for v, n in self.vex if v == vulnerability)
 
     def why_of(self, vulnerability: str) -> Why | None:
         return next((w for w in self.why if w.vulnerability == vulnerability), None)

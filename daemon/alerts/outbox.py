@@ -154,6 +154,8 @@ def plan(
     items = [Item(e, "event", eid) for eid, e in events]
     items += [Item(p, "scan", sid) for sid, p in scan_problems]
     items += [Item(p) for p in [*problems, *overdue_items(config, open_findings, now)]]
+    if rules.vex:
+        run_context = replace(run_context, vex_note=rules.vex_note)
     kept, silenced = apply_silences(items, rules, now)
     if silenced:
         _log.debug("alert_items_silenced", count=len(silenced))

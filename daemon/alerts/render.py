@@ -122,7 +122,7 @@ def _text_details(a: Action) -> list[str]:
     names = _names(a)
     more = f" (and {len(names) - w.MAX_IMAGES} more)" if len(names) > w.MAX_IMAGES else ""
     lines = [f"   {', '.join(_ids(a))}", f"   in {', '.join(names[: w.MAX_IMAGES])}{more}"]
-    lines.extend(f"   {line}" for line in w.kev_lines(a))
+    lines.extend(f"   {line}" for line in w.notes(a))
     if a.shared_images:
         lines.append(f"   {w.shared_line(a)}")
     if lw.source_line(a):
@@ -179,6 +179,7 @@ def _slack_action(message: Message, prefix: str, a: Action) -> list[str]:
     head = slack_escape(w.action_line(a))
     lines = [f"{prefix} *{head}*  ({w.counts_text(a.severity_counts())})",
              f"      {shown}", f"      in {images}"]
+    lines.extend(f"      {slack_escape(line)}" for line in w.notes(a))
     if a.shared_images:
         lines.append(f"      _{slack_escape(w.shared_line(a))}_")
     if lw.source_line(a):
@@ -281,7 +282,7 @@ def _email_action(message: Message, a: Action) -> dict[str, Any]:
             "top": a.top_severity.label, "colour": _colour(a.top_severity), "vulns": vulns,
             "images": images, "more": f" (and {more} more)" if more > 0 else "",
             "shared": w.shared_line(a) if a.shared_images else "",
-            "source": lw.source_line(a) or ""}
+            "source": lw.source_line(a) or "", "notes": w.notes(a)}
 
 
 def _email_summary(message: Message) -> list[dict[str, Any]]:
@@ -355,7 +356,8 @@ def _vuln_doc(message: Message, a: Action, v: Vuln) -> dict[str, Any]:
             "link": links.advisory_link(v.id, message.advisory_url) or None,
             "fix_version": w.one_line(v.fix_version) or None,
             "change": why.change if why else None, "reason": why.reason if why else None,
-            "kev": _kev_doc(e), "epss": e.epss, "epss_percentile": e.epss_percentile}
+            "kev": _kev_doc(e), "epss": e.epss, "epss_percentile": e.epss_percentile,
+            "vex": w.one_line(a.vex_of(v.id), w.MAX_DETAIL) or None}
 
 
 def _action_doc(message: Message, a: Action) -> dict[str, Any]:

@@ -173,6 +173,17 @@ def kev_lines(action: Action) -> list[str]:
     return out
 
 
+def vex_lines(action: Action) -> list[str]:
+    """One line per VEX statement that speaks of the action without silencing it: the
+    ``affected`` action statement, or that it is under investigation."""
+    return [f"{one_line(vid)}: {one_line(note, MAX_DETAIL)}" for vid, note in action.vex]
+
+
+def notes(action: Action) -> list[str]:
+    """What the action's message says besides the upgrade: KEV entries, then VEX notes."""
+    return kev_lines(action) + vex_lines(action)
+
+
 def shared_line(action: Action) -> str:
     """The base-image hint; only set (``shared_images``) where a fix exists."""
     return (f"{action.shared_images} of these images share the same package version: "

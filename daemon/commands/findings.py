@@ -35,7 +35,7 @@ HEADERS = ("PACKAGE", "INSTALLED → FIXED", "VULNERABILITY", "SEVERITY", "REPOS
 FIELDS = ("package", "installed", "fixed", "vulnerability", "severity", "registry", "project",
           "repository", "tags", "digests", "first_seen", "opened_at", "age_days", "sla",
           "deadline", "ignored", "ignore_reason", "kev", "kev_date_added", "kev_due_date",
-          "epss", "epss_percentile")
+          "epss", "epss_percentile", "vex")
 PAGE_LIMIT = 5000  # up to this many rows come through the index, more through one full pass
 _SAMPLE = 200  # table rows that set the column widths before the rest stream
 
@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
             rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
             if limit is not None:
                 rows = _first(rows, limit)
-        records = (_record(f, now, sla_for, intel) for f in rows)
+        note = rules.vex_note if rules is not None and rules.vex else None
+        records = (_record(f, now, sla_for, intel, note) for f in rows)
         if args.format == "table":
             # A page with more after it ends with "… and N more" instead of a totals line.
             _table(records, bounded=limit is not None, wide=args.wide, empty=_empty(args),
@@ -177,7 +178,7 @@ def _exploit_filter(keep: Any, intel: Any, kev: bool, min_epss: float | None) ->
 
 
 def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
-            intel: Any = None) -> dict[str, Any]:
+            intel: Any = None, note: Callable[[Any], str] | None = None) -> dict[str, Any]:
     deadline = sla_for(f.severity, f.opened_at, f.key.vulnerability) if sla_for else None
     if deadline is None:
         sla = "-"  # no [sla] deadline for this severity
@@ -195,6 +196,8 @@ def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
         "deadline": deadline.isoformat() if deadline else None,
         "ignored": f.ignored, "ignore_reason": f.ignore_reason,
         **_exploit_fields(f.key.vulnerability, intel),
+        # a VEX statement that does not silence it: "VEX under_investigation", "VEX affected: …"
+        "vex": (note(f.key) if note else "") or None,
     }
 
 

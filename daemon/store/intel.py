@@ -51,6 +51,11 @@ def all_feeds(conn: Connection) -> list[FeedRow]:
 
 
 def _upsert(conn: Connection, name: str, values: dict[str, Any]) -> None:
+    """Every write of a feed's row: fenced by the ``feeds`` lease where one is worked under
+    (several daemons: only its holder keeps feeds), in the caller's transaction."""
+    from daemon.store.leases import fence_current
+
+    fence_current(conn)
     c = t.intel_feed.c
     if conn.execute(select(c.name).where(c.name == name)).first() is None:
         base = {"source": "", "version": "", "etag": "", "last_modified": "", "last_error": ""}

@@ -443,6 +443,11 @@ class Inventory:
             previous.tags = [t for t in previous.tags if t.name != tag]
             previous.touch()
         if repo in self.bases:
+            if report is not None:
+                from daemon.errors import UsageError
+
+                raise UsageError(f"{repo.name} holds the base images: push a report into an "
+                                 "application repository")
             family = next(f for s, f, _, _ in lineage.BASE_REPOS if repo.short == s)
             return self._add_base(repo, family, tag, now)
         return self._add(repo, "IMAGE", tag, now, model.packages if model else None, model,

@@ -24,10 +24,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon.errors import UsageError
 from daemon.model import SEVERITY_LABELS
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 PASSWORD_ENV = "SCANWATCH_DEMO_PASSWORD"
 SLACK_URL = "slack://T0DEMO/B0DEMO/demotoken/#security"
@@ -341,7 +344,7 @@ def _git_targets(findings: list[Any], rebuilt: tuple[str, str, str] | None
     return repos[:2]
 
 
-async def _kev_step(demo: Demo, cfg: Any, store: Any, sim: Any, feed: Any, after: Path,
+async def _kev_step(demo: Demo, cfg: Any, store: Store, sim: Any, feed: Any, after: Path,
                     now: Any) -> None:
     """CISA publishes KEV 2025.08.25: one fetch, and the known_exploited alert it raises."""
     from daemon.intel.refresh import refresh

@@ -250,26 +250,34 @@ path = "{doc}"
 name = "hook"
 urls = ["json://127.0.0.1:9/hook"]
 
+[[receiver]]
+name = "slack"
+urls = ["slack://T000/B000/XXXX/#security"]
+
+[[receiver]]
+name = "mail"
+urls = ["mailto://scanwatch@127.0.0.1:9?to=secops@example.org"]
+
 [[route]]
-receivers = ["hook"]
+receivers = ["hook", "slack", "mail"]
 min_severity = "Low"
 events = ["new"]
 """)
-    texts = {}
-    for channel in ("json", "text", "slack", "email"):
-        proc = subprocess.run([SCANWATCH, "alerts", "preview", "--since", "3650d", "--channel",
-                               channel, "--config", str(config)],
-                              capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        texts[channel] = proc.stdout
+    # One preview renders each receiver's message in its own form: JSON, Slack, email.
+    proc = subprocess.run([SCANWATCH, "alerts", "preview", "--since", "3650d", "--config",
+                           str(config)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    forms = proc.stdout.split("=== to ")
+    texts = {name: next(f for f in forms if f.startswith(name)) for name in
+             ("hook", "slack", "mail")}
     proc = subprocess.run([SCANWATCH, "alerts", "preview", "--since", "3650d", "--format",
                            "json", "--config", str(config)], capture_output=True, text=True,
                           timeout=60)
-    [doc_json] = json.loads(proc.stdout)
+    [doc_json] = [d for d in json.loads(proc.stdout) if d["receiver"] == "hook"]
     notes = {v["id"]: v["vex"] for a in doc_json["fix_now"] for v in a["vulnerabilities"]}
     assert notes == {"CVE-2025-8058": "VEX affected: Upgrade libc6; until then no regcomp"}
-    for channel in ("json", "text", "slack", "email"):
-        assert "Upgrade libc6; until then no regcomp" in texts[channel], channel
+    for receiver, text in texts.items():
+        assert "Upgrade libc6; until then no regcomp" in text, receiver
     proc = subprocess.run([SCANWATCH, "findings", "--format", "json", "--config", str(config)],
                           capture_output=True, text=True, timeout=60)
     rows = {r["vulnerability"]: r["vex"] for r in json.loads(proc.stdout)}

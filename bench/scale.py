@@ -16,6 +16,8 @@ Reference, measured in the same run: a bare ``sqlite3`` scan of the same rows (e
 finding joined to its repository and registry, each row fetched in Python). Each line prints the
 figure, its target and the ratio to that reference. ``--database FILE`` reuses a database a
 previous run prepared (``--keep DIR`` keeps one): the import steps are skipped then.
+``--postgres URL`` (an empty database) copies every row there and times the same queries on
+PostgreSQL, each against its SQLite figure (target: within 2x).
 
     .venv/bin/python bench/scale.py [--scale 1.0] [--runs 3] [--keep DIR | --database FILE]
 """
@@ -90,12 +92,12 @@ def reference_scan(db: Path) -> tuple[float, int]:
 
 
 def write_config(path: Path, url: str, admin: tuple[str, str], db: Path, *,
-                 routes: bool) -> None:
+                 routes: bool, database: str = "") -> None:
     """The runs' configuration; with ``routes``, a route for ``alerts preview`` to plan (the
     runs go without one: their alerts would wait on a receiver that is not there)."""
     path.write_text(f"""
 [daemon]
-database = "sqlite:///{db}"
+database = "{database or f'sqlite:///{db}'}"
 
 [[registry]]
 name = "sim"
@@ -138,6 +140,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each query (median)")
     parser.add_argument("--keep", metavar="DIR", help="build the database in DIR and keep it")
     parser.add_argument("--database", metavar="FILE", help="reuse a prepared database")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="also copy the database into this empty PostgreSQL database and "
+                        "time the same queries there")
     args = parser.parse_args()
     log.configure("warning")
     per_repo = max(1, round(100 * args.scale))
@@ -160,8 +165,56 @@ def main() -> int:
             if not args.database and not imports(sim, env):
                 return 1
             write_config(config, sim.url, sim.admin, db, routes=True)
-            queries(db, env, args.runs)
+            on_sqlite = queries(db, env, args.runs)
+            if args.postgres:
+                compare_postgres(db, args.postgres, on_sqlite, sim, config, env, args.runs)
     return 0
+
+
+def copy_database(db: Path, url: str) -> int:
+    """Every row of the SQLite history ``db`` into the empty database ``url``, migrated by
+    scanwatch first (the same schema); the rows copied."""
+    from sqlalchemy import MetaData, create_engine, insert, select
+
+    from daemon.store.db import open_store
+
+    open_store(url).close()  # migrations: the schema, and its version row
+    source = create_engine(f"sqlite:///{db}")
+    target = create_engine(url)
+    have, want = MetaData(), MetaData()
+    have.reflect(source)
+    want.reflect(target)
+    copied = 0
+    with source.connect() as src, target.begin() as dst:
+        for table in want.sorted_tables:
+            if table.name not in have.tables or dst.execute(
+                    select(table).limit(1)).first() is not None:
+                continue  # scanwatch's own rows (the schema version) stay
+            rows = src.execution_options(yield_per=20000).execute(select(have.tables[table.name]))
+            for part in rows.partitions():
+                dst.execute(insert(table), [dict(r._mapping) for r in part])
+                copied += len(part)
+        for table in want.sorted_tables:  # later inserts take ids after the copied ones
+            if "id" in table.c and table.c.id.autoincrement and table.c.id.primary_key:
+                dst.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                    f"COALESCE((SELECT MAX(id) FROM {table.name}), 1))")
+    return copied
+
+
+def compare_postgres(db: Path, url: str, on_sqlite: dict[str, float], sim: Simulator,
+                     config: Path, env: dict[str, str], runs: int) -> None:
+    """The same queries on PostgreSQL (``url``: an empty database) holding the same rows,
+    each against its SQLite figure (target: within 2x)."""
+    started = time.monotonic()
+    copied = copy_database(db, url)
+    print(f"postgresql: {copied:,} rows copied in {time.monotonic() - started:.0f}s", flush=True)
+    write_config(config, sim.url, sim.admin, db, routes=True, database=url)
+    on_postgres = queries(db, env, runs, quiet=True)
+    for label, took in on_postgres.items():
+        ref = on_sqlite.get(label)
+        print(f"{label + ' on PostgreSQL':<48} {took:>9.2f} s   (target within 2x of SQLite)"
+              + (f"  ×{took / ref:,.2f} of SQLite" if ref else ""), flush=True)
 
 
 def imports(sim: Simulator, env: dict[str, str]) -> bool:
@@ -182,9 +235,14 @@ def imports(sim: Simulator, env: dict[str, str]) -> bool:
     return True
 
 
-def queries(db: Path, env: dict[str, str], runs: int) -> None:
+def queries(db: Path, env: dict[str, str], runs: int, *, quiet: bool = False
+            ) -> dict[str, float]:
+    """Each query's median seconds (printed unless ``quiet``)."""
     ref, rows = reference_scan(db)
-    print(f"reference: bare sqlite3 scan of {rows:,} open findings in {ref:.2f}s", flush=True)
+    if not quiet:
+        print(f"reference: bare sqlite3 scan of {rows:,} open findings in {ref:.2f}s",
+              flush=True)
+    out: dict[str, float] = {}
     conn = sqlite3.connect(db)
     project, repo = conn.execute("SELECT project, name FROM repository LIMIT 1").fetchone()
     conn.close()
@@ -200,19 +258,28 @@ def queries(db: Path, env: dict[str, str], runs: int) -> None:
         (f"status sim/{project}", ["status", f"sim/{project}"], "~1 s"),
     ]
     # A terminal gets the first page (--limit <lines>); --limit 25 is that page in a pipe.
+    measure([*SCANWATCH, "findings", "--limit", "1"], env)  # a migration, if any, first
     screens = [measure([*SCANWATCH, "findings", "--limit", "25"], env)[0] for _ in range(runs)]
-    line("findings, first page (25 rows)", statistics.median(screens), "s", "< 1 s", ref)
+    out["findings, first page (25 rows)"] = statistics.median(screens)
     streamed = [first_screen([*SCANWATCH, "findings", "--all"], env) for _ in range(runs)]
-    line("findings --all, first 25 lines", statistics.median(streamed), "s", "-", ref)
+    out["findings --all, first 25 lines"] = statistics.median(streamed)
+    if not quiet:
+        line("findings, first page (25 rows)", out["findings, first page (25 rows)"], "s",
+             "< 1 s", ref)
+        line("findings --all, first 25 lines", out["findings --all, first 25 lines"], "s",
+             "-", ref)
     for label, argv, target in steps:
         results = [measure([*SCANWATCH, *argv], env) for _ in range(runs)]
-        took = statistics.median(r[0] for r in results)
+        took = out[label] = statistics.median(r[0] for r in results)
         rss = statistics.median(r[1] for r in results)
         size = results[0][2] / MB
+        if quiet:
+            continue
         line(f"{label}", took, "s", target, ref)
         print(f"{'':<48} {rss:>9.1f} MB peak RSS, {size:.1f} MB of output, "
               f"exit {results[0][3]}"
               + (f", {rows / took:,.0f} findings/s" if "json" in label else ""), flush=True)
+    return out
 
 
 if __name__ == "__main__":

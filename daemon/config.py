@@ -159,7 +159,7 @@ FEED_KEYS: dict[str, Parser] = {
     "epss_percentile": share,
 }
 VEX_KEYS: dict[str, Parser] = {"name": name, "path": str_, "url": url}
-SLA_KEYS = tuple(s.label for s in sorted(Severity, reverse=True)) + ("due_soon",)
+SLA_KEYS = tuple(s.label for s in sorted(Severity, reverse=True)) + ("due_soon", "kev_due_date")
 
 REQUIRED = {
     "registry": ("name", "url", "username"),
@@ -535,8 +535,13 @@ def _sla(ctx: Ctx, table: Any) -> ct.SlaConfig:
         return ct.SlaConfig()
     deadlines: dict[Severity, timedelta] = {}
     due_soon = ct.SlaConfig().due_soon
+    kev_due_date = False
     for key, value in table.items():
         where = f"sla.{key}"
+        if key == "kev_due_date":
+            parsed_flag = bool_(ctx, where, value)
+            kev_due_date = parsed_flag if parsed_flag is not BAD else False
+            continue
         if key == "due_soon":
             parsed = duration(zero=True)(ctx, where, value)
             due_soon = parsed if parsed is not BAD else due_soon
@@ -549,7 +554,7 @@ def _sla(ctx: Ctx, table: Any) -> ct.SlaConfig:
         parsed = duration()(ctx, where, value)
         if parsed is not BAD:
             deadlines[level] = parsed
-    return ct.SlaConfig(deadlines=deadlines, due_soon=due_soon)
+    return ct.SlaConfig(deadlines=deadlines, due_soon=due_soon, kev_due_date=kev_due_date)
 
 
 def _check_refs(

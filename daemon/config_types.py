@@ -167,6 +167,7 @@ class IgnoreConfig:
 class SlaConfig:
     deadlines: dict[Severity, timedelta] = field(default_factory=dict)
     due_soon: timedelta = timedelta(days=3)
+    kev_due_date: bool = False  # a finding in CISA KEV is due by the catalog's dueDate too
 
 
 KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"

@@ -2,23 +2,35 @@
 
 It starts the Harbor simulator in-process, writes a configuration for it, runs a first cycle
 (the first sight of the registry), advances the simulator's scanner database and pushes a
-rebuilt image, runs a second cycle, and shows the remediation alert exactly as the Slack and
-email receivers are handed it. Everything it writes goes under one directory it names.
+rebuilt image and two images with Git, runs a second cycle, and shows the remediation alert
+exactly as the Slack and email receivers are handed it. Then CISA's KEV catalog moves from
+2025.08.21 to 2025.08.25, the version that added CVE-2025-48384 (Git): the simulator serves
+the new version, scanwatch fetches it (a conditional request) and says, without a rescan,
+which images now carry a known-exploited CVE and what to upgrade. Everything it writes goes
+under one directory it names.
+
+The catalog is ``daemon/sim/data/kev-excerpt-2025.08.25.json``: six real entries of CISA's
+catalog version 2025.08.25 (CC0), unchanged, with ``count`` saying six; the 2025.08.21 version
+served first is the same without the three entries that version 2025.08.25 added.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon.errors import UsageError
 from daemon.model import SEVERITY_LABELS
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
 
 PASSWORD_ENV = "SCANWATCH_DEMO_PASSWORD"
 SLACK_URL = "slack://T0DEMO/B0DEMO/demotoken/#security"
@@ -62,8 +74,31 @@ urls = ["{mail}"]
 receivers = ["secops-slack", "secops-mail"]
 min_severity = "Low"
 events = ["new", "fix_available", "severity_up", "reopened", "scan_failed", "scanner_unavailable",
-          "rebuild_available"]
+          "rebuild_available", "known_exploited"]
+
+[[feed]]
+name = "kev"
+url = "{url}/feeds/kev.json"
+max_retries = 0
 """
+
+KEV_EXCERPT = "kev-excerpt-2025.08.25.json"
+KEV_CVE = "CVE-2025-48384"
+# Debian 12's git before DSA-5956, which fixed CVE-2025-48384 (and CVE-2025-48385) in
+# 1:2.39.5-0+deb12u2: the image the demo pushes, as `trivy image --format json` reports it.
+GIT_REPORT = {
+    "SchemaVersion": 2, "ArtifactName": "demo/git-image", "ArtifactType": "container_image",
+    "Metadata": {"OS": {"Family": "debian", "Name": "12.11"}},
+    "Results": [{"Target": "demo/git-image (debian 12.11)", "Class": "os-pkgs", "Type": "debian",
+                 "Vulnerabilities": [
+                     {"VulnerabilityID": cve, "PkgName": "git",
+                      "InstalledVersion": "1:2.39.5-0+deb12u1",
+                      "FixedVersion": "1:2.39.5-0+deb12u2", "Status": "fixed",
+                      "Severity": "HIGH",
+                      "PrimaryURL": f"https://avd.aquasec.com/nvd/{cve.lower()}"}
+                     for cve in ("CVE-2025-48384", "CVE-2025-48385")]}],
+}
+
 
 
 @dataclass
@@ -142,6 +177,22 @@ def _severity_counts(rows: list[Any]) -> str:
 MARKER = ".scanwatch-demo"
 
 
+def write_kev_versions(directory: Path) -> tuple[Path, Path]:
+    """The two KEV catalog versions the simulator serves in turn: (2025.08.21, 2025.08.25)."""
+    from importlib import resources
+
+    after = directory / "kev-2025.08.25.json"
+    text = resources.files("daemon.sim").joinpath("data", KEV_EXCERPT).read_text("utf-8")
+    after.write_text(text, encoding="utf-8")
+    catalog = json.loads(text)
+    kept = [v for v in catalog["vulnerabilities"] if v["dateAdded"] < "2025-08-25"]
+    before = directory / "kev-2025.08.21.json"
+    before.write_text(json.dumps({
+        **catalog, "catalogVersion": "2025.08.21", "dateReleased": "2025-08-21T17:02:19.8046Z",
+        "count": len(kept), "vulnerabilities": kept}, indent=2), encoding="utf-8")
+    return before, after
+
+
 def prepare_directory(directory: Path) -> None:
     """Make ``directory`` the demo's, starting afresh; refuse any directory that is not.
 
@@ -178,11 +229,14 @@ async def run_demo(demo: Demo) -> int:
     database = (directory / "history.db").resolve()
     say("scanwatch demo: a simulated Harbor, two scan cycles, and the alert they produce.")
     say(f"Everything is written under {directory}/.\n")
+    kev_before, kev_after = write_kev_versions(directory)
+    git_report = directory / "git-image.trivy.json"
+    git_report.write_text(json.dumps(GIT_REPORT, indent=2), encoding="utf-8")
     options = SimOptions(seed=7, projects=3, repositories_per_project=2,
                          artifacts_per_repository=2, scanned_share=0.4, index_share=0.15,
                          chart_share=0.1, scan_seconds=0.4, scanner_concurrency=4,
                          vulnerabilities_per_artifact=25, port=0, base_images=1, base_tags=1,
-                         base_platforms=2)
+                         base_platforms=2, feeds={"kev": str(kev_before)})
     with start_simulator(options) as sim:
         os.environ[PASSWORD_ENV] = sim.admin[1]
         inventory = sim.control.inventory()
@@ -221,10 +275,17 @@ async def run_demo(demo: Demo) -> int:
             say(f"\n   First sight: {len(findings)} open findings "
                 f"({_severity_counts(findings)}); {len(fixable)} have a fix. History keeps "
                 "them;\n   they are summarised once, not announced one by one as new.\n")
+            from daemon.intel.refresh import refresh
+
+            kev_feed = cfg.feed("kev")
+            assert kev_feed is not None
+            baseline = await refresh(cfg, store, kev_feed, now_fn=now)
             changes = sim.control.db_update()
             target = _rebuild_target(findings)
             pushed = sim.control.push(*target) if target else sim.control.push()
             base = sim.control.push("base", "debian")
+            with_git = [sim.control.push(p, r, report=str(git_report))
+                        for p, r in _git_targets(findings, target)]
             say("3. Meanwhile: the scanner's vulnerability database was updated "
                 f"({len(changes['added'])} CVEs published, {len(changes['fix_released'])} "
                 f"fixes released, {len(changes['rescored'])} rescored), "
@@ -233,7 +294,10 @@ async def run_demo(demo: Demo) -> int:
                 f"and linux/arm64), got a newer tag, {base['repository']}:{base['tag']}, with "
                 "upgraded packages: scanwatch finds which images (each platform of an image "
                 "index apart) are built on the old one (OCI annotations, else shared layers) "
-                "and what rebuilding them fixes.\n")
+                "and what rebuilding them fixes. And "
+                + ", ".join(f"{g['repository']}:{g['tag']}" for g in with_git)
+                + " came with Debian's git 1:2.39.5-0+deb12u1 (CVE-2025-48384, not known "
+                f"exploited yet: scanwatch keeps CISA's KEV catalog {baseline.version}).\n")
             say("4. Second cycle: the rebuilt image is scanned first, then every image the DB "
                 "update may touch.")
             progress = ProgressLine(demo.out, "   cycle 2")
@@ -244,9 +308,10 @@ async def run_demo(demo: Demo) -> int:
             reg = second.run.registries[0]
             say(f"   {reg.triggered} scans, {len(second.run.events)} changes recorded, "
                 f"{report.sent} alert messages delivered.\n")
+            _show_alerts(demo)
+            await _kev_step(demo, cfg, store, sim, kev_feed, kev_after, now)
         finally:
             store.close()
-        _show_alerts(demo)
     say("Next: `scanwatch config init /etc/scanwatch/config.toml` for your own Harbor, "
         "`scanwatch sim serve` to keep a simulator running, and README.md for systemd.")
     return 0
@@ -268,6 +333,42 @@ def _rebuild_target(findings: list[Any]) -> tuple[str, str, str] | None:
         if row.tags:
             return (row.key.project, row.key.repository, sorted(row.tags)[0])
     return None
+
+
+def _git_targets(findings: list[Any], rebuilt: tuple[str, str, str] | None
+                 ) -> list[tuple[str, str]]:
+    """Two application repositories (not the base images', not the rebuilt one) that get an
+    image with git."""
+    skip = rebuilt[:2] if rebuilt else None
+    repos = sorted({(f.key.project, f.key.repository) for f in findings
+                    if f.tags and f.key.project != "base"} - ({skip} if skip else set()))
+    return repos[:2]
+
+
+async def _kev_step(demo: Demo, cfg: Any, store: Store, sim: Any, feed: Any, after: Path,
+                    now: Any) -> None:
+    """CISA publishes KEV 2025.08.25: one fetch, and the known_exploited alert it raises."""
+    from daemon.intel.refresh import refresh
+
+    say = demo.say
+    demo.captured.clear()
+    sim.state.feeds.swap("kev", str(after))
+    result = await refresh(cfg, store, feed, now_fn=now)
+    from daemon.service.cycle import deliver
+
+    await deliver(cfg, store, now_fn=now, within=None, sender=demo.capture)
+    say(f"6. CISA published KEV catalog {result.version}, which adds {KEV_CVE} (Git). "
+        f"scanwatch fetched it ({result.requests} conditional request) and matched it to the "
+        f"findings it holds, without a rescan: {result.events} known_exploited event(s).")
+    slack = [c for c in demo.captured if c.url.startswith("slack")]
+    if not slack:
+        say("   No alert: no image carries it.\n")
+        return
+    path = demo.directory / "alert-kev-slack.txt"
+    path.write_text(slack[0].body)
+    say("   The alert, as the Slack receiver gets it:\n")
+    say(slack[0].body)
+    say(f"   Written to: {path}\n")
 
 
 def _show_alerts(demo: Demo) -> None:

@@ -395,6 +395,26 @@ def apply_scan(
     return Outcome(tuple(writes), tuple(events))
 
 
+def arrived_known_exploited(events: Sequence[EventDraft], kev: Set[str], detail: str
+                            ) -> list[EventDraft]:
+    """The ``known_exploited``/``in_kev`` events of a scan's outcome: one per finding that it
+    opens (``new``, not a first-sight summary, or ``reopened``) while its CVE is listed in
+    CISA KEV (``kev``, the copy in force), beside that event, so alerts say it is known
+    exploited (once: the ``new`` and the ``in_kev`` of a finding make one line). ``detail``
+    (the KEV version) is kept in ``previous_version`` as the feed's own events keep it."""
+    out: list[EventDraft] = []
+    seen: set[FindingId] = set()
+    for e in events:
+        if (e.kind not in (ChangeKind.NEW, ChangeKind.REOPENED) or e.reason is Reason.FIRST_SIGHT
+                or e.key in seen or e.key[0] not in kev):
+            continue
+        seen.add(e.key)
+        out.append(EventDraft(ChangeKind.KNOWN_EXPLOITED, Reason.IN_KEV, e.key, e.severity,
+                              e.installed, e.fix, previous_version=detail, digests=e.digests,
+                              ignored=e.ignored))
+    return out
+
+
 def _changed(key: FindingId, row: StoredFinding, changes: Iterable[Change], installed: str,
              fix: str, digests: tuple[str, ...], why: str) -> list[EventDraft]:
     out: list[EventDraft] = []

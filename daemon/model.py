@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 REPORT_MIME_V11 = "application/vnd.security.vulnerability.report; version=1.1"
 REPORT_MIME_HARBOR_V10 = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
@@ -349,6 +350,15 @@ class ExploitInfo:
     def rank(self) -> tuple[int, float]:
         """Higher first: in KEV, then EPSS (unscored as 0)."""
         return (1 if self.kev else 0, self.epss or 0.0)
+
+    def kev_fields(self) -> dict[str, Any] | None:
+        """The KEV entry as JSON shows it (alerts, ``--by action``); None when not in KEV."""
+        if not self.kev:
+            return None
+        return {"name": self.kev_name, "required_action": self.required_action,
+                "date_added": self.date_added.isoformat() if self.date_added else None,
+                "due_date": self.due_date.isoformat() if self.due_date else None,
+                "ransomware": self.ransomware}
 
 
 NO_EXPLOIT_INFO = ExploitInfo()

@@ -12,12 +12,12 @@ listed instead, for a person to choose.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from daemon import versions
-from daemon.model import Severity
+from daemon.model import NO_EXPLOIT_INFO, ExploitInfo, Severity
 
 T = TypeVar("T")
 
@@ -130,6 +130,41 @@ def sort_key(r: Remedy[T]) -> tuple[bool, int, int, str, str]:
             r.installed_version)
 
 
+@dataclass(frozen=True, slots=True)
+class Exploit:
+    """What KEV and EPSS say of a remedy's vulnerabilities together."""
+
+    kev: bool = False
+    date_added: Any = None  # of the KEV entry due first
+    due_date: Any = None  # the earliest KEV due date among them
+    epss: float | None = None  # the highest
+    epss_percentile: float | None = None
+
+
+def exploit_of(r: Remedy[Any], exploit: Mapping[str, ExploitInfo]) -> Exploit:
+    infos = [exploit.get(v.id, NO_EXPLOIT_INFO) for v in r.vulnerabilities]
+    listed = sorted((e for e in infos if e.kev), key=lambda e: (e.due_date is None, e.due_date))
+    first = listed[0] if listed else None
+    return Exploit(bool(listed), first.date_added if first else None,
+                   first.due_date if first else None,
+                   max((e.epss for e in infos if e.epss is not None), default=None),
+                   max((e.epss_percentile for e in infos if e.epss_percentile is not None),
+                       default=None))
+
+
+def by_exploit(remedies: Iterable[Remedy[T]], exploit: Mapping[str, ExploitInfo],
+               reach: Callable[[Remedy[T]], int] = lambda r: 0) -> list[Remedy[T]]:
+    """``remedies`` in priority order (README): known exploited (CISA KEV) first, then fixable
+    ones before those without a fix, the highest EPSS score, the worst severity, the widest
+    reach (images), the most vulnerabilities, by package and version. With no feed data this
+    is ``sort_key``'s order (reach aside)."""
+    def key(r: Remedy[T]) -> tuple[bool, bool, float, int, int, int, str, str]:
+        e = exploit_of(r, exploit)
+        return (not e.kev, not r.fixable, -(e.epss or 0.0), -r.top_severity, -reach(r),
+                -len(r.vulnerabilities), r.package, r.installed_version)
+    return sorted(remedies, key=key)
+
+
 def plan(entries: Iterable[Entry[T]]) -> list[Remedy[T]]:
     """One remedy per (package, installed version) of ``entries``, in ``sort_key`` order.
 
@@ -163,6 +198,7 @@ class Members:
 
     findings: int
     rows: list[Any]
+    repositories: set[Any]  # where they are (an action's reach: how many repositories)
 
 
 def _entry(f: Any, version: str, vuln: Vuln, members: Members,
@@ -191,9 +227,10 @@ def plan_findings(batches: Iterable[Iterable[Any]],
                 triple = (f.key.package, version, f.key.vulnerability)
                 known = entries.get(triple)
                 members = known.member if known is not None and known.member is not None \
-                    else Members(0, [])
+                    else Members(0, [], set())
                 members.rows.append(f)
                 members.findings += 1
+                members.repositories.add((f.key.registry, f.key.project, f.key.repository))
                 if known is None or (f.severity, f.fix_version) > (known.vuln.severity,
                                                                     known.vuln.fix_version):
                     entries[triple] = _entry(f, version, Vuln(f.key.vulnerability, f.severity,
@@ -201,11 +238,11 @@ def plan_findings(batches: Iterable[Iterable[Any]],
     return plan(entries.values())
 
 
-def plan_counted(groups: Iterable[tuple[Any, str, Vuln, int]],
+def plan_counted(groups: Iterable[tuple[Any, str, Vuln, int, set[Any]]],
                  lineage: Callable[[str], Any] | None = None) -> list[Remedy[Members]]:
     """``plan_findings`` from findings counted in the database (``store/actions.py``): per
     (package, installed version, vulnerability), its worst finding row, the version, the
-    vulnerability at its worst and how many findings it covers. The same plan, without
-    reading every finding."""
-    return plan(_entry(f, version, vuln, Members(n, [f]), lineage)
-                for f, version, vuln, n in groups)
+    vulnerability at its worst, how many findings it covers and the repositories they are
+    in. The same plan, without reading every finding."""
+    return plan(_entry(f, version, vuln, Members(n, [f], where), lineage)
+                for f, version, vuln, n, where in groups)

@@ -42,6 +42,21 @@ def test_it_runs_two_cycles_and_shows_the_alert_as_slack_and_email_get_it(tmp_pa
     assert cves <= set(re.findall(r"CVE-\d{4}-\d+", email_text))
     assert email_text.startswith("Subject: [scanwatch] demo-harbor:")
     assert 'id="summary"' in email_html and "Upgrade" in email_text
+    # CISA's KEV catalog moves from 2025.08.21 to 2025.08.25 (CVE-2025-48384, Git): one fetch,
+    # no rescan, and the known-exploited alert names the images that carry it and the upgrade.
+    assert "KEV catalog 2025.08.25, which adds CVE-2025-48384" in done.stdout
+    assert "(1 conditional request)" in done.stdout and "2 known_exploited event(s)" in done.stdout
+    kev_markup = (out_dir / "alert-kev-slack.txt").read_text()
+    kev = re.sub(r"<[^<>|]+\|([^<>]*)>", r"\1", kev_markup)
+    assert kev_markup.strip() in done.stdout
+    assert "Upgrade git 1:2.39.5-0+deb12u1 → 1:2.39.5-0+deb12u2" in kev
+    assert "CVE-2025-48384 (High, now known exploited (CISA KEV))" in kev
+    assert ("CVE-2025-48384 is known exploited (CISA KEV: Git Link Following Vulnerability, "
+            "due 2025-09-15)") in kev
+    [pushed] = re.findall(r"And (\S+, \S+) came with Debian's git", done.stdout)
+    [where] = [line for line in kev.splitlines() if line.strip().startswith("in ")]
+    assert {name.strip() for name in where.strip()[3:].split(",")} == set(pushed.split(", "))
+    assert set(re.findall(r"CVE-\d{4}-\d+", kev)) == {"CVE-2025-48384"}
     # The config it wrote is a real one: `config check` accepts it.
     check = subprocess.run([*command, "config", "check", "--config",
                             str(out_dir / "config.toml")], env=env, capture_output=True,

@@ -91,8 +91,12 @@ def test_it_gives_each_real_trivy_reports_actions_with_the_fix_for_all(
         assert row["candidate_fix_versions"] == []
         assert set(row) == {"package", "installed_version", "fix_version",
                             "candidate_fix_versions", "ecosystem", "vulnerabilities",
-                            "source", "base_image", "rebuild_on", "build_step"}
-        assert all(set(v) == {"id", "severity", "fix_version"} for v in row["vulnerabilities"])
+                            "source", "base_image", "rebuild_on", "build_step", "kev",
+                            "kev_date_added", "kev_due_date", "epss", "epss_percentile"}
+        # Without --kev/--epss files nothing is known exploited or scored.
+        assert (row["kev"], row["kev_due_date"], row["epss"]) == (False, None, None)
+        assert all(set(v) == {"id", "severity", "fix_version", "kev", "epss", "epss_percentile"}
+                   and v["kev"] is None for v in row["vulnerabilities"])
         # Without --base the file cannot tell base layers from own ones (tests/lineage/).
         # (a file whose vulnerabilities name no layer says nothing of their source)
         assert row["source"] in ("unknown", None) and row["base_image"] is None
@@ -101,7 +105,8 @@ def test_it_gives_each_real_trivy_reports_actions_with_the_fix_for_all(
 
 def test_each_vulnerability_keeps_its_own_fix_and_severity(trivy_fixtures: Path) -> None:
     libcrypto = actions(trivy_fixtures / "alpine-310.json.golden")[0]
-    assert libcrypto["vulnerabilities"] == [
+    assert [{k: v[k] for k in ("id", "severity", "fix_version")}
+            for v in libcrypto["vulnerabilities"]] == [
         {"id": "CVE-2019-1549", "severity": "Medium", "fix_version": "1.1.1d-r0"},
         {"id": "CVE-2019-1551", "severity": "Medium", "fix_version": "1.1.1d-r2"},
     ]

@@ -15,6 +15,9 @@ The rules, per (receiver, finding), with "told" meaning logged or in a message s
   family (the fix; the severity, up or down) carries the same value and the finding's state was
   not told since; so Medium → High after High → Medium is news again.
 - ``sla_overdue``: once per state of the finding.
+- ``known_exploited``: a change with a value, "listed" (``kev_added``, or ``in_kev`` when the
+  finding arrived already in KEV) or "removed" (``kev_removed``): a finding listed on arrival
+  is not told again when the feed lists it, and a removal after a listing is news.
 
 Each delivery that passes gets its ``SendReason``: ``new`` (the receiver never heard of the
 finding), ``changed``, ``reminder`` or ``escalation``.

@@ -9,9 +9,9 @@ scan that could not be trusted (``ScanProblem``). ``OpenFinding`` is a finding s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from daemon.model import ChangeEvent, ChangeKind, FindingKey, Severity
+from daemon.model import ChangeEvent, ChangeKind, FindingKey, Reason, Severity
 
 SCAN_FAILED = "scan_failed"
 SCANNER_UNAVAILABLE = "scanner_unavailable"
@@ -31,6 +31,7 @@ class OverdueFinding:
     fix_version: str = ""
     tags: tuple[str, ...] = ()
     digests: tuple[str, ...] = ()
+    kev_due: date | None = None  # the deadline is CISA KEV's due date ([sla] kev_due_date)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class OpenFinding:
     fix_version: str = ""
     tags: tuple[str, ...] = ()
     digests: tuple[str, ...] = ()
+    kev_due: date | None = None  # its CVE's CISA KEV due date, where [sla] kev_due_date uses it
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,8 @@ def change_of(item: AlertItem) -> tuple[str, str]:
             return kind, item.fix_version
         if kind in ("severity_up", "severity_down"):
             return kind, item.severity.label
+        if kind == "known_exploited":  # listed (kev_added, or in_kev on arrival) or removed
+            return kind, "removed" if item.reason is Reason.KEV_REMOVED else "listed"
     return kind, ""
 
 

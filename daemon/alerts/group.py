@@ -66,6 +66,9 @@ class RunContext:
     exploit: Mapping[str, ExploitInfo] = field(default_factory=dict)
     # "feed kev is stale: …" lines, for the next digest (``intel.status.stale_notices``)
     feed_notices: tuple[str, ...] = ()
+    # finding → what a VEX statement that does not silence says of it ("VEX affected: …",
+    # ``IgnoreRules.vex_note``); None where no VEX statement is in force
+    vex_note: Callable[[FindingKey], str] | None = None
 
 
 def context_for(config: Any, **values: Any) -> RunContext:
@@ -121,7 +124,21 @@ def _action(ctx: RunContext, registry: str, found: remedy.Remedy[_Facts]) -> Act
                   source=found.source, base_image=found.base_image,
                   rebuild_on=found.rebuild_on, step=found.step,
                   exploit=tuple((v.id, ctx.exploit[v.id]) for v in found.vulnerabilities
-                                if v.id in ctx.exploit))
+                                if v.id in ctx.exploit),
+                  vex=_vex_notes(ctx, found))
+
+
+def _vex_notes(ctx: RunContext, found: remedy.Remedy[_Facts]) -> tuple[tuple[str, str], ...]:
+    """(vulnerability, note) of the action's findings that a VEX statement speaks of without
+    silencing them (``affected`` with its action statement, ``under_investigation``)."""
+    if ctx.vex_note is None:
+        return ()
+    notes: dict[tuple[str, str], None] = {}
+    for f in found.members:
+        note = ctx.vex_note(f.key)
+        if note:
+            notes[(f.key.vulnerability, note)] = None
+    return tuple(sorted(notes))
 
 
 def rebuilds(actions: Sequence[Action], pushed: Mapping[str, datetime | None]
@@ -273,7 +290,7 @@ def build_message(
                            set(item.digests))
             overdue.append(Overdue(k.vulnerability, k.package, item.severity, image,
                                    max(0, (now - item.opened_at) // timedelta(days=1)),
-                                   item.deadline.days, d.escalation))
+                                   item.deadline.days, d.escalation, item.kev_due))
             reported[(k, *change_of(item))] = None
             continue
         if isinstance(item, ChangeEvent) and item.kind is ChangeKind.FIXED:

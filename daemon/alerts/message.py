@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from daemon.model import NO_EXPLOIT_INFO, ExploitInfo, FindingKey, Severity
 from daemon.remedy import Vuln as Vuln  # one vulnerability of an action, shared with remedy
@@ -81,6 +81,11 @@ class Action:
     rebuild_on: str = ""
     step: str = ""
     exploit: tuple[tuple[str, ExploitInfo], ...] = ()  # KEV/EPSS of its vulnerabilities
+    # (vulnerability, "VEX affected: <action statement>" / "VEX under_investigation")
+    vex: tuple[tuple[str, str], ...] = ()
+
+    def vex_of(self, vulnerability: str) -> str:
+        return "; ".join(n for v, n in self.vex if v == vulnerability)
 
     def why_of(self, vulnerability: str) -> Why | None:
         return next((w for w in self.why if w.vulnerability == vulnerability), None)
@@ -161,6 +166,7 @@ class Overdue:
     open_days: int
     deadline_days: int
     escalation: bool = False
+    kev_due: date | None = None  # the deadline is CISA KEV's due date ([sla] kev_due_date)
 
 
 @dataclass(frozen=True, slots=True)

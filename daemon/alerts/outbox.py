@@ -112,13 +112,14 @@ def overdue_items(config: Config, open_findings: Sequence[OpenFinding], now: dat
     from daemon.sla import evaluate
 
     state = evaluate(((o, o.severity, o.opened_at or now) for o in open_findings
-                      if o.opened_at is not None), config.sla, now)
+                      if o.opened_at is not None), config.sla, now,
+                     {o: o.kev_due for o in open_findings if o.kev_due is not None})
     out: list[AlertItem] = []
     for item in state.overdue:
         o: OpenFinding = item.key  # type: ignore[assignment]
         out.append(OverdueFinding(o.finding, o.severity, item.first_seen,
                                   item.deadline - item.first_seen, o.installed_version,
-                                  o.fix_version, o.tags, o.digests))
+                                  o.fix_version, o.tags, o.digests, item.kev_due))
     return out
 
 
@@ -153,6 +154,8 @@ def plan(
     items = [Item(e, "event", eid) for eid, e in events]
     items += [Item(p, "scan", sid) for sid, p in scan_problems]
     items += [Item(p) for p in [*problems, *overdue_items(config, open_findings, now)]]
+    if rules.vex:
+        run_context = replace(run_context, vex_note=rules.vex_note)
     kept, silenced = apply_silences(items, rules, now)
     if silenced:
         _log.debug("alert_items_silenced", count=len(silenced))
@@ -289,12 +292,18 @@ def build_and_queue(
 def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[OpenFinding]:
     """The open findings a stage needs, read only when one needs them; the silencing stage
     decides which of them are ignored. Reminders (``repeat_open_every``) need every one; the
-    SLA stage only those past their deadline; the expiry warning only those a rule expiring
-    within its horizon could hide: a registry of 100,000 images is not read for a few."""
+    SLA stage only those past their deadline (by severity, or by KEV's due date with
+    ``kev_due_date``); the expiry warning only those a rule expiring within its horizon could
+    hide: a registry of 100,000 images is not read for a few."""
     from daemon.sla import deadlines
+    from daemon.store import intel as store_intel
     from daemon.store.findings import FindingQuery, output_order
 
     now = datetime.now(UTC)
+    kev: dict[str, tuple[Any, Any]] = {}
+    if config.sla.kev_due_date:
+        with store.engine.connect() as conn:
+            kev = store_intel.kev_dates(conn)
     if any(r.repeat_open_every for r in config.routes):
         # Unordered batches of repositories (no spill, no sort in SQL), then the listing's order.
         batches = store.finding_batches(FindingQuery(include_ignored=True), rules=None, now=now)
@@ -306,10 +315,14 @@ def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[Ope
                                      if today <= r.expires <= today + EXPIRY_HORIZON))
         if expiring:
             found.update((r.key, r) for r in store.findings_of(expiring.may_match, now))
+        if kev:  # a listed CVE's due date may come before its severity's deadline
+            found.update((r.key, r) for r in store.findings_of(lambda v, _: v in kev, now))
         rows = list(found.values())
     rows.sort(key=output_order)
     return [OpenFinding(r.key, r.severity, r.first_seen,
                         r.installed_versions[0] if r.installed_versions else "", r.fix_version,
-                        r.tags, r.digests) for r in rows]
+                        r.tags, r.digests,
+                        kev[r.key.vulnerability][1] if r.key.vulnerability in kev else None)
+            for r in rows]
 
 

@@ -122,7 +122,7 @@ def _text_details(a: Action) -> list[str]:
     names = _names(a)
     more = f" (and {len(names) - w.MAX_IMAGES} more)" if len(names) > w.MAX_IMAGES else ""
     lines = [f"   {', '.join(_ids(a))}", f"   in {', '.join(names[: w.MAX_IMAGES])}{more}"]
-    lines.extend(f"   {line}" for line in w.kev_lines(a))
+    lines.extend(f"   {line}" for line in w.notes(a))
     if a.shared_images:
         lines.append(f"   {w.shared_line(a)}")
     if lw.source_line(a):
@@ -179,6 +179,7 @@ def _slack_action(message: Message, prefix: str, a: Action) -> list[str]:
     head = slack_escape(w.action_line(a))
     lines = [f"{prefix} *{head}*  ({w.counts_text(a.severity_counts())})",
              f"      {shown}", f"      in {images}"]
+    lines.extend(f"      {slack_escape(line)}" for line in w.notes(a))
     if a.shared_images:
         lines.append(f"      _{slack_escape(w.shared_line(a))}_")
     if lw.source_line(a):
@@ -281,7 +282,7 @@ def _email_action(message: Message, a: Action) -> dict[str, Any]:
             "top": a.top_severity.label, "colour": _colour(a.top_severity), "vulns": vulns,
             "images": images, "more": f" (and {more} more)" if more > 0 else "",
             "shared": w.shared_line(a) if a.shared_images else "",
-            "source": lw.source_line(a) or ""}
+            "source": lw.source_line(a) or "", "notes": w.notes(a)}
 
 
 def _email_summary(message: Message) -> list[dict[str, Any]]:
@@ -342,12 +343,10 @@ def _image_doc(i: Image) -> dict[str, Any]:
 
 
 def _kev_doc(e: ExploitInfo) -> dict[str, Any] | None:
-    if not e.kev:
-        return None
-    return {"name": w.one_line(e.kev_name), "required_action": w.one_line(e.required_action),
-            "date_added": e.date_added.isoformat() if e.date_added else None,
-            "due_date": e.due_date.isoformat() if e.due_date else None,
-            "ransomware": e.ransomware}
+    doc = e.kev_fields()
+    if doc is not None:
+        doc.update(name=w.one_line(e.kev_name), required_action=w.one_line(e.required_action))
+    return doc
 
 
 def _vuln_doc(message: Message, a: Action, v: Vuln) -> dict[str, Any]:
@@ -357,7 +356,8 @@ def _vuln_doc(message: Message, a: Action, v: Vuln) -> dict[str, Any]:
             "link": links.advisory_link(v.id, message.advisory_url) or None,
             "fix_version": w.one_line(v.fix_version) or None,
             "change": why.change if why else None, "reason": why.reason if why else None,
-            "kev": _kev_doc(e), "epss": e.epss, "epss_percentile": e.epss_percentile}
+            "kev": _kev_doc(e), "epss": e.epss, "epss_percentile": e.epss_percentile,
+            "vex": w.one_line(a.vex_of(v.id), w.MAX_DETAIL) or None}
 
 
 def _action_doc(message: Message, a: Action) -> dict[str, Any]:
@@ -424,7 +424,8 @@ def to_document(message: Message) -> dict[str, Any]:
         "overdue": [{"vulnerability": w.one_line(o.vulnerability),
                      "package": w.one_line(o.package), "severity": o.severity.label,
                      "image": _image_doc(o.image), "open_days": o.open_days,
-                     "deadline_days": o.deadline_days, "escalation": o.escalation}
+                     "deadline_days": o.deadline_days, "escalation": o.escalation,
+                     "kev_due_date": o.kev_due.isoformat() if o.kev_due else None}
                     for o in message.overdue],
         "scan_problems": [{"kind": p.kind, "image": _image_doc(p.image) if p.image else None,
                            "detail": w.one_line(p.detail, w.MAX_DETAIL)}

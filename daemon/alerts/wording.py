@@ -173,6 +173,17 @@ def kev_lines(action: Action) -> list[str]:
     return out
 
 
+def vex_lines(action: Action) -> list[str]:
+    """One line per VEX statement that speaks of the action without silencing it: the
+    ``affected`` action statement, or that it is under investigation."""
+    return [f"{one_line(vid)}: {one_line(note, MAX_DETAIL)}" for vid, note in action.vex]
+
+
+def notes(action: Action) -> list[str]:
+    """What the action's message says besides the upgrade: KEV entries, then VEX notes."""
+    return kev_lines(action) + vex_lines(action)
+
+
 def shared_line(action: Action) -> str:
     """The base-image hint; only set (``shared_images``) where a fix exists."""
     return (f"{action.shared_images} of these images share the same package version: "
@@ -181,9 +192,10 @@ def shared_line(action: Action) -> str:
 
 def overdue_line(o: Overdue) -> str:
     esc = " (escalated)" if o.escalation else ""
+    due = (f"CISA KEV due {o.kev_due.isoformat()}" if o.kev_due is not None
+           else f"SLA {o.deadline_days} days")
     return (f"{one_line(o.vulnerability)} ({o.severity.label}) {one_line(o.package)} in "
-            f"{one_line(o.image.name)}, open {o.open_days} days (SLA {o.deadline_days} days)"
-            f"{esc}")
+            f"{one_line(o.image.name)}, open {o.open_days} days ({due}){esc}")
 
 
 def problem_line(p: Problem) -> str:

@@ -15,8 +15,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         epilog="It starts the Harbor simulator in-process, runs a first scan cycle, shows each "
                "artifact's status and the first-sight summary, updates the simulated scanner "
                "database and pushes a rebuilt image, runs a second cycle, and prints the "
-               "remediation alert as Slack and email receive it. It sends nothing anywhere "
-               "and writes only under --dir. It needs no configuration file.")
+               "remediation alert as Slack and email receive it; then CISA's KEV catalog "
+               "adds a Git CVE two images carry, and it shows the known-exploited alert that "
+               "follows without a rescan. It sends nothing anywhere and writes only under "
+               "--dir. It needs no configuration file.")
     p.add_argument("--dir", metavar="DIR", default="scanwatch-demo",
                    help="where to write the demo's config, database and alerts "
                         "(default: ./scanwatch-demo)")

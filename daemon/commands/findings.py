@@ -35,11 +35,11 @@ HEADERS = ("PACKAGE", "INSTALLED → FIXED", "VULNERABILITY", "SEVERITY", "REPOS
 FIELDS = ("package", "installed", "fixed", "vulnerability", "severity", "registry", "project",
           "repository", "tags", "digests", "first_seen", "opened_at", "age_days", "sla",
           "deadline", "ignored", "ignore_reason", "kev", "kev_date_added", "kev_due_date",
-          "epss", "epss_percentile")
+          "epss", "epss_percentile", "vex")
 PAGE_LIMIT = 5000  # up to this many rows come through the index, more through one full pass
 _SAMPLE = 200  # table rows that set the column widths before the rest stream
 
-Deadline = Callable[["Severity", datetime], "datetime | None"]
+Deadline = Callable[["Severity", datetime, str], "datetime | None"]  # (severity, opened, CVE)
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -62,8 +62,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="only findings whose CVE's EPSS score is at least SCORE (0-1)")
     p.add_argument("--by", choices=("action", "image"),
                    help="a summary instead of the list: action = one upgrade per (package, "
-                        "installed version), fixable and worst first; image = counts per "
-                        "repository, worst first")
+                        "installed version), known exploited (KEV) first, then fixable, EPSS, "
+                        "worst, widest; image = counts per repository, worst first")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--limit", metavar="N", type=_positive,
                       help="only the first N findings (default on a terminal: one page)")
@@ -102,19 +102,13 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args, sends=False)
     now = datetime.now(UTC)
-    sla_for = _sla_function(cfg)
-    if args.overdue and sla_for is None:
+    if args.overdue and not _has_sla(cfg):
         raise UsageError("--overdue needs an [sla] section in the configuration")
     query = FindingQuery(
         registry=args.registry, project=args.project, repository=args.repository,
         min_severity=Severity.from_name(args.severity) if args.severity else None,
         fixable=True if args.fixable else None, include_ignored=args.include_ignored,
         package=args.package)
-    keep = None
-    if args.overdue and sla_for is not None:
-        def keep(h: FindingHead) -> bool:
-            deadline = sla_for(h.severity, h.opened_at)
-            return deadline is not None and now > deadline
     limit = args.limit
     if limit is None and not args.all and args.by is None and args.format == "table" \
             and sys.stdout.isatty():
@@ -130,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
 
         with store.engine.connect() as conn:
             intel = store_intel.tables(conn)
+        sla_for = _sla_function(cfg, intel)
+        keep = None
+        if args.overdue and sla_for is not None:
+            def keep(h: FindingHead) -> bool:
+                deadline = sla_for(h.severity, h.opened_at, h.key.vulnerability)
+                return deadline is not None and now > deadline
         keep = _exploit_filter(keep, intel, args.kev, args.min_epss)
         rules = store.ignore_rules(cfg) if cfg is not None else None
         if args.by is not None:
@@ -139,10 +139,10 @@ def run(args: argparse.Namespace) -> int:
                 lineage = findings_summary.lineage_of(store)
                 if keep is None:  # counted in SQL; a filter decided per finding reads each
                     return findings_summary.print_plan(store.finding_actions(
-                        query, rules=rules, now=now, lineage=lineage), args.format)
+                        query, rules=rules, now=now, lineage=lineage), args.format, store)
                 return findings_summary.actions(
                     store.finding_batches(query, rules=rules, now=now, keep=keep), args.format,
-                    lineage)
+                    lineage, store)
             return findings_summary.images(
                 store.finding_heads(query, rules=rules, now=now, keep=keep), args.format)
         rest = 0
@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
             rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
             if limit is not None:
                 rows = _first(rows, limit)
-        records = (_record(f, now, sla_for, intel) for f in rows)
+        note = rules.vex_note if rules is not None and rules.vex else None
+        records = (_record(f, now, sla_for, intel, note) for f in rows)
         if args.format == "table":
             # A page with more after it ends with "… and N more" instead of a totals line.
             _table(records, bounded=limit is not None, wide=args.wide, empty=_empty(args),
@@ -189,8 +190,8 @@ def _exploit_filter(keep: Any, intel: Any, kev: bool, min_epss: float | None) ->
 
 
 def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
-            intel: Any = None) -> dict[str, Any]:
-    deadline = sla_for(f.severity, f.opened_at) if sla_for else None
+            intel: Any = None, note: Callable[[Any], str] | None = None) -> dict[str, Any]:
+    deadline = sla_for(f.severity, f.opened_at, f.key.vulnerability) if sla_for else None
     if deadline is None:
         sla = "-"  # no [sla] deadline for this severity
     elif now > deadline:
@@ -207,6 +208,8 @@ def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
         "deadline": deadline.isoformat() if deadline else None,
         "ignored": f.ignored, "ignore_reason": f.ignore_reason,
         **_exploit_fields(f.key.vulnerability, intel),
+        # a VEX statement that does not silence it: "VEX under_investigation", "VEX affected: …"
+        "vex": (note(f.key) if note else "") or None,
     }
 
 
@@ -342,17 +345,22 @@ def _tags(tags: list[str], limit: int = 3) -> str:
     return shown + (f" (+{len(tags) - limit})" if len(tags) > limit else "")
 
 
-def _sla_function(cfg: Config | None) -> Deadline | None:
-    """deadline(severity, opened_at) from daemon/sla.py and [sla]; None when there is no [sla]."""
-    if cfg is None or not cfg.sla.deadlines:
+def _has_sla(cfg: Config | None) -> bool:
+    return cfg is not None and bool(cfg.sla.deadlines or cfg.sla.kev_due_date)
+
+
+def _sla_function(cfg: Config | None, intel: Any = None) -> Deadline | None:
+    """deadline(severity, opened_at, CVE) from daemon/sla.py and [sla] (with KEV's due date
+    of the CVE where ``kev_due_date`` asks for it); None when there is no [sla]."""
+    if cfg is None or not _has_sla(cfg):
         return None
     from daemon import sla
 
-    spans = sla.deadlines(cfg.sla)  # once: the listing asks for every finding
+    policy = cfg.sla
+    kev = intel.kev if intel is not None else {}
 
-    def deadline(severity: Severity, opened: datetime) -> datetime | None:
-        span = spans.get(severity)
-        return None if span is None else opened + span
-
+    def deadline(severity: Severity, opened: datetime, cve: str) -> datetime | None:
+        entry = kev.get(cve)
+        return sla.deadline_for(severity, opened, policy, entry[1] if entry else None)
     return deadline
 

@@ -38,17 +38,32 @@ def lineage_of(store: Store) -> Callable[[str], Advisor]:
 
 
 def actions(batches: Iterable[list[FindingRow]], fmt: str,
-            lineage: Callable[[str], Advisor] | None = None) -> int:
+            lineage: Callable[[str], Advisor] | None = None, store: Store | None = None) -> int:
     from daemon.remedy import plan_findings
 
-    return print_plan(plan_findings(batches, lineage), fmt)
+    return print_plan(plan_findings(batches, lineage), fmt, store)
 
 
-def print_plan(plan: list[Remedy[Any]], fmt: str) -> int:
-    """The plan as ``report show --by action`` prints one."""
+def print_plan(plan: list[Remedy[Any]], fmt: str, store: Store | None = None) -> int:
+    """The plan as ``report show --by action`` prints one, with what the KEV and EPSS copies
+    in force (``store``) say of its CVEs: known exploited first, and each action's reach the
+    repositories that carry it."""
     from daemon.commands.report_actions import print_actions
 
-    return print_actions("open findings", plan, fmt if fmt == "json" else "table")
+    exploit = None
+    if store is not None:
+        from daemon.store import intel as store_intel
+
+        with store.engine.connect() as conn:
+            exploit = store_intel.exploit_info(
+                conn, {v.id for r in plan for v in r.vulnerabilities})
+    return print_actions("open findings", plan, fmt if fmt == "json" else "table", exploit,
+                         _reach)
+
+
+def _reach(r: Any) -> int:
+    """The repositories an action of the plan is found in."""
+    return len(set().union(*(m.repositories for m in r.members)))
 
 
 def images(heads: Iterable[FindingHead], fmt: str) -> int:

@@ -66,6 +66,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "layers both share are the base's, so each action says whether it comes from the base "
         "or from the image's own layers (each with its layer and build step, which a Trivy "
         "report names even without --base)")
+    show.add_argument(
+        "--kev", metavar="KEV_FILE",
+        help="with --by action: a CISA KEV catalog (known_exploited_vulnerabilities.json); "
+        "actions whose CVEs it lists come first and carry its entry (date added, due date)")
+    show.add_argument(
+        "--epss", metavar="EPSS_FILE",
+        help="with --by action: a FIRST EPSS file (epss_scores-YYYY-MM-DD.csv.gz, or .csv); "
+        "actions carry their CVEs' highest score and rank by it after KEV")
     add_format(show)
     show.set_defaults(handler=run_show)
 
@@ -130,7 +138,8 @@ def run_show(args: argparse.Namespace) -> int:
             load_report_file(args.base)  # the same checks and one-line errors
             base = _json(args.base)
         return show_actions(args.file, report, args.format,
-                            trivy.sources(_json(args.file), base))
+                            trivy.sources(_json(args.file), base),
+                            _exploit(args, {o.id for o in report.occurrences}))
     occurrences = report.occurrences
     if args.format == "json":
         print_json([occurrence_json(o) for o in occurrences])
@@ -212,6 +221,32 @@ def run_diff(args: argparse.Namespace) -> int:
     else:
         print(f"no differences; {unchanged} unchanged")
     return 0
+
+
+def _exploit(args: argparse.Namespace, cves: set[str]) -> Any:
+    """What ``--kev``/``--epss`` say of ``cves`` (``ExploitInfo`` by CVE), or None."""
+    if not (args.kev or args.epss):
+        return None
+    from pathlib import Path
+
+    from daemon.errors import UsageError
+    from daemon.intel import epss, kev
+
+    def read(path: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+
+    catalog = kev.parse(read(args.kev), args.kev) if args.kev else None
+    scores = epss.parse(read(args.epss), args.epss) if args.epss else None
+    out = {}
+    for cve in cves:
+        entry = catalog.entries.get(cve) if catalog else None
+        score = scores.get(cve) if scores else None
+        if entry is not None or score is not None:
+            out[cve] = kev.exploit_info(entry, score)
+    return out
 
 
 def _json(path: str) -> Any:

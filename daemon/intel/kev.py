@@ -17,6 +17,7 @@ from typing import Any
 
 from daemon.errors import FeedInvalid
 from daemon.harbor import inbound
+from daemon.model import ExploitInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,18 @@ def parse(data: bytes, where: str) -> KevCatalog:
         raise FeedInvalid(f"{where}: not a KEV catalog: count says {body['count']}, "
                           f"{len(entries)} distinct entries")
     return KevCatalog(body["catalogVersion"], body["dateReleased"], entries)
+
+
+def exploit_info(entry: Any, score: tuple[float, float] | None) -> ExploitInfo:
+    """What KEV (``entry``: a ``KevEntry`` or a stored row of the same fields, None when not
+    listed) and EPSS (``score``: (score, percentile) or None) say of one CVE."""
+    return ExploitInfo(
+        kev=entry is not None, kev_name=entry.name if entry else "",
+        date_added=entry.date_added if entry else None,
+        due_date=entry.due_date if entry else None,
+        required_action=entry.required_action if entry else "",
+        ransomware=bool(entry.ransomware) if entry else False,
+        epss=score[0] if score else None, epss_percentile=score[1] if score else None)
 
 
 @dataclass(frozen=True, slots=True)

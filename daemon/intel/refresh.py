@@ -97,6 +97,12 @@ def _keep(store: Store, feed: FeedConfig, parsed: Any, got: fetch.Fetched, now: 
         return store_intel.record_events(conn, events, now)
 
 
+def stored_fetched_at(store: Store, name: str) -> datetime | None:
+    """When the copy in force of feed ``name`` was fetched (None: there is none)."""
+    row = _stored(store, name)
+    return row.fetched_at if row is not None else None
+
+
 def _stored(store: Store, name: str) -> Any:
     from daemon.store import intel as store_intel
 

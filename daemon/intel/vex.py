@@ -14,8 +14,10 @@ statement is the ignore reason); ``under_investigation`` is shown, not silenced;
 with an ``action_statement`` carries that text. Subcomponents (package PURLs) narrow a
 statement to those packages. ``export`` writes the decisions in force as one OpenVEX document.
 
-CSAF VEX is not read: no well-kept CSAF parser is on PyPI (``csaf-tool`` is a CLI, not a
-library with a stable API), and hand-writing one is the defect the project avoids.
+CSAF VEX is not read: the one CSAF parser on PyPI that reads VEX (Red Hat's ``csaf-lib``,
+0.1.0b12) is a beta whose API still moves (it was ``csaf-vex`` before), ``csaf-tool`` is a CLI,
+and hand-writing one is the defect the project avoids; public CSAF VEX documents (Red Hat's,
+CIQ's) also name RPM packages of OS products (CPEs, product ids), not images.
 """
 
 from __future__ import annotations

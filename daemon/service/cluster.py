@@ -13,7 +13,10 @@ the leases this instance holds (``service/leases.py``):
   downtime ``skip`` is about;
 * a digest route's cron fires only on the holder of ``digest:ROUTE``;
 * the outbox relay runs only on the holder of ``outbox``; it stops before the next send once the
-  lease is gone locally, and its marks are fenced.
+  lease is gone locally, and its marks are fenced;
+* the intel feeds (``[[feed]]``, ``[[vex]]`` URLs) are fetched only by the holder of ``feeds``
+  (one conditional request per feed across the cluster, its writes fenced); an instance that
+  gains it fetches at once, so a feed's age never waits for the next cron after a take-over.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 _log = log.get(__name__)
 OUTBOX = "outbox"
+FEEDS = "feeds"
 
 
 def registry_unit(name: str) -> str:
@@ -54,9 +58,11 @@ def digest_keys(config: Config) -> list[str]:
 
 
 def units_of(config: Config) -> list[str]:
-    """Every unit of work the configuration has: its registries, digest routes, the relay."""
+    """Every unit of work the configuration has: its registries, digest routes, the relay,
+    and the intel feeds when it has any."""
+    feeds = [FEEDS] if config.feeds or any(v.url for v in config.vex) else []
     return ([registry_unit(r.name) for r in config.registries]
-            + [digest_unit(k) for k in digest_keys(config)] + [OUTBOX])
+            + [digest_unit(k) for k in digest_keys(config)] + [OUTBOX] + feeds)
 
 
 def fire_slot(schedule: ScheduleConfig, now: datetime) -> datetime:
@@ -73,7 +79,8 @@ class Cluster:
     def __init__(self, store: Store, config: Config, *, cycle: Cycle,
                  now_fn: Callable[[], datetime], wake_delivery: asyncio.Event,
                  running: set[asyncio.Task[Any]] | None = None,
-                 stopping: Callable[[], bool] = lambda: False, metrics: Any = None) -> None:
+                 stopping: Callable[[], bool] = lambda: False, metrics: Any = None,
+                 on_feeds: Callable[[], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.config = config
         self.cycle = cycle  # the daemon's _cycle: one run of a (restricted) schedule
@@ -86,6 +93,7 @@ class Cluster:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.stop = asyncio.Event()
         self.metrics = metrics
+        self.on_feeds = on_feeds  # the daemon's fetch of every feed, when ``feeds`` is gained
         self.holder = LeaseHolder(store.engine, units_of(config), config.daemon.lease_ttl,
                                   busy=self._busy, on_change=self._changed,
                                   on_tick=self._gauges)
@@ -132,6 +140,8 @@ class Cluster:
         for unit in units:
             if unit == OUTBOX:
                 self.wake_delivery.set()
+            elif unit == FEEDS and self.on_feeds is not None:
+                self._keep(self.on_feeds())
             elif unit.startswith("registry:"):
                 self._keep(self._take_over(unit.removeprefix("registry:")))
 
@@ -256,6 +266,9 @@ class Cluster:
 
     def outbox_token(self) -> Token | None:
         return self.holder.token(OUTBOX)
+
+    def feeds_token(self) -> Token | None:
+        return self.holder.token(FEEDS)
 
     def fenced_sender(self, sender: Any) -> Any:
         """``sender``, refusing to send once the relay's lease is gone here (a resumed stall)."""

@@ -99,7 +99,7 @@ class Daemon:
                                        now_fn=utcnow, wake_delivery=self.wake_delivery,
                                        running=self.running,
                                        stopping=lambda: self.signals.stop.requested,
-                                       metrics=self.metrics)
+                                       metrics=self.metrics, on_feeds=self.refresh_feeds)
             else:
                 self.store.acquire_daemon_lock()
         except BaseException:
@@ -249,16 +249,47 @@ class Daemon:
                 add_cron_job(self.scheduler, f"digest:{index}", route.digest_cron,
                              route.digest_timezone, self.digest, kwargs={"index": index})
 
+    async def refresh_feeds(self) -> None:
+        """Every feed now (at start, and when this instance gains the ``feeds`` lease)."""
+        for feed in self.config.feeds:
+            await self.refresh_feed(feed.name)
+        for source in self.config.vex:
+            if source.url:
+                await self.refresh_vex(source.name)
+
+    def _feeds_token(self) -> tuple[bool, list[Any]]:
+        """(may this instance fetch feeds, the tokens its writes are fenced with): alone, yes;
+        in a cluster, only as the holder of the ``feeds`` lease."""
+        if self.cluster is None:
+            return True, []
+        token = self.cluster.feeds_token()
+        return token is not None, [token] if token is not None else []
+
     async def refresh_feed(self, name: str) -> None:
         """One refresh of an intel feed, beside the runs: it holds no schedule or registry
-        lock, and a feed that fails only logs (``intel.refresh`` never raises for it)."""
+        lock, and a feed that fails only logs (``intel.refresh`` never raises for it). In a
+        cluster only the ``feeds`` lease holder fetches; the others read the age of the copy
+        it keeps, for their metric."""
         feed = self.config.feed(name)
         if feed is None or self.signals.stop.requested:
             return
         from daemon.intel.refresh import refresh
+        from daemon.store.leases import LeaseLost, working_under
 
+        allowed, tokens = self._feeds_token()
+        if not allowed:
+            from daemon.intel.refresh import stored_fetched_at
+
+            self.feed_fetched[name] = await self.store.thread.run(
+                stored_fetched_at, self.store, name)
+            _log.debug("feed_left_to_lease_holder", feed=name)
+            return
         try:
-            result = await refresh(self.config, self.store, feed, now_fn=utcnow)
+            with working_under(tokens):
+                result = await refresh(self.config, self.store, feed, now_fn=utcnow)
+        except LeaseLost as exc:  # the lease moved during the fetch: its new holder fetches
+            _log.warning("feed_fenced", feed=name, error=str(exc))
+            return
         except Exception:  # a bug, not a feed problem: logged, the daemon goes on
             _log.exception("feed_refresh_crashed", feed=name)
             return
@@ -272,9 +303,16 @@ class Daemon:
         if source is None or self.signals.stop.requested:
             return
         from daemon.intel.refresh import refresh_vex
+        from daemon.store.leases import LeaseLost, working_under
 
+        allowed, tokens = self._feeds_token()
+        if not allowed:
+            return
         try:
-            await refresh_vex(self.store, source, now_fn=utcnow)
+            with working_under(tokens):
+                await refresh_vex(self.store, source, now_fn=utcnow)
+        except LeaseLost as exc:
+            _log.warning("feed_fenced", feed=f"vex:{name}", error=str(exc))
         except Exception:  # a bug, not a source problem: logged, the daemon goes on
             _log.exception("vex_refresh_crashed", vex=name)
 
@@ -300,8 +338,8 @@ class Daemon:
                           catch_up=decision.run_now, reason=decision.reason)
             if decision.run_now:
                 self._spawn(schedule.name, "catch_up", jitter_delay(schedule.jitter))
-        for feed in self.config.feeds:  # a feed never fetched, or stale: fetch it now
-            self._keep(self.refresh_feed(feed.name))
+        # Every feed now (a 304 where it is current): in a cluster, on the ``feeds`` holder.
+        self._keep(self.refresh_feeds())
 
     def _spawn(self, name: str, trigger: str, delay: float) -> None:
         async def later() -> None:

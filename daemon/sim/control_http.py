@@ -1,6 +1,7 @@
 """``/_sim/``: the simulator's control endpoints (not Harbor; no auth; never in the statistics).
 
-POST /_sim/push        {} | {"project", "repository", "tag", "base"?: "base/debian:12.7"}
+POST /_sim/push        {} | {"project", "repository", "tag", "base"?: "base/debian:12.7",
+                        "report"?: Trivy report file name or path (its packages and CVEs)}
                        → {project, repository, digest, tag}  (a base-project push: a newer base)
 GET  /_sim/lineage     [{project, repository, digest, tags, index, platform, base, external,
                        annotated, scanned}] truth (index children too)
@@ -43,7 +44,7 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
         result: Any
         if (method, path) == ("POST", "/_sim/push"):
             result = control.push(body.get("project"), body.get("repository"), body.get("tag"),
-                                  body.get("base"))
+                                  body.get("base"), body.get("report"))
         elif (method, path) == ("GET", "/_sim/lineage"):
             result = control.lineage()
         elif (method, path) == ("POST", "/_sim/db-update"):

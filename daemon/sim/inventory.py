@@ -294,8 +294,10 @@ class Inventory:
         return language, tuple(self.db.choose_from(
             rng, pool, self.options.vulnerabilities_per_artifact // 2))
 
-    def _image_content(self, seedparts: tuple[object, ...],
-                       base: Packages | None) -> tuple[Packages, str]:
+    def _image_content(self, seedparts: tuple[object, ...], base: Packages | None,
+                       report: TrivyReport | None = None) -> tuple[Packages, str]:
+        if report is not None:  # a push that names its report
+            return report.packages, report.scanner_version
         rng = random.Random(stable_seed(self.options.seed, "content", *seedparts))
         if self.reports:
             report = self.reports[rng.randrange(len(self.reports))]
@@ -309,7 +311,7 @@ class Inventory:
 
     def _add(self, repo: Repository, kind: str, tag: str | None, when: float,
              base: tuple[tuple[str, str], ...] | None, model: Artifact | None = None,
-             on: Artifact | None = None) -> Artifact:
+             on: Artifact | None = None, report: TrivyReport | None = None) -> Artifact:
         project = repo.project
         n = len(repo.artifacts) + repo.deleted
         digest = digest_of(self.options.seed, repo.name, n, kind)
@@ -317,9 +319,11 @@ class Inventory:
         if self.bases and kind in ("IMAGE", "INDEX"):
             built_on = on or (model.built_on if model is not None else None) or \
                 self._pick_base(repo.name, digest)
-        if built_on is not None:
+        if built_on is not None and report is None:
             language, own = self._own_packages((repo.name, n), model)
             base = None
+        elif report is not None:
+            built_on = None
         size = 2_000_000 + stable_seed(digest) % 80_000_000
         if kind == "CHART":
             art = Artifact(self.next_id("artifact"), project, repo, digest, "CHART", OCI_MANIFEST,
@@ -357,7 +361,7 @@ class Inventory:
                 self.by_digest[(repo.id, child.digest)] = child
         else:
             docker = stable_seed(digest) % 2 == 0
-            packages, version = self._image_content((repo.name, n, "image"), base)
+            packages, version = self._image_content((repo.name, n, "image"), base, report)
             on_platform = platform_child(built_on, ("amd64", None))
             if on_platform is not None:
                 packages = on_platform.packages + own
@@ -445,7 +449,8 @@ class Inventory:
 
     # ---- pushes ---------------------------------------------------------------------------------
     def push(self, project: Project, short: str | None, tag: str | None, now: float,
-             on: Artifact | None = None) -> Artifact:
+             on: Artifact | None = None, report: TrivyReport | None = None) -> Artifact:
+        """A new image (``report``: with that Trivy report's packages, not built on a base)."""
         repos = [r for r in project.repositories
                  if any(a.type == "IMAGE" for a in r.artifacts)] or project.repositories
         if short is None:
@@ -473,7 +478,12 @@ class Inventory:
             previous.tags = [t for t in previous.tags if t.name != tag]
             previous.touch()
         if repo in self.bases:
+            if report is not None:
+                from daemon.errors import UsageError
+
+                raise UsageError(f"{repo.name} holds the base images: push a report into an "
+                                 "application repository")
             family = next(f for s, f, _, _ in lineage.BASE_REPOS if repo.short == s)
             return self._add_base(repo, family, tag, now)
         return self._add(repo, "IMAGE", tag, now, model.packages if model else None, model,
-                         on)
+                         on, report)

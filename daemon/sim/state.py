@@ -85,13 +85,17 @@ class Control:
         self._s = state
 
     def push(self, project: str | None = None, repository: str | None = None,
-             tag: str | None = None, base: str | None = None) -> dict[str, Any]:
+             tag: str | None = None, base: str | None = None,
+             report: str | None = None) -> dict[str, Any]:
         """A new artifact: into an existing repository with a new tag, or (given a tag) that
         tag moved onto a rebuilt image with a new digest; ``base`` (``base/debian:12.7``)
-        rebuilds it on that base image."""
+        rebuilds it on that base image; ``report`` (the file name of a loaded Trivy report,
+        or the path of a Trivy JSON file, loaded then) makes it carry that report's packages
+        and vulnerabilities."""
         s = self._s
         with s.lock:
             inv = s.inventory
+            chosen = self._report(report) if report is not None else None
             on = None
             if base is not None:
                 name, _, ref = base.rpartition(":") if "@" not in base else base.partition("@")
@@ -110,7 +114,7 @@ class Control:
             short = repository
             if short is not None and short.startswith(f"{target.name}/"):
                 short = short[len(target.name) + 1:]
-            art = inv.push(target, short, tag, s.wall(), on)
+            art = inv.push(target, short, tag, s.wall(), on, chosen)
             s.bump()
             s.webhooks.notify("PUSH_ARTIFACT", target,
                               payload("PUSH_ARTIFACT", art, s.wall()))
@@ -201,6 +205,20 @@ class Control:
         found = self._s.inventory.project(name, by_id=False)
         if found is None:
             raise UsageError(f"no project {name!r}")
+        return found
+
+    def _report(self, name: str) -> Any:
+        s = self._s
+        found = next((r for r in s.inventory.reports if r.name == name), None)
+        if found is None:
+            from daemon.sim.trivy import load_file
+
+            path = Path(name)
+            if not path.is_file():
+                raise UsageError(f"no Trivy report {name!r}: neither a loaded report's file "
+                                 "name nor a file")
+            found = load_file(path)
+            s.db.load(found.items)
         return found
 
     def db_update(self, added: float = 0.05, fix_released: float = 0.1,

@@ -71,11 +71,13 @@ def load_dir(directory: Path) -> list[TrivyReport]:
                    if p.is_file() and (p.name.endswith(".json") or p.name.endswith(".json.golden")))
     if not files:
         raise ReportFormatError(f"{directory}: no *.json Trivy reports in it")
-    reports = []
-    for path in files:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ReportFormatError(f"{path}: cannot read as JSON ({exc})") from None
-        reports.append(convert(data, path.name))
-    return reports
+    return [load_file(path) for path in files]
+
+
+def load_file(path: Path) -> TrivyReport:
+    """One Trivy JSON report file, converted (named by its file name)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportFormatError(f"{path}: cannot read as JSON ({exc})") from None
+    return convert(data, path.name)

@@ -53,6 +53,7 @@ class _Count:
     fix_version: str
     findings: int
     worst: int  # the id of a finding at that worst
+    repositories: set[int]  # the ids of the repositories they are in
 
 
 Counts = dict[tuple[str, str, str], _Count]
@@ -74,22 +75,25 @@ def _carried(conn: Connection, repositories: list[int]) -> Carried:
 
 
 def _add(counts: Counts, package: str, versions: set[str] | list[str], vulnerability: str,
-         severity: int, fix: str, finding_id: int) -> None:
+         severity: int, fix: str, finding_id: int, repository: int) -> None:
     for version in versions:
         slot = counts.get((package, version, vulnerability))
         if slot is None:
-            counts[(package, version, vulnerability)] = _Count(severity, fix, 1, finding_id)
+            counts[(package, version, vulnerability)] = _Count(severity, fix, 1, finding_id,
+                                                               {repository})
             continue
         slot.findings += 1
+        slot.repositories.add(repository)
         if (severity, fix) > (slot.severity, slot.fix_version):
             slot.severity, slot.fix_version, slot.worst = severity, fix, finding_id
 
 
 def counted(conn: Connection, query: FindingQuery, rules: IgnoreRules | None, now: datetime
-            ) -> Iterator[tuple[FindingRow, str, Vuln, int]]:
+            ) -> Iterator[tuple[FindingRow, str, Vuln, int, set[int]]]:
     """Per (package, installed version, vulnerability) of the open findings ``query``
     matches: its worst finding with carriers, the version, the vulnerability at its worst
-    (severity, fix version) and how many findings it covers; for ``remedy.plan_counted``.
+    (severity, fix version), how many findings it covers and the repositories they are in;
+    for ``remedy.plan_counted``.
     The same counts as ``remedy.plan_findings`` over ``findings.by_repository``."""
     f, r, g = t.finding.c, t.repository.c, t.registry.c
     # As ``findings`` has it: without rules (None) the stored flag, else what they say now.
@@ -111,14 +115,15 @@ def counted(conn: Connection, query: FindingQuery, rules: IgnoreRules | None, no
             versions, fixes = carried.get((repo, vuln, pkg)) or (None, None)
             if versions is None or fixes is None:  # no image carries it now: as stored
                 _add(counts, pkg, [v for v in stored.split(", ") if v], vuln, severity, fix,
-                     id_)
+                     id_, repo)
             else:
-                _add(counts, pkg, versions, vuln, severity, fix or min(fixes, default=""), id_)
+                _add(counts, pkg, versions, vuln, severity, fix or min(fixes, default=""), id_,
+                     repo)
     yield from _with_worst(conn, counts, now)
 
 
 def _with_worst(conn: Connection, counts: Counts, now: datetime
-                ) -> Iterator[tuple[FindingRow, str, Vuln, int]]:
+                ) -> Iterator[tuple[FindingRow, str, Vuln, int, set[int]]]:
     f = t.finding.c
     worst = sorted({c.worst for c in counts.values()})
     rows: dict[int, FindingRow] = {}
@@ -132,6 +137,6 @@ def _with_worst(conn: Connection, counts: Counts, now: datetime
         row = rows.get(c.worst)
         if row is not None:
             yield row, version, Vuln(vulnerability, Severity(c.severity), c.fix_version), \
-                c.findings
+                c.findings, c.repositories
 
 

@@ -95,6 +95,7 @@ class Batch:
     touched: set[int] = field(default_factory=set)
     confirms: list[dict[str, Any]] = field(default_factory=list)
     scanned: list[dict[str, Any]] = field(default_factory=list)  # artifact updates to write
+    kev: tuple[frozenset[str], str] | None = None  # KEV in force (CVEs, version), when asked
 
     def flush(self) -> None:
         """Write the pending artifact updates (before anything reads or changes artifacts)."""

@@ -150,18 +150,31 @@ def _heads(rows: Iterable[Any], query: FindingQuery, rules: IgnoreRules | None, 
             yield head
 
 
-def in_order(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
+def in_order(query: FindingQuery, rules: IgnoreRules | None, kev: bool | None = None
+             ) -> Select[Any]:
     """The statement of the matching findings in output order (fixable first, most severe,
-    package, vulnerability, where): a walk of ``ix_finding_order``."""
+    package, vulnerability, where): a walk of ``ix_finding_order``. ``kev`` True/False: only
+    the findings whose CVE is / is not in the KEV copy in force (``intel_kev``)."""
     f, r, g = t.finding.c, t.repository.c, t.registry.c
-    return _select(query, rules).order_by(FIXABLE_FIRST, f.severity.desc(), f.package,
-                                          f.vulnerability, g.name, r.project, r.name)
+    stmt = _select(query, rules)
+    if kev is not None:
+        listed = f.vulnerability.in_(select(t.intel_kev.c.cve))
+        stmt = stmt.where(listed if kev else ~listed)
+    return stmt.order_by(FIXABLE_FIRST, f.severity.desc(), f.package,
+                         f.vulnerability, g.name, r.project, r.name)
 
 
 def heads_in_order(conn: Connection, query: FindingQuery, *, rules: IgnoreRules | None,
                    now: datetime, keep: Keep | None = None) -> Iterator[FindingHead]:
-    """Matching findings in output order, streamed from the database without carriers."""
-    yield from _heads(driver_rows(conn, in_order(query, rules)), query, rules, now, keep)
+    """Matching findings in output order, streamed from the database without carriers; with
+    a KEV copy in force, the findings it lists come first (README: known exploited first),
+    each part in output order."""
+    parts: list[bool | None] = [None]
+    if conn.execute(select(t.intel_kev.c.cve).limit(1)).first() is not None:
+        parts = [True, False]
+    for kev in parts:
+        yield from _heads(driver_rows(conn, in_order(query, rules, kev)), query, rules, now,
+                          keep)
 
 
 def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> int:

@@ -35,7 +35,15 @@ from sqlalchemy.engine import Connection, Row
 from daemon import diff, log
 from daemon.diff import StoredFinding
 from daemon.ignores import NO_RULES, IgnoreRules
-from daemon.model import ArtifactRef, ChangeEvent, Occurrence, ScanResult, ScanState, Severity
+from daemon.model import (
+    ArtifactRef,
+    ChangeEvent,
+    ChangeKind,
+    Occurrence,
+    ScanResult,
+    ScanState,
+    Severity,
+)
 from daemon.store import carriers
 from daemon.store import statements as q
 from daemon.store import tables as t
@@ -329,7 +337,14 @@ def apply(b: Batch, art: Art, result: ScanResult, scan_id: int, plan: Plan,
     findings = known.rows
     if inserted and outcome.events and not facts.first_sight:
         findings = batch_findings(b, art.repository_id, rows=True).rows
-    return store_events(conn, target, outcome.events, scan_id, now,
+    drafts = outcome.events
+    if any(e.kind in (ChangeKind.NEW, ChangeKind.REOPENED) and e.key[0] for e in drafts):
+        if b.kev is None:  # once per batch, in its transaction: the copy a feed refresh left
+            from daemon.store import intel as store_intel
+
+            b.kev = store_intel.kev_listing(conn)
+        drafts = (*drafts, *diff.arrived_known_exploited(drafts, b.kev[0], b.kev[1]))
+    return store_events(conn, target, drafts, scan_id, now,
                               findings=findings, tags=result.tags)
 
 

@@ -51,6 +51,11 @@ def all_feeds(conn: Connection) -> list[FeedRow]:
 
 
 def _upsert(conn: Connection, name: str, values: dict[str, Any]) -> None:
+    """Every write of a feed's row: fenced by the ``feeds`` lease where one is worked under
+    (several daemons: only its holder keeps feeds), in the caller's transaction."""
+    from daemon.store.leases import fence_current
+
+    fence_current(conn)
     c = t.intel_feed.c
     if conn.execute(select(c.name).where(c.name == name)).first() is None:
         base = {"source": "", "version": "", "etag": "", "last_modified": "", "last_error": ""}
@@ -160,17 +165,9 @@ def exploit_info(conn: Connection, cves: Iterable[str]) -> dict[str, ExploitInfo
         kev.update((r.cve, r) for r in conn.execute(select(t.intel_kev).where(k.cve.in_(part))))
         scores.update((r.cve, (r.epss, r.percentile))
                       for r in conn.execute(select(t.intel_epss).where(s.cve.in_(part))))
-    out = {}
-    for cve in set(kev) | set(scores):
-        entry, score = kev.get(cve), scores.get(cve)
-        out[cve] = ExploitInfo(
-            kev=entry is not None, kev_name=entry.name if entry else "",
-            date_added=entry.date_added if entry else None,
-            due_date=entry.due_date if entry else None,
-            required_action=entry.required_action if entry else "",
-            ransomware=bool(entry.ransomware) if entry else False,
-            epss=score[0] if score else None, epss_percentile=score[1] if score else None)
-    return out
+    from daemon.intel.kev import exploit_info as info
+
+    return {cve: info(kev.get(cve), scores.get(cve)) for cve in set(kev) | set(scores)}
 
 
 def repositories_of(conn: Connection, digests: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
@@ -199,10 +196,26 @@ class Tables:
         return bool(self.kev or self.epss)
 
 
+def kev_listing(conn: Connection) -> tuple[frozenset[str], str]:
+    """(the CVEs of the KEV copy in force, its version as "KEV 2025.08.25"); empty without one."""
+    cves = frozenset(conn.execute(select(t.intel_kev.c.cve)).scalars())
+    if not cves:
+        return cves, ""
+    c = t.intel_feed.c
+    version = conn.execute(select(c.version).where(c.name == "kev")).scalar()
+    return cves, f"KEV {version}" if version else "KEV"
+
+
+def kev_dates(conn: Connection) -> dict[str, tuple[Any, Any]]:
+    """cve → (date_added, due_date) of the KEV copy in force (empty without one)."""
+    k = t.intel_kev.c
+    return {r.cve: (r.date_added, r.due_date)
+            for r in conn.execute(select(k.cve, k.date_added, k.due_date))}
+
+
 def tables(conn: Connection) -> Tables:
-    k, s = t.intel_kev.c, t.intel_epss.c
-    kev = {r.cve: (r.date_added, r.due_date)
-           for r in conn.execute(select(k.cve, k.date_added, k.due_date))}
+    s = t.intel_epss.c
+    kev = kev_dates(conn)
     scores = {r.cve: (r.epss, r.percentile)
               for r in conn.execute(select(s.cve, s.epss, s.percentile))}
     return Tables(kev, scores)

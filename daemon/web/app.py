@@ -267,7 +267,15 @@ class WebApp:
         ignored_now = rules.reason(key, now)
         deadline = None
         if self.config.sla is not None and detail.resolved_at is None:
-            deadline = sla_rules.deadline_for(detail.severity, detail.opened_at, self.config.sla)
+            kev_due = None
+            if self.config.sla.kev_due_date:
+                from daemon.store import intel as store_intel
+
+                with self.store.engine.connect() as conn:
+                    entry = store_intel.kev_dates(conn).get(key.vulnerability)
+                kev_due = entry[1] if entry else None
+            deadline = sla_rules.deadline_for(detail.severity, detail.opened_at, self.config.sla,
+                                              kev_due)
         return self._page("finding.html", title=key.vulnerability, key=key, f=detail,
                           events=events, ignored_now=ignored_now, deadline=deadline,
                           overdue=deadline is not None and now > deadline,

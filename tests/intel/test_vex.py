@@ -214,3 +214,72 @@ def test_a_vex_url_is_fetched_by_intel_refresh_and_then_silences(tmp_path: Path,
     finally:
         server.shutdown()
     assert set(ignored(config)) == {("web", "CVE-2025-4802")}
+
+
+# glibc in Debian 12 (real CVEs and versions; fixed in 2.36-9+deb12u11 and u13).
+LIBC_4802 = "CVE-2025-4802:libc6:2.36-9+deb12u10:2.36-9+deb12u11"
+LIBC_8058 = "CVE-2025-8058:libc6:2.36-9+deb12u10:2.36-9+deb12u13"
+
+
+def test_affected_and_under_investigation_notes_reach_the_alert_and_findings(
+        tmp_path: Path) -> None:
+    """``affected`` adds its action statement to the alert, ``under_investigation`` is shown:
+    in every channel (``scanwatch alerts preview``) and in ``findings``; neither silences."""
+    db = tmp_path / "h.db"
+    store = open_store(f"sqlite:///{db}")
+    try:
+        old, new = "sha256:" + "a" * 64, "sha256:" + "c" * 64
+        store.record_inventory(REG, [artifact(old, "1.0")], at(0))
+        store.record_scan(success(old, [LIBC_4802], at(0)), at(0))
+        store.record_inventory(REG, [artifact(old, "1.0"), artifact(new, "2.0")], at(1))
+        store.record_scan(success(new, [LIBC_4802, LIBC_8058], at(1)), at(1))
+    finally:
+        store.close()
+    doc = tmp_path / "v.json"
+    doc.write_text(json.dumps(openvex([
+        {"vulnerability": "CVE-2025-8058", "products": ["payments/api"],
+         "status": "affected", "action_statement": "Upgrade libc6; until then no regcomp"},
+        {"vulnerability": "CVE-2025-4802", "products": ["payments/*"],
+         "status": "under_investigation"}])))
+    config = write_config(tmp_path, db, f"""\
+[[vex]]
+name = "v"
+path = "{doc}"
+
+[[receiver]]
+name = "hook"
+urls = ["json://127.0.0.1:9/hook"]
+
+[[receiver]]
+name = "slack"
+urls = ["slack://T000/B000/XXXX/#security"]
+
+[[receiver]]
+name = "mail"
+urls = ["mailto://scanwatch@127.0.0.1:9?to=secops@example.org"]
+
+[[route]]
+receivers = ["hook", "slack", "mail"]
+min_severity = "Low"
+events = ["new"]
+""")
+    # One preview renders each receiver's message in its own form: JSON, Slack, email.
+    proc = subprocess.run([SCANWATCH, "alerts", "preview", "--since", "3650d", "--config",
+                           str(config)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    forms = proc.stdout.split("=== to ")
+    texts = {name: next(f for f in forms if f.startswith(name)) for name in
+             ("hook", "slack", "mail")}
+    proc = subprocess.run([SCANWATCH, "alerts", "preview", "--since", "3650d", "--format",
+                           "json", "--config", str(config)], capture_output=True, text=True,
+                          timeout=60)
+    [doc_json] = [d for d in json.loads(proc.stdout) if d["receiver"] == "hook"]
+    notes = {v["id"]: v["vex"] for a in doc_json["fix_now"] for v in a["vulnerabilities"]}
+    assert notes == {"CVE-2025-8058": "VEX affected: Upgrade libc6; until then no regcomp"}
+    for receiver, text in texts.items():
+        assert "Upgrade libc6; until then no regcomp" in text, receiver
+    proc = subprocess.run([SCANWATCH, "findings", "--format", "json", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    rows = {r["vulnerability"]: r["vex"] for r in json.loads(proc.stdout)}
+    assert rows == {"CVE-2025-8058": "VEX affected: Upgrade libc6; until then no regcomp",
+                    "CVE-2025-4802": "VEX under_investigation"}

@@ -16,9 +16,7 @@ from daemon.store import tables as t
 from daemon.store.db import open_store
 from daemon.store.leases import LeaseLost, Token, working_under
 from tests.store.store_helpers import REG, artifact, at, success
-from tests.store.test_store_postgres import pg_url
 
-__all__ = ["pg_url"]
 TTL = timedelta(seconds=30)
 UNITS = [f"registry:r{i}" for i in range(5)]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,6 @@ from sqlalchemy.exc import DBAPIError
 
 from daemon.store.db import open_store
 from daemon.store.pages import read_only_engine
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_store_postgres import pg_url  # noqa: E402,F401,F811 (a fresh database each)
 
 
 def test_the_pages_engine_refuses_writes_on_sqlite_and_still_reads(tmp_path: Path) -> None:

@@ -250,6 +250,16 @@ class HarborAllowlistTable(SQLModel, table=True):
     read_at: datetime = _at(nullable=False)
 
 
+class HarborProjectTable(SQLModel, table=True):
+    """Added by migration 15: Harbor's numeric id of each project, as the last walk listed it."""
+
+    __tablename__ = "harbor_project"
+    registry_name: str = Field(primary_key=True)
+    project: str = Field(primary_key=True)
+    project_id: int
+    seen_at: datetime = _at(nullable=False)
+
+
 class SetAsideReportTable(SQLModel, table=True):
     """Added by migration 7: reports a run set aside (unreadable or not storable), and why."""
 
@@ -369,6 +379,7 @@ notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
 harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
 set_aside_report = SetAsideReportTable.__table__  # type: ignore[attr-defined]
+harbor_project = HarborProjectTable.__table__  # type: ignore[attr-defined]
 instance = InstanceTable.__table__  # type: ignore[attr-defined]
 lease = LeaseTable.__table__  # type: ignore[attr-defined]
 cron_fire = CronFireTable.__table__  # type: ignore[attr-defined]

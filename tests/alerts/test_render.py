@@ -21,7 +21,8 @@ from daemon.model import ChangeKind, Reason, Severity
 
 GOLDEN = Path(__file__).parent / "golden"
 CTX = RunContext(name="nightly", registry_urls={"prod-harbor": "https://harbor.example.com"},
-                 project_ids={("prod-harbor", "payments"): 3, ("prod-harbor", "library"): 7},
+                 project_ids={("prod-harbor", "payments"): 3, ("prod-harbor", "library"): 7,
+                              ("prod-harbor", "web"): 12},
                  first_seen_counts={("prod-harbor", "library", "brandnew"): {
                      Severity.CRITICAL: 2, Severity.HIGH: 5, Severity.MEDIUM: 13}})
 ROUTE = RouteConfig(("secops",), events=EVENTS, min_severity=Severity.NONE)

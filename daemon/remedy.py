@@ -27,6 +27,8 @@ class Vuln:
     id: str
     severity: Severity
     fix_version: str = ""  # as the report gives it: "", "1.2.5" or "1.2.5, 2.0.1"
+    cvss_v3: float | None = None  # the report's CVSS v3 score, None where unscored
+    cvss_vector: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,8 @@ def plan_findings(batches: Iterable[Iterable[Any]],
                         if lineage is not None else None
                     entries[triple] = Entry(
                         f.key.package, version, Vuln(f.key.vulnerability, f.severity,
-                                                     f.fix_version), f.ecosystem, rows,
+                                                     f.fix_version, f.cvss_v3, f.cvss_vector),
+                        f.ecosystem, rows,
                         source=src.kind if src else "", base_image=src.base_image if src else "",
                         rebuild_on=src.rebuild_on if src else "", step=src.step if src else "")
     return plan(entries.values())

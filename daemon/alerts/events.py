@@ -58,6 +58,8 @@ class OpenFinding:
     fix_version: str = ""
     tags: tuple[str, ...] = ()
     digests: tuple[str, ...] = ()
+    cvss_v3: float | None = None
+    cvss_vector: str = ""
 
 
 @dataclass(frozen=True, slots=True)

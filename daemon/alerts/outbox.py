@@ -307,4 +307,4 @@ def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[Ope
     rows = sorted((r for batch in batches for r in batch), key=output_order)
     return [OpenFinding(r.key, r.severity, r.first_seen,
                         r.installed_versions[0] if r.installed_versions else "", r.fix_version,
-                        r.tags, r.digests) for r in rows]
+                        r.tags, r.digests, r.cvss_v3, r.cvss_vector) for r in rows]

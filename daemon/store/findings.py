@@ -76,6 +76,8 @@ class FindingRow:
     ignored: bool = False
     ignore_reason: str = ""
     ecosystem: str = ""  # as its reports name it ("" where they name none)
+    cvss_v3: float | None = None  # the highest CVSS v3 score of the images carrying it now
+    cvss_vector: str = ""  # that score's vector ("" where none is known)
 
     @property
     def fixable(self) -> bool:
@@ -156,7 +158,16 @@ def _row(head: FindingHead, seen: Carried) -> FindingRow:
         tags=tuple(sorted({tg for d in seen.values() for tg in d[2]})),
         first_seen=head.first_seen, opened_at=head.opened_at, last_seen=head.last_seen,
         ignored=head.ignored, ignore_reason=head.ignore_reason,
-        ecosystem=min((e for d in seen.values() for e in d[3]), default=""))
+        ecosystem=min((e for d in seen.values() for e in d[3]), default=""),
+        **_cvss(seen))
+
+
+def _cvss(seen: Carried) -> dict[str, Any]:
+    scored = {sv for d in seen.values() for sv in d[4]}
+    if not scored:
+        return {}
+    score, vector = max(scored, key=lambda sv: (sv[0], bool(sv[1]), sv[1]))
+    return {"cvss_v3": score, "cvss_vector": vector}
 
 
 def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[FindingRow]:

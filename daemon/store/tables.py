@@ -185,6 +185,8 @@ class FindingEventTable(SQLModel, table=True):
     fix_version: str = ""
     digests: str = ""
     count: int = 1  # > 1 only for a first-sight summary (finding_id NULL)
+    cvss_v3: float | None = None  # migration 16: the score the change was seen with
+    cvss_vector: str = ""
 
 
 class ScheduleRunTable(SQLModel, table=True):

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from alertkit import run_sim_schedule, sim_config
 
 from daemon.alerts.group import context_for
 from daemon.alerts.outbox import build_and_queue
 from daemon.config_types import (
     Config,
-    DaemonConfig,
     ReceiverConfig,
     RegistryConfig,
     RouteConfig,
@@ -23,14 +23,11 @@ from daemon.config_types import (
     Secret,
 )
 from daemon.model import Severity
-from daemon.scan.queue import QueueOptions
-from daemon.scan.run import run_schedule
 from daemon.store import outbox as store_outbox
 from daemon.store.db import open_store
 from daemon.web.app import WebApp
 from daemon.web.auth import BasicAuth
 
-FAST = QueueOptions(poll_initial=0.05, poll_max=0.3, early_error_window=0.3)
 LINK = re.compile(r"/harbor/projects(?:/(\d+)/repositories/([^/\"]+))?"
                   r"(?:/artifacts-tab/artifacts/(sha256:[0-9a-f]+))?")
 
@@ -54,16 +51,13 @@ def test_the_simulator_numbers_projects_like_harbor_with_gaps(make_sim: Any) -> 
 
 
 def config_for(sim: Any, hook_port: int) -> Config:
-    reg = RegistryConfig(name="sim", url=sim.url, username=sim.admin[0],
-                         password=Secret(sim.admin[1], "literal"), requests_per_second=400.0,
-                         burst=50, max_concurrent_requests=8, max_scans_in_flight=8)
     sched = ScheduleConfig(name="nightly", cron="0 2 * * *", registries=("sim",),
                            select=("changed", "unscanned", "failed", "db_updated"))
     url = Secret(f"json://127.0.0.1:{hook_port}/hook", "literal")
-    return Config(daemon=DaemonConfig(max_scans_in_flight=50), registries=(reg,),
-                  schedules=(sched,), receivers=(ReceiverConfig("secops", (url,)),),
-                  routes=(RouteConfig(("secops",), name="daily", group="digest",
-                                      digest_cron="* * * * *", min_severity=Severity.NONE),))
+    return sim_config(sim, schedules=(sched,), receivers=(ReceiverConfig("secops", (url,)),),
+                      routes=(RouteConfig(("secops",), name="daily", group="digest",
+                                          digest_cron="* * * * *",
+                                          min_severity=Severity.NONE),))
 
 
 async def test_a_digest_links_every_image_to_its_artifact_in_harbor(
@@ -77,8 +71,7 @@ async def test_a_digest_links_every_image_to_its_artifact_in_harbor(
         def now() -> datetime:
             return datetime.now(UTC)
 
-        await run_schedule(cfg, store, cfg.schedules[0], trigger="once", now_fn=now,
-                           options=FAST)
+        await run_sim_schedule(cfg, store)
         listed = listed_ids(sim)
         assert store.project_ids() == {("sim", n): listed[n] for n in
                                        {p.name for p in sim.state.inventory.projects
@@ -88,8 +81,7 @@ async def test_a_digest_links_every_image_to_its_artifact_in_harbor(
         assert build_and_queue(store, cfg, run_context=context_for(
             cfg, name="digest", kind="digest"), now=start) == []
         sim.control.db_update(added=0.5, fix_released=0.3, rescored=0.0)
-        await run_schedule(cfg, store, cfg.schedules[0], trigger="once", now_fn=now,
-                           options=FAST)
+        await run_sim_schedule(cfg, store)
         # As the daemon's digest job builds it: no walk, no ids of its own.
         queued = build_and_queue(store, cfg, run_context=context_for(
             cfg, name="digest", kind="digest"), now=start + timedelta(minutes=2))

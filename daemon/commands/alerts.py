@@ -138,7 +138,7 @@ def _print_explained(args: argparse.Namespace, cfg: Any, events: Any, scan_probl
     items += [Item(p, "scan", sid) for sid, p in scan_problems]
     quiet = first_run_registries((e for _, e in events), ctx.known_repositories)
     found = explain(items, cfg.routes, rules=rules, notified=notified, cursors=cursors,
-                    quiet=quiet, now=now)
+                    quiet=quiet, now=now, exploit=ctx.exploit)
     if args.format == "json":
         print_json([e.as_dict() for e in found])
     elif not found:

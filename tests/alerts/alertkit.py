@@ -99,7 +99,7 @@ def hostile_items() -> list[Any]:
     return [
         event("CVE-2024-<@U123>", "<!channel>", severity=Severity.CRITICAL,
               repository="<https://evil|click>", tags=("<!here>", "ünïcødé-标签"),
-              installed="1.0<script>", fix="1.1&amp;"),
+              installed="1.0<script>", fix="1.1&amp;", cvss=(9.8, "CVSS:3.1/<!channel>")),
         event("CVE-2024-0003", big, severity=Severity.HIGH, fix="", tags=(big,)),
         ScanProblem("scan_failed", "prod-harbor", "payments", "<@U999>", "sha256:x", ("t",),
                     "description <@U123> and <https://evil|click> " + big + " ✓ naïve"),

@@ -173,6 +173,8 @@ def test_it_escapes_and_bounds_hostile_scan_data_in_every_format() -> None:
     assert "&lt;!channel&gt;" in email and "ünïcødé-标签" in email
     doc = json.loads(render(m, "json").body)
     assert doc["fix_now"][0]["package"] == "<!channel>"  # JSON carries data as data
+    assert doc["fix_now"][0]["vulnerabilities"][0]["cvss_vector"] == "CVSS:3.1/<!channel>"
+    assert "CVSS 9.8" in slack and "CVSS 9.8" in email  # the score, never the vector's text
     text = render(m, "text").body
     for fmt, body in (("slack", slack), ("email", email), ("text", text),
                       ("json", render(m, "json").body)):

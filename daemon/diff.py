@@ -200,6 +200,8 @@ class EventDraft:
     digests: tuple[str, ...] = ()
     count: int = 1
     ignored: bool = False
+    cvss_v3: float | None = None  # the report's score (``cvss_of``), None where unscored
+    cvss_vector: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +243,15 @@ def summarise(occs: Sequence[Occurrence]) -> tuple[Severity, str, str]:
     fix = (best or ", ".join(fixes)) if fixes else ""
     installed = ", ".join(sorted({o.version for o in occs}))
     return severity, fix, installed
+
+
+def cvss_of(occs: Iterable[Occurrence]) -> tuple[float | None, str]:
+    """The highest CVSS v3 score of these occurrences and its vector ((None, "") unscored)."""
+    scored = [(o.cvss_v3, o.cvss_vector) for o in occs if o.cvss_v3 is not None]
+    if not scored:
+        return None, ""
+    score, vector = max(scored, key=lambda sv: (sv[0], bool(sv[1])))
+    return score, vector
 
 
 def _ecosystem(occs: Sequence[Occurrence]) -> str:
@@ -357,6 +368,7 @@ def apply_scan(
         row = findings.get(key)
         severity, fix, installed = summarise(occs)
         why = rules.reason(repo.finding(key), now) if rules else ""
+        score, vector = cvss_of(occs)
         if row is None:
             writes.append(FindingWrite(Write.INSERT, key, severity, fix, installed, why))
             if scan.first_sight:
@@ -365,12 +377,14 @@ def apply_scan(
                 continue
             reason = Reason.ADVISORY_PUBLISHED if scan.same_digest else Reason.NEW_IMAGE
             events.extend(EventDraft(ChangeKind.NEW, reason, key, sev, ver, fixed,
-                                     digests=digests, ignored=bool(why))
+                                     digests=digests, ignored=bool(why), cvss_v3=score,
+                                     cvss_vector=vector)
                           for sev, fixed, ver in _by_version(occs))
         elif row.resolved:
             writes.append(FindingWrite(Write.REOPEN, key, severity, fix, installed, why))
             events.extend(EventDraft(ChangeKind.REOPENED, Reason.REOPENED, key, sev, ver, fixed,
-                                     row.severity, digests=digests, ignored=bool(why))
+                                     row.severity, digests=digests, ignored=bool(why),
+                                     cvss_v3=score, cvss_vector=vector)
                           for sev, fixed, ver in _by_version(occs))
         else:
             found = _changed(key, row, diff.changes.get(key, ()), installed, fix, digests, why)
@@ -424,11 +438,13 @@ def _changed(key: FindingId, row: StoredFinding, changes: Iterable[Change], inst
                 not row.fix_version or occ.fix_version != row.fix_version):
             # Per installed version: another version's fix may have been announced already.
             out.append(EventDraft(change.kind, change.reason, key, occ.severity, occ.version,
-                                  occ.fix_version, digests=digests, ignored=bool(why)))
+                                  occ.fix_version, digests=digests, ignored=bool(why),
+                                  cvss_v3=occ.cvss_v3, cvss_vector=occ.cvss_vector))
         elif change.kind is ChangeKind.SEVERITY_CHANGED and row.severity != occ.severity:
             out.append(EventDraft(change.kind, change.reason, key, occ.severity, installed,
                                   fix, row.severity, prev.version if prev else "", digests,
-                                  ignored=bool(why)))
+                                  ignored=bool(why), cvss_v3=occ.cvss_v3,
+                                  cvss_vector=occ.cvss_vector))
     return out
 
 

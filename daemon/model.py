@@ -89,6 +89,9 @@ class Occurrence:
     severity: Severity = Severity.UNKNOWN
     status: str = ""
     cvss_v3: float | None = None
+    # The CVSS v3 vector of that score ("CVSS:3.1/AV:N/…"), "" where the report has none that
+    # matches it. Like the description, never part of a content's identity (store/content.py).
+    cvss_vector: str = ""
     description: str = ""
     links: tuple[str, ...] = ()
     artifact_digests: tuple[str, ...] = ()
@@ -280,6 +283,8 @@ class ChangeEvent:
     digests: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     ignored: bool = False
+    cvss_v3: float | None = None  # the report's CVSS v3 score at the change, None if unscored
+    cvss_vector: str = ""
     # How many findings the event stands for: > 1 only for a first-sight summary (kind NEW,
     # reason FIRST_SIGHT, empty vulnerability/package), which alerts summarise, never list.
     count: int = 1

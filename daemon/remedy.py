@@ -27,6 +27,8 @@ class Vuln:
     id: str
     severity: Severity
     fix_version: str = ""  # as the report gives it: "", "1.2.5" or "1.2.5, 2.0.1"
+    cvss_v3: float | None = None  # the report's CVSS v3 score, None where unscored
+    cvss_vector: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +235,9 @@ def plan_findings(batches: Iterable[Iterable[Any]],
                 members.repositories.add((f.key.registry, f.key.project, f.key.repository))
                 if known is None or (f.severity, f.fix_version) > (known.vuln.severity,
                                                                     known.vuln.fix_version):
-                    entries[triple] = _entry(f, version, Vuln(f.key.vulnerability, f.severity,
-                                                              f.fix_version), members, lineage)
+                    entries[triple] = _entry(f, version, Vuln(
+                        f.key.vulnerability, f.severity, f.fix_version, f.cvss_v3,
+                        f.cvss_vector), members, lineage)
     return plan(entries.values())
 
 

@@ -34,7 +34,9 @@ def test_it_runs_two_cycles_and_shows_the_alert_as_slack_and_email_get_it(tmp_pa
     cves = set(re.findall(r"CVE-\d{4}-\d+", slack))
     assert cves, "the alert names the CVEs to fix"
     # Every CVE says why it is there: the simulator published, released a fix, rescored, pushed.
+    # (With its CVSS v3 score where the report gives one, between severity and reason.)
     why = re.compile(r"CVE-\d{4}-\d+ \((?:Critical|High|Medium|Low|Unknown|None), "
+                     r"(?:CVSS \d+\.\d, )?"
                      r"(newly published|fix released|rescored \w+ → \w+|arrived with a push of "
                      r"[^)]+|reopened|ignore expired|rebuild available)\)")
     assert len(why.findall(slack)) == len(re.findall(r"CVE-\d{4}-\d+", slack))

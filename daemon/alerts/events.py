@@ -60,6 +60,8 @@ class OpenFinding:
     tags: tuple[str, ...] = ()
     digests: tuple[str, ...] = ()
     kev_due: date | None = None  # its CVE's CISA KEV due date, where [sla] kev_due_date uses it
+    cvss_v3: float | None = None
+    cvss_vector: str = ""
 
 
 @dataclass(frozen=True, slots=True)

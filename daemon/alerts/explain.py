@@ -17,15 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from fnmatch import fnmatchcase
 from typing import Any
 
 from daemon.alerts.dedup import Log, dedup
 from daemon.alerts.events import AlertItem, Item, change_of, finding_of, scope, severity
-from daemon.alerts.route import _targets, route_items, route_keys
+from daemon.alerts.route import Delivery, route_keys, walk
 from daemon.config_types import RouteConfig
 from daemon.ignores import IgnoreRules
-from daemon.model import ChangeEvent
+from daemon.model import ChangeEvent, ExploitInfo, FindingKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +55,6 @@ def describe(item: AlertItem) -> str:
     return f"{kind} in {where}"
 
 
-def _why_not(route: RouteConfig, item: AlertItem) -> str:
-    registry, project, repository = scope(item)
-    if not any(fnmatchcase(registry, g) for g in route.registries):
-        return f"registry {registry} not in {list(route.registries)}"
-    if project and not any(fnmatchcase(project, g) for g in route.projects):
-        return f"project {project} not in {list(route.projects)}"
-    if repository and not any(fnmatchcase(f"{project}/{repository}", g)
-                              or fnmatchcase(repository, g) for g in route.repositories):
-        return f"repository {project}/{repository} not in {list(route.repositories)}"
-    level = severity(item)
-    if level is not None and level < route.min_severity:
-        return f"severity {level.label} below min_severity {route.min_severity.label}"
-    return f"event {change_of(item)[0]} not in its events ({', '.join(route.events) or 'none'})"
-
-
 def explain(
     items: Sequence[Item],
     routes: Sequence[RouteConfig],
@@ -80,9 +64,12 @@ def explain(
     cursors: Mapping[str, tuple[int, int, datetime | None]],
     quiet: frozenset[str],
     now: datetime,
+    exploit: Mapping[str, ExploitInfo] | None = None,
 ) -> list[Explanation]:
-    """One explanation per item, following the stages of ``outbox.plan``."""
+    """One explanation per item, following the stages of ``outbox.plan``; the routing is
+    ``route.walk``, the very function ``route_items`` routes with."""
     keys = route_keys(routes)
+    labels = {key: f"route {index + 1} {key}" for index, key in enumerate(keys)}
     out = []
     for origin in items:
         item = origin.item
@@ -97,42 +84,40 @@ def explain(
             steps.append(("silence", f"silenced: {rules.reason(key, now)}"))
         else:
             steps.append(("silence", "no ignore rule matches"))
-            stopped = ""
-            for index, (rkey, route) in enumerate(zip(keys, routes, strict=True)):
-                label = f"route {index + 1} {rkey}"
-                if stopped:
-                    steps.append((label, f"not tried: {stopped} has no continue"))
+            for step in walk(origin, routes, keys, exploit, every=True):
+                label = labels[step.key]
+                if step.stopped_by:
+                    steps.append((label, f"not tried: {labels[step.stopped_by]} has no continue"))
                     continue
-                taken = route_items([origin], [route])
-                if not taken:
-                    steps.append((label, "does not take it: " + _why_not(route, item)))
+                if not step.taken:
+                    steps.append((label, "does not take it: " + step.why_not))
                     continue
-                plain, escalated = _targets(route, item)
-                steps.append((label, f"takes it -> {', '.join([*plain, *escalated])}"))
-                for rd in taken:
-                    if rd.receiver in sent:
-                        steps.append((rd.receiver, "already reached by an earlier route"))
-                        continue
-                    last_event, last_scan, _ = cursors.get(rkey, (0, 0, None))
-                    read = last_event if rd.source == "event" else last_scan
-                    if rd.source and rd.source_id <= read:
-                        steps.append((rd.receiver, f"already queued (route {rkey} read "
-                                                   f"{rd.source} {read})"))
-                        continue
-                    passed = dedup([rd], notified)
-                    if not passed:
-                        told = notified.get((rd.receiver, key), ()) if key else ()
-                        when = max((t.at for t in told), default=None)
-                        steps.append((rd.receiver, "told already (notification log"
-                                      + (f", last {when:%Y-%m-%d %H:%M}" if when else "")
-                                      + ")"))
-                        continue
-                    sent.append(rd.receiver)
-                    steps.append((rd.receiver, f"would send ({passed[0].send_reason})"))
-                if not route.continue_:
-                    stopped = label
+                names = [*(d.receiver for d in step.deliveries), *step.reached]
+                steps.append((label, f"takes it -> {', '.join(names)}"))
+                steps.extend((r, "already reached by an earlier route") for r in step.reached)
+                for rd in step.deliveries:
+                    steps.append(_admission(rd, key, cursors, notified, sent))
         out.append(Explanation(describe(item), source, tuple(steps), tuple(sent)))
     return out
+
+
+def _admission(rd: Delivery, key: FindingKey | None,
+               cursors: Mapping[str, tuple[int, int, datetime | None]], notified: Log,
+               sent: list[str]) -> tuple[str, str]:
+    """What the cursor and the notification log say of one delivery (``sent`` gains its
+    receiver when it would go out)."""
+    last_event, last_scan, _ = cursors.get(rd.route, (0, 0, None))
+    read = last_event if rd.source == "event" else last_scan
+    if rd.source and rd.source_id <= read:
+        return rd.receiver, f"already queued (route {rd.route} read {rd.source} {read})"
+    passed = dedup([rd], notified)
+    if not passed:
+        told = notified.get((rd.receiver, key), ()) if key else ()
+        when = max((t.at for t in told), default=None)
+        return rd.receiver, ("told already (notification log"
+                             + (f", last {when:%Y-%m-%d %H:%M}" if when else "") + ")")
+    sent.append(rd.receiver)
+    return rd.receiver, f"would send ({passed[0].send_reason})"
 
 
 def explain_lines(explanations: Sequence[Explanation]) -> list[str]:

@@ -206,18 +206,22 @@ class _Facts:
     change: str  # as history prints it: the event's kind, or "reminder"
     reason: str
     words: str  # wording.change_words
+    cvss_v3: float | None = None
+    cvss_vector: str = ""
 
 
 def _facts(item: ChangeEvent | Reminder) -> _Facts:
     if isinstance(item, Reminder):
         o = item.open
         return _Facts(o.finding, o.severity, o.installed_version, o.fix_version, o.tags,
-                      o.digests, True, "reminder", "still_open", w.change_words("reminder", ""))
+                      o.digests, True, "reminder", "still_open", w.change_words("reminder", ""),
+                      o.cvss_v3, o.cvss_vector)
     change, reason = item.kind.value, item.reason.value
     words = w.change_words(change, reason, tags=item.tags, previous=item.previous_severity,
                            severity=item.severity)
     return _Facts(item.finding, item.severity, item.installed_version, item.fix_version,
-                  item.tags, item.digests, False, change, reason, words)
+                  item.tags, item.digests, False, change, reason, words, item.cvss_v3,
+                  item.cvss_vector)
 
 
 def first_run_registries(events: Iterable[ChangeEvent],
@@ -302,7 +306,8 @@ def build_message(
         src = advisor.source(f.digests, f.key.vulnerability, f.key.package, f.installed) \
             if advisor is not None else None
         entries.append(remedy.Entry(
-            f.key.package, f.installed, Vuln(f.key.vulnerability, f.severity, f.fix), member=f,
+            f.key.package, f.installed,
+            Vuln(f.key.vulnerability, f.severity, f.fix, f.cvss_v3, f.cvss_vector), member=f,
             source=src.kind if src else "", base_image=src.base_image if src else "",
             rebuild_on=src.rebuild_on if src else "", step=src.step if src else ""))
         if src is not None and src.rebuild_on:

@@ -201,6 +201,12 @@ def with_first_sight(ctx: RunContext, batch: Any) -> RunContext:
                    exploit=getattr(batch, "exploit", {}))
 
 
+def with_project_ids(ctx: RunContext, stored: Mapping[tuple[str, str], int]) -> RunContext:
+    """The run context with Harbor's project ids as the walks stored them (``store/projects``)
+    under the run's own (fresher): digests, previews and intel alerts run without a walk."""
+    return replace(ctx, project_ids={**stored, **ctx.project_ids})
+
+
 def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, RouteConfig],
               due: set[str], ctx: RunContext, now: datetime,
               open_findings: Sequence[OpenFinding], rules: IgnoreRules,
@@ -259,6 +265,7 @@ def build_and_queue(
     notified = store_outbox.last_notified(store, receivers)
     open_findings = _open_findings(store, config, rules)
     run_context = with_lineage(run_context, store, [r.name for r in config.registries])
+    run_context = with_project_ids(run_context, store.project_ids())
 
     def build(batch: Any) -> None:
         due = []
@@ -322,7 +329,8 @@ def _open_findings(store: Store, config: Config, rules: IgnoreRules) -> list[Ope
     return [OpenFinding(r.key, r.severity, r.first_seen,
                         r.installed_versions[0] if r.installed_versions else "", r.fix_version,
                         r.tags, r.digests,
-                        kev[r.key.vulnerability][1] if r.key.vulnerability in kev else None)
+                        kev[r.key.vulnerability][1] if r.key.vulnerability in kev else None,
+                        r.cvss_v3, r.cvss_vector)
             for r in rows]
 
 

@@ -106,11 +106,13 @@ def _first_seen_more(message: Message, shown: int) -> list[str]:
 
 
 def _ids(a: Action) -> list[str]:
-    """``CVE-1 (High, fix released)``: each id with its severity and why it is there."""
+    """``CVE-1 (High, CVSS 7.5, fix released)``: each id with its severity, its CVSS v3 score
+    and why it is there."""
     out = []
     for v in a.vulnerabilities:
         why = a.why_of(v.id)
-        out.append(f"{w.one_line(v.id)} ({v.severity.label}{', ' + why.words if why else ''})")
+        words = [v.severity.label, w.cvss_words(v.cvss_v3), why.words if why else ""]
+        out.append(f"{w.one_line(v.id)} ({', '.join(x for x in words if x)})")
     return out
 
 
@@ -273,6 +275,7 @@ def _email_action(message: Message, a: Action) -> dict[str, Any]:
     for v in a.vulnerabilities:
         why = a.why_of(v.id)
         vulns.append({"id": w.one_line(v.id), "severity": v.severity.label,
+                      "cvss": w.cvss_words(v.cvss_v3),
                       "colour": _colour(v.severity), "why": why.words if why else "",
                       "link": links.advisory_link(v.id, message.advisory_url)})
     images = [{"names": ", ".join(w.image_names(i)), "link": i.link, "page": i.page}
@@ -353,6 +356,7 @@ def _vuln_doc(message: Message, a: Action, v: Vuln) -> dict[str, Any]:
     why = a.why_of(v.id)
     e = a.exploit_of(v.id)
     return {"id": w.one_line(v.id), "severity": v.severity.label,
+            "cvss_v3": v.cvss_v3, "cvss_vector": w.one_line(v.cvss_vector) or None,
             "link": links.advisory_link(v.id, message.advisory_url) or None,
             "fix_version": w.one_line(v.fix_version) or None,
             "change": why.change if why else None, "reason": why.reason if why else None,

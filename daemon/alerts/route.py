@@ -88,9 +88,10 @@ def _any(globs: Sequence[str], value: str) -> bool:
     return any(fnmatchcase(value, g) for g in globs)
 
 
-def in_scope(route: RouteConfig, item: AlertItem,
-             exploit: Mapping[str, ExploitInfo] | None = None) -> bool:
-    """The route's globs and thresholds admit the item (events aside).
+def scope_miss(route: RouteConfig, item: AlertItem,
+               exploit: Mapping[str, ExploitInfo] | None = None) -> str:
+    """Why the route's globs and thresholds do not admit the item (events aside), in words;
+    "" when they admit it.
 
     ``kev = true`` and ``min_epss`` admit only findings whose CVE is in KEV / scores at least
     that much in ``exploit`` (what the feeds in force say); items with no CVE never pass them.
@@ -102,23 +103,30 @@ def in_scope(route: RouteConfig, item: AlertItem,
     """
     registry, project, repository = scope(item)
     if not _any(route.registries, registry):
-        return False
+        return f"registry {registry} not in {list(route.registries)}"
     if project and not _any(route.projects, project):
-        return False
+        return f"project {project} not in {list(route.projects)}"
     if repository and not (_any(route.repositories, f"{project}/{repository}")
                            or _any(route.repositories, repository)):
-        return False
+        return f"repository {project}/{repository} not in {list(route.repositories)}"
     level = severity(item)
     if level is not None and level < route.min_severity:
-        return False
+        return f"severity {level.label} below min_severity {route.min_severity.label}"
     if route.kev or route.min_epss is not None:
         found = finding_of(item)
         info = (exploit or {}).get(found.vulnerability) if found is not None else None
-        if info is None or (route.kev and not info.kev):
-            return False
-        if route.min_epss is not None and (info.epss or 0.0) < route.min_epss:
-            return False
-    return True
+        if route.kev and (info is None or not info.kev):
+            return "kev = true: not in CISA KEV"
+        if route.min_epss is not None and (info is None or (info.epss or 0.0) < route.min_epss):
+            score = "unscored" if info is None or info.epss is None else f"{info.epss:g}"
+            return f"EPSS {score} below min_epss {route.min_epss:g}"
+    return ""
+
+
+def in_scope(route: RouteConfig, item: AlertItem,
+             exploit: Mapping[str, ExploitInfo] | None = None) -> bool:
+    """The route's globs and thresholds admit the item (events aside): ``scope_miss``."""
+    return not scope_miss(route, item, exploit)
 
 
 def _targets(route: RouteConfig, item: AlertItem) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -131,35 +139,74 @@ def _targets(route: RouteConfig, item: AlertItem) -> tuple[tuple[str, ...], tupl
     return (plain, escalated)
 
 
+@dataclass(frozen=True, slots=True)
+class RouteStep:
+    """What one route did with one item, in the order the routes are tried (``walk``).
+
+    ``deliveries`` go to the receivers no earlier route reached; ``reached`` are the receivers
+    it names that an earlier route reached already. A route that did not take the item says
+    why (``why_not``), or names the earlier route without ``continue`` that stopped the walk
+    before it (``stopped_by``)."""
+
+    key: str
+    route: RouteConfig
+    taken: bool
+    deliveries: tuple[Delivery, ...] = ()
+    reached: tuple[str, ...] = ()
+    why_not: str = ""
+    stopped_by: str = ""
+
+
+def walk(entry: AlertItem | Item, routes: Sequence[RouteConfig], keys: Sequence[str],
+         exploit: Mapping[str, ExploitInfo] | None = None, *, every: bool = False
+         ) -> list[RouteStep]:
+    """The routing of one item: each route tried in order, the first that takes it wins
+    unless it says ``continue``; a receiver is reached once. ``keys``: ``route_keys(routes)``.
+    With ``every`` the routes after the walk stopped are listed too (``stopped_by``), for
+    ``alerts preview --explain``; without, routing stops there."""
+    origin = entry if isinstance(entry, Item) else Item(entry)
+    item = origin.item
+    seen: set[str] = set()
+    steps: list[RouteStep] = []
+    stopped = ""
+    for key, route in zip(keys, routes, strict=True):
+        if stopped:
+            if not every:
+                break
+            steps.append(RouteStep(key, route, False, stopped_by=stopped))
+            continue
+        miss = scope_miss(route, item, exploit)
+        if miss:
+            steps.append(RouteStep(key, route, False, why_not=miss))
+            continue
+        plain, escalated = _targets(route, item)
+        if not plain and not escalated:
+            steps.append(RouteStep(key, route, False, why_not=(
+                f"event {event_name(item)} not in its events "
+                f"({', '.join(route.events) or 'none'})")))
+            continue
+        deliveries: list[Delivery] = []
+        reached: list[str] = []
+        for receiver, escalation in [*((r, False) for r in plain),
+                                     *((r, True) for r in escalated)]:
+            if receiver in seen:
+                reached.append(receiver)
+                continue
+            seen.add(receiver)
+            deliveries.append(Delivery(receiver, key, item, escalation=escalation,
+                                       source=origin.source, source_id=origin.source_id))
+        steps.append(RouteStep(key, route, True, tuple(deliveries), tuple(reached)))
+        if not route.continue_:
+            stopped = key
+    return steps
+
+
 def route_items(items: Iterable[AlertItem | Item], routes: Sequence[RouteConfig],
                 exploit: Mapping[str, ExploitInfo] | None = None) -> list[Delivery]:
     """Every (receiver, item) pair the routes produce, in item order then route order."""
-    out: list[Delivery] = []
     keys = route_keys(routes)
-    for entry in items:
-        origin = entry if isinstance(entry, Item) else Item(entry)
-        item = origin.item
-        seen: set[str] = set()
-        for index, route in enumerate(routes):
-            if not in_scope(route, item, exploit):
-                continue
-            plain, escalated = _targets(route, item)
-            if not plain and not escalated:
-                continue
-            key = keys[index]
-            for receiver in plain:
-                if receiver not in seen:
-                    seen.add(receiver)
-                    out.append(Delivery(receiver, key, item, source=origin.source,
-                                        source_id=origin.source_id))
-            for receiver in escalated:
-                if receiver not in seen:
-                    seen.add(receiver)
-                    out.append(Delivery(receiver, key, item, escalation=True,
-                                        source=origin.source, source_id=origin.source_id))
-            if not route.continue_:
-                break
-    return out
+    return [d for entry in items for step in walk(entry, routes, keys, exploit)
+            for d in step.deliveries]
 
 
 def _covers(first: RouteConfig, later: RouteConfig) -> bool:

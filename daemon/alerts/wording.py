@@ -29,6 +29,11 @@ def one_line(value: str, limit: int = MAX_FIELD) -> str:
     return clip(" ".join(value[: limit * 2].split()), limit)
 
 
+def cvss_words(score: float | None) -> str:
+    """``CVSS 9.8``, or "" for an unscored vulnerability."""
+    return "" if score is None else f"CVSS {score:.1f}"
+
+
 def findings_hint(message: Message) -> str:
     """The command that lists the message's findings (a test message has no registry)."""
     if message.kind == "test":

@@ -80,7 +80,7 @@ def parse_since(text: str, now: datetime) -> datetime:
 def run_preview(args: argparse.Namespace) -> int:
     from daemon.alerts.events import ScanProblem
     from daemon.alerts.group import context_for
-    from daemon.alerts.outbox import _open_findings, plan, with_first_sight
+    from daemon.alerts.outbox import _open_findings, plan, with_first_sight, with_project_ids
     from daemon.alerts.render import render, to_document
     from daemon.alerts.route import legacy_keys, route_keys
     from daemon.lineage.fetch import advisor
@@ -99,8 +99,9 @@ def run_preview(args: argparse.Namespace) -> int:
         rules = store.ignore_rules(cfg)
         open_findings = _open_findings(store, cfg, rules)
         lineage = {r.name: advisor(store, r.name) for r in cfg.registries}  # finding sources
-    ctx = with_first_sight(
-        context_for(cfg, name="preview", lineage=lineage), batch)
+        project_ids = store.project_ids()
+    ctx = with_first_sight(with_project_ids(
+        context_for(cfg, name="preview", lineage=lineage), project_ids), batch)
     scan_problems = [(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,
                                         s.digest, (), s.error or s.status, s.at))
                      for s in batch.failed_scans]
@@ -137,7 +138,7 @@ def _print_explained(args: argparse.Namespace, cfg: Any, events: Any, scan_probl
     items += [Item(p, "scan", sid) for sid, p in scan_problems]
     quiet = first_run_registries((e for _, e in events), ctx.known_repositories)
     found = explain(items, cfg.routes, rules=rules, notified=notified, cursors=cursors,
-                    quiet=quiet, now=now)
+                    quiet=quiet, now=now, exploit=ctx.exploit)
     if args.format == "json":
         print_json([e.as_dict() for e in found])
     elif not found:

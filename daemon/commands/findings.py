@@ -35,7 +35,7 @@ HEADERS = ("PACKAGE", "INSTALLED → FIXED", "VULNERABILITY", "SEVERITY", "REPOS
 FIELDS = ("package", "installed", "fixed", "vulnerability", "severity", "registry", "project",
           "repository", "tags", "digests", "first_seen", "opened_at", "age_days", "sla",
           "deadline", "ignored", "ignore_reason", "kev", "kev_date_added", "kev_due_date",
-          "epss", "epss_percentile", "vex")
+          "epss", "epss_percentile", "vex", "cvss_v3", "cvss_vector")
 PAGE_LIMIT = 5000  # up to this many rows come through the index, more through one full pass
 _SAMPLE = 200  # table rows that set the column widths before the rest stream
 
@@ -201,7 +201,8 @@ def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
     return {
         "package": f.key.package, "installed": ", ".join(f.installed_versions),
         "fixed": f.fix_version, "vulnerability": f.key.vulnerability,
-        "severity": f.severity.label, "registry": f.key.registry, "project": f.key.project,
+        "severity": f.severity.label, "cvss_v3": f.cvss_v3, "cvss_vector": f.cvss_vector or None,
+        "registry": f.key.registry, "project": f.key.project,
         "repository": f.key.repository, "tags": list(f.tags), "digests": list(f.digests),
         "first_seen": f.first_seen.isoformat(), "opened_at": f.opened_at.isoformat(),
         "age_days": (now - f.opened_at).days, "sla": sla,

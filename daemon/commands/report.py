@@ -99,6 +99,7 @@ def occurrence_json(occ: Occurrence) -> dict[str, Any]:
         "severity": occ.severity.label,
         "status": occ.status,
         "cvss_v3": occ.cvss_v3,
+        "cvss_vector": occ.cvss_vector or None,
         "cwe_ids": list(occ.cwe_ids),
         "links": list(occ.links),
         "artifact_digests": list(occ.artifact_digests),

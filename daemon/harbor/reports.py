@@ -8,6 +8,8 @@ Normalisation (``harbor/API-NOTES.md`` §10, §11) so that two reads of the same
 - ``cwe_ids: [""]`` and ``links: [""]`` become ``()``; ``vendor_attributes: null`` is empty;
 - ``preferred_cvss.score_v3 == 0`` with no V3 score in ``vendor_attributes`` is ``None``; a missing
   or null ``score_v3`` is derived as Harbor does (nvd ``V3Score``, else the first vendor's);
+  the vector is ``preferred_cvss.vector_v3``, else (Harbor leaves it ``""`` for Trivy) the
+  ``V3Vector`` of the vendor whose ``V3Score`` is the score in force;
 - item severities become ``Severity`` (Harbor: ``Negligible`` → None, unknown → Unknown); the
   report-level ``severity`` (``""`` with no vulnerabilities) is not used;
 - the ecosystem (``daemon/ecosystems.py``) is Trivy's PURL type, else its Result's ``Type``; in a
@@ -130,19 +132,29 @@ def _time(value: object, where: str) -> datetime | None:
         raise _bad(where, f"not an RFC 3339 time: {value[:40]!r}") from None
 
 
-def _cvss_v3_from_vendors(cvss: Mapping[str, object] | None, where: str) -> float | None:
-    """Harbor's derivation: nvd's V3Score, else the first vendor (in the given order) with one."""
+def _vector(value: object) -> str:
+    """A CVSS vector as given, "" for anything else: a vector only explains the score, so a
+    malformed one costs the vector, not the report."""
+    if not isinstance(value, str) or not value.startswith("CVSS:") or len(value) > 200:
+        return ""
+    return "".join(c for c in value if c.isprintable() and not c.isspace())
+
+
+def _cvss_v3_from_vendors(cvss: Mapping[str, object] | None, where: str
+                          ) -> tuple[float | None, str]:
+    """Harbor's derivation: nvd's V3Score, else the first vendor (in the given order) with one;
+    with that vendor's V3Vector ("" where it gives none)."""
     if not cvss:
-        return None
-    scores: dict[str, float] = {}
+        return None, ""
+    scores: dict[str, tuple[float, str]] = {}
     for vendor, entry in cvss.items():
         fields = _obj(entry, f"{where}.{vendor}")
         score = _number(fields.get("V3Score"), f"{where}.{vendor}.V3Score")
         if score is not None:
-            scores[vendor] = score
+            scores[vendor] = (score, _vector(fields.get("V3Vector")))
     if "nvd" in scores:
         return scores["nvd"]
-    return next(iter(scores.values()), None)
+    return next(iter(scores.values()), (None, ""))
 
 
 def _cvss_map(value: object, where: str) -> Mapping[str, object] | None:
@@ -160,14 +172,19 @@ def _harbor_item(raw: object, where: str) -> Occurrence:
     cvss = None
     if vendor_attributes is not None:
         cvss = _cvss_map(vendor_attributes.get("CVSS"), f"{where}.vendor_attributes.CVSS")
-    derived = _cvss_v3_from_vendors(cvss, f"{where}.vendor_attributes.CVSS")
+    derived, derived_vector = _cvss_v3_from_vendors(cvss, f"{where}.vendor_attributes.CVSS")
     preferred = _cvss_map(item.get("preferred_cvss"), f"{where}.preferred_cvss")
-    score = None
+    score, vector = None, ""
     if preferred is not None:
         score = _number(preferred.get("score_v3"), f"{where}.preferred_cvss.score_v3")
+        vector = _vector(preferred.get("vector_v3"))
     if score is None or (score == 0 and derived is None):
         # null: an older Harbor (derive it ourselves); 0 with no V3 anywhere: "no score".
         score = derived
+    if not vector and score is not None and score == derived:
+        # Harbor leaves vector_v3 "" for Trivy; the vendor's vector goes with its score only
+        # (a rescan updates Harbor's score, never vendor_attributes: a stale vector is none).
+        vector = derived_vector
     return Occurrence(
         id=_req_str(item, "id", where),
         package=_req_str(item, "package", where),
@@ -176,6 +193,7 @@ def _harbor_item(raw: object, where: str) -> Occurrence:
         severity=Severity.parse(_opt_str(item, "severity", where)),
         status=_opt_str(item, "status", where),
         cvss_v3=score,
+        cvss_vector=vector,
         description=_opt_str(item, "description", where),
         links=_str_list(item, "links", where),
         artifact_digests=_str_list(item, "artifact_digests", where),
@@ -242,6 +260,7 @@ def _trivy_item(raw: object, where: str, result_type: str) -> Occurrence:
     primary = _opt_str(item, "PrimaryURL", where)
     links = (primary,) if primary else _str_list(item, "References", where)
     severity_text = _opt_str(item, "Severity", where).upper()
+    score, vector = _cvss_v3_from_vendors(cvss, f"{where}.CVSS")
     return Occurrence(
         id=_req_str(item, "VulnerabilityID", where),
         package=_req_str(item, "PkgName", where),
@@ -250,7 +269,8 @@ def _trivy_item(raw: object, where: str, result_type: str) -> Occurrence:
         # The adapter maps exactly these five and anything else to Unknown (API-NOTES §11).
         severity=_TRIVY_SEVERITIES.get(severity_text, Severity.UNKNOWN),
         status=_opt_str(item, "Status", where),
-        cvss_v3=_cvss_v3_from_vendors(cvss, f"{where}.CVSS"),
+        cvss_v3=score,
+        cvss_vector=vector,
         description=_opt_str(item, "Description", where),  # Title is dropped, as Harbor does
         links=links,
         cwe_ids=_str_list(item, "CweIDs", where),
@@ -311,6 +331,7 @@ def _merge(a: Occurrence, b: Occurrence) -> Occurrence:
         severity=first.severity,
         status=first.status or second.status,
         cvss_v3=first.cvss_v3 if first.cvss_v3 is not None else second.cvss_v3,
+        cvss_vector=first.cvss_vector if first.cvss_v3 is not None else second.cvss_vector,
         description=first.description or second.description,
         links=links,
         artifact_digests=digests,

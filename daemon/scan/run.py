@@ -321,6 +321,8 @@ async def _registry_steps(
     out.unavailable = {p.name: p.unavailable for p in inventory.projects if p.unavailable}
     out.failed_projects = {p.name: p.error for p in inventory.projects if p.error}
     out.project_ids = {p.name: p.project_id for p in inventory.projects if p.project_id}
+    # Kept for what runs without a walk (digests, previews, the pages) to link into Harbor.
+    await db.run(store.save_project_ids, registry.name, out.project_ids, now_fn())
     out.scanner_db_updated_at = max(
         (t for t in inventory.db_times().values() if t is not None), default=None)
     if registry.use_harbor_allowlist and scope is None:

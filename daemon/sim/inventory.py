@@ -150,6 +150,10 @@ class Inventory:
         self.projects: list[Project] = []
         self.by_digest: dict[tuple[int, str], Artifact] = {}
         self._ids = {"artifact": 0, "tag": 0, "repo": 0}
+        # Harbor's project ids are a database sequence: ``library`` is 1 (created at install),
+        # and projects deleted over the years leave gaps, so an id is never a listing position.
+        self._project_ids = random.Random(stable_seed(options.seed, "project-ids"))
+        self._last_project_id = 0
         self.started = started
         self.bases: list[Repository] = []  # the base project's repositories
         self._build()
@@ -157,6 +161,11 @@ class Inventory:
     def next_id(self, kind: str) -> int:
         self._ids[kind] += 1
         return self._ids[kind]
+
+    def next_project_id(self) -> int:
+        gap = 0 if self._last_project_id == 0 else self._project_ids.choice((0, 0, 1, 3, 8))
+        self._last_project_id += 1 + gap
+        return self._last_project_id
 
     def new_report_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -185,7 +194,8 @@ class Inventory:
             if p >= len(catalog.PROJECT_NAMES):
                 name = f"{name}{p // len(catalog.PROJECT_NAMES) + 1}"
             secret = hashlib.sha256(f"{o.seed}/{name}/robot".encode()).hexdigest()[:32]
-            project = Project(p + 1, name, base - 86400 * (o.projects - p), secret)
+            project = Project(self.next_project_id(), name, base - 86400 * (o.projects - p),
+                              secret)
             self.projects.append(project)
             names = [catalog.NESTED_REPOS[p % len(catalog.NESTED_REPOS)]]
             plain = list(catalog.PLAIN_REPOS)
@@ -208,6 +218,7 @@ class Inventory:
                     newest = repo.artifacts[-1]
                     newest.tags.append(Tag(self.next_id("tag"), "latest", newest.push_time))
         if base_project is not None:
+            base_project.id = self.next_project_id()  # created after library and the rest
             self.projects.append(base_project)
         self._scan_at_start()
 
@@ -217,7 +228,7 @@ class Inventory:
         o = self.options
         name = lineage.BASE_PROJECT
         secret = hashlib.sha256(f"{o.seed}/{name}/robot".encode()).hexdigest()[:32]
-        project = Project(o.projects + 1, name, start - 90 * 86400, secret)
+        project = Project(0, name, start - 90 * 86400, secret)
         for short, family, first, _external in lineage.BASE_REPOS[: o.base_images]:
             repo = Repository(self.next_id("repo"), project, f"{name}/{short}", start - 80 * 86400)
             project.repositories.append(repo)

@@ -136,7 +136,7 @@ def _with_worst(conn: Connection, counts: Counts, now: datetime
     for (_, version, vulnerability), c in counts.items():
         row = rows.get(c.worst)
         if row is not None:
-            yield row, version, Vuln(vulnerability, Severity(c.severity), c.fix_version), \
-                c.findings, c.repositories
+            yield row, version, Vuln(vulnerability, Severity(c.severity), c.fix_version,
+                                     row.cvss_v3, row.cvss_vector), c.findings, c.repositories
 
 

@@ -2,10 +2,10 @@
 
 A report content is stored once as a compressed blob (``content.py``); ``content_finding``
 holds the same occurrences one row each (content id, vulnerability, package, installed
-version, fix version, ecosystem), written with the content and never changed after (contents
-are immutable). The images that carry a finding now are then a join: the finding's
-(vulnerability, package) in ``ix_content_finding_key``, the artifacts with that content
-(``ix_artifact_content``) that count and sit in the finding's repository. Nothing to keep in
+version, fix version, ecosystem, CVSS v3 score and vector), written with the content and never
+changed after (contents are immutable). The images that carry a finding now are then a join:
+the finding's (vulnerability, package) in ``ix_content_finding_key``, the artifacts with that
+content (``ix_artifact_content``) that count and sit in the finding's repository. Nothing to keep in
 step when artifacts start or stop counting: that stays on the artifact row.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, Select, String, Table, bindparam, select
+from sqlalchemy import Column, Float, Integer, MetaData, Select, String, Table, bindparam, select
 from sqlalchemy.engine import Connection
 
 from daemon.model import Occurrence
@@ -32,20 +32,25 @@ content_finding = Table(
     Column("version", String(), nullable=False),
     Column("fix_version", String(), nullable=False),
     Column("ecosystem", String(), nullable=False),
+    # migration 18: the occurrence's CVSS v3 score (None: unscored) and its vector ("": none)
+    Column("cvss_v3", Float(), nullable=True),
+    Column("cvss_vector", String(), nullable=False, server_default=""),
 )
 _CHUNK = 400  # (vulnerability, package) pairs per statement
 _MAX_REPOSITORIES = 2000  # more in one statement: filtered in Python only
 BACKFILL_BATCH = 500  # contents decoded per step of the migration
 
-# (repository id, vulnerability, package) → digest → (versions, fixes, tags, ecosystems)
-Carried = dict[str, tuple[set[str], set[str], set[str], set[str]]]
+# (repository id, vulnerability, package) → digest → (versions, fixes, tags, ecosystems,
+# (CVSS v3 score, vector) pairs)
+Carried = dict[str, tuple[set[str], set[str], set[str], set[str], set[tuple[float, str]]]]
 
 
 def write(conn: Connection, content_id: int, occurrences: Sequence[Occurrence]) -> None:
     """The rows of a content just stored."""
     q.bulk_insert(conn, content_finding, [
         {"content_id": content_id, "vulnerability": o.id, "package": o.package,
-         "version": o.version, "fix_version": o.fix_version, "ecosystem": o.ecosystem}
+         "version": o.version, "fix_version": o.fix_version, "ecosystem": o.ecosystem,
+         "cvss_v3": o.cvss_v3, "cvss_vector": o.cvss_vector}
         for o in occurrences])
 
 
@@ -63,7 +68,9 @@ def backfill(conn: Connection) -> int:
         for content_id, blob in rows:
             values.extend({"content_id": content_id, "vulnerability": r[0], "package": r[1],
                            "version": r[2], "fix_version": r[3],
-                           "ecosystem": r[8] if len(r) > 8 else ""} for r in unpack_rows(blob))
+                           "ecosystem": r[8] if len(r) > 8 else "", "cvss_v3": r[6],
+                           # a content's vector is not in its blob: known from now on
+                           "cvss_vector": ""} for r in unpack_rows(blob))
         q.bulk_insert(conn, content_finding, values)
         done += len(rows)
         last = rows[-1][0]
@@ -77,7 +84,7 @@ def _carrier_statement(by_repository: bool) -> Select[Any]:
     # product of the INs lets through is dropped by the caller. Expanding parameters keep one
     # compiled statement for every chunk.
     stmt = (select(a.repository_id, o.vulnerability, o.package, a.id, a.digest, o.version,
-                   o.fix_version, o.ecosystem)
+                   o.fix_version, o.ecosystem, o.cvss_v3, o.cvss_vector)
             .select_from(content_finding)
             .join(t.artifact, a.content_id == o.content_id)
             .where(o.vulnerability.in_(bindparam("vulnerabilities", expanding=True)),
@@ -118,15 +125,17 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]]
             tags.setdefault(art_id, set()).add(name)
     out: dict[tuple[int, str, str], Carried] = {}
     no_tags: set[str] = set()
-    for repo_id, vuln, pkg, art_id, digest, version, fix, ecosystem in found:
+    for repo_id, vuln, pkg, art_id, digest, version, fix, ecosystem, score, vector in found:
         slot = out.get((repo_id, vuln, pkg))
         if slot is None:
             slot = out[(repo_id, vuln, pkg)] = {}
         entry = slot.get(digest)
         if entry is None:
-            entry = slot[digest] = (set(), set(), tags.get(art_id, no_tags), set())
+            entry = slot[digest] = (set(), set(), tags.get(art_id, no_tags), set(), set())
         entry[0].add(version)
         entry[1].add(fix)
         if ecosystem:
             entry[3].add(ecosystem)
+        if score is not None:
+            entry[4].add((float(score), vector or ""))
     return out

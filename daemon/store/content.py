@@ -2,10 +2,12 @@
 
 The canonical form is the JSON array of the occurrences sorted by key, each as
 ``[id, package, version, fix_version, severity, status, cvss_v3, [digests…]]``, followed by the
-ecosystem only where the report named one. Descriptions, links and CWE ids are left out: Harbor
-never refreshes them and a diff must not see them, so two reports that differ only there are the
-same content. The ecosystem is written only when set so that every content stored before it
-existed (and every report read from Harbor, which drops it) keeps its bytes and its hash.
+ecosystem only where the report named one. Descriptions, links, CWE ids and CVSS vectors are
+left out: Harbor never refreshes them (a vector comes from ``vendor_attributes``, which a rescan
+does not update; ``content_finding`` keeps the first one seen) and a diff must not see them,
+so two reports that differ only there are the same content. The ecosystem is written only when
+set so that every content stored before it existed (and every report read from Harbor, which
+drops it) keeps its bytes and its hash.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ from daemon.store import (
     history,
     ignores,
     inventory,
+    projects,
     queries,
     resolve,
     runs,
@@ -337,6 +338,17 @@ class Store:
                             ) -> dict[str, frozenset[tuple[str, str]]]:
         with self.reading() as conn:
             return lineage_store.report_keys(conn, registry, digests)
+
+    # --- Harbor's project ids (links into its UI) ----------------------------------------
+    def save_project_ids(self, registry: str, ids: Mapping[str, int], now: datetime) -> None:
+        """Record the project ids a walk of ``registry`` listed (``store/projects.py``)."""
+        with self.transaction() as conn:
+            projects.save(conn, registry, ids, now)
+
+    def project_ids(self) -> dict[tuple[str, str], int]:
+        """(registry, project) → Harbor's project id, as the walks listed them."""
+        with self.reading() as conn:
+            return projects.load(conn)
 
     # --- ignores --------------------------------------------------------------------------
     def save_allowlists(self, registry: str, lists: Sequence[CveAllowlist],

@@ -81,6 +81,8 @@ class FindingRow:
     ignored: bool = False
     ignore_reason: str = ""
     ecosystem: str = ""  # as its reports name it ("" where they name none)
+    cvss_v3: float | None = None  # the highest CVSS v3 score of the images carrying it now
+    cvss_vector: str = ""  # that score's vector ("" where none is known)
 
     @property
     def fixable(self) -> bool:
@@ -195,17 +197,26 @@ def _row(head: FindingHead, seen: Carried) -> FindingRow:
     fixes: set[str] = set()
     tags: set[str] = set()
     ecosystems: set[str] = set()
-    for v, x, tg, e in entries:
+    scored: set[tuple[float, str]] = set()
+    for v, x, tg, e, sc in entries:
         versions |= v
         fixes |= x
         tags |= tg
         ecosystems |= e
+        scored |= sc
     fixes.discard("")
     return FindingRow(
         head.key, head.severity, head.fix_version or (min(fixes) if fixes else ""),
         tuple(sorted(versions)), tuple(sorted(seen)), tuple(sorted(tags)), head.first_seen,
         head.opened_at, head.last_seen, head.ignored, head.ignore_reason,
-        min(ecosystems) if ecosystems else "")
+        min(ecosystems) if ecosystems else "", *_cvss(scored))
+
+
+def _cvss(scored: set[tuple[float, str]]) -> tuple[float | None, str]:
+    """The highest score of the images carrying it, and its vector."""
+    if not scored:
+        return None, ""
+    return max(scored, key=lambda sv: (sv[0], bool(sv[1]), sv[1]))
 
 
 def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[FindingRow]:

@@ -402,6 +402,7 @@ def store_events(conn: Connection, target: Target, drafts: Sequence[diff.EventDr
         "previous_severity": None if p.previous_severity is None else int(p.previous_severity),
         "installed_version": p.installed, "previous_version": p.previous_version,
         "fix_version": p.fix, "digests": ",".join(p.digests), "count": p.count,
+        "cvss_v3": p.cvss_v3, "cvss_vector": p.cvss_vector,
     } for p in drafts]
     conn.execute(q.INSERT_EVENT, rows)
     repo = target.repo
@@ -409,4 +410,5 @@ def store_events(conn: Connection, target: Target, drafts: Sequence[diff.EventDr
         kind=p.kind, reason=p.reason, finding=repo.finding(p.key), severity=p.severity,
         at=now, installed_version=p.installed, fix_version=p.fix,
         previous_severity=p.previous_severity, digests=p.digests, tags=tuple(tags),
-        ignored=p.ignored, count=p.count) for p in drafts]
+        ignored=p.ignored, count=p.count, cvss_v3=p.cvss_v3, cvss_vector=p.cvss_vector)
+        for p in drafts]

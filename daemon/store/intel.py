@@ -123,7 +123,7 @@ def record_events(conn: Connection, events: Sequence[IntelEvent], now: datetime)
         "severity": int(e.hit.severity), "previous_severity": None,
         "installed_version": e.hit.installed_versions.split(",")[0],
         "previous_version": e.detail, "fix_version": e.hit.fix_version,
-        "digests": ",".join(e.digests), "count": 1,
+        "digests": ",".join(e.digests), "count": 1, "cvss_v3": None, "cvss_vector": "",
     } for e in events])
     return len(events)
 

@@ -111,7 +111,7 @@ def _events_after(conn: Connection, after: int, upto: int
     e, f, r, g = t.finding_event.c, t.finding.c, t.repository.c, t.registry.c
     query = (select(e.id, e.kind, e.reason, e.at, e.severity, e.previous_severity,
                     e.installed_version, e.fix_version, e.digests, e.repository_id,
-                    e.count.label("findings"),
+                    e.count.label("findings"), e.cvss_v3, e.cvss_vector,
                     f.vulnerability, f.package, f.ignored, r.project, r.name,
                     g.name.label("registry"))
              .outerjoin(t.finding, f.id == e.finding_id)  # a first-sight summary has none
@@ -134,7 +134,7 @@ def _events_after(conn: Connection, after: int, upto: int
                 row.previous_severity),
             digests=digests, ignored=bool(row.ignored),
             tags=tuple(sorted({n for d in digests for n in tags.get((row.repository_id, d), ())})),
-            count=int(row.findings or 1),
+            count=int(row.findings or 1), cvss_v3=row.cvss_v3, cvss_vector=row.cvss_vector,
         )
         if is_first_sight(event):
             scope = (row.registry, row.project, row.name)

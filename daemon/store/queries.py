@@ -160,7 +160,8 @@ def _event(ev: Any, registry: str, project: str, repository: str) -> ChangeEvent
         fix_version=ev.fix_version,
         previous_severity=None if ev.previous_severity is None else Severity(
             ev.previous_severity),
-        digests=tuple(d for d in ev.digests.split(",") if d), count=ev.count)
+        digests=tuple(d for d in ev.digests.split(",") if d), count=ev.count,
+        cvss_v3=ev.cvss_v3, cvss_vector=ev.cvss_vector)
 
 
 def _later(a: datetime | None, b: datetime | None) -> bool:

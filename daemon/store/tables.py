@@ -197,6 +197,8 @@ class FindingEventTable(SQLModel, table=True):
     fix_version: str = ""
     digests: str = ""
     count: int = 1  # > 1 only for a first-sight summary (finding_id NULL)
+    cvss_v3: float | None = None  # migration 16: the score the change was seen with
+    cvss_vector: str = ""
 
 
 class ScheduleRunTable(SQLModel, table=True):
@@ -260,6 +262,16 @@ class HarborAllowlistTable(SQLModel, table=True):
     cve_ids: str = ""
     expires_at: datetime | None = _at()
     read_at: datetime = _at(nullable=False)
+
+
+class HarborProjectTable(SQLModel, table=True):
+    """Added by migration 15: Harbor's numeric id of each project, as the last walk listed it."""
+
+    __tablename__ = "harbor_project"
+    registry_name: str = Field(primary_key=True)
+    project: str = Field(primary_key=True)
+    project_id: int
+    seen_at: datetime = _at(nullable=False)
 
 
 class SetAsideReportTable(SQLModel, table=True):
@@ -381,6 +393,7 @@ notification_log = NotificationLogTable.__table__  # type: ignore[attr-defined]
 alert_cursor = AlertCursorTable.__table__  # type: ignore[attr-defined]
 harbor_allowlist = HarborAllowlistTable.__table__  # type: ignore[attr-defined]
 set_aside_report = SetAsideReportTable.__table__  # type: ignore[attr-defined]
+harbor_project = HarborProjectTable.__table__  # type: ignore[attr-defined]
 instance = InstanceTable.__table__  # type: ignore[attr-defined]
 lease = LeaseTable.__table__  # type: ignore[attr-defined]
 cron_fire = CronFireTable.__table__  # type: ignore[attr-defined]

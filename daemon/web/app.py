@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,7 @@ class WebApp:
         self.store = store  # a Store over a read-only engine (store/pages.read_only_store)
         self.auth = auth
         self.project_ids = project_ids if project_ids is not None else {}
+        self._stored_ids: tuple[float, Mapping[tuple[str, str], int]] = (-1e9, {})
         self.now = now
         self.env = Environment(loader=PackageLoader("daemon.web", "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True),
@@ -287,6 +289,15 @@ class WebApp:
         return self._page("trends.html", title="Trends", days=TREND_DAYS, medians=medians,
                           severities=_shown())
 
+    def _stored_project_ids(self) -> Mapping[tuple[str, str], int]:
+        """Harbor's project ids as stored by the walks (of any instance), read at most once a
+        minute: a page lists many links."""
+        read_at, ids = self._stored_ids
+        if time.monotonic() - read_at > 60:
+            ids = self.store.project_ids()
+            self._stored_ids = (time.monotonic(), ids)
+        return ids
+
     def _chart(self, path: str) -> str:
         now = self.now()
         with self.store.engine.connect() as conn:
@@ -296,8 +307,11 @@ class WebApp:
             return charts.time_to_fix(pages.time_to_fix(conn, now - timedelta(days=TREND_DAYS)))
 
     def _harbor(self, registry: str, project: str, repository: str, digest: str = "") -> str:
+        ids = self.project_ids  # this process's walks; else what any walk stored
+        if (registry, project) not in ids:
+            ids = self._stored_project_ids()
         ctx = RunContext(registry_urls={r.name: r.url for r in self.config.registries},
-                         project_ids=self.project_ids)
+                         project_ids=ids)
         return harbor_link(ctx, registry, project, repository, digest)
 
 

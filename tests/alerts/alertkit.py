@@ -28,9 +28,12 @@ def event(
     digests: tuple[str, ...] = ("sha256:" + "a" * 64,),
     at: datetime = NOW - timedelta(minutes=5),
     ignored: bool = False,
+    cvss: tuple[float, str] | None = None,
 ) -> ChangeEvent:
+    score, vector = cvss if cvss is not None else (None, "")
     return ChangeEvent(kind, reason, FindingKey(registry, project, repository, vuln, package),
-                       severity, at, installed, fix, previous, digests, tags, ignored)
+                       severity, at, installed, fix, previous, digests, tags, ignored,
+                       cvss_v3=score, cvss_vector=vector)
 
 
 def first_sight(repository: str = "brandnew", count: int = 20, *,
@@ -62,14 +65,16 @@ def sample_items() -> list[Any]:
     from daemon.alerts.events import OverdueFinding, ScanProblem
 
     d = "sha256:" + "b" * 64
+    critical = (9.8, "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H")
     items: list[Any] = [
-        event("CVE-2024-0001", severity=Severity.CRITICAL),
-        event("CVE-2024-0002", severity=Severity.HIGH, fix="3.0.14-1~deb12u1"),
-        event("CVE-2024-0001", severity=Severity.CRITICAL, tags=("latest",)),
+        event("CVE-2024-0001", severity=Severity.CRITICAL, cvss=critical),
+        event("CVE-2024-0002", severity=Severity.HIGH, fix="3.0.14-1~deb12u1",
+              cvss=(7.5, "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H")),
+        event("CVE-2024-0001", severity=Severity.CRITICAL, tags=("latest",), cvss=critical),
         event("CVE-2024-0001", severity=Severity.CRITICAL, project="web", repository="front",
-              tags=("2.0",), digests=(d,)),
+              tags=("2.0",), digests=(d,), cvss=critical),
         event("CVE-2024-0001", severity=Severity.CRITICAL, project="web", repository="admin",
-              tags=(), digests=("sha256:" + "c" * 64,)),
+              tags=(), digests=("sha256:" + "c" * 64,), cvss=critical),
         event("CVE-2025-1000", "glibc", severity=Severity.HIGH, installed="2.36-9+deb12u4",
               fix=""),
         event("CVE-2024-5555", "zlib", kind=ChangeKind.FIX_AVAILABLE, reason=Reason.FIX_RELEASED,
@@ -94,7 +99,7 @@ def hostile_items() -> list[Any]:
     return [
         event("CVE-2024-<@U123>", "<!channel>", severity=Severity.CRITICAL,
               repository="<https://evil|click>", tags=("<!here>", "ünïcødé-标签"),
-              installed="1.0<script>", fix="1.1&amp;"),
+              installed="1.0<script>", fix="1.1&amp;", cvss=(9.8, "CVSS:3.1/<!channel>")),
         event("CVE-2024-0003", big, severity=Severity.HIGH, fix="", tags=(big,)),
         ScanProblem("scan_failed", "prod-harbor", "payments", "<@U999>", "sha256:x", ("t",),
                     "description <@U123> and <https://evil|click> " + big + " ✓ naïve"),
@@ -160,3 +165,26 @@ def seeded_store(url: str, *, new_cves: int = 2) -> Any:
     store.record_scans([success("sha256:a", specs, at(1))], at(1))
     store.record_scans([failure("sha256:b", at(1))], at(1))
     return store
+
+
+def sim_config(sim: Any, registry: dict[str, Any] | None = None, **values: Any) -> Config:
+    """A config for one registry, ``sim`` (a running simulator, as its admin), fast enough for
+    tests (``registry`` overrides its settings), with ``values`` (schedules, receivers…)."""
+    from daemon.config_types import DaemonConfig
+
+    settings: dict[str, Any] = {"requests_per_second": 400.0, "burst": 50,
+                                "max_concurrent_requests": 8, "max_scans_in_flight": 8,
+                                **(registry or {})}
+    reg = RegistryConfig(name="sim", url=sim.url, username=sim.admin[0],
+                         password=Secret(sim.admin[1], "literal"), **settings)
+    return Config(daemon=DaemonConfig(max_scans_in_flight=50), registries=(reg,), **values)
+
+
+async def run_sim_schedule(config: Config, store: Any) -> Any:
+    """The config's first schedule, run once against the simulator with fast polling."""
+    from daemon.scan.queue import QueueOptions
+    from daemon.scan.run import run_schedule
+
+    fast = QueueOptions(poll_initial=0.05, poll_max=0.3, early_error_window=0.3)
+    return await run_schedule(config, store, config.schedules[0], trigger="once",
+                              now_fn=lambda: datetime.now(UTC), options=fast)

@@ -74,7 +74,7 @@ def test_the_email_shows_its_severity_summary_colours_and_links_in_chromium(
         By.TAG_NAME, "div").value_of_css_property("font-family")
     text = body.text
     assert "Why: arrived with a new image (1)" in text
-    assert "CVE-2024-0001 (Critical, arrived with a new image)" in text
+    assert "CVE-2024-0001 (Critical, CVSS 9.8, arrived with a new image)" in text  # the score
     cve = browser.find_element(By.LINK_TEXT, "CVE-2024-0001")
     assert cve.is_displayed()
     assert cve.get_attribute("href") == "https://nvd.nist.gov/vuln/detail/CVE-2024-0001"

@@ -104,3 +104,54 @@ async def test_it_says_a_change_already_told_is_not_sent_again(tmp_path: Path, h
     result = explain(config_path, "--since", "3000d")
     assert result.returncode == 0, result.stderr
     assert "  secops: told already (notification log, last " in result.stdout
+
+
+def _routes():  # type: ignore[no-untyped-def]
+    from daemon.config_types import RouteConfig
+    from daemon.model import Severity
+
+    return [
+        RouteConfig(("pager",), name="exploited", kev=True, min_severity=Severity.LOW),
+        RouteConfig(("secops",), name="critical", min_severity=Severity.CRITICAL,
+                    continue_=True),
+        RouteConfig(("mail", "secops"), name="rest", min_severity=Severity.MEDIUM,
+                    projects=("payments",)),
+        RouteConfig(("late",), name="late", min_epss=0.5, min_severity=Severity.LOW),
+    ]
+
+
+def test_explain_routes_each_item_as_the_outbox_does() -> None:
+    """The receivers --explain says an item reaches are the ones ``route_items`` gives it,
+    whatever the route (globs, thresholds, continue, KEV and EPSS), and each route that did
+    not take it says why."""
+    from alertkit import event
+
+    from daemon.alerts.events import Item
+    from daemon.alerts.explain import explain
+    from daemon.alerts.route import route_items
+    from daemon.ignores import NO_RULES
+    from daemon.model import ExploitInfo, Severity
+
+    exploit = {"CVE-2026-0001": ExploitInfo(kev=True, epss=0.9),
+               "CVE-2026-0002": ExploitInfo(epss=0.7)}
+    items = [Item(event("CVE-2026-0001", severity=Severity.HIGH), "event", 1),
+             Item(event("CVE-2026-0002", severity=Severity.CRITICAL), "event", 2),
+             Item(event("CVE-2026-0003", severity=Severity.MEDIUM, project="web"), "event", 3),
+             Item(event("CVE-2026-0004", severity=Severity.HIGH), "event", 4)]
+    routes = _routes()
+    found = explain(items, routes, rules=NO_RULES, notified={}, cursors={},
+                    quiet=frozenset(), now=NOW, exploit=exploit)
+    for origin, e in zip(items, found, strict=True):
+        assert list(e.sent_to) == [d.receiver for d in route_items([origin], routes, exploit)]
+    says = {e.item.split(" ")[0]: dict(e.steps) for e in found}
+    assert says["CVE-2026-0001"]["route 1 exploited"] == "takes it -> pager"
+    assert says["CVE-2026-0001"]["route 4 late"] == "not tried: route 1 exploited has no continue"
+    assert says["CVE-2026-0002"]["route 1 exploited"] == (
+        "does not take it: kev = true: not in CISA KEV")
+    assert says["CVE-2026-0002"]["route 3 rest"] == "takes it -> mail, secops"
+    assert says["CVE-2026-0002"]["secops"] == "already reached by an earlier route"
+    assert says["CVE-2026-0003"]["route 3 rest"] == (
+        "does not take it: project web not in ['payments']")
+    assert says["CVE-2026-0003"]["route 4 late"] == (
+        "does not take it: EPSS unscored below min_epss 0.5")
+    assert list(dict.fromkeys(found[1].sent_to)) == ["secops", "mail"]

@@ -21,7 +21,8 @@ from daemon.model import ChangeKind, Reason, Severity
 
 GOLDEN = Path(__file__).parent / "golden"
 CTX = RunContext(name="nightly", registry_urls={"prod-harbor": "https://harbor.example.com"},
-                 project_ids={("prod-harbor", "payments"): 3, ("prod-harbor", "library"): 7},
+                 project_ids={("prod-harbor", "payments"): 3, ("prod-harbor", "library"): 7,
+                              ("prod-harbor", "web"): 12},
                  first_seen_counts={("prod-harbor", "library", "brandnew"): {
                      Severity.CRITICAL: 2, Severity.HIGH: 5, Severity.MEDIUM: 13}})
 ROUTE = RouteConfig(("secops",), events=EVENTS, min_severity=Severity.NONE)
@@ -172,6 +173,8 @@ def test_it_escapes_and_bounds_hostile_scan_data_in_every_format() -> None:
     assert "&lt;!channel&gt;" in email and "ünïcødé-标签" in email
     doc = json.loads(render(m, "json").body)
     assert doc["fix_now"][0]["package"] == "<!channel>"  # JSON carries data as data
+    assert doc["fix_now"][0]["vulnerabilities"][0]["cvss_vector"] == "CVSS:3.1/<!channel>"
+    assert "CVSS 9.8" in slack and "CVSS 9.8" in email  # the score, never the vector's text
     text = render(m, "text").body
     for fmt, body in (("slack", slack), ("email", email), ("text", text),
                       ("json", render(m, "json").body)):

@@ -136,6 +136,7 @@ def test_it_keeps_every_field_of_a_plain_item() -> None:
         severity=Severity.HIGH,
         status="affected",
         cvss_v3=7.8,
+        cvss_vector="CVSS:3.1/AV:L",  # nvd's: the vendor of Harbor's score
         description="out-of-bounds read/write",
         links=("https://avd.aquasec.com/nvd/cve-2022-1304",),
         artifact_digests=(DIGEST_A,),

@@ -63,13 +63,23 @@ def writing_as_of_an_older_version(engine: Engine) -> Iterator[None]:
     """Today's store code on a database migrated only to an older version: it also writes
     ``content_finding`` (version 10), so a scratch copy of that table takes those rows while
     the block runs and goes after it; the migration must then fill it from the stored report
-    contents."""
+    contents. Likewise ``finding_event``'s CVSS columns (version 16) exist only while it runs."""
+    from sqlalchemy import inspect
+
     from daemon.store.carriers import content_finding
 
     with engine.begin() as conn:
         content_finding.create(conn)
+        added = "cvss_v3" not in {c["name"] for c in inspect(conn).get_columns("finding_event")}
+        if added:
+            conn.exec_driver_sql("ALTER TABLE finding_event ADD COLUMN cvss_v3 FLOAT")
+            conn.exec_driver_sql("ALTER TABLE finding_event ADD COLUMN cvss_vector VARCHAR"
+                                 " NOT NULL DEFAULT ''")
     try:
         yield
     finally:
         with engine.begin() as conn:
             content_finding.drop(conn)
+            if added:
+                conn.exec_driver_sql("ALTER TABLE finding_event DROP COLUMN cvss_v3")
+                conn.exec_driver_sql("ALTER TABLE finding_event DROP COLUMN cvss_vector")

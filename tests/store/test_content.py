@@ -15,8 +15,9 @@ from tests.store.store_helpers import REG, T0, artifact, success
 
 
 def _stored_fields(o: Occurrence) -> Occurrence:
-    """What a content keeps of an occurrence (no description, links or CWE ids)."""
-    return dataclasses.replace(o, description="", links=(), cwe_ids=())
+    """What a content keeps of an occurrence (no description, links, CWE ids or CVSS vector:
+    content_finding keeps the vector)."""
+    return dataclasses.replace(o, description="", links=(), cwe_ids=(), cvss_vector="")
 
 
 def test_a_content_without_ecosystems_has_the_bytes_written_before_the_field_existed() -> None:

@@ -8,7 +8,8 @@ POST /_sim/db-update   {} | {"added", "fix_released", "rescored"} (shares) → {
 POST /_sim/faults      {"faults": [FaultRule fields…]} (replaces; [] clears) ; GET lists them
 POST /_sim/adapter     {"up": bool, "disabled"?: bool, "registered"?: bool}
 POST /_sim/project     {"project", "public"?: bool}          (a public project: anonymous reads)
-POST /_sim/robot       {"project", "expired"?: bool, "expires_at"?: unix | -1, "disabled"?: bool}
+POST /_sim/robot       {"project", "expired"?: bool, "expires_at"?: unix | -1, "disabled"?: bool,
+                        "may_list_robots"?: bool}  (robot:list: it may read its own expiry)
 POST /_sim/delete      {"project", "repository", "reference"}  → {deleted: [digests]}
 GET  /_sim/auth        {locked: [user names locked by a failed login]}
 POST /_sim/feeds       {"kev"?: path | "garbage", "epss"?: …}  (a new feed version; GET lists)
@@ -66,7 +67,8 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
         elif (method, path) == ("POST", "/_sim/robot"):
             result = control.set_robot(str(body.get("project", "")),
                                        expires_at=body.get("expires_at"),
-                                       expired=body.get("expired"), disabled=body.get("disabled"))
+                                       expired=body.get("expired"), disabled=body.get("disabled"),
+                                       may_list_robots=body.get("may_list_robots"))
         elif (method, path) == ("POST", "/_sim/delete"):
             result = control.delete(str(body.get("project", "")), str(body.get("repository", "")),
                                     str(body.get("reference", "")))

@@ -125,6 +125,7 @@ class Project:
     public: bool = False  # metadata.public: anonymous callers may read it
     robot_expires_at: float = -1  # Unix seconds; -1 never expires (Harbor's robot.ExpiresAt)
     robot_disabled: bool = False
+    robot_may_list: bool = False  # granted robot:list in its project (GET /robots answers it)
 
 
 def digest_of(*parts: object) -> str:

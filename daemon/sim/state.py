@@ -154,9 +154,11 @@ class Control:
             return {"project": found.name, "public": found.public}
 
     def set_robot(self, project: str, *, expires_at: float | None = None,
-                  expired: bool | None = None, disabled: bool | None = None) -> dict[str, Any]:
-        """A project robot's expiry (Unix seconds, -1 never; ``expired`` = now) or disabling:
-        Harbor then treats its requests as anonymous."""
+                  expired: bool | None = None, disabled: bool | None = None,
+                  may_list_robots: bool | None = None) -> dict[str, Any]:
+        """A project robot's expiry (Unix seconds, -1 never; ``expired`` = now) or disabling
+        (Harbor then treats its requests as anonymous), or its ``robot:list`` permission (with
+        it, ``GET /robots`` shows the robot its own record)."""
         s = self._s
         with s.lock:
             found = self._project(project)
@@ -168,8 +170,11 @@ class Control:
                 found.robot_expires_at = float(expires_at)
             if disabled is not None:
                 found.robot_disabled = bool(disabled)
+            if may_list_robots is not None:
+                found.robot_may_list = bool(may_list_robots)
             return {"project": found.name, "robot": robot_name(found),
-                    "expires_at": found.robot_expires_at, "disabled": found.robot_disabled}
+                    "expires_at": found.robot_expires_at, "disabled": found.robot_disabled,
+                    "may_list_robots": found.robot_may_list}
 
     def delete(self, project: str, repository: str, reference: str) -> dict[str, Any]:
         """Delete an artifact as ``DELETE …/artifacts/{reference}`` does (index children too)."""

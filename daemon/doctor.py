@@ -322,6 +322,26 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def check_coverage(cfg: Config, database_url: str) -> list[Check]:
+    """Per registry, the rescan trickle's coverage as its last whole-registry run measured it:
+    a warning, with the numbers, where covering takes longer than the DB's update interval."""
+    from daemon.scan.trickle import coverage_line
+    from daemon.store.runs import stored_coverage
+
+    found = stored_coverage(database_url, [r.name for r in cfg.registries])
+    checks = []
+    for registry in cfg.registries:
+        if registry.name not in found:
+            continue
+        finished, record = found[registry.name]
+        when = f" (run of {finished.strftime('%Y-%m-%d %H:%M')})"
+        behind = record.get("falling_behind")
+        checks.append(Check(f"registry {registry.name}", "coverage", True,
+                            (str(behind) if behind else coverage_line(record)) + when,
+                            warn=bool(behind)))
+    return checks
+
+
 async def run_checks(cfg: Config, database_url: str, now: datetime) -> list[Check]:
     import asyncio
 
@@ -331,4 +351,5 @@ async def run_checks(cfg: Config, database_url: str, now: datetime) -> list[Chec
     for receiver in cfg.receivers:  # blocking sockets: in a thread, off the event loop
         checks.extend(await asyncio.to_thread(check_receiver, receiver))
     checks.extend(check_database(database_url))
+    checks.extend(check_coverage(cfg, database_url))
     return checks

@@ -85,6 +85,19 @@ class RegistryRun:
     oldest_behind: datetime | None = None
     cover_seconds: float = 0.0  # how long rescanning what is behind takes at this budget
     falling_behind: str = ""  # one line when that is longer than the DB's update interval
+    rescans: bool = True  # the schedule has the db_updated lane (else nothing covers them)
+
+    def coverage_record(self) -> dict[str, Any]:
+        """The rescan trickle's coverage after this run, as JSON values (kept with the run's
+        summary: `scanwatch runs`, the doctor, config check and the digest read it)."""
+        return {"images": self.images, "behind_db": self.behind_db,
+                "oldest_behind": self.oldest_behind.isoformat() if self.oldest_behind
+                else None,
+                "scanner_db_updated_at": self.scanner_db_updated_at.isoformat()
+                if self.scanner_db_updated_at else None,
+                "budget": self.budget, "bound_by": self.bound_by,
+                "cover_seconds": self.cover_seconds if self.rescans else None,
+                "falling_behind": self.falling_behind or None, "rescans": self.rescans}
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
@@ -148,7 +161,10 @@ class RunResult:
         return {"trigger": self.trigger, "registries": [r.registry for r in self.registries],
                 "scans": scans, "imported": sum(r.imported for r in self.registries),
                 "changes": len(self.events), "alerts": alerts,
-                "errors": {r.registry: r.error for r in self.registries if r.error}}
+                "errors": {r.registry: r.error for r in self.registries if r.error},
+                # per registry of a whole-registry run (a webhook's small run measures none)
+                "coverage": {r.registry: r.coverage_record() for r in self.registries
+                             if r.images}}
 
     def as_dict(self) -> dict[str, Any]:
         return {"schedule": self.schedule, "trigger": self.trigger,
@@ -389,7 +405,8 @@ async def _registry_steps(
     out.left_running = queued.left_running
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
-    _coverage(out, inventory, selection, queued, run_budget, interval, scope is None)
+    _coverage(out, inventory, selection, queued, run_budget, interval, scope is None,
+              schedule)
     out.not_stored = len(collector.skipped)
     scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
                if r.last_success_at is not None}
@@ -420,7 +437,7 @@ async def _budget(store: Store, registry: RegistryConfig, schedule: ScheduleConf
 
 def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selection,
               queued: Any, run_budget: trickle.Budget, interval: timedelta,
-              whole: bool) -> None:
+              whole: bool, schedule: ScheduleConfig) -> None:
     """The share of images still behind the scanner's DB after this run, and whether the
     trickle keeps up (said once per run, with the numbers)."""
     if not whole:
@@ -433,8 +450,10 @@ def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selecti
                                 else None)
     out.images, out.behind_db, out.oldest_behind = coverage.images, coverage.behind, \
         coverage.oldest
-    out.cover_seconds = trickle.cover_time(coverage, run_budget, interval).total_seconds()
-    out.falling_behind = trickle.falling_behind(coverage, run_budget, interval)
+    out.rescans = "db_updated" in schedule.select
+    if out.rescans:
+        out.cover_seconds = trickle.cover_time(coverage, run_budget, interval).total_seconds()
+        out.falling_behind = trickle.falling_behind(coverage, run_budget, interval)
     _log.info("rescan_coverage", registry=out.registry, images=coverage.images,
               behind=coverage.behind, share_behind=round(coverage.share_behind, 4),
               budget=run_budget.scans, bound_by=run_budget.bound_by,

@@ -54,7 +54,8 @@ class Selection:
     filtered_out: int = 0
     over_budget: int = 0
     backing_off: int = 0  # failed, but not due again yet
-    behind_db: int = 0  # reports older than the scanner's DB (db_updated, before the budget)
+    behind_db: int = 0  # reports older than the scanner's DB (before the budget; counted
+    # whether or not the schedule's select has the db_updated lane)
     oldest_behind: datetime | None = None
 
     def lanes(self) -> dict[str, int]:
@@ -178,6 +179,7 @@ def select(
     follow: list[Artifact] = []
     not_supported = filtered = backing_off = 0
     seen: set[tuple[str, str]] = set()
+    behind: list[Artifact] = []  # behind the DB whether or not this schedule rescans them
     for artifact in artifacts:
         key = (artifact.ref.project, artifact.ref.digest)
         if key in seen:
@@ -197,6 +199,8 @@ def select(
             schedule=schedule,
             now=now,
         )
+        if lane == "db_updated":
+            behind.append(artifact)
         if lane == "follow":
             follow.append(artifact)
         elif lane == "backoff":
@@ -211,7 +215,6 @@ def select(
     if budget is None:
         budget = schedule.max_scans if schedule.max_scans is not None else len(ordered)
     budget = max(0, budget)
-    behind = by_lane.get("db_updated") or []
     ends = [a.overview.end_time for a in behind if a.overview and a.overview.end_time]
     return Selection(
         scans=tuple(ordered[:budget]),

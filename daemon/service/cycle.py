@@ -45,6 +45,8 @@ def run_context(config: Config, run: Any) -> Any:
         images_checked={reg.registry: reg.artifacts for reg in run.registries},
         scanner_db_updated_at={reg.registry: reg.scanner_db_updated_at
                                for reg in run.registries if reg.scanner_db_updated_at},
+        coverage={reg.registry: reg.coverage_record() for reg in run.registries
+                  if reg.images},
     )
 
 

@@ -92,3 +92,45 @@ def summary_of(row: RunRow) -> dict[str, Any] | None:
         return None
     value = json.loads(row.summary)
     return value if isinstance(value, dict) else None
+
+
+def latest_coverage(conn: Connection, registries: list[str],
+                    scan_back: int = 200) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """Per registry, the coverage the newest run that measured it recorded (its finish time
+    and ``RegistryRun.coverage_record``), read from the last ``scan_back`` summaries."""
+    c, s = t.schedule_run.c, t.run_summary.c
+    rows = conn.execute(select(c.finished_at, s.summary)
+                        .join(t.run_summary, s.run_id == c.id)
+                        .where(c.finished_at.is_not(None))
+                        .order_by(c.finished_at.desc(), c.id.desc()).limit(scan_back))
+    found: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    for finished, text in rows:
+        value = json.loads(text)
+        coverage = value.get("coverage") if isinstance(value, dict) else None
+        for name, record in (coverage or {}).items():
+            if name in registries and name not in found and isinstance(record, dict):
+                found[name] = (finished, record)
+        if len(found) == len(registries):
+            break
+    return found
+
+
+def stored_coverage(url: str, registries: list[str]) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """``latest_coverage`` from the database at ``url``, opened read-only; empty where there
+    is no database yet or it cannot be read (the doctor and config check say the rest)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from daemon.store.base import sqlite_path
+    from daemon.store.pages import read_only_engine
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return {}
+    engine = read_only_engine(url)
+    try:
+        with engine.connect() as conn:
+            return latest_coverage(conn, registries)
+    except (SQLAlchemyError, ValueError):
+        return {}
+    finally:
+        engine.dispose()

@@ -374,10 +374,10 @@ async def _registry_steps(
     history = await db.run(store.scan_records, registry.name)
 
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
-    severe = await db.run(_fixable_severe, store, registry.name)
+    severe, kev = await db.run(_rescan_priority, store, registry.name)
     selection = select(inventory.usable_artifacts(), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
-                       now=now_fn(), budget=run_budget.scans, severe=severe)
+                       now=now_fn(), budget=run_budget.scans, severe=severe, kev=kev)
     out.budget, out.bound_by = run_budget.scans, run_budget.bound_by
     out.lanes = selection.lanes()
     out.followed = len(selection.follow)
@@ -588,11 +588,13 @@ def mark_set_aside(
                                  for ref, report_id, why in items])
 
 
-def _fixable_severe(store: Store, registry: str) -> dict[tuple[str, str], int]:
-    from daemon.store.trickle import fixable_severe
+def _rescan_priority(store: Store, registry: str) -> tuple[dict[tuple[str, str], int],
+                                                         dict[tuple[str, str], int]]:
+    """Per repository: open fixable Critical/High findings, and open known-exploited ones."""
+    from daemon.store.trickle import fixable_severe, known_exploited
 
     with store.reading() as conn:
-        return fixable_severe(conn, registry)
+        return fixable_severe(conn, registry), known_exploited(conn, registry)
 
 
 def clear_set_aside(store: Store, refs: Sequence[ArtifactRef]) -> None:

@@ -16,7 +16,8 @@ scanner offers a vulnerabilities addition are scannable; the rest are Not Suppor
 Harbor already shows Pending or Running are followed, never triggered again. The run's budget
 (``daemon/scan/trickle.py``: what the registry's limits allow until the next run, or a fixed
 ``max_scans``) caps the list, fresh lanes first. The rescan lanes are ordered for the trickle:
-recently pushed or pulled images first, then those whose repository has the most open fixable
+images whose repository has open known-exploited findings (CISA KEV, the most first), then
+recently pushed or pulled images, then those whose repository has the most open fixable
 Critical/High findings, then the oldest report; what a run leaves is still behind the DB at the
 next one, so each run continues where the last one stopped.
 """
@@ -137,7 +138,7 @@ def recently_used(artifact: Artifact, now: datetime) -> bool:
 
 
 def _order_key(lane: str, artifact: Artifact, severe: Mapping[tuple[str, str], int],
-               now: datetime) -> tuple[object, ...]:
+               now: datetime, kev: Mapping[tuple[str, str], int]) -> tuple[object, ...]:
     overview = artifact.overview
     if lane in ("changed", "unscanned"):
         pushed = artifact.push_time
@@ -145,18 +146,20 @@ def _order_key(lane: str, artifact: Artifact, severe: Mapping[tuple[str, str], i
         return (pushed is None, -(pushed.timestamp()) if pushed else 0.0, str(artifact.ref))
     ended = overview.end_time if overview else None
     if lane in RESCAN_LANES:
-        # The trickle's order: recently pushed or pulled first, then the repositories with the
-        # most open fixable Critical/High findings, then the oldest report.
-        fixable = severe.get((artifact.ref.project, artifact.ref.repository), 0)
-        return (not recently_used(artifact, now), -fixable, ended is None,
+        # The trickle's order: known exploited first (a fresh report of what attackers use
+        # matters most), then recently pushed or pulled, then the repositories with the most
+        # open fixable Critical/High findings, then the oldest report.
+        where = (artifact.ref.project, artifact.ref.repository)
+        fixable = severe.get(where, 0)
+        return (-kev.get(where, 0), not recently_used(artifact, now), -fixable, ended is None,
                 ended.timestamp() if ended else 0.0, str(artifact.ref))
     # Failed: the longest-waiting first.
     return (ended is None, ended.timestamp() if ended else 0.0, str(artifact.ref))
 
 
 def _ordered(lane: str, artifacts: list[Artifact], severe: Mapping[tuple[str, str], int],
-             now: datetime) -> list[Artifact]:
-    return sorted(artifacts, key=lambda a: _order_key(lane, a, severe, now))
+             now: datetime, kev: Mapping[tuple[str, str], int]) -> list[Artifact]:
+    return sorted(artifacts, key=lambda a: _order_key(lane, a, severe, now, kev))
 
 
 def select(
@@ -169,11 +172,12 @@ def select(
     now: datetime,
     budget: int | None = None,
     severe: Mapping[tuple[str, str], int] | None = None,
+    kev: Mapping[tuple[str, str], int] | None = None,
 ) -> Selection:
     """The ordered scan list for one run; ``db_updated_at`` is keyed by project name.
     ``budget``: the scans the run may start (else the schedule's ``max_scans``, else all);
-    ``severe``: open fixable Critical/High findings per (project, repository), for the order
-    of the rescan lanes."""
+    ``severe``: open fixable Critical/High findings per (project, repository), ``kev``: open
+    known-exploited findings per (project, repository), for the order of the rescan lanes."""
     wanted_lanes = [lane for lane in ALL_LANES if lane in schedule.select]
     by_lane: dict[str, list[Artifact]] = {lane: [] for lane in wanted_lanes}
     follow: list[Artifact] = []
@@ -210,7 +214,7 @@ def select(
     ordered = [
         Pick(artifact, lane)
         for lane in wanted_lanes
-        for artifact in _ordered(lane, by_lane[lane], severe or {}, now)
+        for artifact in _ordered(lane, by_lane[lane], severe or {}, now, kev or {})
     ]
     if budget is None:
         budget = schedule.max_scans if schedule.max_scans is not None else len(ordered)

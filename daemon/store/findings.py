@@ -76,6 +76,8 @@ class FindingRow:
     ignored: bool = False
     ignore_reason: str = ""
     ecosystem: str = ""  # as its reports name it ("" where they name none)
+    # (installed version, the digests whose reports carry it), by version
+    carriers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def fixable(self) -> bool:
@@ -149,6 +151,10 @@ def _row(head: FindingHead, seen: Carried) -> FindingRow:
     versions = tuple(sorted({v for d in seen.values() for v in d[0]})) or tuple(
         v for v in head.installed_versions.split(", ") if v)
     fixes = sorted({x for d in seen.values() for x in d[1] if x})
+    carried: dict[str, list[str]] = {v: [] for v in versions}
+    for digest in sorted(seen):
+        for version in seen[digest][0]:
+            carried.setdefault(version, []).append(digest)
     return FindingRow(
         key=head.key, severity=head.severity,
         fix_version=head.fix_version or (fixes[0] if fixes else ""),
@@ -156,7 +162,8 @@ def _row(head: FindingHead, seen: Carried) -> FindingRow:
         tags=tuple(sorted({tg for d in seen.values() for tg in d[2]})),
         first_seen=head.first_seen, opened_at=head.opened_at, last_seen=head.last_seen,
         ignored=head.ignored, ignore_reason=head.ignore_reason,
-        ecosystem=min((e for d in seen.values() for e in d[3]), default=""))
+        ecosystem=min((e for d in seen.values() for e in d[3]), default=""),
+        carriers=tuple((v, tuple(ds)) for v, ds in sorted(carried.items())))
 
 
 def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[FindingRow]:

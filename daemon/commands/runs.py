@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_table(("ID", "SCHEDULE", "STARTED", "DURATION", "TRIGGER", "REGISTRIES",
                      "SCANS", "CHANGES", "ALERTS", "BEHIND", "RESULT", "DETAIL"),
-                    ((r["id"], r["schedule"], r["started_at"][:19].replace("T", " "),
+                    ((r["id"], r["schedule"], r["started_at"][:16].replace("T", " "),
                       _duration(r["duration_seconds"]), r["trigger"] or "",
                       ", ".join(r["registries"] or ()), _scans(r["scans"]),
                       _count(r["changes"]), _count(r["alerts"]), _behind(r["coverage"]),

@@ -443,8 +443,11 @@ def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selecti
     if not whole:
         return  # a webhook's small run sees a few repositories: no coverage to tell
     rescanned = sum(1 for j in queued.jobs if j.lane == "db_updated" and j.outcome == "complete")
-    images = sum(1 for a in inventory.usable_artifacts() if is_scannable(a)
-                 and a.overview is not None and a.overview.state is ScanState.SUCCESS)
+    # Images with a report after the run: those Harbor showed scanned, and those scanned now.
+    reported = {a.ref for a in inventory.usable_artifacts() if is_scannable(a)
+                and a.overview is not None and a.overview.state is ScanState.SUCCESS}
+    reported.update(j.artifact.ref for j in queued.jobs if j.outcome == "complete")
+    images = len(reported)
     coverage = trickle.Coverage(out.registry, images, max(0, selection.behind_db - rescanned),
                                 selection.oldest_behind if selection.behind_db > rescanned
                                 else None)

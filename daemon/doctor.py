@@ -156,8 +156,19 @@ async def _project_checks(client: Any, subject: str, project: str,
         checks.append(Check(subject, "scanner", False, detail))
     else:
         try:
-            await client.scanner_db_updated_at(scanner.uuid)
-            checks.append(Check(subject, "scanner", True, f"{scanner.name} answers"))
+            db_time = await client.scanner_db_updated_at(scanner.uuid)
+            if db_time is None:  # answered, but not to this account (or without a time)
+                checks.append(Check(
+                    subject, "scanner", True,
+                    f"{scanner.name} answers, but {client.registry.username} cannot read the "
+                    "time of its vulnerability DB (Harbor's /scanners/{id}/metadata needs the "
+                    "system-level scanner read permission): rescans after a DB update "
+                    "(the db_updated lane) and the coverage cannot work without it",
+                    warn=True))
+            else:
+                checks.append(Check(subject, "scanner", True,
+                                    f"{scanner.name} answers; its vulnerability DB is of "
+                                    f"{db_time.strftime('%Y-%m-%d %H:%M UTC')}"))
         except HarborError as exc:
             checks.append(Check(subject, "scanner", False,
                                 f"scanner adapter {scanner.name} is down: {exc}"))

@@ -442,6 +442,12 @@ def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selecti
     trickle keeps up (said once per run, with the numbers)."""
     if not whole:
         return  # a webhook's small run sees a few repositories: no coverage to tell
+    if all(t is None for t in inventory.db_times().values()):
+        # The account cannot read the scanner's DB time (system scanner read): nothing can be
+        # said to be behind it, and saying "none" would be a guess.
+        _log.warning("rescan_coverage_unknown", registry=out.registry,
+                     reason="the scanner's DB time is not readable by this account")
+        return
     rescanned = sum(1 for j in queued.jobs if j.lane == "db_updated" and j.outcome == "complete")
     # Images with a report after the run: those Harbor showed scanned, and those scanned now.
     reported = {a.ref for a in inventory.usable_artifacts() if is_scannable(a)

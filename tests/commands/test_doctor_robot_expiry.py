@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,13 +33,34 @@ def set_robot(sim: Simulator, **body: object) -> None:
                timeout=30).raise_for_status()
 
 
-def expiry(sim: Simulator, tmp_path: Path) -> tuple[int, dict[str, object], str]:
-    name, secret = next(iter(sim.robots.values()))
+def doctor(sim: Simulator, tmp_path: Path, name: str, secret: str) -> tuple[int, dict[str, Any]]:
     result = Cli(write_config(tmp_path, sim.url, name), secret)("doctor", "--format", "json")
     assert not error_lines(result), result.stderr
     assert secret not in result.stdout + result.stderr
-    checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
-    return result.returncode, checks["expiry"], name
+    return result.returncode, {c["check"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def expiry(sim: Simulator, tmp_path: Path) -> tuple[int, dict[str, object], str]:
+    name, secret = next(iter(sim.robots.values()))
+    code, checks = doctor(sim, tmp_path, name, secret)
+    return code, checks["expiry"], name
+
+
+def test_it_warns_when_the_account_cannot_read_the_scanner_db_time(sim: Simulator,
+                                                                   tmp_path: Path) -> None:
+    name, secret = next(iter(sim.robots.values()))
+    code, checks = doctor(sim, tmp_path, name, secret)
+    scanner = checks["scanner"]
+    assert scanner["ok"] is True and scanner["warning"] is True
+    assert scanner["detail"] == (
+        f"Trivy answers, but {name} cannot read the time of its vulnerability DB (Harbor's "
+        "/scanners/{id}/metadata needs the system-level scanner read permission): rescans "
+        "after a DB update (the db_updated lane) and the coverage cannot work without it")
+    _, as_admin = doctor(sim, tmp_path, *sim.admin)
+    assert as_admin["scanner"]["warning"] is False
+    assert as_admin["scanner"]["detail"].startswith("Trivy answers; its vulnerability DB is of ")
+    assert as_admin["expiry"]["detail"] == "admin is a user account, not a robot: it has no " \
+                                           "expiry"
 
 
 def test_it_warns_when_the_robot_expires_within_two_weeks(sim: Simulator,

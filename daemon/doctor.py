@@ -347,8 +347,9 @@ def check_coverage(cfg: Config, database_url: str) -> list[Check]:
         finished, record = found[registry.name]
         when = f" (run of {finished.strftime('%Y-%m-%d %H:%M')})"
         behind = record.get("falling_behind")
-        checks.append(Check(f"registry {registry.name}", "coverage", True,
-                            (str(behind) if behind else coverage_line(record)) + when,
+        text = str(behind).removeprefix(f"registry {registry.name}: ") if behind \
+            else coverage_line(record)
+        checks.append(Check(f"registry {registry.name}", "coverage", True, text + when,
                             warn=bool(behind)))
     return checks
 

@@ -168,7 +168,8 @@ def falling_behind(config: Config) -> list[str]:
     numbers as that run measured them)."""
     from daemon.doctor import check_coverage
 
-    return [f"{c.detail}" for c in check_coverage(config, config.daemon.database) if c.warn]
+    return [f"{c.subject}: {c.detail}" for c in check_coverage(config, config.daemon.database)
+            if c.warn]
 
 
 def ignores_added(url: str) -> int:

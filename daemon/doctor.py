@@ -337,7 +337,7 @@ def check_coverage(cfg: Config, database_url: str) -> list[Check]:
     """Per registry, the rescan trickle's coverage as its last whole-registry run measured it:
     a warning, with the numbers, where covering takes longer than the DB's update interval."""
     from daemon.scan.trickle import coverage_line
-    from daemon.store.runs import stored_coverage
+    from daemon.store.coverage import stored_coverage
 
     found = stored_coverage(database_url, [r.name for r in cfg.registries])
     checks = []

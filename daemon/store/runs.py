@@ -113,24 +113,3 @@ def latest_coverage(conn: Connection, registries: list[str],
         if len(found) == len(registries):
             break
     return found
-
-
-def stored_coverage(url: str, registries: list[str]) -> dict[str, tuple[datetime, dict[str, Any]]]:
-    """``latest_coverage`` from the database at ``url``, opened read-only; empty where there
-    is no database yet or it cannot be read (the doctor and config check say the rest)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from daemon.store.base import sqlite_path
-    from daemon.store.pages import read_only_engine
-
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        return {}
-    engine = read_only_engine(url)
-    try:
-        with engine.connect() as conn:
-            return latest_coverage(conn, registries)
-    except (SQLAlchemyError, ValueError):
-        return {}
-    finally:
-        engine.dispose()

@@ -291,6 +291,19 @@ AMBIGUOUS_ZONES = {"CET": "Europe/Paris", "EET": "Europe/Athens", "MET": "Europe
                    "PST8PDT": "America/Los_Angeles"}
 
 
+# Abbreviations people write that are no IANA zone at all: the region zone usually meant. (A
+# spelling-distance guess would say "MST" for "PST", an hour and a state away.)
+ABBREVIATIONS = {"PST": "America/Los_Angeles", "PDT": "America/Los_Angeles",
+                 "MDT": "America/Denver", "CST": "America/Chicago", "CDT": "America/Chicago",
+                 "EDT": "America/New_York", "AKST": "America/Anchorage",
+                 "AKDT": "America/Anchorage", "BST": "Europe/London", "IST": "Asia/Kolkata",
+                 "CEST": "Europe/Paris", "EEST": "Europe/Athens", "WEST": "Europe/Lisbon",
+                 "JST": "Asia/Tokyo", "KST": "Asia/Seoul", "SGT": "Asia/Singapore",
+                 "HKT": "Asia/Hong_Kong", "AEST": "Australia/Sydney",
+                 "AEDT": "Australia/Sydney", "NZST": "Pacific/Auckland",
+                 "NZDT": "Pacific/Auckland"}
+
+
 def cron(ctx: Ctx, where: str, value: Any) -> Any:
     from cronsim import CronSim, CronSimError
 
@@ -322,7 +335,17 @@ def timezone(ctx: Ctx, where: str, value: Any) -> Any:
             return value
         except (ZoneInfoNotFoundError, ValueError):
             pass
-    hint = did_you_mean(value, available_timezones()) if isinstance(value, str) else ""
+    if isinstance(value, str) and value.strip().upper() in ABBREVIATIONS:
+        hint = (f"; that is an abbreviation, not a place: name the region zone meant, such as "
+                f"\"{ABBREVIATIONS[value.strip().upper()]}\"")
+    elif isinstance(value, str):
+        # Only places are suggested: a near spelling among the abbreviations is a different
+        # offset, not a typo's fix.
+        places = [z for z in available_timezones()
+                  if "/" in z or z in ("UTC", "GMT") or not z.isupper()]
+        hint = did_you_mean(value, places)
+    else:
+        hint = ""
     ctx.problem(where, f'must be an IANA time zone such as "Europe/Berlin" or "UTC", got '
                 f"{show(value)}{hint}")
     return BAD

@@ -2,7 +2,9 @@
 wrong in words a user can act on (the checks; the command prints them). Receivers are reached
 without sending anything (SMTP up to EHLO and the login, HTTP a HEAD of the host).
 
-Each check is a ``Check(subject, name, ok, detail)``. Registry checks never trigger a scan: the
+Each check is a ``Check(subject, name, ok, detail, warn)``: a warning (a robot that expires
+soon, rescans falling behind the scanner's DB) is said but does not fail the doctor. Registry
+checks never trigger a scan: the
 scan permission is probed with a digest that cannot exist, which Harbor answers 404 when the
 caller may scan and 403 when it may not (it checks access before it looks the artifact up).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +22,7 @@ from daemon.config_types import Config, ReceiverConfig, RegistryConfig
 from daemon.errors import AuthFailed, CredentialsRejected, HarborError, NoScanner, NotFound
 
 NO_SUCH_DIGEST = "sha256:" + "0" * 64
+EXPIRY_WARNING = timedelta(days=14)  # a robot expiring sooner is warned about
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,32 @@ class Check:
     name: str  # "reach", "credentials", "scanner", …
     ok: bool
     detail: str
+    warn: bool = False  # ok, but worth acting on soon
+
+
+def expiry_check(subject: str, username: str, robot: Any, now: datetime,
+                 unreadable: str = "") -> Check:
+    """The account's expiry in words (pure): ``robot`` is its ``RobotAccount`` (or ``None``
+    with ``unreadable`` saying why it could not be read)."""
+    if not username.startswith("robot$"):
+        return Check(subject, "expiry", True, f"{username} is a user account, not a robot: "
+                                              "it has no expiry")
+    if robot is None:
+        return Check(subject, "expiry", True, f"expiry not readable: {unreadable}")
+    if robot.expires_at is None:
+        return Check(subject, "expiry", True, f"{username} never expires")
+    date = robot.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    left = robot.expires_at - now
+    if left <= timedelta(0):
+        return Check(subject, "expiry", False, f"{username} expired on {date}: refresh or "
+                                               "extend it in Harbor")
+    days = left.days
+    when = f"in {days} day(s)" if days else f"in {left.total_seconds() / 3600:.0f} h"
+    if left < EXPIRY_WARNING:
+        return Check(subject, "expiry", True, f"{username} expires on {date} ({when}): extend "
+                                              "it in Harbor (or create a new one) before then",
+                     warn=True)
+    return Check(subject, "expiry", True, f"{username} expires on {date} ({when})")
 
 
 def transport_hint(registry: RegistryConfig, error: str) -> str:
@@ -46,7 +76,7 @@ def transport_hint(registry: RegistryConfig, error: str) -> str:
     return error
 
 
-async def check_registry(registry: RegistryConfig) -> list[Check]:
+async def check_registry(registry: RegistryConfig, now: datetime) -> list[Check]:
     from daemon.harbor.client import HarborClient
     from daemon.harbor.inventory import PROJECT_LISTING_SINCE
 
@@ -69,10 +99,12 @@ async def check_registry(registry: RegistryConfig) -> list[Check]:
                             + ("per project" if by_project else "per repository")))
         checks.append(Check(subject, "credentials", True, f"accepted for {registry.username}"))
         try:
-            projects = [p.name for p in await client.projects()]
+            listed = await client.projects()
         except HarborError as exc:
             checks.append(Check(subject, "list", False, f"cannot list projects: {exc}"))
             return checks
+        checks.append(await _robot_expiry(client, subject, listed, now))
+        projects = [p.name for p in listed]
         if not projects:
             checks.append(Check(subject, "list", False,
                                 f"{registry.username} sees no project: check its permissions"))
@@ -80,6 +112,35 @@ async def check_registry(registry: RegistryConfig) -> list[Check]:
         checks.append(Check(subject, "list", True, f"{len(projects)} project(s) visible"))
         checks.extend(await _project_checks(client, subject, projects[0], by_project))
     return checks
+
+
+async def _robot_expiry(client: Any, subject: str, projects: list[Any],
+                        now: datetime) -> Check:
+    """Reads the robot's own record where Harbor lets it (robot:list at its level)."""
+    user = client.registry.username
+    if not user.startswith("robot$"):
+        return expiry_check(subject, user, None, now)
+    name = user.removeprefix("robot$")
+    project_id = None
+    if "+" in name:  # a project robot: robot$<project>+<name>
+        project = name.split("+", 1)[0]
+        project_id = next((p.project_id for p in projects if p.name == project), None)
+        if project_id is None:
+            return expiry_check(subject, user, None, now,
+                                f"its project {project} is not visible to it")
+    level = "its project" if project_id is not None else "the system"
+    try:
+        robot = await client.own_robot(project_id)
+    except AuthFailed:
+        return expiry_check(subject, user, None, now,
+                            f"Harbor shows a robot its own record only with the robot list "
+                            f"permission in {level}, which {user} has not (scanwatch does not "
+                            "need it); see the robot's page in Harbor")
+    except HarborError as exc:
+        return expiry_check(subject, user, None, now, str(exc))
+    if robot is None:
+        return expiry_check(subject, user, None, now, f"Harbor does not list {user}")
+    return expiry_check(subject, user, robot, now)
 
 
 async def _project_checks(client: Any, subject: str, project: str,
@@ -95,8 +156,19 @@ async def _project_checks(client: Any, subject: str, project: str,
         checks.append(Check(subject, "scanner", False, detail))
     else:
         try:
-            await client.scanner_db_updated_at(scanner.uuid)
-            checks.append(Check(subject, "scanner", True, f"{scanner.name} answers"))
+            db_time = await client.scanner_db_updated_at(scanner.uuid)
+            if db_time is None:  # answered, but not to this account (or without a time)
+                checks.append(Check(
+                    subject, "scanner", True,
+                    f"{scanner.name} answers, but {client.registry.username} cannot read the "
+                    "time of its vulnerability DB (Harbor's /scanners/{id}/metadata needs the "
+                    "system-level scanner read permission): rescans after a DB update "
+                    "(the db_updated lane) and the coverage cannot work without it",
+                    warn=True))
+            else:
+                checks.append(Check(subject, "scanner", True,
+                                    f"{scanner.name} answers; its vulnerability DB is of "
+                                    f"{db_time.strftime('%Y-%m-%d %H:%M UTC')}"))
         except HarborError as exc:
             checks.append(Check(subject, "scanner", False,
                                 f"scanner adapter {scanner.name} is down: {exc}"))
@@ -261,13 +333,35 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-async def run_checks(cfg: Config, database_url: str) -> list[Check]:
+def check_coverage(cfg: Config, database_url: str) -> list[Check]:
+    """Per registry, the rescan trickle's coverage as its last whole-registry run measured it:
+    a warning, with the numbers, where covering takes longer than the DB's update interval."""
+    from daemon.scan.trickle import coverage_line
+    from daemon.store.coverage import stored_coverage
+
+    found = stored_coverage(database_url, [r.name for r in cfg.registries])
+    checks = []
+    for registry in cfg.registries:
+        if registry.name not in found:
+            continue
+        finished, record = found[registry.name]
+        when = f" (run of {finished.strftime('%Y-%m-%d %H:%M')})"
+        behind = record.get("falling_behind")
+        text = str(behind).removeprefix(f"registry {registry.name}: ") if behind \
+            else coverage_line(record)
+        checks.append(Check(f"registry {registry.name}", "coverage", True, text + when,
+                            warn=bool(behind)))
+    return checks
+
+
+async def run_checks(cfg: Config, database_url: str, now: datetime) -> list[Check]:
     import asyncio
 
     checks: list[Check] = []
     for registry in cfg.registries:
-        checks.extend(await check_registry(registry))
+        checks.extend(await check_registry(registry, now))
     for receiver in cfg.receivers:  # blocking sockets: in a thread, off the event loop
         checks.extend(await asyncio.to_thread(check_receiver, receiver))
     checks.extend(check_database(database_url))
+    checks.extend(check_coverage(cfg, database_url))
     return checks

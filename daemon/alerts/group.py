@@ -69,6 +69,10 @@ class RunContext:
     # finding → what a VEX statement that does not silence says of it ("VEX affected: …",
     # ``IgnoreRules.vex_note``); None where no VEX statement is in force
     vex_note: Callable[[FindingKey], str] | None = None
+    # registry → the rescan trickle's coverage after the run (``RegistryRun.coverage_record``)
+    coverage: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # "rescans falling behind" lines of the last runs, for the next digest
+    coverage_notices: tuple[str, ...] = ()
 
 
 def context_for(config: Any, **values: Any) -> RunContext:
@@ -381,10 +385,18 @@ def group(
             id=new_id(), receiver=receiver, registry=registry, routes=(), kind="heartbeat",
             context=ctx.name, created_at=now, notices=tuple(notices.get(receiver, ())),
             public_url=ctx.public_url, advisory_url=ctx.advisory_url,
-            heartbeat=Heartbeat(ctx.images_checked.get(registry, 0),
-                                ctx.scanner_db_updated_at.get(registry)),
+            heartbeat=_heartbeat(ctx, registry),
         ))
     return out
+
+
+def _heartbeat(ctx: RunContext, registry: str) -> Heartbeat:
+    coverage = ctx.coverage.get(registry)
+    oldest = coverage.get("oldest_behind") if coverage else None
+    return Heartbeat(ctx.images_checked.get(registry, 0), ctx.scanner_db_updated_at.get(registry),
+                     behind_db=int(coverage.get("behind_db") or 0) if coverage else None,
+                     images=int(coverage.get("images") or 0) if coverage else 0,
+                     oldest_behind=datetime.fromisoformat(oldest) if oldest else None)
 
 
 def due_reminders(

@@ -180,6 +180,9 @@ class Problem:
 class Heartbeat:
     images_checked: int
     scanner_db_updated_at: datetime | None
+    behind_db: int | None = None  # images whose report is older than the scanner's DB
+    images: int = 0  # of how many (scannable, with a report); None above: not measured
+    oldest_behind: datetime | None = None  # the oldest of those reports
 
 
 @dataclass(frozen=True, slots=True)

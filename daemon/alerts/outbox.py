@@ -221,13 +221,24 @@ def _messages(config: Config, deliveries: list[Delivery], by_key: Mapping[str, R
     for key, route in by_key.items():
         if key not in due or route.group != "digest":
             continue
-        lines = ([warning.text] if warning else []) + list(ctx.feed_notices)
+        lines = ([warning.text] if warning else []) + list(ctx.feed_notices) + list(
+            ctx.coverage_notices)
         notices = {rec: lines for rec in route.receivers} if lines else {}
         mine = [d for d in deliveries if d.route == key]
         digest_ctx = replace(ctx, name=key, kind="digest")
         messages += group(mine, digest_ctx, now, notices=notices, new_id=new_id)
     rows = [row for m in messages for row in rows_for(m, config)]
     return Planned(messages, rows)
+
+
+def _coverage_notices(store: Store, config: Config) -> tuple[str, ...]:
+    """The registries whose last run found the rescans falling behind the scanner's DB."""
+    from daemon.store.runs import latest_coverage
+
+    with store.reading() as conn:
+        found = latest_coverage(conn, [r.name for r in config.registries])
+    return tuple(str(record["falling_behind"]) for _, record in
+                 (found[name] for name in sorted(found)) if record.get("falling_behind"))
 
 
 def build_and_queue(
@@ -261,6 +272,8 @@ def build_and_queue(
 
         run_context = replace(run_context, feed_notices=stale_notices(
             feed_states(store, config.feeds, now)))
+    if any(r.group == "digest" for r in routes) and not run_context.coverage_notices:
+        run_context = replace(run_context, coverage_notices=_coverage_notices(store, config))
     receivers = {n for r in routes for n in (*r.receivers, *r.escalate_to)}
     notified = store_outbox.last_notified(store, receivers)
     open_findings = _open_findings(store, config, rules)

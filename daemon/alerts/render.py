@@ -440,7 +440,9 @@ def to_document(message: Message) -> dict[str, Any]:
         "heartbeat": None if hb is None else {
             "images_checked": hb.images_checked,
             "scanner_db_updated_at": hb.scanner_db_updated_at.isoformat()
-            if hb.scanner_db_updated_at else None},
+            if hb.scanner_db_updated_at else None,
+            "behind_db": hb.behind_db, "images": hb.images if hb.behind_db is not None else None,
+            "oldest_behind": hb.oldest_behind.isoformat() if hb.oldest_behind else None},
         "details_command": w.findings_hint(message),
         "details_link": w.details_link(message) or None,
     }

@@ -214,7 +214,15 @@ def heartbeat_line(message: Message) -> str:
     hb = message.heartbeat
     assert hb is not None
     db = hb.scanner_db_updated_at.date().isoformat() if hb.scanner_db_updated_at else "unknown"
-    return f"Nothing new, {hb.images_checked} images checked, scanner DB of {db}."
+    line = f"Nothing new, {hb.images_checked} images checked, scanner DB of {db}."
+    if hb.behind_db is None:
+        return line
+    if not hb.behind_db:
+        return line + f" Every report of its {hb.images} images is from that DB."
+    oldest = f", the oldest from {hb.oldest_behind.date().isoformat()}" if hb.oldest_behind \
+        else ""
+    return line + (f" {hb.behind_db} of {hb.images} images have reports older than it"
+                   f"{oldest}: the rescans are on their way.")
 
 
 def first_seen_count(message: Message) -> str:

@@ -93,11 +93,34 @@ def not_supported_reason(artifact: Artifact) -> str:
 
 def group_targets(cfg: Config, texts: list[str], *, partial: bool = False) -> dict[str, list[Any]]:
     """TARGETs by registry name (an unknown registry raises UnknownTarget)."""
+    from daemon.errors import UnknownTarget
     from daemon.harbor.targets import parse_target, registry_for
 
     grouped: dict[str, list[Any]] = {}
     for text in texts:
-        target = parse_target(text, partial=partial)
-        registry_for(cfg, target)
+        try:
+            target = parse_target(text, partial=partial)
+            registry_for(cfg, target)
+        except UnknownTarget as exc:
+            raise UnknownTarget(str(exc) + _full_target_hint(cfg, text, partial)) from None
         grouped.setdefault(target.registry, []).append(target)
     return grouped
+
+
+def _full_target_hint(cfg: Config, text: str, partial: bool) -> str:
+    """"; did you mean REGISTRY/TEXT?" where one registry is configured and the target with
+    its name in front is a valid one (the commonest slip: the registry prefix left out)."""
+    from daemon.errors import UnknownTarget
+    from daemon.harbor.targets import parse_target
+
+    if len(cfg.registries) != 1:
+        return ""
+    name = cfg.registries[0].name
+    if text.strip().startswith(f"{name}/"):
+        return ""
+    full = f"{name}/{text.strip()}"
+    try:
+        parse_target(full, partial=partial)
+    except UnknownTarget:
+        return ""
+    return f"; did you mean {full}?"

@@ -6,6 +6,7 @@ Standard library only at module level; the store is imported when a handler runs
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from daemon.commands._common import config_path
@@ -35,15 +36,26 @@ def load_config(args: argparse.Namespace, *, sends: bool = True) -> Config | Non
     return config.load(path, strict=False, receiver_schemes=sends)
 
 
-def open_for_reading(args: argparse.Namespace, cfg: Config | None) -> Store:
+def _url(args: argparse.Namespace, cfg: Config | None) -> str:
     from daemon import config
-    from daemon.errors import StoreError
-    from daemon.store.base import sqlite_path
-    from daemon.store.db import open_store
 
     url = getattr(args, "database", None) or (cfg.daemon.database if cfg else "")
-    url = url or config.default_database()
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
+    return url or config.default_database()
+
+
+def missing_database(args: argparse.Namespace, cfg: Config | None) -> Path | None:
+    """The SQLite file the command would read, where it does not exist yet (no run so far)."""
+    from daemon.store.base import sqlite_path
+
+    path = sqlite_path(_url(args, cfg))
+    return path if path is not None and not path.exists() else None
+
+
+def open_for_reading(args: argparse.Namespace, cfg: Config | None) -> Store:
+    from daemon.errors import StoreError
+    from daemon.store.db import open_store
+
+    path = missing_database(args, cfg)
+    if path is not None:
         raise StoreError(f"no history database at {path} (nothing has been recorded yet)")
-    return open_store(url)
+    return open_store(_url(args, cfg))

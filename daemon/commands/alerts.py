@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from daemon.commands._common import add_format, print_json, print_table
-from daemon.commands._store import add_database, load_config, open_for_reading
+from daemon.commands._store import add_database, load_config, missing_database, open_for_reading
 from daemon.errors import UsageError
 
 HELP = "preview the alerts the next run would send, or list the outbox (pending, sent, dead)"
@@ -92,6 +92,15 @@ def run_preview(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     since = parse_since(args.since, now) if args.since else None
     keys = route_keys(cfg.routes)
+    missing = missing_database(args, cfg)
+    if missing is not None:  # the newcomer's path: preview before the first run
+        if args.format == "json":
+            print_json([])
+        else:
+            print(f"Nothing would be sent: no run has been recorded yet (no history database "
+                  f"at {missing}). The first `scanwatch run --once` records what Harbor has "
+                  "and announces none of it (first sight); later runs send what changes.")
+        return 0
     with open_for_reading(args, cfg) as store:
         batch = store_outbox.peek(store, keys, since, legacy_keys(cfg.routes))
         receivers = {n for r in cfg.routes for n in (*r.receivers, *r.escalate_to)}

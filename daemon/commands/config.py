@@ -80,6 +80,7 @@ def check_command(args: argparse.Namespace) -> int:
             if not problem.ok:
                 outcome.problems.append(f"daemon.database: {problem.detail}")
         added = ignores_added(outcome.config.daemon.database)
+        outcome.warnings.extend(falling_behind(outcome.config))
         if outcome.problems:
             outcome.config = None
     if args.format == "json":
@@ -160,6 +161,15 @@ def summary_data(config: Config) -> dict[str, Any]:
         "ignores": len(config.ignores),
         "sla": {s.label: format_duration(d) for s, d in config.sla.deadlines.items()},
     }
+
+
+def falling_behind(config: Config) -> list[str]:
+    """The registries whose last run found the rescans falling behind the scanner's DB (the
+    numbers as that run measured them)."""
+    from daemon.doctor import check_coverage
+
+    return [f"{c.subject}: {c.detail}" for c in check_coverage(config, config.daemon.database)
+            if c.warn]
 
 
 def ignores_added(url: str) -> int:

@@ -192,22 +192,25 @@ def _exploit_filter(keep: Any, intel: Any, kev: bool, min_epss: float | None) ->
 def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
             intel: Any = None, note: Callable[[Any], str] | None = None) -> dict[str, Any]:
     deadline = sla_for(f.severity, f.opened_at, f.key.vulnerability) if sla_for else None
+    sla: str | None
     if deadline is None:
-        sla = "-"  # no [sla] deadline for this severity
+        sla = None  # no [sla] deadline for this severity
     elif now > deadline:
         sla = f"overdue {(now - deadline).days}d"
     else:
         sla = f"due in {(deadline - now).days}d"
     return {
         "package": f.key.package, "installed": ", ".join(f.installed_versions),
-        "fixed": f.fix_version, "vulnerability": f.key.vulnerability,
+        "fixed": f.fix_version or None, "vulnerability": f.key.vulnerability,
         "severity": f.severity.label, "cvss_v3": f.cvss_v3, "cvss_vector": f.cvss_vector or None,
         "registry": f.key.registry, "project": f.key.project,
         "repository": f.key.repository, "tags": list(f.tags), "digests": list(f.digests),
+        # each installed version with the images (digests) that carry it
+        "installed_versions": [{"version": v, "digests": list(ds)} for v, ds in f.carriers],
         "first_seen": f.first_seen.isoformat(), "opened_at": f.opened_at.isoformat(),
         "age_days": (now - f.opened_at).days, "sla": sla,
         "deadline": deadline.isoformat() if deadline else None,
-        "ignored": f.ignored, "ignore_reason": f.ignore_reason,
+        "ignored": f.ignored, "ignore_reason": f.ignore_reason or None,
         **_exploit_fields(f.key.vulnerability, intel),
         # a VEX statement that does not silence it: "VEX under_investigation", "VEX affected: …"
         "vex": (note(f.key) if note else "") or None,
@@ -292,8 +295,9 @@ def write(fmt: str, records: Iterable[dict[str, Any]]) -> None:
         writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()
         for rec in records:
-            writer.writerow({**rec, "tags": " ".join(rec["tags"]),
-                             "digests": " ".join(rec["digests"])})
+            # (installed_versions is the JSON's: the installed and digests columns have it)
+            writer.writerow({**{k: v for k, v in rec.items() if k != "installed_versions"},
+                             "tags": " ".join(rec["tags"]), "digests": " ".join(rec["digests"])})
     else:
         stream_table(HEADERS, (_cells(r) for r in records))
 
@@ -319,7 +323,7 @@ def _cells(r: dict[str, Any]) -> tuple[str, ...]:
             r["vulnerability"] + (" KEV" if r.get("kev") else ""),
             r["severity"] + (" (ignored)" if r["ignored"] else ""),
             f"{r['registry']}/{r['project']}/{r['repository']}",
-            _tags(r["tags"]), f"{r['age_days']}d", r["sla"])
+            _tags(r["tags"]), f"{r['age_days']}d", r["sla"] or "-")
 
 
 def stream_table(headers: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:

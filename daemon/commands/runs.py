@@ -14,7 +14,10 @@ HELP = "list the last runs of each schedule: start, duration, result and what we
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("runs", parents=[common], help=HELP, description=HELP + ".",
-                              epilog="`scanwatch runs show ID` shows one run in full.")
+                              epilog="`scanwatch runs show ID` shows one run in full. BEHIND: "
+                                     "images whose report is older than the scanner's DB / "
+                                     "images, after the run ('!': the rescans cannot cover "
+                                     "them before the DB's next update)")
     p.add_argument("show", nargs="?", choices=("show",), help=argparse.SUPPRESS)
     p.add_argument("id", nargs="?", type=int, metavar="ID", help="with `show`: the run's id")
     p.add_argument("--schedule", help="only this schedule's runs")
@@ -35,13 +38,24 @@ def _json(r: Any) -> dict[str, Any]:
             "duration_seconds": duration, "result": r.result, "detail": r.detail or None,
             # What the run did (null for runs recorded before scanwatch kept it).
             **{key: summary.get(key) for key in ("trigger", "registries", "scans", "imported",
-                                                  "changes", "alerts", "errors")}}
+                                                  "changes", "alerts", "errors", "coverage")}}
 
 
 def _scans(scans: dict[str, int] | None) -> str:
     if scans is None:
         return ""
     return ", ".join(f"{k} {v}" for k, v in sorted(scans.items())) or "none"
+
+
+def _behind(coverage: dict[str, Any] | None) -> str:
+    """``12/400`` (images behind the scanner DB / images), summed over the run's registries;
+    a ``!`` where the rescans fall behind the DB's updates."""
+    if not coverage:
+        return ""
+    behind = sum(int(c.get("behind_db") or 0) for c in coverage.values())
+    images = sum(int(c.get("images") or 0) for c in coverage.values())
+    late = any(c.get("falling_behind") for c in coverage.values())
+    return f"{behind}/{images}" + ("!" if late else "")
 
 
 def _count(value: int | None) -> str:
@@ -79,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
         for key, value in records[0].items():
             if key == "scans":
                 value = _scans(value) if value is not None else None
+            elif key == "coverage" and value:
+                from daemon.scan.trickle import coverage_line
+
+                value = "; ".join(f"{name}: {c.get('falling_behind') or coverage_line(c)}"
+                                  for name, c in value.items())
             elif isinstance(value, list):
                 value = ", ".join(value)
             elif isinstance(value, dict):
@@ -86,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key:17} {'' if value is None else value}")
     else:
         print_table(("ID", "SCHEDULE", "STARTED", "DURATION", "TRIGGER", "REGISTRIES",
-                     "SCANS", "CHANGES", "ALERTS", "RESULT", "DETAIL"),
-                    ((r["id"], r["schedule"], r["started_at"][:19].replace("T", " "),
+                     "SCANS", "CHANGES", "ALERTS", "BEHIND", "RESULT", "DETAIL"),
+                    ((r["id"], r["schedule"], r["started_at"][:16].replace("T", " "),
                       _duration(r["duration_seconds"]), r["trigger"] or "",
                       ", ".join(r["registries"] or ()), _scans(r["scans"]),
-                      _count(r["changes"]), _count(r["alerts"]), r["result"], r["detail"])
+                      _count(r["changes"]), _count(r["alerts"]), _behind(r["coverage"]),
+                      r["result"], r["detail"])
                      for r in records), width=table_width(),
                     empty="no runs recorded yet" + (f" for schedule {args.schedule}"
                                                      if args.schedule else ""),

@@ -307,6 +307,21 @@ class HarborClient:
             return False
         return True
 
+    async def own_robot(self, project_id: int | None) -> wire.RobotAccount | None:
+        """The record of the robot this client logs in as (``GET /robots?q=name=…``: Harbor
+        keeps the name without its ``robot$`` prefix); ``project_id`` for a project robot
+        (``robot$<project>+<name>``), ``None`` for a system one. ``None`` when the listing
+        does not show it; AuthFailed where the robot may not list robots (``robot:list``)."""
+        stored = self.registry.username.removeprefix("robot$")
+        terms = ([f"Level=project,ProjectID={project_id}"] if project_id is not None
+                 else ["Level=system"]) + [f"name={stored}"]
+        body, _ = await self._request("GET", "/robots", params={"q": ",".join(terms)})
+        for item in _as_list(body, "robots"):
+            robot = wire.robot_account(item)
+            if robot.name == self.registry.username:
+                return robot
+        return None
+
     async def system_allowlist(self) -> wire.Allowlist:
         body, _ = await self._request("GET", "/system/CVEAllowlist")
         return wire.allowlist(body)

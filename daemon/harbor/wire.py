@@ -167,6 +167,25 @@ def allowlist(body: object) -> Allowlist:
     return Allowlist(ids, when)
 
 
+@dataclass(frozen=True, slots=True)
+class RobotAccount:
+    """A robot's own record (``GET /robots``): when it expires (``None``: never)."""
+
+    name: str
+    expires_at: datetime | None
+    disabled: bool
+
+
+def robot_account(body: object) -> RobotAccount:
+    """Harbor's ``Robot``: ``expires_at`` in Unix seconds, -1 for never."""
+    data = _obj(body, "robot")
+    expires = data.get("expires_at")
+    if not isinstance(expires, int) or isinstance(expires, bool):
+        raise BadResponse(f"robot {_str(data.get('name'))!r}: expires_at is not a number")
+    when = None if expires == -1 else datetime.fromtimestamp(expires, UTC)
+    return RobotAccount(_str(data.get("name")), when, data.get("disable") is True)
+
+
 def repository(body: object, project_name: str) -> Repository:
     data = _obj(body, "repository")
     name = strip_project(project_name, _str(data.get("name")))

@@ -85,6 +85,19 @@ class RegistryRun:
     oldest_behind: datetime | None = None
     cover_seconds: float = 0.0  # how long rescanning what is behind takes at this budget
     falling_behind: str = ""  # one line when that is longer than the DB's update interval
+    rescans: bool = True  # the schedule has the db_updated lane (else nothing covers them)
+
+    def coverage_record(self) -> dict[str, Any]:
+        """The rescan trickle's coverage after this run, as JSON values (kept with the run's
+        summary: `scanwatch runs`, the doctor, config check and the digest read it)."""
+        return {"images": self.images, "behind_db": self.behind_db,
+                "oldest_behind": self.oldest_behind.isoformat() if self.oldest_behind
+                else None,
+                "scanner_db_updated_at": self.scanner_db_updated_at.isoformat()
+                if self.scanner_db_updated_at else None,
+                "budget": self.budget, "bound_by": self.bound_by,
+                "cover_seconds": self.cover_seconds if self.rescans else None,
+                "falling_behind": self.falling_behind or None, "rescans": self.rescans}
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "events"}
@@ -148,7 +161,10 @@ class RunResult:
         return {"trigger": self.trigger, "registries": [r.registry for r in self.registries],
                 "scans": scans, "imported": sum(r.imported for r in self.registries),
                 "changes": len(self.events), "alerts": alerts,
-                "errors": {r.registry: r.error for r in self.registries if r.error}}
+                "errors": {r.registry: r.error for r in self.registries if r.error},
+                # per registry of a whole-registry run (a webhook's small run measures none)
+                "coverage": {r.registry: r.coverage_record() for r in self.registries
+                             if r.images}}
 
     def as_dict(self) -> dict[str, Any]:
         return {"schedule": self.schedule, "trigger": self.trigger,
@@ -360,10 +376,10 @@ async def _registry_steps(
     history = await db.run(store.scan_records, registry.name)
 
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
-    severe = await db.run(_fixable_severe, store, registry.name)
+    severe, kev = await db.run(_rescan_priority, store, registry.name)
     selection = select(inventory.usable_artifacts(), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
-                       now=now_fn(), budget=run_budget.scans, severe=severe)
+                       now=now_fn(), budget=run_budget.scans, severe=severe, kev=kev)
     out.budget, out.bound_by = run_budget.scans, run_budget.bound_by
     out.lanes = selection.lanes()
     out.followed = len(selection.follow)
@@ -391,7 +407,8 @@ async def _registry_steps(
     out.left_running = queued.left_running
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
-    _coverage(out, inventory, selection, queued, run_budget, interval, scope is None)
+    _coverage(out, inventory, selection, queued, run_budget, interval, scope is None,
+              schedule)
     out.not_stored = len(collector.skipped)
     scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
                if r.last_success_at is not None}
@@ -422,21 +439,32 @@ async def _budget(store: Store, registry: RegistryConfig, schedule: ScheduleConf
 
 def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selection,
               queued: Any, run_budget: trickle.Budget, interval: timedelta,
-              whole: bool) -> None:
+              whole: bool, schedule: ScheduleConfig) -> None:
     """The share of images still behind the scanner's DB after this run, and whether the
     trickle keeps up (said once per run, with the numbers)."""
     if not whole:
         return  # a webhook's small run sees a few repositories: no coverage to tell
+    if all(t is None for t in inventory.db_times().values()):
+        # The account cannot read the scanner's DB time (system scanner read): nothing can be
+        # said to be behind it, and saying "none" would be a guess.
+        _log.warning("rescan_coverage_unknown", registry=out.registry,
+                     reason="the scanner's DB time is not readable by this account")
+        return
     rescanned = sum(1 for j in queued.jobs if j.lane == "db_updated" and j.outcome == "complete")
-    images = sum(1 for a in inventory.usable_artifacts() if is_scannable(a)
-                 and a.overview is not None and a.overview.state is ScanState.SUCCESS)
+    # Images with a report after the run: those Harbor showed scanned, and those scanned now.
+    reported = {a.ref for a in inventory.usable_artifacts() if is_scannable(a)
+                and a.overview is not None and a.overview.state is ScanState.SUCCESS}
+    reported.update(j.artifact.ref for j in queued.jobs if j.outcome == "complete")
+    images = len(reported)
     coverage = trickle.Coverage(out.registry, images, max(0, selection.behind_db - rescanned),
                                 selection.oldest_behind if selection.behind_db > rescanned
                                 else None)
     out.images, out.behind_db, out.oldest_behind = coverage.images, coverage.behind, \
         coverage.oldest
-    out.cover_seconds = trickle.cover_time(coverage, run_budget, interval).total_seconds()
-    out.falling_behind = trickle.falling_behind(coverage, run_budget, interval)
+    out.rescans = "db_updated" in schedule.select
+    if out.rescans:
+        out.cover_seconds = trickle.cover_time(coverage, run_budget, interval).total_seconds()
+        out.falling_behind = trickle.falling_behind(coverage, run_budget, interval)
     _log.info("rescan_coverage", registry=out.registry, images=coverage.images,
               behind=coverage.behind, share_behind=round(coverage.share_behind, 4),
               budget=run_budget.scans, bound_by=run_budget.bound_by,
@@ -571,11 +599,13 @@ def mark_set_aside(
                                  for ref, report_id, why in items])
 
 
-def _fixable_severe(store: Store, registry: str) -> dict[tuple[str, str], int]:
-    from daemon.store.trickle import fixable_severe
+def _rescan_priority(store: Store, registry: str) -> tuple[dict[tuple[str, str], int],
+                                                         dict[tuple[str, str], int]]:
+    """Per repository: open fixable Critical/High findings, and open known-exploited ones."""
+    from daemon.store.trickle import fixable_severe, known_exploited
 
     with store.reading() as conn:
-        return fixable_severe(conn, registry)
+        return fixable_severe(conn, registry), known_exploited(conn, registry)
 
 
 def clear_set_aside(store: Store, refs: Sequence[ArtifactRef]) -> None:

@@ -16,7 +16,8 @@ scanner offers a vulnerabilities addition are scannable; the rest are Not Suppor
 Harbor already shows Pending or Running are followed, never triggered again. The run's budget
 (``daemon/scan/trickle.py``: what the registry's limits allow until the next run, or a fixed
 ``max_scans``) caps the list, fresh lanes first. The rescan lanes are ordered for the trickle:
-recently pushed or pulled images first, then those whose repository has the most open fixable
+images whose repository has open known-exploited findings (CISA KEV, the most first), then
+recently pushed or pulled images, then those whose repository has the most open fixable
 Critical/High findings, then the oldest report; what a run leaves is still behind the DB at the
 next one, so each run continues where the last one stopped.
 """
@@ -54,7 +55,8 @@ class Selection:
     filtered_out: int = 0
     over_budget: int = 0
     backing_off: int = 0  # failed, but not due again yet
-    behind_db: int = 0  # reports older than the scanner's DB (db_updated, before the budget)
+    behind_db: int = 0  # reports older than the scanner's DB (before the budget; counted
+    # whether or not the schedule's select has the db_updated lane)
     oldest_behind: datetime | None = None
 
     def lanes(self) -> dict[str, int]:
@@ -136,7 +138,7 @@ def recently_used(artifact: Artifact, now: datetime) -> bool:
 
 
 def _order_key(lane: str, artifact: Artifact, severe: Mapping[tuple[str, str], int],
-               now: datetime) -> tuple[object, ...]:
+               now: datetime, kev: Mapping[tuple[str, str], int]) -> tuple[object, ...]:
     overview = artifact.overview
     if lane in ("changed", "unscanned"):
         pushed = artifact.push_time
@@ -144,18 +146,20 @@ def _order_key(lane: str, artifact: Artifact, severe: Mapping[tuple[str, str], i
         return (pushed is None, -(pushed.timestamp()) if pushed else 0.0, str(artifact.ref))
     ended = overview.end_time if overview else None
     if lane in RESCAN_LANES:
-        # The trickle's order: recently pushed or pulled first, then the repositories with the
-        # most open fixable Critical/High findings, then the oldest report.
-        fixable = severe.get((artifact.ref.project, artifact.ref.repository), 0)
-        return (not recently_used(artifact, now), -fixable, ended is None,
+        # The trickle's order: known exploited first (a fresh report of what attackers use
+        # matters most), then recently pushed or pulled, then the repositories with the most
+        # open fixable Critical/High findings, then the oldest report.
+        where = (artifact.ref.project, artifact.ref.repository)
+        fixable = severe.get(where, 0)
+        return (-kev.get(where, 0), not recently_used(artifact, now), -fixable, ended is None,
                 ended.timestamp() if ended else 0.0, str(artifact.ref))
     # Failed: the longest-waiting first.
     return (ended is None, ended.timestamp() if ended else 0.0, str(artifact.ref))
 
 
 def _ordered(lane: str, artifacts: list[Artifact], severe: Mapping[tuple[str, str], int],
-             now: datetime) -> list[Artifact]:
-    return sorted(artifacts, key=lambda a: _order_key(lane, a, severe, now))
+             now: datetime, kev: Mapping[tuple[str, str], int]) -> list[Artifact]:
+    return sorted(artifacts, key=lambda a: _order_key(lane, a, severe, now, kev))
 
 
 def select(
@@ -168,16 +172,18 @@ def select(
     now: datetime,
     budget: int | None = None,
     severe: Mapping[tuple[str, str], int] | None = None,
+    kev: Mapping[tuple[str, str], int] | None = None,
 ) -> Selection:
     """The ordered scan list for one run; ``db_updated_at`` is keyed by project name.
     ``budget``: the scans the run may start (else the schedule's ``max_scans``, else all);
-    ``severe``: open fixable Critical/High findings per (project, repository), for the order
-    of the rescan lanes."""
+    ``severe``: open fixable Critical/High findings per (project, repository), ``kev``: open
+    known-exploited findings per (project, repository), for the order of the rescan lanes."""
     wanted_lanes = [lane for lane in ALL_LANES if lane in schedule.select]
     by_lane: dict[str, list[Artifact]] = {lane: [] for lane in wanted_lanes}
     follow: list[Artifact] = []
     not_supported = filtered = backing_off = 0
     seen: set[tuple[str, str]] = set()
+    behind: list[Artifact] = []  # behind the DB whether or not this schedule rescans them
     for artifact in artifacts:
         key = (artifact.ref.project, artifact.ref.digest)
         if key in seen:
@@ -197,6 +203,8 @@ def select(
             schedule=schedule,
             now=now,
         )
+        if lane == "db_updated":
+            behind.append(artifact)
         if lane == "follow":
             follow.append(artifact)
         elif lane == "backoff":
@@ -206,12 +214,11 @@ def select(
     ordered = [
         Pick(artifact, lane)
         for lane in wanted_lanes
-        for artifact in _ordered(lane, by_lane[lane], severe or {}, now)
+        for artifact in _ordered(lane, by_lane[lane], severe or {}, now, kev or {})
     ]
     if budget is None:
         budget = schedule.max_scans if schedule.max_scans is not None else len(ordered)
     budget = max(0, budget)
-    behind = by_lane.get("db_updated") or []
     ends = [a.overview.end_time for a in behind if a.overview and a.overview.end_time]
     return Selection(
         scans=tuple(ordered[:budget]),

@@ -18,8 +18,10 @@ rescan what is behind; when they cannot, the run says so with the numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from daemon.config_types import RegistryConfig, ScheduleConfig
 
@@ -104,6 +106,22 @@ def falling_behind(coverage: Coverage, run_budget: Budget, interval: timedelta,
             + ("raise or unset the schedule's max_scans" if run_budget.bound_by == "max_scans"
                else "raise max_scans_in_flight or requests_per_second, or run the schedule "
                     "more often"))
+
+
+def coverage_line(record: Mapping[str, Any]) -> str:
+    """A run's coverage (``RegistryRun.coverage_record``) in one line: how much is behind the
+    scanner's DB, the oldest such report, and how long covering it takes at the run's budget."""
+    images, behind = int(record.get("images") or 0), int(record.get("behind_db") or 0)
+    if not behind:
+        return f"all {images} images have reports from the newest scanner DB"
+    oldest = str(record.get("oldest_behind") or "")[:10]
+    budget = record.get("budget") if record.get("rescans", True) else None
+    took = timedelta(seconds=float(record.get("cover_seconds") or 0.0))
+    return (f"{behind} of {images} images ({behind / images:.0%}) have reports older than the "
+            f"scanner DB" + (f", the oldest from {oldest}" if oldest else "")
+            + (f"; at {budget} rescans a run ({record.get('bound_by')}) covering them takes "
+               f"{_span(took)}" if budget else "; this run's schedule does not rescan them "
+               "(its select has no db_updated lane)"))
 
 
 def _span(delta: timedelta) -> str:

@@ -45,6 +45,8 @@ def run_context(config: Config, run: Any) -> Any:
         images_checked={reg.registry: reg.artifacts for reg in run.registries},
         scanner_db_updated_at={reg.registry: reg.scanner_db_updated_at
                                for reg in run.registries if reg.scanner_db_updated_at},
+        coverage={reg.registry: reg.coverage_record() for reg in run.registries
+                  if reg.images},
     )
 
 
@@ -116,6 +118,8 @@ async def deliver(
     extra = {"sender": sender} if sender is not None else {}
     report = await deliver_pending(store, config, now_fn=now_fn, deadline=deadline,
                                    on_sent=on_sent, on_dead=on_dead, **extra)
-    _log.info("alerts_delivered", **{k: v for k, v in vars(report).items()
-                                     if isinstance(v, int)})
+    counts = {k: v for k, v in vars(report).items() if isinstance(v, int)}
+    # The daemon passes every 30 s: a pass that sent, retried and dropped nothing is debug.
+    busy = report.sent or report.retried or report.dead
+    (_log.info if busy else _log.debug)("alerts_delivered", **counts)
     return report

@@ -49,17 +49,43 @@ def utcnow() -> datetime:
 
 
 class QueueGauge:
-    """Keeps ``scanwatch_queue_depth`` live during a run: scans selected and not yet ended."""
+    """Keeps the run's metrics live: ``scanwatch_queue_depth`` (scans selected and not yet
+    ended), and the scans triggered and finished as each happens, so a scrape during a long
+    run sees them move. What it counted is remembered: the end of the run adds only the rest
+    (:meth:`add_rest`), nothing twice."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.open: dict[str, set[int]] = {}
+        self.triggered: dict[str, int] = {}
+        self.finished: dict[tuple[str, str], int] = {}
+        self._ended: set[int] = set()
 
     def __call__(self, job: Any) -> None:
         registry = job.artifact.ref.registry
         waiting = self.open.setdefault(registry, set())
         (waiting.discard if job.outcome else waiting.add)(id(job))
         self.metrics.queue_depth.labels(registry).set(len(waiting))
+        if job.outcome:
+            if id(job) not in self._ended:
+                self._ended.add(id(job))
+                key = (registry, job.outcome)
+                self.finished[key] = self.finished.get(key, 0) + 1
+                self.metrics.scans_finished.labels(*key).inc()
+        elif job.ours:  # just triggered by this run
+            self.triggered[registry] = self.triggered.get(registry, 0) + 1
+            self.metrics.scans_triggered.labels(registry).inc()
+
+    def add_rest(self, reg: Any) -> None:
+        """The run's final counts of ``reg`` (a ``RegistryRun``), less what was counted live."""
+        m, name = self.metrics, reg.registry
+        rest = reg.triggered - self.triggered.get(name, 0)
+        if rest > 0:
+            m.scans_triggered.labels(name).inc(rest)
+        for outcome, count in reg.outcomes.items():
+            rest = count - self.finished.get((name, outcome), 0)
+            if rest > 0:
+                m.scans_finished.labels(name, outcome).inc(rest)
 
 
 class Daemon:
@@ -388,9 +414,10 @@ class Daemon:
     async def _run_cycle(self, schedule: ScheduleConfig, trigger: str,
                          scope: frozenset[tuple[str, str]] | None = None) -> None:
         sd_notify(f"STATUS=running {schedule.name}")
+        gauge = QueueGauge(self.metrics)
         try:
             cycle = await run_cycle(self.config, self.store, schedule, trigger=trigger,
-                                    now_fn=utcnow, on_progress=QueueGauge(self.metrics),
+                                    now_fn=utcnow, on_progress=gauge,
                                     stop=self.signals.stop, scope=scope)
         except ScanwatchError as exc:
             from daemon.store.leases import LeaseLost
@@ -409,7 +436,7 @@ class Daemon:
             return
         result = cycle.run.result
         self.last_result[schedule.name] = result
-        self._observe(schedule.name, result, cycle.run)
+        self._observe(schedule.name, result, cycle.run, gauge)
         if cycle.message_ids:
             self.wake_delivery.set()
         if self.web is not None:  # the "Fix first" page of the history just written, ahead
@@ -443,16 +470,14 @@ class Daemon:
         if queued:
             self.wake_delivery.set()
 
-    def _observe(self, schedule: str, result: str, run: Any) -> None:
+    def _observe(self, schedule: str, result: str, run: Any, gauge: QueueGauge) -> None:
         m = self.metrics
         m.runs.labels(schedule, result).inc()
         if result == "ok" and run.finished_at is not None:
             m.last_success.labels(schedule).set(run.finished_at.timestamp())
         for reg in run.registries:
             self.project_ids.update({(reg.registry, p): pid for p, pid in reg.project_ids.items()})
-            m.scans_triggered.labels(reg.registry).inc(reg.triggered)
-            for outcome, count in reg.outcomes.items():
-                m.scans_finished.labels(reg.registry, outcome).inc(count)
+            gauge.add_rest(reg)  # the scans counted as they happened, and the rest now
             m.api_calls.labels(reg.registry).inc(reg.calls)
             m.reports_unreadable.labels(reg.registry).inc(len(reg.unreadable))
             if reg.error:

@@ -11,7 +11,8 @@ POST /_sim/faults      {"faults": [FaultRule fields…]} (replaces; [] clears) ;
 POST /_sim/adapter     {"up": bool, "disabled"?: bool, "registered"?: bool}
 POST /_sim/project     {"project", "public"?: bool}          (a public project: anonymous reads)
 POST /_sim/robot       {"project", "expired"?: bool, "expires_at"?: unix | -1, "disabled"?: bool,
-                       "pull"?: bool}  (pull false: the robot reads the API but pulls nothing)
+                       "pull"?: bool, "may_list_robots"?: bool}  (pull false: the robot reads
+                       the API but pulls nothing; robot:list: it may read its own expiry)
 POST /_sim/delete      {"project", "repository", "reference"}  → {deleted: [digests]}
 GET  /_sim/auth        {locked: [user names locked by a failed login]}
 POST /_sim/feeds       {"kev"?: path | "garbage", "epss"?: …}  (a new feed version; GET lists)
@@ -70,7 +71,8 @@ def handle_control(state: SimState, method: str, path: str, raw: bytes) -> Respo
             result = control.set_robot(str(body.get("project", "")),
                                        expires_at=body.get("expires_at"),
                                        expired=body.get("expired"), disabled=body.get("disabled"),
-                                       pull=body.get("pull"))
+                                       pull=body.get("pull"),
+                                       may_list_robots=body.get("may_list_robots"))
         elif (method, path) == ("POST", "/_sim/delete"):
             result = control.delete(str(body.get("project", "")), str(body.get("repository", "")),
                                     str(body.get("reference", "")))

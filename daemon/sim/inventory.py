@@ -126,6 +126,7 @@ class Project:
     robot_expires_at: float = -1  # Unix seconds; -1 never expires (Harbor's robot.ExpiresAt)
     robot_disabled: bool = False
     robot_can_pull: bool = True  # its robot's repository:pull permission
+    robot_may_list: bool = False  # granted robot:list in its project (GET /robots answers it)
 
 
 def platform_child(art: Artifact | None, platform: tuple[str, str | None]) -> Artifact | None:

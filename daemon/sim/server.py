@@ -22,6 +22,7 @@ from daemon.sim.api import ApiError, Request, Response, error_response
 from daemon.sim.control_http import handle_control
 from daemon.sim.feeds import PATHS
 from daemon.sim.handlers import PROJECT_ARTIFACTS, ROUTES_BASE
+from daemon.sim.robots_api import ROUTES as ROBOT_ROUTES
 from daemon.sim.scanall_api import ROUTES as SCAN_ALL_ROUTES
 from daemon.sim.state import SimState
 from daemon.sim.webhook_api import ROUTES as WEBHOOK_ROUTES
@@ -35,7 +36,7 @@ Route = tuple[str, tuple[str, ...], str, Any]
 
 def compile_routes(version: tuple[int, ...]) -> list[Route]:
     """Harbor's routes for ``version``: ``/projects/{p}/artifacts`` exists from v2.12 on."""
-    routes = list(ROUTES_BASE) + WEBHOOK_ROUTES + SCAN_ALL_ROUTES
+    routes = list(ROUTES_BASE) + WEBHOOK_ROUTES + SCAN_ALL_ROUTES + ROBOT_ROUTES
     routes += [PROJECT_ARTIFACTS] if version >= (2, 12) else []
     return [(m, tuple(t.strip("/").split("/")), t, h) for m, t, h in routes]
 

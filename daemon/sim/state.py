@@ -159,11 +159,13 @@ class Control:
 
     def set_robot(self, project: str, *, expires_at: float | None = None,
                   expired: bool | None = None, disabled: bool | None = None,
-                  pull: bool | None = None) -> dict[str, Any]:
+                  pull: bool | None = None, may_list_robots: bool | None = None
+                  ) -> dict[str, Any]:
         """A project robot's expiry (Unix seconds, -1 never; ``expired`` = now) or disabling:
         Harbor then treats its requests as anonymous. ``pull`` false takes the robot's
         ``repository:pull`` permission away (a robot made with list, read and scan only): its
-        pull tokens then open nothing."""
+        pull tokens then open nothing. ``may_list_robots``: its ``robot:list`` permission (with
+        it, ``GET /robots`` shows the robot its own record)."""
         s = self._s
         with s.lock:
             found = self._project(project)
@@ -177,9 +179,11 @@ class Control:
                 found.robot_disabled = bool(disabled)
             if pull is not None:
                 found.robot_can_pull = bool(pull)
+            if may_list_robots is not None:
+                found.robot_may_list = bool(may_list_robots)
             return {"project": found.name, "robot": robot_name(found),
                     "expires_at": found.robot_expires_at, "disabled": found.robot_disabled,
-                    "pull": found.robot_can_pull}
+                    "pull": found.robot_can_pull, "may_list_robots": found.robot_may_list}
 
     def delete(self, project: str, repository: str, reference: str) -> dict[str, Any]:
         """Delete an artifact as ``DELETE …/artifacts/{reference}`` does (index children too)."""

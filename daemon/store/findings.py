@@ -83,6 +83,8 @@ class FindingRow:
     ecosystem: str = ""  # as its reports name it ("" where they name none)
     cvss_v3: float | None = None  # the highest CVSS v3 score of the images carrying it now
     cvss_vector: str = ""  # that score's vector ("" where none is known)
+    # (installed version, the digests whose reports carry it), by version
+    carriers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def fixable(self) -> bool:
@@ -188,28 +190,32 @@ def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> i
 
 def _row(head: FindingHead, seen: Carried) -> FindingRow:
     if not seen:
-        return FindingRow(head.key, head.severity, head.fix_version,
-                          tuple(v for v in head.installed_versions.split(", ") if v), (), (),
+        stored = tuple(v for v in head.installed_versions.split(", ") if v)
+        return FindingRow(head.key, head.severity, head.fix_version, stored, (), (),
                           head.first_seen, head.opened_at, head.last_seen, head.ignored,
-                          head.ignore_reason)
-    entries = seen.values()
-    versions: set[str] = set()
+                          head.ignore_reason, carriers=tuple((v, ()) for v in sorted(stored)))
     fixes: set[str] = set()
     tags: set[str] = set()
     ecosystems: set[str] = set()
     scored: set[tuple[float, str]] = set()
-    for v, x, tg, e, sc in entries:
-        versions |= v
+    carried: dict[str, list[str]] = {}
+    digests = tuple(sorted(seen))
+    for digest in digests:
+        v, x, tg, e, sc = seen[digest]
+        for version in v:
+            carried.setdefault(version, []).append(digest)
         fixes |= x
         tags |= tg
         ecosystems |= e
         scored |= sc
     fixes.discard("")
+    versions = tuple(sorted(carried))
     return FindingRow(
         head.key, head.severity, head.fix_version or (min(fixes) if fixes else ""),
-        tuple(sorted(versions)), tuple(sorted(seen)), tuple(sorted(tags)), head.first_seen,
+        versions, digests, tuple(sorted(tags)), head.first_seen,
         head.opened_at, head.last_seen, head.ignored, head.ignore_reason,
-        min(ecosystems) if ecosystems else "", *_cvss(scored))
+        min(ecosystems) if ecosystems else "", *_cvss(scored),
+        tuple((v, tuple(carried[v])) for v in versions))
 
 
 def _cvss(scored: set[tuple[float, str]]) -> tuple[float | None, str]:

@@ -92,3 +92,24 @@ def summary_of(row: RunRow) -> dict[str, Any] | None:
         return None
     value = json.loads(row.summary)
     return value if isinstance(value, dict) else None
+
+
+def latest_coverage(conn: Connection, registries: list[str],
+                    scan_back: int = 200) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """Per registry, the coverage the newest run that measured it recorded (its finish time
+    and ``RegistryRun.coverage_record``), read from the last ``scan_back`` summaries."""
+    c, s = t.schedule_run.c, t.run_summary.c
+    rows = conn.execute(select(c.finished_at, s.summary)
+                        .join(t.run_summary, s.run_id == c.id)
+                        .where(c.finished_at.is_not(None))
+                        .order_by(c.finished_at.desc(), c.id.desc()).limit(scan_back))
+    found: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    for finished, text in rows:
+        value = json.loads(text)
+        coverage = value.get("coverage") if isinstance(value, dict) else None
+        for name, record in (coverage or {}).items():
+            if name in registries and name not in found and isinstance(record, dict):
+                found[name] = (finished, record)
+        if len(found) == len(registries):
+            break
+    return found

@@ -38,3 +38,18 @@ def test_a_zone_abbreviation_warns_and_names_a_region_zone(
     assert result.stderr.splitlines() == [
         f'scanwatch: warning: schedule[nightly].timezone: "{zone}" is an abbreviation, not a '
         f'place: name the region zone meant, such as "{region}"']
+
+
+@pytest.mark.parametrize(("zone", "hint"), [
+    pytest.param("PST", 'that is an abbreviation, not a place: name the region zone meant, '
+                 'such as "America/Los_Angeles"', id="PST-is-not-MST"),
+    pytest.param("Europe/Berln", 'did you mean "Europe/Berlin"?', id="typo"),
+    pytest.param("utc", 'did you mean "UTC"?', id="case"),
+])
+def test_a_zone_that_is_not_one_gets_a_hint_that_names_a_place(tmp_path: Path, zone: str,
+                                                               hint: str) -> None:
+    result = check(tmp_path, f'cron = "0 2 * * *"\ntimezone = "{zone}"')
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(
+        f': schedule[nightly].timezone: must be an IANA time zone such as "Europe/Berlin" or '
+        f'"UTC", got "{zone}"; {hint}')

@@ -73,3 +73,19 @@ def test_status_says_why_an_artifact_is_not_supported(tmp_path: Path) -> None:
         assert row["reason"] == f"type {row['type'].upper()}: the scanner scans images only"
     assert any("Not Supported  type CHART: the scanner scans images only" in ln
                for ln in table.stdout.splitlines()), table.stdout
+
+
+def test_alerts_preview_before_the_first_run_says_why_nothing_would_be_sent(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9", "admin")
+    config.write_text(config.read_text() + '\n[[receiver]]\nname = "team"\n'
+                      'urls = ["json://127.0.0.1:9/hook"]\n\n[[route]]\nreceivers = ["team"]\n')
+    cli = Cli(config, "x")
+    result = cli("alerts", "preview")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Nothing would be sent: no run has been recorded yet (no "
+                                    f"history database at {cli.database}). The first "
+                                    "`scanwatch run --once` records")
+    as_json = cli("alerts", "preview", "--format", "json")
+    assert (as_json.returncode, json.loads(as_json.stdout)) == (0, [])
+    assert not cli.database.exists()  # a preview creates nothing

@@ -32,7 +32,8 @@ def test_it_lists_the_runs_newest_first_and_shows_one(tmp_path: Path) -> None:
     assert all(r["finished_at"] and r["duration_seconds"] >= 0 for r in runs)
     table = cli("runs").stdout.splitlines()
     assert table[0].split() == ["ID", "SCHEDULE", "STARTED", "DURATION", "TRIGGER",
-                                "REGISTRIES", "SCANS", "CHANGES", "ALERTS", "RESULT", "DETAIL"]
+                                "REGISTRIES", "SCANS", "CHANGES", "ALERTS", "BEHIND", "RESULT",
+                                "DETAIL"]
     first, second = runs[1], runs[0]
     assert first["trigger"] == second["trigger"] == "once"
     assert first["registries"] == ["prod-harbor"] and first["errors"] == {}

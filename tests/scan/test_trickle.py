@@ -1,5 +1,6 @@
 """The rescan trickle (pure, table-driven): a run's budget from what the registry allows, the
-rescan order (recently used, then fixable Critical/High, then the oldest report), and whether
+rescan order (known exploited, recently used, then fixable Critical/High, then the oldest
+report), and whether
 coverage keeps up with the scanner DB's daily update."""
 
 from __future__ import annotations
@@ -85,6 +86,17 @@ def test_rescans_go_recently_used_then_most_fixable_severe_then_oldest_report() 
     # The run's budget cut the last one: it is still behind, and the next run takes it first.
     assert picked.over_budget == 1 and picked.behind_db == 5
     assert picked.oldest_behind == NOW - timedelta(days=12)
+
+
+def test_a_known_exploited_cve_raises_an_image_above_every_other_rescan() -> None:
+    artifacts = [art("pulled", "quiet", ended_days=1, pulled_days=1),
+                 art("severe", "risky", ended_days=2), art("exploited", "kev", ended_days=1),
+                 art("older", "quiet", ended_days=12)]
+    picked = select(artifacts, {}, schedule=schedule(), db_updated_at={"p": DB}, now=NOW,
+                    budget=4, severe={("p", "risky"): 7, ("p", "kev"): 1},
+                    kev={("p", "kev"): 1})
+    assert [p.artifact.ref.digest for p in picked.scans] == ["exploited", "pulled", "severe",
+                                                             "older"]
 
 
 @pytest.mark.parametrize(("behind", "per_run", "interval", "keeps_up"), [

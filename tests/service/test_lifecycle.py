@@ -66,7 +66,7 @@ def test_the_queue_gauge_counts_scans_not_yet_ended():
 
     def job(registry: str):
         ref = SimpleNamespace(registry=registry)
-        return SimpleNamespace(artifact=SimpleNamespace(ref=ref), outcome="")
+        return SimpleNamespace(artifact=SimpleNamespace(ref=ref), outcome="", ours=True)
 
     a, b, c = job("prod"), job("prod"), job("stage")
     for j in (a, b, c):

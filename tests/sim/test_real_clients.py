@@ -386,3 +386,24 @@ async def test_it_sends_no_scanner_capabilities_before_v2_11(served_v2_10: Serve
         await client.close()
     assert version.startswith("v2.10.3")
     assert [(name, caps) for _, name, caps in scanners] == [("Trivy", None)] * 3
+
+
+async def test_both_clients_read_a_robots_own_record(served: Served) -> None:
+    """``GET /robots?q=…`` (what `scanwatch doctor` reads for a robot's expiry) parses in both
+    clients' ``Robot`` models, as admin sees it."""
+    project = next(iter(served.robots))
+    name = served.robots[project][0]
+    pid = served.raw(f"/projects/{project}").json()["project_id"]
+    query = f"Level=project,ProjectID={pid},name={name.removeprefix('robot$')}"
+    client = harborapi.HarborAsyncClient(served.url + "/api/v2.0", username=served.admin[0],
+                                         secret=served.admin[1])
+    try:
+        robots = await client.get_robots(query=query)
+    finally:
+        await client.client.aclose()
+    assert [(r.name, r.level, r.expires_at) for r in robots] == [(name, "project", -1)]
+    conf = harbor_client.Configuration()
+    conf.host = served.url + "/api/v2.0"
+    conf.username, conf.password = served.admin
+    listed = harbor_client.RobotApi(harbor_client.ApiClient(conf)).list_robot(q=query)
+    assert [(r.name, r.expires_at, r.disable) for r in listed] == [(name, -1, False)]

@@ -79,6 +79,8 @@ def test_the_full_listing_is_in_order_across_repository_batches(many: str) -> No
     curl = next(r for r in rows if r["package"] == "curl" and r["repository"] == "svc-01")
     assert (curl["installed"], curl["fixed"], curl["digests"], curl["tags"]) == (
         "8.0, 8.2", "8.1", ["sha256:01a", "sha256:01b"], ["1.0", "latest"])
+    assert curl["installed_versions"] == [{"version": "8.0", "digests": ["sha256:01a"]},
+                                          {"version": "8.2", "digests": ["sha256:01b"]}]
 
 
 def test_a_limit_is_the_first_rows_of_the_full_listing(many: str) -> None:

@@ -46,9 +46,12 @@ def test_findings_lists_fixable_first_with_installed_and_fixed(seeded: tuple[str
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert [(r["package"], r["installed"], r["fixed"], r["vulnerability"]) for r in rows] == [
-        ("curl", "8.0", "8.1", "CVE-3"), ("zlib", "1.2.13", "", "CVE-2"),
-        ("glibc", "2.36", "", "CVE-4")]
+        ("curl", "8.0", "8.1", "CVE-3"), ("zlib", "1.2.13", None, "CVE-2"),
+        ("glibc", "2.36", None, "CVE-4")]
     assert rows[0]["tags"] == ["latest"] and rows[0]["digests"] == ["sha256:b"]
+    # Each installed version with the digests that carry it; null, not "" or "-", for absent.
+    assert rows[0]["installed_versions"] == [{"version": "8.0", "digests": ["sha256:b"]}]
+    assert rows[0]["ignore_reason"] is None
 
 
 @pytest.mark.parametrize(("args", "vulns"), [
@@ -170,4 +173,4 @@ def test_findings_and_alerts_preview_apply_an_ignore_rule_from_the_file_at_once(
     assert {"CVE-1", "CVE-2025-1"} <= shown and "CVE-2025-1" in alerted
     reasons = {r["vulnerability"]: r["ignore_reason"] for r in every}
     assert reasons["CVE-2024-7"] == (
-        f"not reachable in our build (ignored until {expires})" if hidden else "")
+        f"not reachable in our build (ignored until {expires})" if hidden else None)

@@ -97,6 +97,18 @@ def _carrier_statement(by_repository: bool) -> Select[Any]:
 
 _BY_PAIR = _carrier_statement(by_repository=False)
 _BY_PAIR_IN_REPOSITORIES = _carrier_statement(by_repository=True)
+# A few repositories: every occurrence of their counting images, from the artifacts through
+# ix_content_finding_content, costs the images' reports; a (vulnerability, package) of a large
+# registry sits in thousands of contents, which the statements above read for each pair.
+_a, _o = t.artifact.c, content_finding.c
+_IN_REPOSITORIES = (
+    select(_a.repository_id, _o.vulnerability, _o.package, _a.id, _a.digest, _o.version,
+           _o.fix_version, _o.ecosystem, _o.cvss_v3, _o.cvss_vector)
+    .select_from(t.artifact)
+    .join(content_finding, _o.content_id == _a.content_id)
+    .where(_a.counting.is_(True),
+           _a.repository_id.in_(bindparam("repositories", expanding=True))))
+_FEW_REPOSITORIES = 20  # at most this many: read from their images
 _OPEN_TAGS = select(t.tag.c.artifact_id, t.tag.c.name).where(
     t.tag.c.until.is_(None), t.tag.c.artifact_id.in_(bindparam("artifacts", expanding=True)))
 
@@ -111,6 +123,10 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]]
     repos = sorted({r for r, _, _ in wanted})
     stmt = _BY_PAIR_IN_REPOSITORIES if len(repos) <= _MAX_REPOSITORIES else _BY_PAIR
     found: list[Any] = []
+    if len(repos) <= _FEW_REPOSITORIES:
+        found.extend(row for row in driver_rows(conn, _IN_REPOSITORIES, {"repositories": repos})
+                     if row[:3] in wanted)
+        pairs = []
     for start in range(0, len(pairs), _CHUNK):
         part = pairs[start:start + _CHUNK]
         params: dict[str, Any] = {"vulnerabilities": sorted({v for v, _ in part}),

@@ -24,7 +24,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -49,7 +49,9 @@ _log = log.get(__name__)
 PAGE = 100  # findings per page
 MAX_PAGE = 1000
 ACTIONS = 100  # remediation actions shown
-PLANS_KEPT = 16  # remediation plans remembered (one per filter asked since history changed)
+PLANS_KEPT = 16  # pages' results remembered (one per filter asked since history changed)
+_MISSING = object()
+T = TypeVar("T")
 TREND_DAYS = 30
 
 SECURITY_HEADERS = {
@@ -101,7 +103,7 @@ class WebApp:
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
         self.css = files("daemon.web").joinpath("static/style.css").read_bytes()
-        self._plans: dict[Hashable, list[Remedy[Any]]] = {}  # oldest first
+        self._plans: dict[Hashable, Any] = {}  # what ``kept`` keeps, oldest first
         self._plan_lock = threading.Lock()  # pages render on worker threads
 
     # --- the request ------------------------------------------------------------------------
@@ -139,7 +141,8 @@ class WebApp:
         if path == "/static/style.css":
             return Response(200, "text/css; charset=utf-8", self.css)
         if path in ("/trends/open.svg", "/trends/fix.svg"):
-            return Response(200, "image/svg+xml; charset=utf-8", self._chart(path).encode())
+            return Response(200, "image/svg+xml; charset=utf-8",
+                            self.kept(("chart", path), lambda: self._chart(path)).encode())
         views: dict[str, Callable[[dict[str, str]], bytes]] = {
             "/": self.overview, "/fix": self.fix_first, "/findings": self.findings,
             "/finding": self.finding, "/trends": self.trends}
@@ -185,27 +188,32 @@ class WebApp:
                           filters=q, limit=limit, harbor=self._harbor, more=limit + PAGE)
 
     def plan(self, query: store_findings.FindingQuery) -> list[Remedy[Any]]:
-        """The remediation plan of ``query``, from history or, while history, the ignore rules
-        and the day are the same as when it was last computed, from memory: the whole
-        registry's plan costs seconds on a large one; ``warm`` computes it after each run."""
+        """The remediation plan of ``query`` (``kept``: the whole registry's plan costs seconds
+        on a large one; ``warm`` computes it after each run)."""
         rules = self.store.ignore_rules(self.config)
-        now = self.now()
+        return self.kept(("plan", query, rules),
+                         lambda: self.store.finding_actions(query, rules=rules, now=self.now()))
+
+    def kept(self, what: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, or what it gave while history (``pages.data_version``), ``what``
+        (the page and its inputs: filters, ignore rules) and the day are the same as when it
+        last ran: a page read from the whole of a large history is computed once per change."""
         with self.store.engine.connect() as conn:
             version = pages.data_version(conn)
         try:
-            key: Hashable = (query, rules, version, now.date())
+            key: Hashable = (what, version, self.now().date())
             hash(key)
-        except TypeError:  # a rule the cache cannot compare: computed every time
-            return self.store.finding_actions(query, rules=rules, now=now)
+        except TypeError:  # an input the cache cannot compare: computed every time
+            return compute()
         with self._plan_lock:
-            found = self._plans.get(key)
-        if found is None:
-            found = self.store.finding_actions(query, rules=rules, now=now)
+            found = self._plans.get(key, _MISSING)
+        if found is _MISSING:
+            found = compute()
             with self._plan_lock:
                 self._plans[key] = found
                 while len(self._plans) > PLANS_KEPT:
                     self._plans.pop(next(iter(self._plans)))
-        return found
+        return cast(T, found)
 
     def warm(self) -> None:
         """Compute the whole registry's plan (the "Fix first" page without filters) ahead of

@@ -25,6 +25,18 @@ TIMEOUT = 120  # seconds for one command: generous, for a loaded 2-core machine
 REGISTRY = "prod-harbor"
 
 
+def sim_toml(db: Path | str, url: str, *, drain: bool = False, in_flight: int | None = None
+             ) -> str:
+    """The ``[daemon]`` and ``[[registry]] sim`` tables of a config for a simulator at ``url``
+    (the admin account, its password from ``$SIM_PASSWORD``), history in ``db``; ``drain``: a
+    60 s outbox drain, ``in_flight``: ``max_scans_in_flight``. Tests add the rest."""
+    return (f'[daemon]\ndatabase = "sqlite:///{db}"\n'
+            + ('outbox_drain_timeout = "60s"\n' if drain else "")
+            + f'\n[[registry]]\nname = "sim"\nurl = "{url}"\nusername = "admin"\n'
+            'password = "${SIM_PASSWORD}"\nrequests_per_second = 200.0\nburst = 100\n'
+            + (f"max_scans_in_flight = {in_flight}\n" if in_flight is not None else ""))
+
+
 def write_config(directory: Path, url: str, username: str) -> Path:
     path = directory / "config.toml"
     path.write_text(f"""\

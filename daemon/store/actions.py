@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from daemon.ignores import IgnoreRules
 from daemon.model import FindingKey, Severity
 from daemon.remedy import Vuln
-from daemon.store import findings
+from daemon.store import carriers, findings
 from daemon.store import tables as t
 from daemon.store.base import driver_rows
 from daemon.store.carriers import content_finding
@@ -37,12 +37,8 @@ _REPOSITORIES = 50  # repositories whose findings and carriers are read together
 _WORST = 900  # worst findings read whole, with their carriers, per statement
 
 _a, _o = t.artifact.c, content_finding.c
-CARRIED_VERSIONS = (
-    select(_a.repository_id, _o.vulnerability, _o.package, _o.version, _o.fix_version)
-    .select_from(t.artifact)
-    .join(content_finding, _o.content_id == _a.content_id)
-    .where(_a.counting.is_(True),
-           _a.repository_id.in_(bindparam("repositories", expanding=True))))
+CARRIED_VERSIONS = carriers.in_repositories(_a.repository_id, _o.vulnerability, _o.package,
+                                            _o.version, _o.fix_version)
 
 
 @dataclass(slots=True)

@@ -97,17 +97,23 @@ def _carrier_statement(by_repository: bool) -> Select[Any]:
 
 _BY_PAIR = _carrier_statement(by_repository=False)
 _BY_PAIR_IN_REPOSITORIES = _carrier_statement(by_repository=True)
-# A few repositories: every occurrence of their counting images, from the artifacts through
-# ix_content_finding_content, costs the images' reports; a (vulnerability, package) of a large
-# registry sits in thousands of contents, which the statements above read for each pair.
+def in_repositories(*columns: Any) -> Select[Any]:
+    """``columns`` of every occurrence the counting images of some repositories
+    (``repositories``, expanding) carry, from the artifacts through
+    ``ix_content_finding_content``: what a few repositories' images report costs their reports,
+    while a (vulnerability, package) of a large registry sits in thousands of contents, which
+    the statements above read for each pair."""
+    a = t.artifact.c
+    return (select(*columns).select_from(t.artifact)
+            .join(content_finding, content_finding.c.content_id == a.content_id)
+            .where(a.counting.is_(True),
+                   a.repository_id.in_(bindparam("repositories", expanding=True))))
+
+
 _a, _o = t.artifact.c, content_finding.c
-_IN_REPOSITORIES = (
-    select(_a.repository_id, _o.vulnerability, _o.package, _a.id, _a.digest, _o.version,
-           _o.fix_version, _o.ecosystem, _o.cvss_v3, _o.cvss_vector)
-    .select_from(t.artifact)
-    .join(content_finding, _o.content_id == _a.content_id)
-    .where(_a.counting.is_(True),
-           _a.repository_id.in_(bindparam("repositories", expanding=True))))
+_IN_REPOSITORIES = in_repositories(_a.repository_id, _o.vulnerability, _o.package, _a.id,
+                                   _a.digest, _o.version, _o.fix_version, _o.ecosystem,
+                                   _o.cvss_v3, _o.cvss_vector)
 _FEW_REPOSITORIES = 20  # at most this many: read from their images
 _OPEN_TAGS = select(t.tag.c.artifact_id, t.tag.c.name).where(
     t.tag.c.until.is_(None), t.tag.c.artifact_id.in_(bindparam("artifacts", expanding=True)))
@@ -122,18 +128,16 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]]
     pairs = sorted({(v, p) for _, v, p in wanted})
     repos = sorted({r for r, _, _ in wanted})
     stmt = _BY_PAIR_IN_REPOSITORIES if len(repos) <= _MAX_REPOSITORIES else _BY_PAIR
-    found: list[Any] = []
+    reads: list[tuple[Select[Any], dict[str, Any]]]
     if len(repos) <= _FEW_REPOSITORIES:
-        found.extend(row for row in driver_rows(conn, _IN_REPOSITORIES, {"repositories": repos})
-                     if row[:3] in wanted)
-        pairs = []
-    for start in range(0, len(pairs), _CHUNK):
-        part = pairs[start:start + _CHUNK]
-        params: dict[str, Any] = {"vulnerabilities": sorted({v for v, _ in part}),
-                                  "packages": sorted({p for _, p in part})}
-        if stmt is _BY_PAIR_IN_REPOSITORIES:
-            params["repositories"] = repos
-        found.extend(row for row in driver_rows(conn, stmt, params) if row[:3] in wanted)
+        reads = [(_IN_REPOSITORIES, {"repositories": repos})]
+    else:
+        reads = [(stmt, {"vulnerabilities": sorted({v for v, _ in part}),
+                         "packages": sorted({p for _, p in part}),
+                         **({"repositories": repos} if stmt is _BY_PAIR_IN_REPOSITORIES else {})})
+                 for part in (pairs[i:i + _CHUNK] for i in range(0, len(pairs), _CHUNK))]
+    found = [row for statement, params in reads for row in driver_rows(conn, statement, params)
+             if row[:3] in wanted]
     tags: dict[int, set[str]] = {}
     arts = sorted({row[3] for row in found})
     for start in range(0, len(arts), 900):

@@ -49,7 +49,7 @@ _log = log.get(__name__)
 PAGE = 100  # findings per page
 MAX_PAGE = 1000
 ACTIONS = 100  # remediation actions shown
-PLANS_KEPT = 16  # pages' results remembered (one per filter asked since history changed)
+KEPT = 16  # pages' results remembered (one per filter asked since history changed)
 _MISSING = object()
 T = TypeVar("T")
 TREND_DAYS = 30
@@ -103,8 +103,8 @@ class WebApp:
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
         self.css = files("daemon.web").joinpath("static/style.css").read_bytes()
-        self._plans: dict[Hashable, Any] = {}  # what ``kept`` keeps, oldest first
-        self._plan_lock = threading.Lock()  # pages render on worker threads
+        self._kept: dict[Hashable, Any] = {}  # what ``kept`` keeps, oldest first
+        self._kept_lock = threading.Lock()  # pages render on worker threads
 
     # --- the request ------------------------------------------------------------------------
     def handles(self, path: str) -> bool:
@@ -205,14 +205,14 @@ class WebApp:
             hash(key)
         except TypeError:  # an input the cache cannot compare: computed every time
             return compute()
-        with self._plan_lock:
-            found = self._plans.get(key, _MISSING)
+        with self._kept_lock:
+            found = self._kept.get(key, _MISSING)
         if found is _MISSING:
             found = compute()
-            with self._plan_lock:
-                self._plans[key] = found
-                while len(self._plans) > PLANS_KEPT:
-                    self._plans.pop(next(iter(self._plans)))
+            with self._kept_lock:
+                self._kept[key] = found
+                while len(self._kept) > KEPT:
+                    self._kept.pop(next(iter(self._kept)))
         return cast(T, found)
 
     def warm(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from hookkit import Hook
 from mailkit import SmtpInbox, running_smtp
+from runkit import sim_toml
 
 from daemon.sim import SimOptions, start_simulator
 
@@ -67,19 +68,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         scanner_concurrency=4, job_workers=8))
     config = tmp / "config.toml"
     config.write_text(f"""\
-[daemon]
-database = "sqlite:///{tmp / 'history.db'}"
-outbox_drain_timeout = "60s"
-
-[[registry]]
-name = "sim"
-url = "{sim.url}"
-username = "admin"
-password = "${{SIM_PASSWORD}}"
-requests_per_second = 200.0
-burst = 100
-max_scans_in_flight = 8
-
+{sim_toml(tmp / 'history.db', sim.url, drain=True, in_flight=8)}
 [[schedule]]
 name = "nightly"
 cron = "0 2 * * *"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hookkit import Hook
+from runkit import sim_toml
 
 SCANWATCH = str(Path(sys.executable).with_name("scanwatch"))
 IMAGES = 4
@@ -29,17 +30,7 @@ def test_coverage_and_falling_behind_are_said_with_the_numbers(make_sim: Any,
     # One rescan a daily run: three images behind take two more days, longer than the DB's
     # daily update.
     config.write_text(f"""\
-[daemon]
-database = "sqlite:///{db}"
-
-[[registry]]
-name = "sim"
-url = "{sim.url}"
-username = "admin"
-password = "${{SIM_PASSWORD}}"
-requests_per_second = 200.0
-burst = 100
-
+{sim_toml(db, sim.url)}
 [[schedule]]
 name = "nightly"
 cron = "0 2 * * *"

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runkit import sim_toml
 from test_alerts_after_db_update import Hook
 
 from daemon.model import ChangeKind
@@ -35,19 +36,7 @@ def test_a_schedule_and_a_route_without_settings_rescan_after_a_db_update_and_se
     config = tmp_path / "config.toml"
     # No `select` in the schedule and no `events` in the route: the defaults decide.
     config.write_text(f"""\
-[daemon]
-database = "sqlite:///{db}"
-outbox_drain_timeout = "60s"
-
-[[registry]]
-name = "sim"
-url = "{sim.url}"
-username = "admin"
-password = "${{SIM_PASSWORD}}"
-requests_per_second = 200.0
-burst = 100
-max_scans_in_flight = 8
-
+{sim_toml(db, sim.url, drain=True, in_flight=8)}
 [[schedule]]
 name = "nightly"
 cron = "0 2 * * *"

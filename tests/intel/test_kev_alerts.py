@@ -23,6 +23,7 @@ import httpx
 import pytest
 from feedkit import GIT, GIT_CVE, git_reports
 from hookkit import Hook
+from runkit import sim_toml
 
 from daemon.sim import SimOptions, start_simulator
 
@@ -72,18 +73,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Iterato
         feeds={"kev": str(kev_dir / VERSIONS[0])}))
     config = tmp / "config.toml"
     config.write_text(f"""\
-[daemon]
-database = "sqlite:///{tmp / 'history.db'}"
-outbox_drain_timeout = "60s"
-
-[[registry]]
-name = "sim"
-url = "{sim.url}"
-username = "admin"
-password = "${{SIM_PASSWORD}}"
-requests_per_second = 200.0
-burst = 100
-
+{sim_toml(tmp / 'history.db', sim.url, drain=True)}
 [[schedule]]
 name = "nightly"
 cron = "0 2 * * *"

@@ -27,6 +27,7 @@ import httpx
 import pytest
 from feedkit import GIT, GIT_CVE, trivy_report
 from hookkit import Hook
+from runkit import sim_toml
 
 from daemon import sla
 from daemon.alerts.dedup import Told, told_already
@@ -106,18 +107,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Iterato
     assert pushed.status_code == 200, pushed.text
     config = tmp / "config.toml"
     config.write_text(f"""\
-[daemon]
-database = "sqlite:///{tmp / 'history.db'}"
-outbox_drain_timeout = "60s"
-
-[[registry]]
-name = "sim"
-url = "{sim.url}"
-username = "admin"
-password = "${{SIM_PASSWORD}}"
-requests_per_second = 200.0
-burst = 100
-
+{sim_toml(tmp / 'history.db', sim.url, drain=True)}
 [[schedule]]
 name = "nightly"
 cron = "0 2 * * *"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from feedkit import GIT, GIT_CVE, trivy_report
+from runkit import sim_toml
 
 from daemon.sim import SimOptions, start_simulator
 
@@ -53,17 +54,7 @@ def test_an_image_with_a_known_exploited_cve_is_rescanned_first(tmp_path: Path,
     db = tmp_path / "history.db"
     config = tmp_path / "config.toml"
     config.write_text(f"""\
-[daemon]
-database = "sqlite:///{db}"
-
-[[registry]]
-name = "sim"
-url = "{sim.url}"
-username = "admin"
-password = "${{SIM_PASSWORD}}"
-requests_per_second = 200.0
-burst = 100
-
+{sim_toml(db, sim.url)}
 [[schedule]]
 name = "nightly"
 cron = "0 2 * * *"

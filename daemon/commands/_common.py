@@ -67,8 +67,11 @@ def safe_cell(value: object) -> str:
     spaces, so nothing in a cell can move the cursor or recolour the terminal."""
     if value is None:
         return ""
+    text = str(value)
+    if text.isprintable():  # nearly every cell: one pass in C
+        return text
     return "".join(c if c.isprintable() else ("\N{REPLACEMENT CHARACTER}" if c not in "\n\t\r"
-                                               else " ") for c in str(value))
+                                               else " ") for c in text)
 
 
 def _fit(widths: list[int], budget: int, keep: set[int]) -> list[int]:

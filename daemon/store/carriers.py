@@ -40,9 +40,9 @@ _CHUNK = 400  # (vulnerability, package) pairs per statement
 _MAX_REPOSITORIES = 2000  # more in one statement: filtered in Python only
 BACKFILL_BATCH = 500  # contents decoded per step of the migration
 
-# (repository id, vulnerability, package) → digest → (versions, fixes, tags, ecosystems,
-# (CVSS v3 score, vector) pairs)
-Carried = dict[str, tuple[set[str], set[str], set[str], set[str], set[tuple[float, str]]]]
+# One counting image's occurrence of a finding: (digest, installed version, fix version,
+# ecosystem, CVSS v3 score or None, its vector, the image's open tags)
+Carrier = tuple[str, str, str, str, float | None, str, tuple[str, ...]]
 
 
 def write(conn: Connection, content_id: int, occurrences: Sequence[Occurrence]) -> None:
@@ -120,9 +120,10 @@ _OPEN_TAGS = select(t.tag.c.artifact_id, t.tag.c.name).where(
 
 
 def carried(conn: Connection, wanted: set[tuple[int, str, str]]
-            ) -> dict[tuple[int, str, str], Carried]:
-    """(repository, vulnerability, package) → digest → (versions, fix versions, tags,
-    ecosystems) of the counting images that carry each ``wanted`` finding now."""
+            ) -> dict[tuple[int, str, str], list[Carrier]]:
+    """(repository, vulnerability, package) → its occurrences in the counting images of that
+    repository, for each ``wanted`` finding (none: no image carries it now). Both reads are
+    answered from covering indexes (migration 19); a row is kept as the driver returns it."""
     if not wanted:
         return {}
     pairs = sorted({(v, p) for _, v, p in wanted})
@@ -136,26 +137,25 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]]
                          "packages": sorted({p for _, p in part}),
                          **({"repositories": repos} if stmt is _BY_PAIR_IN_REPOSITORIES else {})})
                  for part in (pairs[i:i + _CHUNK] for i in range(0, len(pairs), _CHUNK))]
-    found = [row for statement, params in reads for row in driver_rows(conn, statement, params)
-             if row[:3] in wanted]
-    tags: dict[int, set[str]] = {}
-    arts = sorted({row[3] for row in found})
-    for start in range(0, len(arts), 900):
-        for art_id, name in driver_rows(conn, _OPEN_TAGS, {"artifacts": arts[start:start + 900]}):
-            tags.setdefault(art_id, set()).add(name)
-    out: dict[tuple[int, str, str], Carried] = {}
-    no_tags: set[str] = set()
-    for repo_id, vuln, pkg, art_id, digest, version, fix, ecosystem, score, vector in found:
-        slot = out.get((repo_id, vuln, pkg))
-        if slot is None:
-            slot = out[(repo_id, vuln, pkg)] = {}
-        entry = slot.get(digest)
-        if entry is None:
-            entry = slot[digest] = (set(), set(), tags.get(art_id, no_tags), set(), set())
-        entry[0].add(version)
-        entry[1].add(fix)
-        if ecosystem:
-            entry[3].add(ecosystem)
-        if score is not None:
-            entry[4].add((float(score), vector or ""))
-    return out
+    found: dict[tuple[int, str, str], list[tuple[Any, ...]]] = {}
+    arts: set[int] = set()
+    for statement, params in reads:
+        for row in driver_rows(conn, statement, params):
+            key = row[:3]
+            if key in wanted:  # what the product of the INs lets through is dropped here
+                slot = found.get(key)
+                if slot is None:
+                    found[key] = [row]
+                else:
+                    slot.append(row)
+                arts.add(row[3])
+    tags: dict[int, list[str]] = {}
+    ordered = sorted(arts)
+    for start in range(0, len(ordered), 900):
+        for art_id, name in driver_rows(conn, _OPEN_TAGS,
+                                        {"artifacts": ordered[start:start + 900]}):
+            tags.setdefault(art_id, []).append(name)
+    none: tuple[str, ...] = ()
+    frozen = {art_id: tuple(names) for art_id, names in tags.items()}
+    return {key: [(r[4], r[5], r[6], r[7], r[8], r[9] or "", frozen.get(r[3], none))
+                  for r in rows] for key, rows in found.items()}

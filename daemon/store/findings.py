@@ -25,7 +25,7 @@ from daemon.model import FindingKey, Severity
 from daemon.store import carriers
 from daemon.store import tables as t
 from daemon.store.base import driver_rows
-from daemon.store.carriers import Carried
+from daemon.store.carriers import Carrier
 from daemon.store.tables import as_utc
 
 _REPOSITORY_BATCH = 20  # repositories whose images are decoded together in ``ordered``
@@ -188,7 +188,7 @@ def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> i
         _select(query, rules).subquery())).scalar_one())
 
 
-def _row(head: FindingHead, seen: Carried) -> FindingRow:
+def _row(head: FindingHead, seen: list[Carrier]) -> FindingRow:
     if not seen:
         stored = tuple(v for v in head.installed_versions.split(", ") if v)
         return FindingRow(head.key, head.severity, head.fix_version, stored, (), (),
@@ -198,24 +198,28 @@ def _row(head: FindingHead, seen: Carried) -> FindingRow:
     tags: set[str] = set()
     ecosystems: set[str] = set()
     scored: set[tuple[float, str]] = set()
-    carried: dict[str, list[str]] = {}
-    digests = tuple(sorted(seen))
-    for digest in digests:
-        v, x, tg, e, sc = seen[digest]
-        for version in v:
-            carried.setdefault(version, []).append(digest)
-        fixes |= x
-        tags |= tg
-        ecosystems |= e
-        scored |= sc
-    fixes.discard("")
+    carried: dict[str, set[str]] = {}
+    for digest, version, fix, ecosystem, score, vector, names in seen:
+        holders = carried.get(version)
+        if holders is None:
+            carried[version] = {digest}
+        else:
+            holders.add(digest)
+        if fix:
+            fixes.add(fix)
+        if ecosystem:
+            ecosystems.add(ecosystem)
+        if score is not None:
+            scored.add((float(score), vector))
+        if names:
+            tags.update(names)
     versions = tuple(sorted(carried))
     return FindingRow(
         head.key, head.severity, head.fix_version or (min(fixes) if fixes else ""),
-        versions, digests, tuple(sorted(tags)), head.first_seen,
+        versions, tuple(sorted({c[0] for c in seen})), tuple(sorted(tags)), head.first_seen,
         head.opened_at, head.last_seen, head.ignored, head.ignore_reason,
         min(ecosystems) if ecosystems else "", *_cvss(scored),
-        tuple((v, tuple(carried[v])) for v in versions))
+        tuple((v, tuple(sorted(carried[v]))) for v in versions))
 
 
 def _cvss(scored: set[tuple[float, str]]) -> tuple[float | None, str]:
@@ -229,7 +233,7 @@ def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[Findin
     """``heads`` (in their order) with the images that carry each now."""
     wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads}
     carried = carriers.carried(conn, wanted)
-    return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), {}))
+    return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), []))
             for h in heads]
 
 

@@ -11,7 +11,7 @@ must all be aware (UTC) or all naive, not a mix.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -37,7 +37,19 @@ def deadline_for(severity: Severity, first_seen: datetime, sla: SlaConfig,
     """When a finding of ``severity`` first seen at ``first_seen`` must be fixed, if ever;
     ``kev_due`` is the KEV due date of its CVE (None: not in KEV), used when the policy says
     ``kev_due_date``."""
-    return _deadline(deadlines(sla), severity, first_seen, sla, kev_due)[0]
+    return deadline_function(sla)(severity, first_seen, kev_due)
+
+
+def deadline_function(sla: SlaConfig) -> Callable[[Severity, datetime, date | None],
+                                                  datetime | None]:
+    """``deadline_for`` under one policy, its spans worked out once (a listing asks it for
+    every finding)."""
+    spans = deadlines(sla)
+
+    def deadline(severity: Severity, first_seen: datetime, kev_due: date | None = None
+                 ) -> datetime | None:
+        return _deadline(spans, severity, first_seen, sla, kev_due)[0]
+    return deadline
 
 
 def _deadline(spans: Mapping[Severity, timedelta], severity: Severity, first_seen: datetime,

@@ -361,11 +361,11 @@ def _sla_function(cfg: Config | None, intel: Any = None) -> Deadline | None:
         return None
     from daemon import sla
 
-    policy = cfg.sla
+    by_policy = sla.deadline_function(cfg.sla)
     kev = intel.kev if intel is not None else {}
 
     def deadline(severity: Severity, opened: datetime, cve: str) -> datetime | None:
         entry = kev.get(cve)
-        return sla.deadline_for(severity, opened, policy, entry[1] if entry else None)
+        return by_policy(severity, opened, entry[1] if entry else None)
     return deadline
 

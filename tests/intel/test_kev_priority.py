@@ -78,9 +78,9 @@ class World:
 
 def epss_file(shared_dir: Path, path: Path) -> Path:
     sample = (shared_dir / "fixtures" / "epss" / "epss_scores-sample.csv").read_text()
-    head = "".join(sample.splitlines(keepends=True)[:2])
+    # the sample whole (real rows of CVEs no image here has) and rows for these CVEs
     rows = "".join(f"{cve},{s},{p}\n" for cve, (s, p) in sorted(SCORES.items()))
-    path.write_bytes(gzip.compress((head + rows).encode()))
+    path.write_bytes(gzip.compress((sample + rows).encode()))
     return path
 
 
@@ -244,6 +244,25 @@ def test_findings_by_action_carries_kev_and_epss_and_ranks_by_them(world: World)
     assert (by_id["CVE-2025-48385"]["kev"], by_id["CVE-2025-48385"]["epss"]) == (None, 0.02)
     assert (actions[2]["kev"], actions[2]["epss"]) == (False, 0.09)
     world.git_action = git
+
+
+def test_listings_read_the_epss_scores_of_open_findings_only(world: World) -> None:
+    # The feed's other rows (the real sample's, of CVEs no image here has) stay in the
+    # database: a listing reads the scores of the CVEs it can meet, not 300,000 rows.
+    from sqlalchemy import create_engine
+
+    from daemon.store import intel as store_intel
+
+    engine = create_engine(f"sqlite:///{world.db}")
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT count(*) FROM intel_epss").scalar_one()
+        read = store_intel.tables(conn).epss
+    engine.dispose()
+    open_cves = {r["vulnerability"] for r in world.findings()}
+    assert stored > len(SCORES)
+    assert read == {cve: SCORES[cve] for cve in open_cves & set(SCORES)} and read
+    assert {r["vulnerability"]: r["epss"] for r in world.findings()} == {
+        cve: SCORES[cve][0] if cve in SCORES else None for cve in open_cves}
 
 
 def test_report_show_by_action_ranks_by_kev_and_epss_files(world: World) -> None:

@@ -276,7 +276,8 @@ def build_message(
     problems: list[Problem] = []
     reported: dict[tuple[FindingKey, str, str], None] = {}
     first_sights: list[ChangeEvent] = []
-    advisor = ctx.lineage.get(registry)
+    advisor: Advisor | None = None
+    asked = False  # the registry's lineage is read when a finding first needs it
     pushed: dict[str, datetime | None] = {}
     for d in deliveries:
         item = d.item
@@ -307,6 +308,8 @@ def build_message(
             continue
         f = _facts(item)
         reported[(f.key, *change_of(item))] = None
+        if not asked:
+            advisor, asked = ctx.lineage.get(registry), True
         src = advisor.source(f.digests, f.key.vulnerability, f.key.package, f.installed) \
             if advisor is not None else None
         entries.append(remedy.Entry(

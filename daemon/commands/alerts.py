@@ -83,7 +83,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from daemon.alerts.outbox import _open_findings, plan, with_first_sight, with_project_ids
     from daemon.alerts.render import render, to_document
     from daemon.alerts.route import legacy_keys, route_keys
-    from daemon.lineage.fetch import advisor
+    from daemon.lineage.fetch import Advisors
     from daemon.store import outbox as store_outbox
 
     cfg = load_config(args, sends=False)
@@ -107,21 +107,22 @@ def run_preview(args: argparse.Namespace) -> int:
         notified = store_outbox.last_notified(store, receivers)
         rules = store.ignore_rules(cfg)
         open_findings = _open_findings(store, cfg, rules)
-        lineage = {r.name: advisor(store, r.name) for r in cfg.registries}  # finding sources
-        project_ids = store.project_ids()
-    ctx = with_first_sight(with_project_ids(
-        context_for(cfg, name="preview", lineage=lineage), project_ids), batch)
-    scan_problems = [(s.id, ScanProblem("scan_failed", s.registry, s.project, s.repository,
-                                        s.digest, (), s.error or s.status, s.at))
-                     for s in batch.failed_scans]
-    cursors = {k: (c.last_event_id, c.last_scan_id, None) for k, c in batch.cursors.items()}
-    if args.explain:
-        return _print_explained(args, cfg, batch.events, scan_problems, cursors, ctx, rules,
-                                notified, now)
-    planned = plan(
-        cfg, events=batch.events, scan_problems=scan_problems, problems=(), cursors=cursors,
-        due_routes=keys, run_context=ctx, now=now, open_findings=open_findings,
-        notified=notified, rules=rules, new_id=_counter())
+        # finding sources, read (while the store is open) for the registries a message names
+        lineage = Advisors(store, [r.name for r in cfg.registries])
+        ctx = with_first_sight(with_project_ids(
+            context_for(cfg, name="preview", lineage=lineage), store.project_ids()), batch)
+        scan_problems = [(s.id, ScanProblem("scan_failed", s.registry, s.project,
+                                            s.repository, s.digest, (), s.error or s.status,
+                                            s.at))
+                         for s in batch.failed_scans]
+        cursors = {k: (c.last_event_id, c.last_scan_id, None) for k, c in batch.cursors.items()}
+        if args.explain:
+            return _print_explained(args, cfg, batch.events, scan_problems, cursors, ctx, rules,
+                                    notified, now)
+        planned = plan(
+            cfg, events=batch.events, scan_problems=scan_problems, problems=(), cursors=cursors,
+            due_routes=keys, run_context=ctx, now=now, open_findings=open_findings,
+            notified=notified, rules=rules, new_id=_counter())
     if args.format == "json":
         print_json([to_document(m) for m in planned.messages])
         return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -242,6 +242,36 @@ def advisor(store: Store, registry: str) -> Advisor:
                    store.lineage_report_keys(registry, related))
 
 
+class Advisors(Mapping[str, Advisor]):
+    """Each registry's Advisor, read from ``store`` when a message first asks for it: a run
+    whose messages name no finding of a registry (its first sight, an unchanged rerun) reads
+    none of that registry's lineage, which holds every image (100,000 on a large registry)."""
+
+    def __init__(self, store: Store, registries: Iterable[str]) -> None:
+        self._store = store
+        self._names = tuple(dict.fromkeys(registries))
+        self._built: dict[str, Advisor] = {}
+
+    def __getitem__(self, registry: str) -> Advisor:
+        if registry not in self._names:
+            raise KeyError(registry)
+        found = self._built.get(registry)
+        if found is None:
+            found = self._built[registry] = advisor(self._store, registry)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def built(self) -> list[str]:
+        """The registries whose lineage was read so far."""
+        return list(self._built)
+
+
 def with_lineage(ctx: Any, store: Store, registries: Iterable[str]) -> Any:
-    """``ctx`` (an alerts RunContext) with each registry's Advisor."""
-    return dataclasses.replace(ctx, lineage={r: advisor(store, r) for r in registries})
+    """``ctx`` (an alerts RunContext) with each registry's Advisor, read when first asked for
+    (``store`` must stay open while the context is used)."""
+    return dataclasses.replace(ctx, lineage=Advisors(store, registries))

@@ -123,18 +123,25 @@ def test_a_new_base_tag_leads_the_next_alert_with_the_rebuild(
                          base_platforms=platforms, scanned_share=1.0, index_share=indexes,
                          chart_share=0.0,
                          scan_seconds=0.05, scanner_concurrency=8)
+    read: list[str] = []  # the registries whose lineage the alerts stage read
+    view = store.lineage_view
+    store.lineage_view = lambda registry: (read.append(registry), view(registry))[1]
     with start_simulator(options) as sim:
         cfg = config(sim, select=("changed", "unscanned", "db_updated"))
         run(cfg, store)
+        read.clear()  # (the run's own lineage step reads it too)
         build_and_queue(store, cfg, run_context=RunContext(name="nightly"),
                         now=datetime.now(UTC))  # the registry's first run: quiet
+        assert read == []  # nothing to attribute: every image's lineage left unread
         old = {i["repository"] for i in sim.control.lineage() if i["base"]}
         app_indexes = {i["index"] for i in sim.control.lineage() if i["index"] and i["base"]}
         sim.control.db_update(added=0.6, fix_released=0.0, rescored=0.0)
         pushed = sim.control.push("base", "debian")
         run(cfg, store)
+        read.clear()
         build_and_queue(store, cfg, run_context=RunContext(name="nightly"),
                         now=datetime.now(UTC))
+    assert read == ["sim"]  # once, for the message that attributes the new findings
     bodies = [json.loads(r.payload["body"]) for r in store_outbox.listing(store)]
     assert len(bodies) == 1
     doc = bodies[0]

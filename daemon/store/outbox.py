@@ -22,7 +22,9 @@ from daemon.diff import is_first_sight
 from daemon.model import ChangeEvent, ChangeKind, ExploitInfo, FindingKey, Reason, Severity
 from daemon.store import intel
 from daemon.store import tables as t
+from daemon.store.base import driver_rows
 from daemon.store.leases import fence_current  # ha: lease fencing (issue 19)
+from daemon.store.tables import as_utc
 
 
 class HasEngine(Protocol):
@@ -105,6 +107,9 @@ def _cursors(conn: Connection) -> dict[str, Cursor]:
                                            c.last_digest_at))}
 
 
+_SEVERITY = {int(s): s for s in Severity}
+
+
 def _events_after(conn: Connection, after: int, upto: int
                   ) -> tuple[list[tuple[int, ChangeEvent]], FirstSightFacts]:
     """Change events in (after, upto], first-sight summaries included (they have no finding)."""
@@ -118,28 +123,32 @@ def _events_after(conn: Connection, after: int, upto: int
              .join(t.repository, r.id == e.repository_id)
              .join(t.registry, g.id == r.registry_id)
              .where(e.id > after, e.id <= upto).order_by(e.id))
-    rows = list(conn.execute(query))
-    tags = _current_tags(conn, {d for row in rows for d in row.digests.split(",") if d})
+    rows = list(driver_rows(conn, query))
+    # A summary names no finding and lists no image: tags only for the events that do.
+    tags = _current_tags(conn, {(row[9], d) for row in rows if row[13] is not None
+                                for d in row[8].split(",") if d})
     out = []
     summaries: dict[int, tuple[tuple[str, str, str], set[datetime]]] = {}
-    for row in rows:
-        digests = tuple(d for d in row.digests.split(",") if d)
+    severity = _SEVERITY
+    for (event_id, kind, reason, at, level, previous, installed, fix, digest_list, repository_id,
+         findings, cvss_v3, cvss_vector, vulnerability, package, ignored, project, name,
+         registry) in rows:
+        digests = tuple(d for d in digest_list.split(",") if d)
+        at = as_utc(at)
         event = ChangeEvent(
-            kind=ChangeKind(row.kind), reason=Reason(row.reason),
-            finding=FindingKey(row.registry, row.project, row.name, row.vulnerability or "",
-                               row.package or ""),
-            severity=Severity(row.severity), at=row.at, installed_version=row.installed_version,
-            fix_version=row.fix_version,
-            previous_severity=None if row.previous_severity is None else Severity(
-                row.previous_severity),
-            digests=digests, ignored=bool(row.ignored),
-            tags=tuple(sorted({n for d in digests for n in tags.get((row.repository_id, d), ())})),
-            count=int(row.findings or 1), cvss_v3=row.cvss_v3, cvss_vector=row.cvss_vector,
+            kind=ChangeKind(kind), reason=Reason(reason),
+            finding=FindingKey(registry, project, name, vulnerability or "", package or ""),
+            severity=severity[level], at=at, installed_version=installed, fix_version=fix,
+            previous_severity=None if previous is None else severity[previous],
+            digests=digests, ignored=bool(ignored),
+            tags=tuple(sorted({n for d in digests for n in tags.get((repository_id, d), ())}))
+            if vulnerability is not None else (),
+            count=int(findings or 1), cvss_v3=cvss_v3, cvss_vector=cvss_vector,
         )
         if is_first_sight(event):
-            scope = (row.registry, row.project, row.name)
-            summaries.setdefault(row.repository_id, (scope, set()))[1].add(row.at)
-        out.append((row.id, event))
+            scope = (registry, project, name)
+            summaries.setdefault(repository_id, (scope, set()))[1].add(at)
+        out.append((event_id, event))
     return out, _first_sight_facts(conn, summaries)
 
 
@@ -170,19 +179,23 @@ def _first_sight_facts(conn: Connection,
     return FirstSightFacts(counts, {k: frozenset(v) for k, v in known.items()})
 
 
-def _current_tags(conn: Connection, digests: set[str]) -> dict[tuple[int, str], list[str]]:
-    """The tags that point at each digest now, keyed by (repository id, digest)."""
-    if not digests:
+def _current_tags(conn: Connection, wanted: set[tuple[int, str]]
+                  ) -> dict[tuple[int, str], list[str]]:
+    """The tags that point at each (repository id, digest) of ``wanted`` now: the open tags of
+    those repositories, read through ``ix_tag_open``. (No index leads with a tag's digest: a
+    search by digest read every tag for each 500 digests, 16 s of a first sight's 95,000
+    summaries on a registry of 100,000 images.)"""
+    if not wanted:
         return {}
     tg = t.tag.c
     out: dict[tuple[int, str], list[str]] = {}
-    ordered = sorted(digests)
-    for start in range(0, len(ordered), 500):  # stay under SQLite's bound-parameter limit
-        chunk = ordered[start:start + 500]
+    repositories = sorted({repository for repository, _ in wanted})
+    for start in range(0, len(repositories), 500):  # under SQLite's bound-parameter limit
         query = select(tg.repository_id, tg.digest, tg.name).where(
-            tg.until.is_(None), tg.digest.in_(chunk))
-        for row in conn.execute(query):
-            out.setdefault((row.repository_id, row.digest), []).append(row.name)
+            tg.repository_id.in_(repositories[start:start + 500]), tg.until.is_(None))
+        for repository, digest, name in conn.execute(query):
+            if (repository, digest) in wanted:
+                out.setdefault((repository, digest), []).append(name)
     return out
 
 

@@ -283,13 +283,15 @@ def queries(db: Path, env: dict[str, str], runs: int, *, quiet: bool = False
         results = [measure([*SCANWATCH, *argv], env) for _ in range(runs)]
         took = out[label] = statistics.median(r[0] for r in results)
         rss = statistics.median(r[1] for r in results)
+        cpu = statistics.median(r[4] for r in results)  # what a loaded machine leaves fair
         size = results[0][2] / MB
         if quiet:
             continue
         line(f"{label}", took, "s", target, ref)
-        print(f"{'':<48} {rss:>9.1f} MB peak RSS, {size:.1f} MB of output, "
+        print(f"{'':<48} {rss:>9.1f} MB peak RSS, {cpu:.2f} s CPU, {size:.1f} MB of output, "
               f"exit {results[0][3]}"
-              + (f", {rows / took:,.0f} findings/s" if "json" in label else ""), flush=True)
+              + (f", {rows / took:,.0f} findings/s ({rows / cpu:,.0f} per CPU second)"
+                 if "json" in label else ""), flush=True)
     return out
 
 

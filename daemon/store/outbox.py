@@ -164,9 +164,9 @@ def _first_sight_facts(conn: Connection,
         query = (select(f.repository_id, f.first_seen, f.severity, func.count())
                  .where(f.repository_id.in_(ids[start:start + 500]))
                  .group_by(f.repository_id, f.first_seen, f.severity))
-        for rid, first_seen, severity, n in conn.execute(query):
+        for rid, first_seen, severity, n in driver_rows(conn, query):
             scope, ats = summaries[rid]
-            if first_seen in ats:  # the findings that summary counted, not later ones
+            if as_utc(first_seen) in ats:  # the findings that summary counted, not later ones
                 bucket = counts.setdefault(scope, {})
                 bucket[Severity(severity)] = bucket.get(Severity(severity), 0) + int(n)
     registries = sorted({scope[0] for scope, _ in summaries.values()})

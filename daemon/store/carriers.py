@@ -14,7 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, Select, String, Table, bindparam, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    select,
+)
 from sqlalchemy.engine import Connection
 
 from daemon.model import Occurrence
@@ -115,21 +126,36 @@ _IN_REPOSITORIES = in_repositories(_a.repository_id, _o.vulnerability, _o.packag
                                    _a.digest, _o.version, _o.fix_version, _o.ecosystem,
                                    _o.cvss_v3, _o.cvss_vector)
 _FEW_REPOSITORIES = 20  # at most this many: read from their images
+# One finding's carriers, for a few findings spread over many repositories (``each``),
+# where a pair's thousands of contents cost more: its repository's counting images, each
+# content searched by (vulnerability, package, content) in ix_content_finding_key. ``+ 0``:
+# never driven from the pair's contents (what SQLite would choose otherwise).
+_OF_FINDING = (select(_a.repository_id, _o.vulnerability, _o.package, _a.id, _a.digest,
+                      _o.version, _o.fix_version, _o.ecosystem, _o.cvss_v3, _o.cvss_vector)
+               .select_from(t.artifact)
+               .join(content_finding, and_(content_finding.c.content_id == _a.content_id + 0,
+                                           _o.vulnerability == bindparam("vulnerability"),
+                                           _o.package == bindparam("package")))
+               .where(_a.repository_id == bindparam("repository"), _a.counting.is_(True)))
 _OPEN_TAGS = select(t.tag.c.artifact_id, t.tag.c.name).where(
     t.tag.c.until.is_(None), t.tag.c.artifact_id.in_(bindparam("artifacts", expanding=True)))
 
 
-def carried(conn: Connection, wanted: set[tuple[int, str, str]]
+def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool = False
             ) -> dict[tuple[int, str, str], Carried]:
     """(repository, vulnerability, package) → digest → (versions, fix versions, tags,
-    ecosystems) of the counting images that carry each ``wanted`` finding now."""
+    ecosystems) of the counting images that carry each ``wanted`` finding now; ``each``:
+    read finding by finding (a few, in many repositories)."""
     if not wanted:
         return {}
     pairs = sorted({(v, p) for _, v, p in wanted})
     repos = sorted({r for r, _, _ in wanted})
     stmt = _BY_PAIR_IN_REPOSITORIES if len(repos) <= _MAX_REPOSITORIES else _BY_PAIR
     reads: list[tuple[Select[Any], dict[str, Any]]]
-    if len(repos) <= _FEW_REPOSITORIES:
+    if each and len(repos) > _FEW_REPOSITORIES:
+        reads = [(_OF_FINDING, {"repository": r, "vulnerability": v, "package": p})
+                 for r, v, p in sorted(wanted)]
+    elif len(repos) <= _FEW_REPOSITORIES:
         reads = [(_IN_REPOSITORIES, {"repositories": repos})]
     else:
         reads = [(stmt, {"vulnerabilities": sorted({v for v, _ in part}),

@@ -36,6 +36,7 @@ from daemon.store.migrations import (
     m0016_lineage_platforms,
     m0017_harbor_projects,
     m0018_cvss,
+    m0019_plan,
 )
 from daemon.store.tables import UTCDateTime
 
@@ -57,7 +58,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _of(m0007_set_aside), _of(m0008_leases), _of(m0009_event_time_indexes),
     _of(m0010_content_finding), _of(m0011_lineage), _of(m0012_ignore_rules),
     _of(m0013_run_summary), _of(m0014_intel), _of(m0015_carrier_versions),
-    _of(m0016_lineage_platforms), _of(m0017_harbor_projects), _of(m0018_cvss))
+    _of(m0016_lineage_platforms), _of(m0017_harbor_projects), _of(m0018_cvss),
+    _of(m0019_plan))
 LATEST = MIGRATIONS[-1].version
 _MIGRATION_LOCK = 0x5C4E_3A7D  # pg_advisory_lock key: "scanwatch migration"
 

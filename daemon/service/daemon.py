@@ -227,12 +227,13 @@ class Daemon:
         return self.web
 
     def _count_plan(self) -> str:
-        """The pages' remediation plan counted anew on the writer's thread, under the rules
-        in force (``Store.build_plan``); from a thread other than the loop's."""
-        def count() -> str:
-            return self.store.build_plan(self.store.ignore_rules(self.config), utcnow())
-
-        return self.store.thread.submit(count).result()
+        """The pages' remediation plan counted anew under the rules in force
+        (``Store.build_plan``), from a thread other than the loop's: read on this one (a
+        large registry's count takes seconds, which the runs' writes do not wait for), saved
+        on the writer's."""
+        rules, now = self.store.ignore_rules(self.config), utcnow()
+        counted = self.store.count_plan(rules, now)
+        return self.store.thread.submit(self.store.save_plan, counted, rules, now).result()
 
     async def _webhook_cycle(self, schedule: ScheduleConfig,
                              scope: frozenset[tuple[str, str]]) -> None:

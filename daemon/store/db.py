@@ -65,6 +65,7 @@ from daemon.store.worker import DatabaseThread
 if TYPE_CHECKING:
     from daemon.lineage import Image, Lineage
     from daemon.remedy import Members, Remedy
+    from daemon.store.plan import Counted
 
 _log = log.get(__name__)
 
@@ -254,15 +255,24 @@ class Store:
 
     def build_plan(self, rules: IgnoreRules, now: datetime) -> str:
         """Count the remediation plan of every open finding under ``rules`` at ``now`` and
-        keep it for the pages (``store/plan.py``): counted outside a transaction, saved in
-        one. The history it counted (``plan.answer``'s ``version``)."""
+        keep it for the pages (``store/plan.py``); the history it counted (``plan.answer``'s
+        ``version``)."""
+        return self.save_plan(self.count_plan(rules, now), rules, now)
+
+    def count_plan(self, rules: IgnoreRules, now: datetime) -> Counted:
+        """``build_plan``'s reads (any thread): the history counted and its buckets."""
         from daemon.store import plan
 
         with self.reading() as conn:
-            version, buckets = plan.count(conn, rules, now)
+            return plan.count(conn, rules, now)
+
+    def save_plan(self, counted: Counted, rules: IgnoreRules, now: datetime) -> str:
+        """``build_plan``'s write, one transaction (the writer's thread)."""
+        from daemon.store import plan
+
         with self.transaction() as conn:
-            plan.save(conn, version, rules, now, buckets)
-        return version
+            plan.save(conn, counted[0], rules, now, counted[1])
+        return counted[0]
 
     def planned_actions(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
                         limit: int | None = None, version: str | None = None

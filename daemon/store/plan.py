@@ -88,10 +88,13 @@ BucketKey = tuple[int, str, int, bool, bool, bool, str, str, str]
 
 
 @dataclass(slots=True)
-class _Bucket:
+class Bucket:
     findings: int
     fix: str
     worst: int
+
+
+Counted = tuple[str, dict[BucketKey, Bucket]]  # the history counted, and its buckets
 
 
 def fingerprint(rules: IgnoreRules, now: datetime) -> str:
@@ -121,13 +124,12 @@ def _version_text(conn: Connection) -> str:
     return ",".join(str(v) for v in data_version(conn))
 
 
-def count(conn: Connection, rules: IgnoreRules, now: datetime
-          ) -> tuple[str, dict[BucketKey, _Bucket]]:
+def count(conn: Connection, rules: IgnoreRules, now: datetime) -> Counted:
     """Every open finding counted into buckets under ``rules`` at ``now``, and the history
     they were counted from (read first: rows written meanwhile make it look older, never
     newer, so the next reader counts again rather than trust a stale plan)."""
     version = _version_text(conn)
-    buckets: dict[BucketKey, _Bucket] = {}
+    buckets: dict[BucketKey, Bucket] = {}
     for row, versions, fix in actions.members(conn, FindingQuery(include_ignored=True), None):
         (id_, _, vuln, pkg, severity, listed, _, ignored, project, name, registry,
          registry_id) = row
@@ -138,7 +140,7 @@ def count(conn: Connection, rules: IgnoreRules, now: datetime
                    hidden, pkg, version_, vuln)
             slot = buckets.get(key)
             if slot is None:
-                buckets[key] = _Bucket(1, fix, id_)
+                buckets[key] = Bucket(1, fix, id_)
                 continue
             slot.findings += 1
             if (fix, -id_) > (slot.fix, -slot.worst):
@@ -147,7 +149,7 @@ def count(conn: Connection, rules: IgnoreRules, now: datetime
 
 
 def save(conn: Connection, version: str, rules: IgnoreRules, now: datetime,
-         buckets: dict[BucketKey, _Bucket]) -> None:
+         buckets: dict[BucketKey, Bucket]) -> None:
     """The counted buckets replace the plan in force, in the caller's transaction. The state
     row is locked first (PostgreSQL): two instances saving at once save one after the other."""
     s = plan_state.c

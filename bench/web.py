@@ -137,10 +137,14 @@ def main() -> int:
                              scanned_share=0.95, index_share=0.0, chart_share=0.0,
                              vulnerabilities_per_artifact=20, harbor_version="v2.14.0",
                              scan_seconds=0.1, scanner_concurrency=4)
+        if args.database:  # no run: the registry's URL only makes the pages' Harbor links
+            write_config(config, "http://127.0.0.1:9", ("admin", "unused"), db, routes=True)
+            serve_times(config, db, args.runs)
+            return 0
         sim = start_simulator(options)
         with sim:
             write_config(config, sim.url, sim.admin, db, routes=False)
-            if not args.database and not imports(sim, env):
+            if not imports(sim, env):
                 return 1
             write_config(config, sim.url, sim.admin, db, routes=True)
             serve_times(config, db, args.runs)

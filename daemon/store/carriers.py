@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from daemon.model import Occurrence
 from daemon.store import statements as q
 from daemon.store import tables as t
-from daemon.store.base import driver_rows
+from daemon.store.base import driver_rows, driver_rows_each
 from daemon.store.content import unpack_rows
 
 _md = MetaData()
@@ -151,10 +151,10 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool =
     pairs = sorted({(v, p) for _, v, p in wanted})
     repos = sorted({r for r, _, _ in wanted})
     stmt = _BY_PAIR_IN_REPOSITORIES if len(repos) <= _MAX_REPOSITORIES else _BY_PAIR
-    reads: list[tuple[Select[Any], dict[str, Any]]]
+    reads: list[tuple[Select[Any], dict[str, Any]]] = []
     if each and len(repos) > _FEW_REPOSITORIES:
-        reads = [(_OF_FINDING, {"repository": r, "vulnerability": v, "package": p})
-                 for r, v, p in sorted(wanted)]
+        rows = driver_rows_each(conn, _OF_FINDING, [
+            {"repository": r, "vulnerability": v, "package": p} for r, v, p in sorted(wanted)])
     elif len(repos) <= _FEW_REPOSITORIES:
         reads = [(_IN_REPOSITORIES, {"repositories": repos})]
     else:
@@ -162,8 +162,9 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool =
                          "packages": sorted({p for _, p in part}),
                          **({"repositories": repos} if stmt is _BY_PAIR_IN_REPOSITORIES else {})})
                  for part in (pairs[i:i + _CHUNK] for i in range(0, len(pairs), _CHUNK))]
-    found = [row for statement, params in reads for row in driver_rows(conn, statement, params)
-             if row[:3] in wanted]
+    if reads:
+        rows = (row for statement, params in reads for row in driver_rows(conn, statement, params))
+    found = [row for row in rows if row[:3] in wanted]
     tags: dict[int, set[str]] = {}
     arts = sorted({row[3] for row in found})
     for start in range(0, len(arts), 900):

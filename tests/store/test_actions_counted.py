@@ -17,8 +17,9 @@ from daemon.harbor.reports import load_report_file
 from daemon.ignores import IgnoreRules
 from daemon.model import ScannerInfo, ScanResult, ScanState, Severity
 from daemon.remedy import Remedy, plan_findings
+from daemon.store.carriers import carried
 from daemon.store.db import Store, open_store
-from daemon.store.findings import FindingQuery
+from daemon.store.findings import FindingQuery, heads_where
 from tests.store.store_helpers import PROJECT, REG, artifact, at, ref
 
 FIXTURES = ("debian-buster.json.golden", "alpine-310.json.golden", "npm.json.golden",
@@ -26,12 +27,13 @@ FIXTURES = ("debian-buster.json.golden", "alpine-310.json.golden", "npm.json.gol
 
 
 def seed(url: str, trivy: Path) -> None:
-    """Twelve repositories, two images each: every real report several times
-    over, and a repository whose two images carry different reports (two installed versions
+    """Twenty-four repositories, two images each: every real report several times
+    over (the worst findings of a plan in more repositories than ``carriers.carried`` reads
+    whole), and a repository whose two images carry different reports (two installed versions
     of some packages)."""
     reports = [load_report_file(trivy / name) for name in FIXTURES]
     store = open_store(url)
-    names = [(f"app-{n:02d}", n) for n in range(12)]
+    names = [(f"app-{n:02d}", n) for n in range(24)]
     store.record_inventory(REG, [artifact(f"sha256:{n:02d}{x}", x, repository=repo)
                                  for repo, n in names for x in ("a", "b")], at(0))
     for repo, n in names:
@@ -119,6 +121,12 @@ def check_materialised(store: Store, rules: IgnoreRules, now: Any) -> None:
             assert first is not None
             assert (plain(first[0]), first[1]) == (plain(counted[:3]), len(counted))
     assert not store.finding_actions(NOTHING[0], rules=rules, now=now)
+    # The shown actions' worst rows read finding by finding: the same carriers.
+    with store.reading() as conn:
+        wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in
+                  heads_where(conn, FindingQuery(include_ignored=True), None, now)}
+        assert len({r for r, _, _ in wanted}) > 20  # more than carried() reads whole
+        assert carried(conn, wanted, each=True) == carried(conn, wanted)
     other = IgnoreRules(rules=rules.rules[:1])
     assert store.planned_actions(FindingQuery(), rules=other, now=now) is None
 

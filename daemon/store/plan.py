@@ -18,7 +18,7 @@ rule added, removed, changed or expired, an allowlist or VEX statement read anew
 then builds again or counts as before. State and rows are read between two reads of the state,
 so a build committed meanwhile is never half seen.
 
-The counts are ``counted``'s exactly (``tests/store/test_plan_materialised.py``): the same
+The counts are ``counted``'s exactly (``tests/store/test_actions_counted.py``): the same
 members (``actions.members``), the same worst (severity, fix) and the same lowest id among
 equals. The repositories of each vulnerability (an action's reach) are not kept: the pages
 show none; ``findings --by action`` counts them with ``counted``.
@@ -151,7 +151,8 @@ def count(conn: Connection, rules: IgnoreRules, now: datetime) -> Counted:
 def save(conn: Connection, version: str, rules: IgnoreRules, now: datetime,
          buckets: dict[BucketKey, Bucket]) -> None:
     """The counted buckets replace the plan in force, in the caller's transaction. The state
-    row is locked first (PostgreSQL): two instances saving at once save one after the other."""
+    row (migration 19 writes it) is locked first (PostgreSQL): two instances saving at once
+    save one after the other."""
     s = plan_state.c
     conn.execute(select(s.id).where(s.id == 1).with_for_update()).first()
     conn.execute(plan_bucket.delete())

@@ -41,5 +41,7 @@ def upgrade(conn: Connection) -> None:
         Column("rules", String(), nullable=False),
         Column("built_at", UTCDateTime(), nullable=True),
     ).create(conn)
+    # Counted under no history yet: the row a saving writer locks (plan.save).
+    conn.exec_driver_sql("INSERT INTO plan_state (id, data_version, rules) VALUES (1, '', '')")
     conn.exec_driver_sql("CREATE INDEX ix_plan_bucket_group ON plan_bucket (package, version)")
     conn.exec_driver_sql("CREATE INDEX ix_plan_bucket_project ON plan_bucket (project)")

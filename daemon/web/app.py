@@ -51,6 +51,7 @@ _log = log.get(__name__)
 PAGE = 100  # findings per page
 MAX_PAGE = 1000
 ACTIONS = 100  # remediation actions shown
+IMAGES = 10  # images listed per action (the rest counted; its findings a link away)
 KEPT = 16  # pages' results remembered (one per filter asked since history changed)
 _MISSING = object()
 T = TypeVar("T")
@@ -101,7 +102,7 @@ class WebApp:
                                trim_blocks=True, lstrip_blocks=True,
                                extensions=["jinja2.ext.do"])
         self.env.globals.update(qs=_qs, path=_path, repo_path=_repo_path, columns=COLUMNS,
-                                action_columns=ACTION_COLUMNS,
+                                action_columns=ACTION_COLUMNS, images=_images,
                                 sev_names=[s.label for s in _shown()])
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
@@ -401,6 +402,17 @@ def _ago(at: datetime | None, now: datetime) -> str:
     else:
         text = f"{seconds} s"
     return f"in {text}" if future else f"{text} ago"
+
+
+def _images(r: Remedy[Any], limit: int = IMAGES) -> tuple[list[tuple[Any, str]], int]:
+    """The first ``limit`` images that the action's shown findings are in (finding row,
+    digest), and how many there are."""
+    seen: dict[tuple[str, str, str, str], tuple[Any, str]] = {}
+    for m in r.members:
+        for f in m.rows:
+            for d in f.digests:
+                seen.setdefault((f.key.registry, f.key.project, f.key.repository, d), (f, d))
+    return list(seen.values())[:limit], len(seen)
 
 
 def _why(r: Remedy[Any]) -> str:

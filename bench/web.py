@@ -6,9 +6,13 @@ renders each page through ``WebApp.respond`` over the read-only store, in this p
 the daemon's worker thread does: the figure is server time (query + template), median of
 ``--runs``. Target: every page under 300 ms. Reference, measured in the same run: the bare
 ``sqlite3`` scan of every open finding of ``bench/scale.py``; each line prints its ratio to it.
-"Fix first" and the charts also print their first request: later ones come from what the app
-keeps while history is unchanged (``WebApp.kept``); the daemon computes the whole registry's
-plan after each run.
+
+"Fix first" is read from the plan the writer counts after each run (``store/plan.py``): the
+benchmark counts it once as the daemon does (``Store.build_plan``, timed), then prints for each
+filter the first request (cold: nothing kept in the app) and the kept one (``WebApp.kept``,
+the median of the rest), and what counting that filter's plan from the findings costs
+(``actions.counted``: each filter's first request before the plan was materialised). The
+charts print their first request too.
 
     .venv/bin/python bench/web.py [--scale 1.0] [--runs 5] [--keep DIR | --database FILE]
 """
@@ -53,6 +57,10 @@ def pages_of(db: Path) -> list[tuple[str, str]]:
         ("fix first, one repository", f"/fix?registry=sim&project={project}"
                                       f"&repository={quote(repo)}"),
         ("fix first, Critical fixable, whole registry", "/fix?severity=Critical&fixable=yes"),
+        ("fix first, High and worse, whole registry", "/fix?severity=High"),
+        ("fix first, without a fix, whole registry", "/fix?fixable=no"),
+        ("fix first, one project", f"/fix?registry=sim&project={project}"),
+        ("fix first, one package", f"/fix?package={quote(package)}"),
         ("fix first, whole registry", "/fix"),
         ("repository", f"/repositories/{where}"),
         ("image", f"/images/{where}@{digest}"),
@@ -65,6 +73,9 @@ def pages_of(db: Path) -> list[tuple[str, str]]:
 
 
 def serve_times(config_path: Path, db: Path, runs: int) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from daemon.store.db import open_store
     from daemon.store.pages import read_only_store
     from daemon.web.app import WebApp
     from daemon.web.auth import BasicAuth
@@ -73,8 +84,14 @@ def serve_times(config_path: Path, db: Path, runs: int) -> None:
     print(f"reference: bare sqlite3 scan of {rows:,} open findings in {ref * 1000:.0f} ms",
           flush=True)
     config = load(config_path, strict=False)
+    writer = open_store(f"sqlite:///{db}")  # migrates a database of an older scanwatch
     store = read_only_store(f"sqlite:///{db}")
     app = WebApp(config, store, BasicAuth(None))
+    started = time.perf_counter()
+    app.rebuild = lambda: writer.build_plan(writer.ignore_rules(config), app.now())
+    app.rebuild()
+    line("plan counted by the writer after a run", (time.perf_counter() - started) * 1000,
+         "ms", "once per run, off the pages", ref * 1000)
     try:
         for label, target in pages_of(db):
             took = []
@@ -83,13 +100,22 @@ def serve_times(config_path: Path, db: Path, runs: int) -> None:
                 response = app.respond("GET", target, {})
                 took.append(time.perf_counter() - started)
                 assert response.status == 200, (target, response.status, response.body[:300])
-            median = statistics.median(took) * 1000
-            line(f"{label}", median, "ms", "< 300 ms", ref * 1000)
             if label.startswith("fix first") or "chart" in label:  # kept while history stays
-                line(f"{label}, first request", took[0] * 1000, "ms", "the daemon computes "
-                     "it after each run", ref * 1000)
+                line(f"{label}, first request", took[0] * 1000, "ms", "< 300 ms", ref * 1000)
+                line(f"{label}, kept", statistics.median(took[1:] or took) * 1000, "ms",
+                     "< 300 ms", ref * 1000)
+            else:
+                line(f"{label}", statistics.median(took) * 1000, "ms", "< 300 ms", ref * 1000)
+            if label.startswith("fix first"):  # the same plan counted from the findings
+                query = app._query({k: v[-1] for k, v in parse_qs(urlsplit(target).query).items()})
+                rules = store.ignore_rules(config)
+                started = time.perf_counter()
+                store.finding_actions(query, rules=rules, now=app.now())
+                line(f"{label}, counted (before)", (time.perf_counter() - started) * 1000,
+                     "ms", "what its first request cost", ref * 1000)
     finally:
         store.close()
+        writer.close()
 
 
 def main() -> int:
@@ -111,10 +137,14 @@ def main() -> int:
                              scanned_share=0.95, index_share=0.0, chart_share=0.0,
                              vulnerabilities_per_artifact=20, harbor_version="v2.14.0",
                              scan_seconds=0.1, scanner_concurrency=4)
+        if args.database:  # no run: the registry's URL only makes the pages' Harbor links
+            write_config(config, "http://127.0.0.1:9", ("admin", "unused"), db, routes=True)
+            serve_times(config, db, args.runs)
+            return 0
         sim = start_simulator(options)
         with sim:
             write_config(config, sim.url, sim.admin, db, routes=False)
-            if not args.database and not imports(sim, env):
+            if not imports(sim, env):
                 return 1
             write_config(config, sim.url, sim.admin, db, routes=True)
             serve_times(config, db, args.runs)

@@ -151,6 +151,8 @@ class Daemon:
                   database=_safe_db(self.store.url))
         if self.cluster is None:  # a cluster catches up per registry as it takes it
             self._start_catch_up()
+        if self.web is not None:  # the plan of what runs before this start wrote
+            self._warming = asyncio.create_task(self._warm_pages())
         try:
             await self.signals.stop.wait()
         finally:
@@ -221,7 +223,17 @@ class Daemon:
         auth = BasicAuth(load_users(users) if users else None)
         self.pages = read_only_store(self.store.url)
         self.web = WebApp(self.config, self.pages, auth, self.project_ids)
+        self.web.rebuild = self._count_plan
         return self.web
+
+    def _count_plan(self) -> str:
+        """The pages' remediation plan counted anew under the rules in force
+        (``Store.build_plan``), from a thread other than the loop's: read on this one (a
+        large registry's count takes seconds, which the runs' writes do not wait for), saved
+        on the writer's."""
+        rules, now = self.store.ignore_rules(self.config), utcnow()
+        counted = self.store.count_plan(rules, now)
+        return self.store.thread.submit(self.store.save_plan, counted, rules, now).result()
 
     async def _webhook_cycle(self, schedule: ScheduleConfig,
                              scope: frozenset[tuple[str, str]]) -> None:
@@ -439,7 +451,7 @@ class Daemon:
         self._observe(schedule.name, result, cycle.run, gauge)
         if cycle.message_ids:
             self.wake_delivery.set()
-        if self.web is not None:  # the "Fix first" page of the history just written, ahead
+        if self.web is not None:  # the "Fix first" plan of the history just written, ahead
             self._warming = asyncio.create_task(self._warm_pages())
 
     async def _warm_pages(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -42,7 +43,7 @@ CARRIED_VERSIONS = carriers.in_repositories(_a.repository_id, _o.vulnerability, 
 
 
 @dataclass(slots=True)
-class _Count:
+class Count:
     """One (package, installed version, vulnerability): at its worst, and how many."""
 
     severity: int
@@ -52,7 +53,7 @@ class _Count:
     repositories: set[int]  # the ids of the repositories they are in
 
 
-Counts = dict[tuple[str, str, str], _Count]
+Counts = dict[tuple[str, str, str], Count]
 # (repository id, vulnerability, package) -> (versions, fix versions) its images carry now
 Carried = dict[tuple[int, str, str], tuple[set[str], set[str]]]
 
@@ -75,13 +76,43 @@ def _add(counts: Counts, package: str, versions: set[str] | list[str], vulnerabi
     for version in versions:
         slot = counts.get((package, version, vulnerability))
         if slot is None:
-            counts[(package, version, vulnerability)] = _Count(severity, fix, 1, finding_id,
+            counts[(package, version, vulnerability)] = Count(severity, fix, 1, finding_id,
                                                                {repository})
             continue
         slot.findings += 1
         slot.repositories.add(repository)
-        if (severity, fix) > (slot.severity, slot.fix_version):
+        # The worst (severity, fix) wins, the lowest finding id among equals: the same worst
+        # row whatever order the rows come in (``store/plan.py`` keeps the lowest id too).
+        if (severity, fix, -finding_id) > (slot.severity, slot.fix_version, -slot.worst):
             slot.severity, slot.fix_version, slot.worst = severity, fix, finding_id
+
+
+# The columns of each open finding the plan reads (``members``).
+MEMBER_COLUMNS = (t.finding.c.id, t.finding.c.repository_id, t.finding.c.vulnerability,
+                  t.finding.c.package, t.finding.c.severity, t.finding.c.fix_version,
+                  t.finding.c.installed_versions, t.finding.c.ignored, t.repository.c.project,
+                  t.repository.c.name, t.registry.c.name, t.repository.c.registry_id)
+
+
+def members(conn: Connection, query: FindingQuery, rules: IgnoreRules | None
+            ) -> Iterator[tuple[tuple[Any, ...], set[str] | list[str], str]]:
+    """Each open finding ``query`` matches in SQL (``MEMBER_COLUMNS``), with the installed
+    versions its images carry now and its fix (the stored one, else the lowest its images
+    report), as the plan counts them; a batch of repositories at a time. A finding no image
+    carries now counts as stored."""
+    f = t.finding.c
+    stmt = findings.matching(MEMBER_COLUMNS, query, rules)
+    repos = sorted(int(x) for x in conn.execute(
+        select(stmt.subquery().c.repository_id).distinct()).scalars())
+    for start in range(0, len(repos), _REPOSITORIES):
+        batch = repos[start:start + _REPOSITORIES]
+        carried = _carried(conn, batch)
+        for row in driver_rows(conn, stmt.where(f.repository_id.in_(batch))):
+            versions, fixes = carried.get((row[1], row[2], row[3])) or (None, None)
+            if versions is None or fixes is None:  # no image carries it now: as stored
+                yield row, [v for v in row[6].split(", ") if v], row[5]
+            else:
+                yield row, versions, row[5] or min(fixes, default="")
 
 
 def counted(conn: Connection, query: FindingQuery, rules: IgnoreRules | None, now: datetime
@@ -91,35 +122,22 @@ def counted(conn: Connection, query: FindingQuery, rules: IgnoreRules | None, no
     (severity, fix version), how many findings it covers and the repositories they are in;
     for ``remedy.plan_counted``.
     The same counts as ``remedy.plan_findings`` over ``findings.by_repository``."""
-    f, r, g = t.finding.c, t.repository.c, t.registry.c
     # As ``findings`` has it: without rules (None) the stored flag, else what they say now.
     asked = rules if rules is not None and rules and not query.include_ignored else None
-    stmt = findings.matching((f.id, f.repository_id, f.vulnerability, f.package, f.severity,
-                              f.fix_version, f.installed_versions, r.project, r.name,
-                              g.name), query, rules)
-    repos = sorted(int(x) for x in conn.execute(
-        select(stmt.subquery().c.repository_id).distinct()).scalars())
     counts: Counts = {}
-    for start in range(0, len(repos), _REPOSITORIES):
-        batch = repos[start:start + _REPOSITORIES]
-        carried = _carried(conn, batch)
-        for (id_, repo, vuln, pkg, severity, fix, stored, project, name,
-             registry) in driver_rows(conn, stmt.where(f.repository_id.in_(batch))):
-            if asked is not None and asked.may_match(vuln, pkg) and asked.reason(
-                    FindingKey(registry, project, name, vuln, pkg), now):
-                continue
-            versions, fixes = carried.get((repo, vuln, pkg)) or (None, None)
-            if versions is None or fixes is None:  # no image carries it now: as stored
-                _add(counts, pkg, [v for v in stored.split(", ") if v], vuln, severity, fix,
-                     id_, repo)
-            else:
-                _add(counts, pkg, versions, vuln, severity, fix or min(fixes, default=""), id_,
-                     repo)
-    yield from _with_worst(conn, counts, now)
+    for row, versions, fix in members(conn, query, rules):
+        id_, repo, vuln, pkg, severity, _, _, _, project, name, registry, _ = row
+        if asked is not None and asked.may_match(vuln, pkg) and asked.reason(
+                FindingKey(registry, project, name, vuln, pkg), now):
+            continue
+        _add(counts, pkg, versions, vuln, severity, fix, id_, repo)
+    yield from with_worst(conn, counts, now)
 
 
-def _with_worst(conn: Connection, counts: Counts, now: datetime
-                ) -> Iterator[tuple[FindingRow, str, Vuln, int, set[int]]]:
+def with_worst(conn: Connection, counts: Counts, now: datetime, *, each: bool = False
+               ) -> Iterator[tuple[FindingRow, str, Vuln, int, set[int]]]:
+    """Each of ``counts`` with its worst finding read whole, with its carriers (``each``:
+    read finding by finding, for a few counts of a large registry)."""
     f = t.finding.c
     worst = sorted({c.worst for c in counts.values()})
     rows: dict[int, FindingRow] = {}
@@ -127,7 +145,7 @@ def _with_worst(conn: Connection, counts: Counts, now: datetime
     for start in range(0, len(worst), _WORST):
         ids = worst[start:start + _WORST]
         heads = list(findings.heads_where(conn, everything, None, now, f.id.in_(ids)))
-        rows.update(zip((h.id for h in heads), findings.with_carriers(conn, heads),
+        rows.update(zip((h.id for h in heads), findings.with_carriers(conn, heads, each=each),
                         strict=True))
     for (_, version, vulnerability), c in counts.items():
         row = rows.get(c.worst)

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable, select
+from sqlalchemy import Executable, Select, select
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from daemon.store import tables as t
 from daemon.store.content import ContentCache
@@ -43,6 +44,29 @@ def driver_rows(conn: Connection, stmt: Executable, params: Mapping[str, Any] | 
             yield from batch
     finally:
         result.close()
+
+
+def driver_rows_each(conn: Connection, stmt: Select[Any],
+                     each: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``stmt`` run once for each of ``each`` (its parameters), in turn: for many
+    small lookups. On SQLite the statement is compiled once and run on the driver's cursor
+    (SQLAlchemy's execution costs more than such a lookup); elsewhere ``driver_rows``."""
+    if conn.dialect.name != "sqlite":
+        for params in each:
+            yield from driver_rows(conn, stmt, params)
+        return
+    compiled = stmt.compile(dialect=conn.dialect)
+    assert isinstance(compiled, SQLCompiler)
+    sql, order = str(compiled), compiled.positiontup or []
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        for params in each:
+            values = compiled.construct_params(params) or {}
+            yield from cursor.execute(sql, [values[k] for k in order]).fetchall()
+    finally:
+        cursor.close()
 
 
 @dataclass

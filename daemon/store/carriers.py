@@ -14,13 +14,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, Select, String, Table, bindparam, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    select,
+)
 from sqlalchemy.engine import Connection
 
 from daemon.model import Occurrence
 from daemon.store import statements as q
 from daemon.store import tables as t
-from daemon.store.base import driver_rows
+from daemon.store.base import driver_rows, driver_rows_each
 from daemon.store.content import unpack_rows
 
 _md = MetaData()
@@ -115,40 +126,56 @@ _IN_REPOSITORIES = in_repositories(_a.repository_id, _o.vulnerability, _o.packag
                                    _a.digest, _o.version, _o.fix_version, _o.ecosystem,
                                    _o.cvss_v3, _o.cvss_vector)
 _FEW_REPOSITORIES = 20  # at most this many: read from their images
+# One finding's carriers, for a few findings spread over many repositories (``each``),
+# where a pair's thousands of contents cost more: its repository's counting images, each
+# content searched by (vulnerability, package, content) in ix_content_finding_key. ``+ 0``:
+# never driven from the pair's contents (what SQLite would choose otherwise).
+_OF_FINDING = (select(_a.repository_id, _o.vulnerability, _o.package, _a.id, _a.digest,
+                      _o.version, _o.fix_version, _o.ecosystem, _o.cvss_v3, _o.cvss_vector)
+               .select_from(t.artifact)
+               .join(content_finding, and_(content_finding.c.content_id == _a.content_id + 0,
+                                           _o.vulnerability == bindparam("vulnerability"),
+                                           _o.package == bindparam("package")))
+               .where(_a.repository_id == bindparam("repository"), _a.counting.is_(True)))
 _OPEN_TAGS = select(t.tag.c.artifact_id, t.tag.c.name).where(
     t.tag.c.until.is_(None), t.tag.c.artifact_id.in_(bindparam("artifacts", expanding=True)))
 
 
-def carried(conn: Connection, wanted: set[tuple[int, str, str]]
+def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool = False
             ) -> dict[tuple[int, str, str], list[Carrier]]:
     """(repository, vulnerability, package) → its occurrences in the counting images of that
-    repository, for each ``wanted`` finding (none: no image carries it now). Both reads are
-    answered from covering indexes (migration 19); a row is kept as the driver returns it."""
+    repository, for each ``wanted`` finding (none: no image carries it now); ``each``: read
+    finding by finding (a few, in many repositories). The reads are answered from covering
+    indexes (migration 19); a row is kept as the driver returns it."""
     if not wanted:
         return {}
     pairs = sorted({(v, p) for _, v, p in wanted})
     repos = sorted({r for r, _, _ in wanted})
     stmt = _BY_PAIR_IN_REPOSITORIES if len(repos) <= _MAX_REPOSITORIES else _BY_PAIR
-    reads: list[tuple[Select[Any], dict[str, Any]]]
-    if len(repos) <= _FEW_REPOSITORIES:
+    reads: list[tuple[Select[Any], dict[str, Any]]] = []
+    if each and len(repos) > _FEW_REPOSITORIES:
+        rows = driver_rows_each(conn, _OF_FINDING, [
+            {"repository": r, "vulnerability": v, "package": p} for r, v, p in sorted(wanted)])
+    elif len(repos) <= _FEW_REPOSITORIES:
         reads = [(_IN_REPOSITORIES, {"repositories": repos})]
     else:
         reads = [(stmt, {"vulnerabilities": sorted({v for v, _ in part}),
                          "packages": sorted({p for _, p in part}),
                          **({"repositories": repos} if stmt is _BY_PAIR_IN_REPOSITORIES else {})})
                  for part in (pairs[i:i + _CHUNK] for i in range(0, len(pairs), _CHUNK))]
+    if reads:
+        rows = (row for statement, params in reads for row in driver_rows(conn, statement, params))
     found: dict[tuple[int, str, str], list[tuple[Any, ...]]] = {}
     arts: set[int] = set()
-    for statement, params in reads:
-        for row in driver_rows(conn, statement, params):
-            key = row[:3]
-            if key in wanted:  # what the product of the INs lets through is dropped here
-                slot = found.get(key)
-                if slot is None:
-                    found[key] = [row]
-                else:
-                    slot.append(row)
-                arts.add(row[3])
+    for row in rows:
+        key = row[:3]
+        if key in wanted:  # what the product of the INs lets through is dropped here
+            slot = found.get(key)
+            if slot is None:
+                found[key] = [row]
+            else:
+                slot.append(row)
+            arts.add(row[3])
     tags: dict[int, list[str]] = {}
     ordered = sorted(arts)
     for start in range(0, len(ordered), 900):

@@ -65,6 +65,7 @@ from daemon.store.worker import DatabaseThread
 if TYPE_CHECKING:
     from daemon.lineage import Image, Lineage
     from daemon.remedy import Members, Remedy
+    from daemon.store.plan import Counted
 
 _log = log.get(__name__)
 
@@ -251,6 +252,44 @@ class Store:
 
         with self.reading() as conn:
             return plan_counted(actions.counted(conn, query, rules, now), lineage)
+
+    def build_plan(self, rules: IgnoreRules, now: datetime) -> str:
+        """Count the remediation plan of every open finding under ``rules`` at ``now`` and
+        keep it for the pages (``store/plan.py``); the history it counted (``plan.answer``'s
+        ``version``)."""
+        return self.save_plan(self.count_plan(rules, now), rules, now)
+
+    def count_plan(self, rules: IgnoreRules, now: datetime) -> Counted:
+        """``build_plan``'s reads (any thread): the history counted and its buckets."""
+        from daemon.store import plan
+
+        with self.reading() as conn:
+            return plan.count(conn, rules, now)
+
+    def save_plan(self, counted: Counted, rules: IgnoreRules, now: datetime) -> str:
+        """``build_plan``'s write, one transaction (the writer's thread)."""
+        from daemon.store import plan
+
+        with self.transaction() as conn:
+            plan.save(conn, counted[0], rules, now, counted[1])
+        return counted[0]
+
+    def planned_actions(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
+                        limit: int | None = None, version: str | None = None
+                        ) -> tuple[list[Remedy[Members]], int] | None:
+        """The first ``limit`` actions of ``query``'s plan and how many there are, from the
+        plan ``build_plan`` kept; None when it was kept for another history (than
+        ``version``, else the one now) or other rules (``plan.answer``). A repository's plan
+        is counted from its findings."""
+        from daemon.remedy import plan_counted
+        from daemon.store import actions, plan
+
+        with self.reading() as conn:
+            if query.repository is not None:
+                every = plan_counted(actions.counted(conn, query, rules, now))
+                return every[:limit] if limit is not None else every, len(every)
+            found = plan.answer(conn, query, rules, now, limit, version)
+        return None if found is None else (plan_counted(found.groups), found.total)
 
     def overdue_findings(self, spans: Mapping[Severity, timedelta], now: datetime
                          ) -> list[FindingRow]:

@@ -229,10 +229,12 @@ def _cvss(scored: set[tuple[float, str]]) -> tuple[float | None, str]:
     return max(scored, key=lambda sv: (sv[0], bool(sv[1]), sv[1]))
 
 
-def with_carriers(conn: Connection, heads: Sequence[FindingHead]) -> list[FindingRow]:
-    """``heads`` (in their order) with the images that carry each now."""
+def with_carriers(conn: Connection, heads: Sequence[FindingHead], *, each: bool = False
+                  ) -> list[FindingRow]:
+    """``heads`` (in their order) with the images that carry each now (``each``: read
+    finding by finding, ``carriers.carried``)."""
     wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads}
-    carried = carriers.carried(conn, wanted)
+    carried = carriers.carried(conn, wanted, each=each)
     return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), []))
             for h in heads]
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from daemon.model import Severity
 from daemon.store import tables as t
 from daemon.store.base import sqlite_path
+from daemon.store.plan import data_version as data_version  # what pages key their cache by
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -89,16 +90,6 @@ def registries(conn: Connection) -> list[RegistryOverview]:
                              scans.get(rid, (None, None))[0], scans.get(rid, (None, None))[1],
                              arts.get(rid, (0, 0))[1], dict(open_.get(rid, {})))
             for rid, name in names.items()]
-
-
-def data_version(conn: Connection) -> tuple[int, ...]:
-    """What changes whenever history does: the newest id of each table a run, a scan or a tag
-    move writes to (each an O(1) read of its primary key). A page computed from history stays
-    right while this stays the same (with the same ignore rules, on the same day)."""
-    tables = (t.finding, t.finding_event, t.scan, t.tag, t.artifact, t.schedule_run)
-    row = conn.execute(select(*(select(func.max(x.c.id)).scalar_subquery() for x in tables))
-                       ).one()
-    return tuple(int(v or 0) for v in row)
 
 
 def last_runs(conn: Connection) -> dict[str, tuple[datetime, datetime | None, str, str]]:

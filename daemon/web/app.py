@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -33,13 +33,15 @@ from daemon import log
 from daemon.alerts.group import RunContext, harbor_link
 from daemon.config_types import Config
 from daemon.errors import UnknownTarget
-from daemon.model import Severity
+from daemon.ignores import IgnoreRules
+from daemon.model import ExploitInfo, Severity
 from daemon.remedy import Remedy
 from daemon.store import findings as store_findings
+from daemon.store import intel as store_intel
 from daemon.store import pages
 from daemon.web import charts
 from daemon.web.auth import BasicAuth
-from daemon.web.columns import COLUMNS
+from daemon.web.columns import ACTION_COLUMNS, COLUMNS
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -49,6 +51,7 @@ _log = log.get(__name__)
 PAGE = 100  # findings per page
 MAX_PAGE = 1000
 ACTIONS = 100  # remediation actions shown
+IMAGES = 10  # images listed per action (the rest counted; its findings a link away)
 KEPT = 16  # pages' results remembered (one per filter asked since history changed)
 _MISSING = object()
 T = TypeVar("T")
@@ -99,12 +102,18 @@ class WebApp:
                                trim_blocks=True, lstrip_blocks=True,
                                extensions=["jinja2.ext.do"])
         self.env.globals.update(qs=_qs, path=_path, repo_path=_repo_path, columns=COLUMNS,
+                                action_columns=ACTION_COLUMNS, images=_images,
                                 sev_names=[s.label for s in _shown()])
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
         self.css = files("daemon.web").joinpath("static/style.css").read_bytes()
         self._kept: dict[Hashable, Any] = {}  # what ``kept`` keeps, oldest first
         self._kept_lock = threading.Lock()  # pages render on worker threads
+        # Counts the plan anew for the history in the database and returns the history it
+        # counted (``Store.build_plan`` on the daemon's writer); None: no writer, the pages
+        # count a plan they find stale themselves.
+        self.rebuild: Callable[[], str] | None = None
+        self._rebuild_lock = threading.Lock()  # one count at a time; the others wait for it
 
     # --- the request ------------------------------------------------------------------------
     def handles(self, path: str) -> bool:
@@ -185,14 +194,32 @@ class WebApp:
         rules = self.store.ignore_rules(self.config)
         rows, rest = self.store.finding_page(query, limit=limit, rules=rules, now=self.now())
         return self._page("findings.html", title="Open findings", rows=rows, rest=rest,
-                          filters=q, limit=limit, harbor=self._harbor, more=limit + PAGE)
+                          filters=q, limit=limit, harbor=self._harbor, more=limit + PAGE,
+                          exploit=self._exploit(r.key.vulnerability for r in rows))
 
-    def plan(self, query: store_findings.FindingQuery) -> list[Remedy[Any]]:
-        """The remediation plan of ``query`` (``kept``: the whole registry's plan costs seconds
-        on a large one; ``warm`` computes it after each run)."""
+    def plan(self, query: store_findings.FindingQuery) -> tuple[list[Remedy[Any]], int]:
+        """The first ``ACTIONS`` actions of ``query``'s remediation plan and how many there
+        are: from the plan the writer counted (``store/plan.py``), counted anew when it is
+        stale (``rebuild``), else counted here (``actions.counted``: seconds on a large
+        registry); ``kept`` while history, rules and day stay."""
         rules = self.store.ignore_rules(self.config)
-        return self.kept(("plan", query, rules),
-                         lambda: self.store.finding_actions(query, rules=rules, now=self.now()))
+        return self.kept(("plan", query, rules), lambda: self._planned(query, rules))
+
+    def _planned(self, query: store_findings.FindingQuery, rules: IgnoreRules
+                 ) -> tuple[list[Remedy[Any]], int]:
+        now = self.now()
+        found = self.store.planned_actions(query, rules=rules, now=now, limit=ACTIONS)
+        if found is None and self.rebuild is not None:
+            with self._rebuild_lock:  # another request may have counted it meanwhile
+                found = self.store.planned_actions(query, rules=rules, now=now, limit=ACTIONS)
+                if found is None:
+                    # The history counted is at least as new as this request: not stale.
+                    found = self.store.planned_actions(query, rules=rules, now=now,
+                                                       limit=ACTIONS, version=self.rebuild())
+        if found is not None:
+            return found
+        every = self.store.finding_actions(query, rules=rules, now=now)
+        return every[:ACTIONS], len(every)
 
     def kept(self, what: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, or what it gave while history (``pages.data_version``), ``what``
@@ -216,15 +243,25 @@ class WebApp:
         return cast(T, found)
 
     def warm(self) -> None:
-        """Compute the whole registry's plan (the "Fix first" page without filters) ahead of
-        the first visit; the daemon calls it after each run."""
+        """Count the plan of the history just written (``rebuild``) and keep the whole
+        registry's first screen, ahead of the first visit; the daemon calls it after each
+        run."""
+        if self.rebuild is not None:
+            with self._rebuild_lock:
+                self.rebuild()
         self.plan(self._query({}))
 
     def fix_first(self, q: dict[str, str]) -> bytes:
-        query = self._query(q)
-        actions = self.plan(query)
-        return self._page("fix.html", title="Fix first", actions=actions[:ACTIONS],
-                          total=len(actions), filters=q, harbor=self._harbor, why=_why)
+        actions, total = self.plan(self._query(q))
+        return self._page("fix.html", title="Fix first", actions=actions, total=total,
+                          filters=q, harbor=self._harbor, why=_why,
+                          exploit=self._exploit(v.id for r in actions
+                                                for v in r.vulnerabilities))
+
+    def _exploit(self, cves: Iterable[str]) -> dict[str, ExploitInfo]:
+        """What the KEV and EPSS copies in force say of ``cves`` (the page's columns)."""
+        with self.store.engine.connect() as conn:
+            return store_intel.exploit_info(conn, cves)
 
     def repository(self, rest: str) -> bytes:
         registry, project, repository = _split_target(rest)
@@ -256,6 +293,7 @@ class WebApp:
         return self._page("image.html", title=f"{repository}@{digest[:19]}", registry=registry,
                           project=project, repository=repository, digest=digest, tags=tags,
                           history=list(reversed(history)), rows=rows,
+                          exploit=self._exploit(r.key.vulnerability for r in rows),
                           harbor=self._harbor(registry, project, repository, digest))
 
     def finding(self, q: dict[str, str]) -> bytes:
@@ -279,8 +317,6 @@ class WebApp:
         if self.config.sla is not None and detail.resolved_at is None:
             kev_due = None
             if self.config.sla.kev_due_date:
-                from daemon.store import intel as store_intel
-
                 with self.store.engine.connect() as conn:
                     entry = store_intel.kev_dates(conn).get(key.vulnerability)
                 kev_due = entry[1] if entry else None
@@ -366,6 +402,17 @@ def _ago(at: datetime | None, now: datetime) -> str:
     else:
         text = f"{seconds} s"
     return f"in {text}" if future else f"{text} ago"
+
+
+def _images(r: Remedy[Any], limit: int = IMAGES) -> tuple[list[tuple[Any, str]], int]:
+    """The first ``limit`` images that the action's shown findings are in (finding row,
+    digest), and how many there are."""
+    seen: dict[tuple[str, str, str, str], tuple[Any, str]] = {}
+    for m in r.members:
+        for f in m.rows:
+            for d in f.digests:
+                seen.setdefault((f.key.registry, f.key.project, f.key.repository, d), (f, d))
+    return list(seen.values())[:limit], len(seen)
 
 
 def _why(r: Remedy[Any]) -> str:

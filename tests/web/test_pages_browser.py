@@ -74,6 +74,21 @@ def scanwatch(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Co
                           env={**os.environ, **env}, timeout=300)
 
 
+def counted_plan(db: Path) -> list[Any]:
+    """The state of the plan the daemon's writer counted for the pages, read-only."""
+    from sqlalchemy import select
+
+    from daemon.store.pages import read_only_store
+    from daemon.store.plan import plan_state
+
+    store = read_only_store(f"sqlite:///{db}")
+    try:
+        with store.reading() as conn:
+            return list(conn.execute(select(plan_state.c.data_version, plan_state.c.built_at)))
+    finally:
+        store.close()
+
+
 def listening_port(d: DaemonProcess) -> int:
     return int(d.wait_for_event("http_listening")["port"])
 
@@ -136,6 +151,7 @@ def test_overview_fix_first_image_and_finding_are_reached_by_clicking_in_chromiu
         assert harbor and all(h.startswith(f"{sim.url}/harbor/projects/") for h in harbor), harbor
         assert any("/artifacts-tab/artifacts/sha256:" in h for h in harbor), harbor
         driver.save_screenshot(str(tmp_path / "fix.png"))
+        assert counted_plan(db), "the daemon counted no plan for the pages"  # store/plan.py
 
         image_link = driver.find_element(By.CSS_SELECTOR, "a[href^='/images/']")
         image_path = image_link.get_attribute("href")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import MetaData, and_, delete, select, update
 from sqlalchemy.engine import Connection
 
@@ -70,11 +71,23 @@ def images(conn: Connection, registry: str) -> list[Image]:
         if name:
             tags.setdefault(digest, []).append(name)
     out = []
+    # Images on one base share its layers and build steps: each is kept once, not once per
+    # image (a registry of 100,000 images held millions of equal strings and steps).
+    layers: dict[str, str] = {}
+    steps_of: dict[tuple[str, str, bool], Step] = {}
     for r in rows:
-        steps = tuple(Step(by, bool(empty), created) for created, by, empty in json.loads(r.steps))
+        steps = []
+        for created, by, empty in orjson.loads(r.steps):
+            key = (created, by, bool(empty))
+            step = steps_of.get(key)
+            if step is None:
+                step = steps_of[key] = Step(by, bool(empty), created)
+            steps.append(step)
         tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
         out.append(Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(tagged, ()))),
-                         pushed.get(tagged), tuple(json.loads(r.layers)), steps,
+                         pushed.get(tagged),
+                         tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)),
+                         tuple(steps),
                          r.base_name, r.base_digest, r.platform, r.index_digest, r.denied,
                          r.digest in pushed))
     return out

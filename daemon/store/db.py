@@ -306,6 +306,12 @@ class Store:
         with self.reading() as conn:
             return lineage_store.known(conn, registry, now)
 
+    def save_lineage_facts(self, registry: str, fetched: Iterable[Image], now: datetime
+                           ) -> int:
+        """Add (or replace) the fetched facts of these images (a run saves them by batches)."""
+        with self.transaction() as conn:
+            return lineage_store.save_facts(conn, registry, fetched, now)
+
     def record_lineage(self, registry: str, fetched: Iterable[Image], now: datetime,
                        resolve_with: Callable[[list[Image]], Mapping[str, Lineage]]
                        ) -> dict[str, Lineage]:

@@ -56,7 +56,6 @@ def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: da
 def images(conn: Connection, registry: str) -> list[Image]:
     """Every image with facts, its current tags and push time from the inventory."""
     lin = image_lineage
-    rows = conn.execute(select(lin).where(lin.c.registry_name == registry)).all()
     tags: dict[str, list[str]] = {}
     pushed: dict[str, datetime | None] = {}
     q = (select(t.artifact.c.digest, t.artifact.c.push_time, t.tag.c.name)
@@ -70,7 +69,8 @@ def images(conn: Connection, registry: str) -> list[Image]:
         if name:
             tags.setdefault(digest, []).append(name)
     out = []
-    for r in rows:
+    # Read row by row (not all rows, then all images): one copy of the facts at a time.
+    for r in conn.execute(select(lin).where(lin.c.registry_name == registry)):
         steps = tuple(Step(by, bool(empty), created) for created, by, empty in json.loads(r.steps))
         tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
         out.append(Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(tagged, ()))),

@@ -49,6 +49,7 @@ from daemon.store import (
     inventory,
     projects,
     queries,
+    reports_known,
     resolve,
     runs,
 )
@@ -209,6 +210,17 @@ class Store:
         """Report ids already stored for ``registry`` (collect fetches each report once)."""
         with self.reading() as conn:
             return queries.known_report_ids(conn, registry)
+
+    def known_reports_among(self, registry: str, report_ids: Iterable[str],
+                            upto: int | None = None) -> set[str]:
+        """Of these report ids, those already stored for ``registry`` (an import's batch);
+        with ``upto`` (a ``last_scan_id``), only those stored by then."""
+        with self.reading() as conn:
+            return reports_known.known_among(conn, registry, report_ids, upto)
+
+    def last_scan_id(self) -> int:
+        with self.reading() as conn:
+            return reports_known.last_scan_id(conn)
 
     def open_finding_counts(self) -> dict[Severity, int]:
         """How many findings are open (not ignored), per severity (for metrics)."""

@@ -15,7 +15,8 @@ real ``scanwatch`` subprocess whose peak RSS is read the ``/usr/bin/time`` way (
 Reference, measured in the same run: a bare ``sqlite3`` scan of the same rows (every open
 finding joined to its repository and registry, each row fetched in Python). Each line prints the
 figure, its target and the ratio to that reference. ``--database FILE`` reuses a database a
-previous run prepared (``--keep DIR`` keeps one): the import steps are skipped then.
+previous run prepared (``--keep DIR`` keeps one): the import steps are skipped then;
+``--imports-only`` runs the import steps alone (no queries).
 ``--postgres URL`` (an empty database) copies every row there and times the same queries on
 PostgreSQL, each against its SQLite figure (target: within 2x).
 
@@ -154,6 +155,8 @@ def main() -> int:
     parser.add_argument("--postgres", metavar="URL",
                         help="also copy the database into this empty PostgreSQL database and "
                         "time the same queries there")
+    parser.add_argument("--imports-only", action="store_true",
+                        help="run the first import and the unchanged rerun, skip the queries")
     args = parser.parse_args()
     log.configure("warning")
     per_repo = max(1, round(100 * args.scale))
@@ -175,6 +178,8 @@ def main() -> int:
             write_config(config, sim.url, sim.admin, db, routes=False)
             if not args.database and not imports(sim, env):
                 return 1
+            if args.imports_only:
+                return 0
             write_config(config, sim.url, sim.admin, db, routes=True)
             on_sqlite = queries(db, env, args.runs)
             if args.postgres:

@@ -19,9 +19,12 @@ decides. orjson reads an integer beyond 64 bits as a float: no field scanwatch r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import orjson
 
@@ -80,3 +83,14 @@ def loads(data: str | bytes | bytearray) -> Any:
     except RecursionError:
         raise ValueError("nested too deep to read") from None
     return _clean_value(value) if hook is not None else value
+
+
+R = TypeVar("R")
+# One thread for the parses a run would otherwise do on its event loop (a report's JSON and
+# its normalisation: milliseconds each, a hundred at once when a batch of reports arrives).
+_PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanwatch-parse")
+
+
+async def off_loop(fn: Callable[..., R], /, *args: Any) -> R:
+    """``fn(*args)`` on the parsing thread, one call at a time, while the loop runs on."""
+    return await asyncio.get_running_loop().run_in_executor(_PARSER, fn, *args)

@@ -6,7 +6,9 @@ object read here treats ``null`` as empty. A body of the wrong shape raises ``Ba
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -240,10 +242,11 @@ def overview(body: object) -> ScanOverview | None:
     scanner_data = s.get("scanner")
     info = None
     if isinstance(scanner_data, dict):
-        info = ScannerInfo(_str(scanner_data.get("name")), _str(scanner_data.get("vendor")),
-                           _str(scanner_data.get("version")))
+        info = _scanner(_str(scanner_data.get("name")), _str(scanner_data.get("vendor")),
+                        _str(scanner_data.get("version")))
     outer = _obj(s.get("summary"), "summary")
-    counts = {str(k): _int(v) for k, v in _obj(outer.get("summary"), "summary.summary").items()}
+    counts = {sys.intern(str(k)): _int(v)
+              for k, v in _obj(outer.get("summary"), "summary.summary").items()}
     return ScanOverview(
         report_id=_str(s.get("report_id")),
         state=state,
@@ -257,6 +260,18 @@ def overview(body: object) -> ScanOverview | None:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _scanner(name: str, vendor: str, version: str) -> ScannerInfo:
+    """One ScannerInfo per distinct scanner (a walk's artifacts share a few)."""
+    return ScannerInfo(name, vendor, version)
+
+
+def _shared(text: str) -> str:
+    """``text`` interned: a value that many artifacts of a walk repeat (a type, a media type, a
+    repository or tag name) is kept once, not once per artifact."""
+    return sys.intern(text)
+
+
 def artifact(body: object, registry: str, project_name: str) -> Artifact:
     data = _obj(body, "artifact")
     digest = _str(data.get("digest"))
@@ -266,7 +281,7 @@ def artifact(body: object, registry: str, project_name: str) -> Artifact:
     for t in _list(data.get("tags"), "tags"):
         tag = _obj(t, "tag")
         if _str(tag.get("name")):
-            tags.append(Tag(_str(tag["name"]), parse_time(tag.get("push_time")),
+            tags.append(Tag(_shared(_str(tag["name"])), parse_time(tag.get("push_time")),
                             parse_time(tag.get("pull_time"))))
     children, platforms = [], []
     for r in _list(data.get("references"), "references"):
@@ -277,12 +292,12 @@ def artifact(body: object, registry: str, project_name: str) -> Artifact:
             platforms.append(platform(reference.get("platform")))
     links = _obj(data.get("addition_links"), "addition_links")
     annotations = _obj(data.get("annotations"), "annotations")
-    repo = strip_project(project_name, _str(data.get("repository_name")))
+    repo = _shared(strip_project(project_name, _str(data.get("repository_name"))))
     return Artifact(
         ref=ArtifactRef(registry, project_name, repo, digest),
-        type=_str(data.get("type")) or "UNKNOWN",
-        media_type=_str(data.get("media_type")),
-        manifest_media_type=_str(data.get("manifest_media_type")),
+        type=_shared(_str(data.get("type")) or "UNKNOWN"),
+        media_type=_shared(_str(data.get("media_type"))),
+        manifest_media_type=_shared(_str(data.get("manifest_media_type"))),
         tags=tuple(tags),
         push_time=parse_time(data.get("push_time")),
         pull_time=parse_time(data.get("pull_time")),

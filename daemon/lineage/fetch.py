@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -155,12 +155,13 @@ class _Fetcher:
                      error=str(exc))
         return None
 
-    async def run(self, wanted: Sequence[Target]) -> list[Image]:
-        """Each target's facts: the first alone (its 401 names the token realm), then the
-        first of each project (a refusal spares the project's other manifests), then the rest."""
-        out: list[Image] = []
+    async def run(self, wanted: Sequence[Target],
+                  sink: Callable[[list[Image]], Awaitable[None]]) -> None:
+        """Each target's facts, handed to ``sink`` a batch (up to ``BATCH``) at a time: the
+        first alone (its 401 names the token realm), then the first of each project (a
+        refusal spares the project's other manifests), then the rest."""
         if not wanted:
-            return out
+            return
         firsts: dict[str, Target] = {}
         for t in wanted[1:]:
             firsts.setdefault(t.project, t)
@@ -169,8 +170,9 @@ class _Fetcher:
         for group in ([wanted[0]], list(firsts.values()), rest):
             for start in range(0, len(group), BATCH):
                 got = await asyncio.gather(*(self.facts(t) for t in group[start:start + BATCH]))
-                out.extend(i for i in got if i is not None)
-        return out
+                batch = [i for i in got if i is not None]
+                if batch:
+                    await sink(batch)
 
     def report(self) -> None:
         """One log line per project that refused a pull in this run."""
@@ -208,14 +210,26 @@ async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
     host = registry_host(registry.url)
     known = await db.run(store.lineage_known, registry.name, now_fn())
     fetcher = _Fetcher(client)
-    fetched = await fetcher.run(targets(artifacts, scanned, known))
     listed = known | {a.ref.digest for a in artifacts} | {c for a in artifacts
                                                          for c in a.children}
-    fetched += await fetcher.run(probes(fetched, host, listed | {i.digest for i in fetched}))
+    # Each batch's facts are stored as they arrive (a digest's facts never change): the run
+    # holds one batch of them, not every image's, however large the registry.
+    bases: dict[str, Target] = {}
+    fetched = 0
+
+    async def save(batch: list[Image]) -> None:
+        nonlocal fetched
+        fetched += len(batch)
+        for probe in probes(batch, host, listed):
+            bases.setdefault(probe.digest, probe)
+        await db.run(store.save_lineage_facts, registry.name, batch, now_fn())
+
+    await fetcher.run(targets(artifacts, scanned, known), save)
+    await fetcher.run([b for b in bases.values() if b.digest not in listed], save)
     fetcher.report()
     scope = lineage.in_scope(registry.base_images)
     found: dict[str, Lineage] = await db.run(
-        store.record_lineage, registry.name, fetched, now_fn(),
+        store.record_lineage, registry.name, (), now_fn(),
         lambda every: lineage.resolve(every, registry_host=host, scope=scope))
     advice = await db.run(advisor, store, registry.name)
     targets_on: dict[str, str] = {}
@@ -225,7 +239,7 @@ async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
         if rebuild is not None:
             targets_on[digest], fixes[digest] = rebuild[0].label, rebuild[1]
     events = await db.run(store.announce_rebuilds, registry.name, targets_on, fixes, now_fn())
-    _log.info("lineage_updated", registry=registry.name, fetched=len(fetched),
+    _log.info("lineage_updated", registry=registry.name, fetched=fetched,
               images=len(found), with_base=sum(1 for f in found.values() if f.base_digest),
               rebuild_events=events)
     return found

@@ -17,6 +17,7 @@ from datetime import datetime
 from daemon import log
 from daemon.errors import HarborError, ReportFormatError
 from daemon.harbor.client import HarborClient
+from daemon.harbor.inbound import off_loop
 from daemon.harbor.reports import parse_harbor_addition
 from daemon.model import Artifact, ArtifactRef, ScanResult, ScanState
 
@@ -93,7 +94,9 @@ class Collector:
         for attempt in range(EMPTY_REPORT_RETRIES + 1):
             body = await self.client.vulnerabilities(ref.project, ref.repository, ref.digest)
             try:
-                report = parse_harbor_addition(body)
+                # Normalising a report is milliseconds of Python (more for a large one), and
+                # a batch brings a hundred at once: not on the event loop.
+                report = await off_loop(parse_harbor_addition, body)
             except ReportFormatError as exc:
                 self._skip(artifact, f"unreadable report: {exc}")
                 self.unreadable.append((ref, artifact.overview.report_id if artifact.overview

@@ -374,6 +374,9 @@ async def _registry_steps(
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
     tell(on_progress, registry.name, "imported", out.imported)
     history = await db.run(store.scan_records, registry.name)
+    # So do the scan records that selection reads and the events gathered so far: each full
+    # collection would walk them again, every thread waiting (bench/loop.py).
+    gc.freeze()
 
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
     severe, kev = await db.run(_rescan_priority, store, registry.name)
@@ -410,8 +413,10 @@ async def _registry_steps(
     _coverage(out, inventory, selection, queued, run_budget, interval, scope is None,
               schedule)
     out.not_stored = len(collector.skipped)
+    del history
     scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
                if r.last_success_at is not None}
+    gc.freeze()  # and what the lineage step reads of the run
     await lineage_fetch.update(client, store, inventory.usable_artifacts(), scanned, now_fn)
     out.unreadable[:0] = [(str(ref), why) for ref, _, why in collector.unreadable]
     if collector.unreadable:
@@ -515,15 +520,23 @@ async def import_reports(
     """Store every finished report Harbor shows that history does not know yet, without a
     rescan (trigger ``imported``). Unchanged artifacts cost nothing: their ids are known."""
     db = store.thread
-    known = await db.run(store.known_report_ids, inventory.registry)
-    todo: list[Artifact] = [
-        a for a in inventory.usable_artifacts()
-        if a.overview is not None and a.overview.state.finished and a.overview.report_id
-        and a.overview.report_id not in known
-    ]
+    finished = [a for a in inventory.usable_artifacts()
+                if a.overview is not None and a.overview.state.finished and a.overview.report_id]
+    todo = 0
     stored = 0
-    for start in range(0, len(todo), IMPORT_BATCH):
-        batch: Sequence[Artifact] = todo[start:start + IMPORT_BATCH]
+    before = await db.run(store.last_scan_id)  # "known": stored before this import began
+    # A batch of candidates at a time: which of its reports history holds is asked for that
+    # batch alone (an unchanged rerun holds no set of every report id), and each batch's
+    # reports are fetched, stored and let go before the next.
+    for start in range(0, len(finished), IMPORT_BATCH):
+        candidates = finished[start:start + IMPORT_BATCH]
+        known = await db.run(store.known_reports_among, inventory.registry,
+                             [a.overview.report_id for a in candidates if a.overview], before)
+        batch: Sequence[Artifact] = [a for a in candidates
+                                     if a.overview and a.overview.report_id not in known]
+        todo += len(batch)
+        if not batch:
+            continue
         results = await asyncio.gather(*(collector.collect(a, "imported") for a in batch))
         done = [r for r in results if r is not None]
         if done:
@@ -535,7 +548,7 @@ async def import_reports(
             stored += len(done) - set_aside
     if todo:
         _log.info("reports_imported", registry=inventory.registry, stored=stored,
-                  candidates=len(todo))
+                  candidates=todo)
     return stored
 
 

@@ -49,6 +49,7 @@ from daemon.store import (
     inventory,
     projects,
     queries,
+    reports_known,
     resolve,
     runs,
 )
@@ -211,6 +212,17 @@ class Store:
         with self.reading() as conn:
             return queries.known_report_ids(conn, registry)
 
+    def known_reports_among(self, registry: str, report_ids: Iterable[str],
+                            upto: int | None = None) -> set[str]:
+        """Of these report ids, those already stored for ``registry`` (an import's batch);
+        with ``upto`` (a ``last_scan_id``), only those stored by then."""
+        with self.reading() as conn:
+            return reports_known.known_among(conn, registry, report_ids, upto)
+
+    def last_scan_id(self) -> int:
+        with self.reading() as conn:
+            return reports_known.last_scan_id(conn)
+
     def open_finding_counts(self) -> dict[Severity, int]:
         """How many findings are open (not ignored), per severity (for metrics)."""
         with self.reading() as conn:
@@ -344,6 +356,12 @@ class Store:
     def lineage_known(self, registry: str, now: datetime | None = None) -> set[str]:
         with self.reading() as conn:
             return lineage_store.known(conn, registry, now)
+
+    def save_lineage_facts(self, registry: str, fetched: Iterable[Image], now: datetime
+                           ) -> int:
+        """Add (or replace) the fetched facts of these images (a run saves them by batches)."""
+        with self.transaction() as conn:
+            return lineage_store.save_facts(conn, registry, fetched, now)
 
     def record_lineage(self, registry: str, fetched: Iterable[Image], now: datetime,
                        resolve_with: Callable[[list[Image]], Mapping[str, Lineage]]

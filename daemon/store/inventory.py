@@ -13,9 +13,10 @@ from daemon import log
 from daemon.model import Artifact, ArtifactRef, InventoryDelta, TagMove
 from daemon.store import tables as t
 from daemon.store.base import Caches, registry_id
-from daemon.store.batch import chunks
+from daemon.store.batch import CHUNK, chunks
 
 _log = log.get(__name__)
+RECORD_STEP = 2000  # artifacts per step of record_inventory
 
 
 def repository_ids(conn: Connection, reg_id: int
@@ -51,13 +52,47 @@ def record_inventory(
     if scope is not None:
         wanted = set(scope)
         repos = {k: v for k, v in repos.items() if k in wanted}
-    new, deleted, ids = sync_artifacts(conn, registry, reg_id, repos, artifacts, now)
-    moved, untagged = sync_tags(conn, registry, reg_id, repos, ids, artifacts, now)
+    by_repo: dict[int, list[Artifact]] = {}
+    for art in artifacts:
+        by_repo.setdefault(repos[(art.ref.project, art.ref.repository)], []).append(art)
+    new: list[ArtifactRef] = []
+    deleted: list[ArtifactRef] = []
+    moved: list[TagMove] = []
+    untagged: list[ArtifactRef] = []
+    # A few repositories at a time (up to ~RECORD_STEP artifacts), in the one transaction:
+    # what each step loads and writes is bounded, whatever the size of the registry.
+    for group in repository_groups(repos, by_repo):
+        arts = [a for rid in group.values() for a in by_repo.get(rid, ())]
+        got_new, got_deleted, ids = sync_artifacts(conn, registry, reg_id, group, arts, now)
+        got_moved, got_untagged = sync_tags(conn, registry, reg_id, group, ids, arts, now)
+        new += got_new
+        deleted += got_deleted
+        moved += got_moved
+        untagged += got_untagged
     delta = InventoryDelta(new=tuple(new), moved=tuple(moved), deleted=tuple(deleted),
                            untagged=tuple(untagged))
     _log.info("inventory_recorded", registry=registry, artifacts=len(artifacts),
               new=len(new), moved=len(moved), deleted=len(deleted), untagged=len(untagged))
     return delta
+
+
+def repository_groups(repos: dict[tuple[str, str], int], by_repo: dict[int, list[Artifact]],
+                      step: int = 0) -> list[dict[tuple[str, str], int]]:
+    """``repos`` cut into groups of whole repositories holding about ``step`` walked
+    artifacts each (and at most ``CHUNK`` repositories): one step of ``record_inventory``."""
+    step = step or RECORD_STEP
+    groups: list[dict[tuple[str, str], int]] = []
+    current: dict[tuple[str, str], int] = {}
+    size = 0
+    for key, rid in sorted(repos.items(), key=lambda kv: kv[1]):
+        current[key] = rid
+        size += len(by_repo.get(rid, ())) + 1
+        if size >= step or len(current) >= CHUNK:
+            groups.append(current)
+            current, size = {}, 0
+    if current:
+        groups.append(current)
+    return groups
 
 
 def sync_repositories(
@@ -90,13 +125,13 @@ def sync_artifacts(
     artifacts: Sequence[Artifact], now: datetime,
 ) -> tuple[list[ArtifactRef], list[ArtifactRef], dict[tuple[int, str], int]]:
     a, r = t.artifact.c, t.repository.c
-    in_walk = set(repos.values())  # a scoped walk: only its repositories
+    in_walk = sorted(set(repos.values()))  # these repositories alone
     existing = {
         (row.repository_id, row.digest): row
         for row in conn.execute(
             select(a.id, a.repository_id, a.digest, a.removed_at, r.project, r.name)
-            .join(t.repository, r.id == a.repository_id).where(r.registry_id == reg_id))
-        if row.repository_id in in_walk
+            .join(t.repository, r.id == a.repository_id)
+            .where(r.registry_id == reg_id, a.repository_id.in_(in_walk)))
     }
     walk: dict[tuple[int, str], dict[str, Any]] = {}
     tops: set[tuple[int, str]] = set()
@@ -131,8 +166,7 @@ def sync_artifacts(
     ids = {
         (row.repository_id, row.digest): row.id
         for row in conn.execute(
-            select(a.id, a.repository_id, a.digest)
-            .join(t.repository, r.id == a.repository_id).where(r.registry_id == reg_id))
+            select(a.id, a.repository_id, a.digest).where(a.repository_id.in_(in_walk)))
     }
     return new, deleted, ids
 
@@ -142,14 +176,12 @@ def sync_tags(
     ids: dict[tuple[int, str], int], artifacts: Sequence[Artifact], now: datetime,
 ) -> tuple[list[TagMove], list[ArtifactRef]]:
     tg, r, a = t.tag.c, t.repository.c, t.artifact.c
-    in_walk = set(repos.values())  # a scoped walk: only its repositories
+    in_walk = sorted(set(repos.values()))  # these repositories alone
     open_tags = {
         (row.repository_id, row.name): row
         for row in conn.execute(
             select(tg.id, tg.repository_id, tg.name, tg.artifact_id, tg.digest)
-            .join(t.repository, r.id == tg.repository_id)
-            .where(r.registry_id == reg_id, tg.until.is_(None)))
-        if row.repository_id in in_walk
+            .where(tg.repository_id.in_(in_walk), tg.until.is_(None)))
     }
     walk: dict[tuple[int, str], tuple[int, str]] = {}
     for art in artifacts:

@@ -57,7 +57,6 @@ def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: da
 def images(conn: Connection, registry: str) -> list[Image]:
     """Every image with facts, its current tags and push time from the inventory."""
     lin = image_lineage
-    rows = conn.execute(select(lin).where(lin.c.registry_name == registry)).all()
     tags: dict[str, list[str]] = {}
     pushed: dict[str, datetime | None] = {}
     q = (select(t.artifact.c.digest, t.artifact.c.push_time, t.tag.c.name)
@@ -71,11 +70,12 @@ def images(conn: Connection, registry: str) -> list[Image]:
         if name:
             tags.setdefault(digest, []).append(name)
     out = []
+    # Read row by row (not all rows, then all images): one copy of the facts at a time.
     # Images on one base share its layers and build steps: each is kept once, not once per
     # image (a registry of 100,000 images held millions of equal strings and steps).
     layers: dict[str, str] = {}
     steps_of: dict[tuple[str, str, bool], Step] = {}
-    for r in rows:
+    for r in conn.execute(select(lin).where(lin.c.registry_name == registry)):
         steps = []
         for created, by, empty in orjson.loads(r.steps):
             key = (created, by, bool(empty))

@@ -122,8 +122,7 @@ def run(args: argparse.Namespace) -> int:
         # whose full passes over it were a fifth of a registry-wide listing's time.
         gc.freeze()
 
-        with store.engine.connect() as conn:
-            intel = store_intel.tables(conn)
+        intel = store_intel.tables(store.engine)
         sla_for = _sla_function(cfg, intel)
         keep = None
         if args.overdue and sla_for is not None:

@@ -5,13 +5,13 @@ caller's ``engine.begin()``)."""
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from daemon.intel.changes import IntelEvent, OpenHit
 from daemon.model import ExploitInfo, Severity
@@ -186,12 +186,66 @@ def repositories_of(conn: Connection, digests: Iterable[str]) -> dict[str, list[
     return out
 
 
+class EpssScores(Mapping[str, tuple[float, float]]):
+    """cve → (score, percentile) of the EPSS copy in force, read as a listing meets each CVE
+    and kept: the feed has 300,000 rows, and a first page meets 25 CVEs. Past ``BULK``
+    distinct CVEs (a whole listing) the scores of every open finding's CVE are read in one
+    statement instead."""
+
+    BULK = 200
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._known: dict[str, tuple[float, float] | None] = {}
+        self._whole = False
+        with engine.connect() as conn:
+            self._any = conn.execute(select(t.intel_epss.c.cve).limit(1)).first() is not None
+
+    def get(self, cve: str, default: Any = None) -> Any:
+        if not self._any:
+            return default
+        if cve not in self._known:
+            if self._whole:
+                return default
+            self._read(cve)
+        found = self._known.get(cve)
+        return default if found is None else found
+
+    def _read(self, cve: str) -> None:
+        s, f = t.intel_epss.c, t.finding.c
+        with self._engine.connect() as conn:
+            if len(self._known) < self.BULK:
+                row = conn.execute(select(s.epss, s.percentile).where(s.cve == cve)).first()
+                self._known[cve] = None if row is None else (float(row[0]), float(row[1]))
+                return
+            open_ids = select(f.vulnerability).where(f.resolved_at.is_(None))
+            self._known.update((c, (float(e), float(p))) for c, e, p in driver_rows(
+                conn, select(s.cve, s.epss, s.percentile).where(s.cve.in_(open_ids))))
+            self._whole = True
+
+    def __getitem__(self, cve: str) -> tuple[float, float]:
+        found = self.get(cve)
+        if found is None:
+            raise KeyError(cve)
+        return found  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        """The CVEs read so far that EPSS scores."""
+        return iter([c for c, v in self._known.items() if v is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._known.values() if v is not None)
+
+    def __bool__(self) -> bool:
+        return self._any
+
+
 @dataclass(frozen=True, slots=True)
 class Tables:
-    """The KEV and EPSS copies in force, whole, for listings that meet any CVE."""
+    """The KEV copy in force, whole, and the EPSS copy read as a listing meets each CVE."""
 
     kev: dict[str, tuple[Any, Any]]  # cve → (date_added, due_date)
-    epss: dict[str, tuple[float, float]]  # cve → (score, percentile)
+    epss: Mapping[str, tuple[float, float]]  # cve → (score, percentile)
 
     def __bool__(self) -> bool:
         return bool(self.kev or self.epss)
@@ -214,13 +268,8 @@ def kev_dates(conn: Connection) -> dict[str, tuple[Any, Any]]:
             for r in conn.execute(select(k.cve, k.date_added, k.due_date))}
 
 
-def tables(conn: Connection) -> Tables:
-    """The KEV copy whole (about 1,500 rows) and the EPSS scores of the CVEs of open findings:
-    a listing meets no other, and the feed has 300,000 rows, which the first page of
-    ``findings`` read whole before."""
-    s, f = t.intel_epss.c, t.finding.c
-    kev = kev_dates(conn)
-    open_ids = select(f.vulnerability).where(f.resolved_at.is_(None))
-    scores = {cve: (float(e), float(p)) for cve, e, p in driver_rows(
-        conn, select(s.cve, s.epss, s.percentile).where(s.cve.in_(open_ids)))}
-    return Tables(kev, scores)
+def tables(engine: Engine) -> Tables:
+    """The KEV copy whole (about 1,500 rows) and the EPSS copy as a listing meets its CVEs."""
+    with engine.connect() as conn:
+        kev = kev_dates(conn)
+    return Tables(kev, EpssScores(engine))

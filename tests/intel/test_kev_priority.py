@@ -246,9 +246,11 @@ def test_findings_by_action_carries_kev_and_epss_and_ranks_by_them(world: World)
     world.git_action = git
 
 
-def test_listings_read_the_epss_scores_of_open_findings_only(world: World) -> None:
+def test_listings_read_the_epss_scores_they_meet(world: World,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # The feed's other rows (the real sample's, of CVEs no image here has) stay in the
-    # database: a listing reads the scores of the CVEs it can meet, not 300,000 rows.
+    # database: a listing reads the score of each CVE it meets, and past a few hundred the
+    # scores of every open finding's CVE at once, never the feed's 300,000 rows.
     from sqlalchemy import create_engine
 
     from daemon.store import intel as store_intel
@@ -256,11 +258,19 @@ def test_listings_read_the_epss_scores_of_open_findings_only(world: World) -> No
     engine = create_engine(f"sqlite:///{world.db}")
     with engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT count(*) FROM intel_epss").scalar_one()
-        read = store_intel.tables(conn).epss
-    engine.dispose()
+    sample_cve = "CVE-1999-0016"  # in the real sample, on no image here
+    scores = store_intel.tables(engine).epss
+    assert stored > len(SCORES) and scores and dict(scores) == {}  # nothing read yet
+    assert scores.get(GIT_CVE) == SCORES[GIT_CVE]
+    assert scores.get(sample_cve) == (0.95739, 0.99871)  # asked for: read
+    assert dict(scores) == {GIT_CVE: SCORES[GIT_CVE], sample_cve: (0.95739, 0.99871)}
+    monkeypatch.setattr(store_intel.EpssScores, "BULK", 0)
+    whole = store_intel.tables(engine).epss
     open_cves = {r["vulnerability"] for r in world.findings()}
-    assert stored > len(SCORES)
-    assert read == {cve: SCORES[cve] for cve in open_cves & set(SCORES)} and read
+    assert whole.get(LIBC[0]) == SCORES[LIBC[0]]
+    assert dict(whole) == {cve: SCORES[cve] for cve in open_cves & set(SCORES)}
+    assert whole.get(sample_cve) is None  # not an open finding's: never read
+    engine.dispose()
     assert {r["vulnerability"]: r["epss"] for r in world.findings()} == {
         cve: SCORES[cve][0] if cve in SCORES else None for cve in open_cves}
 

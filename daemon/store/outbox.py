@@ -108,6 +108,9 @@ def _cursors(conn: Connection) -> dict[str, Cursor]:
 
 
 _SEVERITY = {int(s): s for s in Severity}
+# the stored values' members by dictionary (an Enum call per event costs more than the event)
+_KIND = {k.value: k for k in ChangeKind}
+_REASON = {r.value: r for r in Reason}
 
 
 def _events_after(conn: Connection, after: int, upto: int
@@ -136,7 +139,7 @@ def _events_after(conn: Connection, after: int, upto: int
         digests = tuple(d for d in digest_list.split(",") if d)
         at = as_utc(at)
         event = ChangeEvent(
-            kind=ChangeKind(kind), reason=Reason(reason),
+            kind=_KIND[kind], reason=_REASON[reason],
             finding=FindingKey(registry, project, name, vulnerability or "", package or ""),
             severity=severity[level], at=at, installed_version=installed, fix_version=fix,
             previous_severity=None if previous is None else severity[previous],
@@ -155,6 +158,8 @@ def _events_after(conn: Connection, after: int, upto: int
 def _first_sight_facts(conn: Connection,
                        summaries: dict[int, tuple[tuple[str, str, str], set[datetime]]]
                        ) -> FirstSightFacts:
+    """Per repository with first-sight summaries, its findings first seen at one of their
+    times counted by severity, and the repositories history holds findings for."""
     if not summaries:
         return FirstSightFacts({}, {})
     f, r, g = t.finding.c, t.repository.c, t.registry.c
@@ -168,12 +173,14 @@ def _first_sight_facts(conn: Connection,
             scope, ats = summaries[rid]
             if as_utc(first_seen) in ats:  # the findings that summary counted, not later ones
                 bucket = counts.setdefault(scope, {})
-                bucket[Severity(severity)] = bucket.get(Severity(severity), 0) + int(n)
+                level = _SEVERITY[severity]
+                bucket[level] = bucket.get(level, 0) + int(n)
     registries = sorted({scope[0] for scope, _ in summaries.values()})
     known: dict[str, set[tuple[str, str]]] = {name: set() for name in registries}
-    query = (select(g.name, r.project, r.name).distinct()
-             .select_from(t.finding).join(t.repository, r.id == f.repository_id)
-             .join(t.registry, g.id == r.registry_id).where(g.name.in_(registries)))
+    query = (select(g.name, r.project, r.name)  # each repository once, through ix_finding_open
+             .select_from(t.repository).join(t.registry, g.id == r.registry_id)
+             .where(g.name.in_(registries),
+                    select(f.id).where(f.repository_id == r.id).exists()))
     for registry, project, name in conn.execute(query):
         known[registry].add((project, name))
     return FirstSightFacts(counts, {k: frozenset(v) for k, v in known.items()})

@@ -35,7 +35,10 @@ def driver_rows(conn: Connection, stmt: Executable, params: Mapping[str, Any] | 
     Elsewhere SQLAlchemy's rows, streamed (``yield_per``: a server-side cursor on PostgreSQL),
     whose values the same conversions accept."""
     if conn.dialect.name != "sqlite":
-        yield from conn.execution_options(yield_per=2000).execute(stmt, params or {})
+        # On the statement, not the connection: ``Connection.execution_options`` changes the
+        # connection itself, and every later statement of its transaction (an executemany
+        # insert among them, which a server-side cursor refuses) would stream too.
+        yield from conn.execute(stmt.execution_options(yield_per=2000), params or {})
         return
     result = conn.execute(stmt, params or {})
     cursor = result.cursor

@@ -227,10 +227,10 @@ def time_to_fix(conn: Connection, since: datetime) -> dict[Severity, tuple[timed
     ``since``, and how many. Streamed: only the durations of one severity are held."""
     f = t.finding.c
     spans: dict[Severity, list[timedelta]] = defaultdict(list)
-    rows = conn.execution_options(yield_per=5000).execute(
+    rows = conn.execute(  # the option on the statement: the connection's would outlast it
         select(f.severity, f.opened_at, f.resolved_at).where(
             f.resolved_at.is_not(None), f.resolved_at >= since,
-            f.resolved_reason != "image_removed"))
+            f.resolved_reason != "image_removed").execution_options(yield_per=5000))
     for sev, opened, resolved in rows:
         spans[Severity(sev)].append(resolved - opened)
     return {sev: (sorted(v)[len(v) // 2], len(v)) for sev, v in spans.items() if v}

@@ -197,6 +197,10 @@ async def run_schedule(
             raise UsageError(f"schedule {schedule.name}: unknown registry {name!r}")
         registries.append(found)
     async with AsyncExitStack() as stack:
+        # From its first moment to its last (the clients closed), full collections walk only
+        # what is young, not the daemon and the run's walk, records and lineage: each one stops
+        # every thread, the loop's too (bench/loop.py). Everything is handed back at the end.
+        stack.enter_context(quiet_collections())
         clients = [await stack.enter_async_context(HarborClient(r)) for r in registries]
         logins = await asyncio.gather(*(_login(c) for c in clients))
         rejected = [e for e in logins if isinstance(e, CredentialsRejected)]
@@ -246,13 +250,10 @@ async def _run(
     _log.info("run_started", schedule=schedule.name, trigger=trigger,
               registries=[c.registry.name for c, _ in clients])
     try:
-        # Full collections walk only what is young while the run holds its walk, records and
-        # lineage (each one stops every thread, the loop's too); all handed back at the end.
-        with quiet_collections():
-            result.registries = list(await asyncio.gather(*(
-                _run_registry(store, client, login, schedule, global_cap, now_fn, opts,
-                              on_progress, rules, stop, scope)
-                for client, login in clients)))
+        result.registries = list(await asyncio.gather(*(
+            _run_registry(store, client, login, schedule, global_cap, now_fn, opts, on_progress,
+                          rules, stop, scope)
+            for client, login in clients)))
     except asyncio.CancelledError:
         # A stop (SIGTERM) past the stop timeout: scans Harbor already runs keep running, and
         # the next start resumes this schedule to follow them and store their reports.

@@ -358,12 +358,23 @@ class HarborClient:
         """Every artifact of a project in one listing (Harbor ≥ v2.12)."""
         items = await self._get_all(f"/projects/{quote(project, safe='')}/artifacts",
                                     self._artifact_params())
-        return [wire.artifact(a, self.name, project) for a in items]
+        return await self._artifacts(items, project)
 
     async def repository_artifacts(self, project: str, repository: str) -> list[Artifact]:
         path = self._repo_path(project, repository) + "/artifacts"
         items = await self._get_all(path, self._artifact_params())
-        return [wire.artifact(a, self.name, project) for a in items]
+        return await self._artifacts(items, project)
+
+    async def _artifacts(self, items: list[Any], project: str) -> list[Artifact]:
+        """A listing's artifacts read a page at a time, the loop free between pages: a
+        project's 1,000 read at once held it 50–70 ms (bench/loop.py)."""
+        artifacts: list[Artifact] = []
+        for start in range(0, len(items), PAGE_SIZE):
+            if start:
+                await asyncio.sleep(0)
+            artifacts.extend(wire.artifact(a, self.name, project)
+                             for a in items[start:start + PAGE_SIZE])
+        return artifacts
 
     async def artifact(self, project: str, repository: str, reference: str) -> Artifact:
         path = f"{self._repo_path(project, repository)}/artifacts/{quote(reference, safe=':')}"

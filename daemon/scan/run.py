@@ -15,7 +15,6 @@ like an empty registry) takes no part in the run; when no registry does, the run
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -36,6 +35,7 @@ from daemon.lineage import fetch as lineage_fetch
 from daemon.model import Artifact, ArtifactRef, ChangeEvent, ScanResult, ScanState
 from daemon.scan import trickle
 from daemon.scan.collect import Collector
+from daemon.scan.gcpolicy import quiet_collections
 from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
 from daemon.scan.select import Selection, is_scannable, select
@@ -197,6 +197,10 @@ async def run_schedule(
             raise UsageError(f"schedule {schedule.name}: unknown registry {name!r}")
         registries.append(found)
     async with AsyncExitStack() as stack:
+        # From its first moment to its last (the clients closed), full collections walk only
+        # what is young, not the daemon and the run's walk, records and lineage: each one stops
+        # every thread, the loop's too (bench/loop.py). Everything is handed back at the end.
+        stack.enter_context(quiet_collections())
         clients = [await stack.enter_async_context(HarborClient(r)) for r in registries]
         logins = await asyncio.gather(*(_login(c) for c in clients))
         rejected = [e for e in logins if isinstance(e, CredentialsRejected)]
@@ -261,8 +265,6 @@ async def _run(
         db.submit(store.record_run_finish, run_id, now_fn(), "failed",
                   f"{type(exc).__name__}: {exc}").result()
         raise
-    finally:
-        gc.unfreeze()
     result.finished_at = now_fn()
     if stop is not None and stop.requested and (result.left_running or result.not_triggered):
         result.stopped_by = stop.reason or "a stop request"
@@ -326,10 +328,6 @@ async def _registry_steps(
     if scope is not None:
         known = [k for k in known if (k.project, k.repository) in scope]
     inventory = await walk(client, registry, system=system, known=known, scope=scope)
-    # The walk's objects live until the run ends: out of the collector's reach, a full
-    # collection (which stops every thread) no longer walks them each time (run_schedule
-    # hands them back to it at the end).
-    gc.freeze()
     out.harbor_version = inventory.harbor_version
     out.listing = inventory.listing_problem()
     out.artifacts = len(inventory.artifacts())
@@ -374,9 +372,6 @@ async def _registry_steps(
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
     tell(on_progress, registry.name, "imported", out.imported)
     history = await db.run(store.scan_records, registry.name)
-    # So do the scan records that selection reads and the events gathered so far: each full
-    # collection would walk them again, every thread waiting (bench/loop.py).
-    gc.freeze()
 
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
     severe, kev = await db.run(_rescan_priority, store, registry.name)
@@ -416,7 +411,6 @@ async def _registry_steps(
     del history
     scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
                if r.last_success_at is not None}
-    gc.freeze()  # and what the lineage step reads of the run
     await lineage_fetch.update(client, store, inventory.usable_artifacts(), scanned, now_fn)
     out.unreadable[:0] = [(str(ref), why) for ref, _, why in collector.unreadable]
     if collector.unreadable:

@@ -280,10 +280,6 @@ class Advisors(Mapping[str, Advisor]):
     def __len__(self) -> int:
         return len(self._names)
 
-    def built(self) -> list[str]:
-        """The registries whose lineage was read so far."""
-        return list(self._built)
-
 
 def with_lineage(ctx: Any, store: Store, registries: Iterable[str]) -> Any:
     """``ctx`` (an alerts RunContext) with each registry's Advisor, read when first asked for

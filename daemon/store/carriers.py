@@ -87,27 +87,34 @@ def backfill(conn: Connection) -> int:
         last = rows[-1][0]
 
 
+_a, _o = t.artifact.c, content_finding.c
+# What every carrier read returns, per occurrence: (repository id, vulnerability, package,
+# artifact id, digest, version, fix version, ecosystem, CVSS v3 score, vector)
+_CARRIER = (_a.repository_id, _o.vulnerability, _o.package, _a.id, _a.digest, _o.version,
+            _o.fix_version, _o.ecosystem, _o.cvss_v3, _o.cvss_vector)
+
+
 def _carrier_statement(by_repository: bool) -> Select[Any]:
-    a, o = t.artifact.c, content_finding.c
     # Separate INs (not a row-value IN), and the repository only as a filter (searched by,
     # SQLite drives the join from the artifacts and scans content_finding for each): both
     # SQLite and PostgreSQL search ix_content_finding_key, then ix_artifact_content; what the
     # product of the INs lets through is dropped by the caller. Expanding parameters keep one
     # compiled statement for every chunk.
-    stmt = (select(a.repository_id, o.vulnerability, o.package, a.id, a.digest, o.version,
-                   o.fix_version, o.ecosystem, o.cvss_v3, o.cvss_vector)
+    stmt = (select(*_CARRIER)
             .select_from(content_finding)
-            .join(t.artifact, a.content_id == o.content_id)
-            .where(o.vulnerability.in_(bindparam("vulnerabilities", expanding=True)),
-                   o.package.in_(bindparam("packages", expanding=True)),
-                   a.counting.is_(True)))
+            .join(t.artifact, _a.content_id == _o.content_id)
+            .where(_o.vulnerability.in_(bindparam("vulnerabilities", expanding=True)),
+                   _o.package.in_(bindparam("packages", expanding=True)),
+                   _a.counting.is_(True)))
     if by_repository:  # ``+ 0``: filter on the repository, never search by it (see above)
-        stmt = stmt.where((a.repository_id + 0).in_(bindparam("repositories", expanding=True)))
+        stmt = stmt.where((_a.repository_id + 0).in_(bindparam("repositories", expanding=True)))
     return stmt
 
 
 _BY_PAIR = _carrier_statement(by_repository=False)
 _BY_PAIR_IN_REPOSITORIES = _carrier_statement(by_repository=True)
+
+
 def in_repositories(*columns: Any) -> Select[Any]:
     """``columns`` of every occurrence the counting images of some repositories
     (``repositories``, expanding) carry, from the artifacts through
@@ -121,17 +128,13 @@ def in_repositories(*columns: Any) -> Select[Any]:
                    a.repository_id.in_(bindparam("repositories", expanding=True))))
 
 
-_a, _o = t.artifact.c, content_finding.c
-_IN_REPOSITORIES = in_repositories(_a.repository_id, _o.vulnerability, _o.package, _a.id,
-                                   _a.digest, _o.version, _o.fix_version, _o.ecosystem,
-                                   _o.cvss_v3, _o.cvss_vector)
+_IN_REPOSITORIES = in_repositories(*_CARRIER)
 _FEW_REPOSITORIES = 20  # at most this many: read from their images
 # One finding's carriers, for a few findings spread over many repositories (``each``),
 # where a pair's thousands of contents cost more: its repository's counting images, each
 # content searched by (vulnerability, package, content) in ix_content_finding_key. ``+ 0``:
 # never driven from the pair's contents (what SQLite would choose otherwise).
-_OF_FINDING = (select(_a.repository_id, _o.vulnerability, _o.package, _a.id, _a.digest,
-                      _o.version, _o.fix_version, _o.ecosystem, _o.cvss_v3, _o.cvss_vector)
+_OF_FINDING = (select(*_CARRIER)
                .select_from(t.artifact)
                .join(content_finding, and_(content_finding.c.content_id == _a.content_id + 0,
                                            _o.vulnerability == bindparam("vulnerability"),
@@ -185,4 +188,4 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool =
     none: tuple[str, ...] = ()
     frozen = {art_id: tuple(names) for art_id, names in tags.items()}
     return {key: [(r[4], r[5], r[6], r[7], r[8], r[9] or "", frozen.get(r[3], none))
-                  for r in rows] for key, rows in found.items()}
+                  for r in occurrences] for key, occurrences in found.items()}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon import __version__
-from daemon.cli import build_parser, main
+from daemon.cli import build_parser, command_module, main
 
 REPO = Path(__file__).resolve().parent.parent
 # asyncio alone costs ~60 ms: command modules import it in their handlers.
@@ -51,6 +51,40 @@ def test_every_command_has_help(
     out = capsys.readouterr().out
     assert out.startswith(f"usage: scanwatch {' '.join(command)}".rstrip())
     assert len(out.splitlines()) > 3
+
+
+def _sub(parser: argparse.ArgumentParser, command: tuple[str, ...]) -> argparse.ArgumentParser:
+    for name in command:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c],
+                         ids=lambda c: " ".join(c))
+def test_a_command_alone_parses_as_in_the_whole_line(command: tuple[str, ...]) -> None:
+    """``main`` builds only the named command's parser: its help, options and defaults are
+    those of the whole command line."""
+    module = command_module([*command, "--help"])
+    assert module is not None
+    alone, whole = _sub(build_parser(module), command), _sub(build_parser(), command)
+    assert alone.format_help() == whole.format_help()
+    def shape(p: argparse.ArgumentParser) -> list[tuple[object, ...]]:
+        return [(a.dest, a.default, list(a.choices or ()), a.required) for a in p._actions]
+
+    assert shape(alone) == shape(whole)
+
+
+@pytest.mark.parametrize(("argv", "module"), [
+    (["findings", "--limit", "3"], "findings"),
+    (["--config", "findings", "status"], "status"),  # "findings" is the config's path there
+    (["--log-level", "debug", "scan-log", "x"], "scan_log"),
+    (["--config=c.toml", "alerts", "preview"], "alerts"),
+    (["-h", "findings"], None), (["--version"], None), (["bogus"], None), ([], None),
+])
+def test_the_command_is_found_past_the_common_options(argv: list[str], module: str | None
+                                                      ) -> None:
+    assert command_module(argv) == module
 
 
 def test_config_is_a_registered_command() -> None:

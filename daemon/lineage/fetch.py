@@ -28,12 +28,12 @@ from urllib.parse import urlsplit
 
 from daemon import lineage, log
 from daemon.errors import AuthFailed, HarborError, NotFound
-from daemon.harbor.client import HarborClient
 from daemon.lineage import BASE_DIGEST, BASE_NAME, Image, Lineage, Step, split_ref
 from daemon.lineage.advice import Advisor
 from daemon.model import Artifact
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx (the client's) is not imported by the readers of stored lineage
+    from daemon.harbor.client import HarborClient
     from daemon.store.db import Store
 
 _log = log.get(__name__)

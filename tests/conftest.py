@@ -70,6 +70,17 @@ def smtp():  # type: ignore[no-untyped-def]
         yield server
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _logging_as_the_command_line_sets_it():  # type: ignore[no-untyped-def]
+    """Logging routed as ``scanwatch`` routes it (``log.configure``), from the first test on.
+    Unconfigured, structlog prints every event, debug included, on stdout: a test that opens a
+    store before it runs a command then read a log line in the command's output, or not,
+    depending on which test its worker ran first."""
+    from daemon import log
+
+    log.configure("info")
+
+
 @pytest.fixture(autouse=True)
 def _forget_log_handlers():  # type: ignore[no-untyped-def]
     """A test that configures logging binds a handler to its captured stderr; drop it after

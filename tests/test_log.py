@@ -88,3 +88,29 @@ urls = ["wxteams://${WX}"]
     text = log.scrub("sent with from-env-password-1 and wxteams://WxTeamsTokenValue123 ok")
     assert "from-env-password-1" not in text and "WxTeamsTokenValue123" not in text
     assert text.startswith("sent with ") and text.endswith(" ok")
+
+
+def test_structlog_comes_without_rich_and_rich_stays_importable() -> None:
+    """structlog's import of rich (0.1 s of every command) is kept out; the console renderer
+    still shows a traceback, and the progress display can still import rich."""
+    import subprocess
+    import sys
+
+    script = (
+        "import io, sys\n"
+        "from daemon import log\n"
+        "assert 'rich' not in sys.modules, 'structlog imported rich'\n"
+        "out = io.StringIO()\n"
+        "log.configure('info', stream=out)\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError:\n"
+        "    log.get('t').error('boom', exc_info=True)\n"
+        "assert 'ZeroDivisionError' in out.getvalue() and 'boom' in out.getvalue()\n"
+        "import rich.progress\n"
+        "print(rich.progress.Progress.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Progress"

@@ -9,7 +9,7 @@ Paths (the alerts' Details links use the first two)::
 
     /findings?registry=&project=&repository=&severity=&fixable=&limit=
     /images/{registry}/{project}/{repository}@{digest}
-    /                       overview          /fix?…same filters…     fix first
+    /                       overview          /fix?…same filters…&page=   fix first
     /repositories/{registry}/{project}/{repository}
     /finding?registry=&project=&repository=&vulnerability=&package=
     /trends  /trends/open.svg  /trends/fix.svg  /static/style.css
@@ -50,9 +50,9 @@ _log = log.get(__name__)
 
 PAGE = 100  # findings per page
 MAX_PAGE = 1000
-ACTIONS = 100  # remediation actions shown
+ACTIONS = 50  # remediation actions per page of "Fix first" (the next ones a link away)
 IMAGES = 10  # images listed per action (the rest counted; its findings a link away)
-KEPT = 16  # pages' results remembered (one per filter asked since history changed)
+KEPT = 32  # pages' results remembered (plans, rendered pages, charts) since history changed
 _MISSING = object()
 T = TypeVar("T")
 TREND_DAYS = 30
@@ -102,7 +102,7 @@ class WebApp:
                                trim_blocks=True, lstrip_blocks=True,
                                extensions=["jinja2.ext.do"])
         self.env.globals.update(qs=_qs, path=_path, repo_path=_repo_path, columns=COLUMNS,
-                                action_columns=ACTION_COLUMNS, images=_images,
+                                action_columns=ACTION_COLUMNS,
                                 sev_names=[s.label for s in _shown()])
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
@@ -197,29 +197,35 @@ class WebApp:
                           filters=q, limit=limit, harbor=self._harbor, more=limit + PAGE,
                           exploit=self._exploit(r.key.vulnerability for r in rows))
 
-    def plan(self, query: store_findings.FindingQuery) -> tuple[list[Remedy[Any]], int]:
-        """The first ``ACTIONS`` actions of ``query``'s remediation plan and how many there
-        are: from the plan the writer counted (``store/plan.py``), counted anew when it is
-        stale (``rebuild``), else counted here (``actions.counted``: seconds on a large
-        registry); ``kept`` while history, rules and day stay."""
+    def plan(self, query: store_findings.FindingQuery, offset: int = 0
+             ) -> tuple[list[Remedy[Any]], int]:
+        """The ``ACTIONS`` actions of ``query``'s remediation plan from ``offset`` and how
+        many there are: from the plan the writer counted (``store/plan.py``), counted anew
+        when it is stale (``rebuild``), else counted here (``actions.counted``: seconds on a
+        large registry); ``kept`` while history, rules and day stay."""
         rules = self.store.ignore_rules(self.config)
-        return self.kept(("plan", query, rules), lambda: self._planned(query, rules))
+        return self.kept(("plan", query, rules, offset),
+                         lambda: self._planned(query, rules, offset))
 
-    def _planned(self, query: store_findings.FindingQuery, rules: IgnoreRules
+    def _planned(self, query: store_findings.FindingQuery, rules: IgnoreRules, offset: int
                  ) -> tuple[list[Remedy[Any]], int]:
         now = self.now()
-        found = self.store.planned_actions(query, rules=rules, now=now, limit=ACTIONS)
+
+        def planned(version: str | None = None) -> tuple[list[Remedy[Any]], int] | None:
+            return self.store.planned_actions(query, rules=rules, now=now, limit=ACTIONS,
+                                              offset=offset, version=version)
+
+        found = planned()
         if found is None and self.rebuild is not None:
             with self._rebuild_lock:  # another request may have counted it meanwhile
-                found = self.store.planned_actions(query, rules=rules, now=now, limit=ACTIONS)
+                found = planned()
                 if found is None:
                     # The history counted is at least as new as this request: not stale.
-                    found = self.store.planned_actions(query, rules=rules, now=now,
-                                                       limit=ACTIONS, version=self.rebuild())
+                    found = planned(self.rebuild())
         if found is not None:
             return found
         every = self.store.finding_actions(query, rules=rules, now=now)
-        return every[:ACTIONS], len(every)
+        return every[offset:offset + ACTIONS], len(every)
 
     def kept(self, what: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, or what it gave while history (``pages.data_version``), ``what``
@@ -249,12 +255,25 @@ class WebApp:
         if self.rebuild is not None:
             with self._rebuild_lock:
                 self.rebuild()
-        self.plan(self._query({}))
+        self.fix_first({})
 
     def fix_first(self, q: dict[str, str]) -> bytes:
-        actions, total = self.plan(self._query(q))
+        """One page of the plan (``ACTIONS`` actions), kept rendered like the plan: a large
+        page costs more to render than to read."""
+        query = self._query(q)
+        page = max(int(q.get("page") or 1), 1)
+        rules = self.store.ignore_rules(self.config)
+        return self.kept(("fix", query, rules, page), lambda: self._fix_page(query, q, page))
+
+    def _fix_page(self, query: store_findings.FindingQuery, q: dict[str, str], page: int
+                  ) -> bytes:
+        offset = (page - 1) * ACTIONS
+        actions, total = self.plan(query, offset)
+        filters = {k: v for k, v in q.items() if k != "page"}
         return self._page("fix.html", title="Fix first", actions=actions, total=total,
-                          filters=q, harbor=self._harbor, why=_why,
+                          filters=filters, first=offset + 1, page=page,
+                          pages=max(1, -(-total // ACTIONS)), why=_why,
+                          images=self._images,
                           exploit=self._exploit(v.id for r in actions
                                                 for v in r.vulnerabilities))
 
@@ -350,6 +369,9 @@ class WebApp:
                 return charts.open_findings(days, pages.open_by_day(conn, days))
             return charts.time_to_fix(pages.time_to_fix(conn, now - timedelta(days=TREND_DAYS)))
 
+    def _images(self, r: Remedy[Any]) -> tuple[list[tuple[str, list[ImageLink]]], int]:
+        return _images_of(r, self._harbor)
+
     def _harbor(self, registry: str, project: str, repository: str, digest: str = "") -> str:
         ids = self.project_ids  # this process's walks; else what any walk stored
         if (registry, project) not in ids:
@@ -404,15 +426,30 @@ def _ago(at: datetime | None, now: datetime) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
-def _images(r: Remedy[Any], limit: int = IMAGES) -> tuple[list[tuple[Any, str]], int]:
-    """The first ``limit`` images that the action's shown findings are in (finding row,
-    digest), and how many there are."""
-    seen: dict[tuple[str, str, str, str], tuple[Any, str]] = {}
+@dataclass(frozen=True, slots=True)
+class ImageLink:
+    """One image of an action, as its row of "Fix first" links it."""
+
+    page: str  # its image page
+    short: str  # its digest, shortened
+    harbor: str  # its artifact in Harbor ("" where the registry has no link)
+
+
+def _images_of(r: Remedy[Any], harbor: Callable[[str, str, str, str], str],
+               limit: int = IMAGES) -> tuple[list[tuple[str, list[ImageLink]]], int]:
+    """The first ``limit`` images that the action's shown findings are in, by repository
+    ("project/repository", its images), and how many images there are."""
+    seen: dict[tuple[str, str, str, str], None] = {}
     for m in r.members:
         for f in m.rows:
             for d in f.digests:
-                seen.setdefault((f.key.registry, f.key.project, f.key.repository, d), (f, d))
-    return list(seen.values())[:limit], len(seen)
+                seen.setdefault((f.key.registry, f.key.project, f.key.repository, d))
+    by_repo: dict[tuple[str, str, str], list[ImageLink]] = {}
+    for registry, project, repository, d in itertools.islice(seen, limit):
+        by_repo.setdefault((registry, project, repository), []).append(ImageLink(
+            f"/images/{_repo_path(registry, project, repository)}@{d}", d[7:19],
+            harbor(registry, project, repository, d)))
+    return [(f"{p}/{n}", links) for (_, p, n), links in by_repo.items()], len(seen)
 
 
 def _why(r: Remedy[Any]) -> str:

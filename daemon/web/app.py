@@ -107,6 +107,7 @@ class WebApp:
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
         self.css = files("daemon.web").joinpath("static/style.css").read_bytes()
+        self.page_size = ACTIONS  # "Fix first" actions per page
         self._kept: dict[Hashable, Any] = {}  # what ``kept`` keeps, oldest first
         self._kept_lock = threading.Lock()  # pages render on worker threads
         # Counts the plan anew for the history in the database and returns the history it
@@ -199,12 +200,12 @@ class WebApp:
 
     def plan(self, query: store_findings.FindingQuery, offset: int = 0
              ) -> tuple[list[Remedy[Any]], int]:
-        """The ``ACTIONS`` actions of ``query``'s remediation plan from ``offset`` and how
+        """The ``page_size`` actions of ``query``'s remediation plan from ``offset`` and how
         many there are: from the plan the writer counted (``store/plan.py``), counted anew
         when it is stale (``rebuild``), else counted here (``actions.counted``: seconds on a
         large registry); ``kept`` while history, rules and day stay."""
         rules = self.store.ignore_rules(self.config)
-        return self.kept(("plan", query, rules, offset),
+        return self.kept(("plan", query, rules, offset, self.page_size),
                          lambda: self._planned(query, rules, offset))
 
     def _planned(self, query: store_findings.FindingQuery, rules: IgnoreRules, offset: int
@@ -212,8 +213,9 @@ class WebApp:
         now = self.now()
 
         def planned(version: str | None = None) -> tuple[list[Remedy[Any]], int] | None:
-            return self.store.planned_actions(query, rules=rules, now=now, limit=ACTIONS,
-                                              offset=offset, version=version)
+            return self.store.planned_actions(query, rules=rules, now=now,
+                                              limit=self.page_size, offset=offset,
+                                              version=version)
 
         found = planned()
         if found is None and self.rebuild is not None:
@@ -225,7 +227,7 @@ class WebApp:
         if found is not None:
             return found
         every = self.store.finding_actions(query, rules=rules, now=now)
-        return every[offset:offset + ACTIONS], len(every)
+        return every[offset:offset + self.page_size], len(every)
 
     def kept(self, what: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, or what it gave while history (``pages.data_version``), ``what``
@@ -258,21 +260,22 @@ class WebApp:
         self.fix_first({})
 
     def fix_first(self, q: dict[str, str]) -> bytes:
-        """One page of the plan (``ACTIONS`` actions), kept rendered like the plan: a large
-        page costs more to render than to read."""
+        """One page of the plan (``page_size`` actions), kept rendered like the plan: a
+        large page costs more to render than to read."""
         query = self._query(q)
         page = max(int(q.get("page") or 1), 1)
         rules = self.store.ignore_rules(self.config)
-        return self.kept(("fix", query, rules, page), lambda: self._fix_page(query, q, page))
+        return self.kept(("fix", query, rules, page, self.page_size),
+                         lambda: self._fix_page(query, q, page))
 
     def _fix_page(self, query: store_findings.FindingQuery, q: dict[str, str], page: int
                   ) -> bytes:
-        offset = (page - 1) * ACTIONS
+        offset = (page - 1) * self.page_size
         actions, total = self.plan(query, offset)
         filters = {k: v for k, v in q.items() if k != "page"}
         return self._page("fix.html", title="Fix first", actions=actions, total=total,
                           filters=filters, first=offset + 1, page=page,
-                          pages=max(1, -(-total // ACTIONS)), why=_why,
+                          pages=max(1, -(-total // self.page_size)), why=_why,
                           images=self._images,
                           exploit=self._exploit(v.id for r in actions
                                                 for v in r.vulnerabilities))

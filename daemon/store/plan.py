@@ -43,7 +43,6 @@ from sqlalchemy import (
     case,
     func,
     select,
-    tuple_,
 )
 from sqlalchemy.engine import Connection
 
@@ -231,12 +230,16 @@ def _counts(conn: Connection, where: Sequence[Any], shown: list[tuple[str, str]]
     b = plan_bucket.c
     counts: actions.Counts = {}
     for start in range(0, len(shown), _SHOWN):
-        part = shown[start:start + _SHOWN]
+        part = set(shown[start:start + _SHOWN])
+        # By package through ix_plan_bucket_group (a pair IN is a scan of the whole index on
+        # SQLite), the other versions of those packages dropped here.
         for pkg, version, vuln, severity, fix, n, worst in driver_rows(conn, select(
                 b.package, b.version, b.vulnerability, b.severity, b.fix,
                 func.sum(b.findings), func.min(b.worst))
-                .where(*where, tuple_(b.package, b.version).in_(part))
+                .where(*where, b.package.in_(sorted({p for p, _ in part})))
                 .group_by(b.package, b.version, b.vulnerability, b.severity, b.fix)):
+            if (pkg, version) not in part:
+                continue
             slot = counts.get((pkg, version, vuln))
             if slot is None:
                 counts[(pkg, version, vuln)] = actions.Count(severity, fix, int(n), worst, set())

@@ -191,7 +191,7 @@ class WebApp:
 
     def findings(self, q: dict[str, str]) -> bytes:
         query = self._query(q)
-        limit = min(max(int(q.get("limit") or PAGE), 1), MAX_PAGE)
+        limit = min(_whole(q, "limit", PAGE), MAX_PAGE)
         rules = self.store.ignore_rules(self.config)
         rows, rest = self.store.finding_page(query, limit=limit, rules=rules, now=self.now())
         return self._page("findings.html", title="Open findings", rows=rows, rest=rest,
@@ -263,7 +263,7 @@ class WebApp:
         """One page of the plan (``page_size`` actions), kept rendered like the plan: a
         large page costs more to render than to read."""
         query = self._query(q)
-        page = max(int(q.get("page") or 1), 1)
+        page = _whole(q, "page", 1)
         rules = self.store.ignore_rules(self.config)
         return self.kept(("fix", query, rules, page, self.page_size),
                          lambda: self._fix_page(query, q, page))
@@ -272,10 +272,14 @@ class WebApp:
                   ) -> bytes:
         offset = (page - 1) * self.page_size
         actions, total = self.plan(query, offset)
+        pages = max(1, -(-total // self.page_size))
+        if page > pages:
+            raise NotFound(f"no page {page} of Fix first: {total} action"
+                           f"{'' if total == 1 else 's'} for these filters, {pages} page"
+                           f"{'' if pages == 1 else 's'}")
         filters = {k: v for k, v in q.items() if k != "page"}
         return self._page("fix.html", title="Fix first", actions=actions, total=total,
-                          filters=filters, first=offset + 1, page=page,
-                          pages=max(1, -(-total // self.page_size)), why=_why,
+                          filters=filters, first=offset + 1, page=page, pages=pages, why=_why,
                           images=self._images,
                           exploit=self._exploit(v.id for r in actions
                                                 for v in r.vulnerabilities))
@@ -393,6 +397,14 @@ def _split_target(rest: str) -> tuple[str, str, str]:
     if len(parts) != 3 or not all(parts):
         raise NotFound("a repository is REGISTRY/PROJECT/REPOSITORY")
     return parts[0], parts[1], parts[2]
+
+
+def _whole(q: Mapping[str, str], name: str, default: int) -> int:
+    """The query's ``name`` as a whole number ≥ 1 (``default`` when absent)."""
+    text = q.get(name) or str(default)
+    if not text.isdigit() or int(text) < 1:
+        raise NotFound(f"{name} must be a whole number from 1, not {text!r}")
+    return int(text)
 
 
 def _qs(**values: Any) -> str:

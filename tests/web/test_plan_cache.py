@@ -140,6 +140,11 @@ def test_the_materialised_plan_is_never_stale(tmp_path: Path, trivy_fixtures: Pa
         every = writer.finding_actions(app._query(q), rules=writer.ignore_rules(cfg), now=now[0])
         assert len(every) > app.page_size, (q, len(every))
         assert [(r.package, r.installed_version) for r in every] == paged(app, q), q
+    beyond = app.respond("GET", "/fix?page=99", {})
+    assert beyond.status == 404 and b"no page 99 of Fix first: 7 actions" in beyond.body
+    for bad in ("abc", "0", "-1"):
+        page = app.respond("GET", f"/fix?page={bad}", {})
+        assert page.status == 404 and b"page must be a whole number from 1" in page.body
     app.page_size = ACTIONS
     assert len(builds) == 1
     assert b"CVE-2019-1559" not in app.respond("GET", "/fix", {}).body  # the rule hides it

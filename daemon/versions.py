@@ -107,8 +107,11 @@ def resolve(ecosystem: str, package: str, versions: Iterable[str]) -> str | None
     return ecosystems.infer(package, versions)
 
 
+@lru_cache(maxsize=65536)
 def compare(a: str, b: str, *, ecosystem: str = "", package: str = "") -> int | None:
-    """-1, 0 or 1 as ``a`` is older, equal or newer than ``b``; ``None`` if unorderable."""
+    """-1, 0 or 1 as ``a`` is older, equal or newer than ``b``; ``None`` if unorderable.
+    Remembered (pure): a plan compares the same fixes again for every filter and page, and
+    univers' orders cost ~0.1 ms a pair."""
     a, b = a.strip(), b.strip()
     if a == b:
         return 0

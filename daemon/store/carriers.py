@@ -148,7 +148,7 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool =
             ) -> dict[tuple[int, str, str], list[Carrier]]:
     """(repository, vulnerability, package) → its occurrences in the counting images of that
     repository, for each ``wanted`` finding (none: no image carries it now); ``each``: read
-    finding by finding (a few, in many repositories). The reads are answered from covering
+    finding by finding (a few, wherever they are). The reads are answered from covering
     indexes (migration 19); a row is kept as the driver returns it."""
     if not wanted:
         return {}
@@ -156,7 +156,7 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool =
     repos = sorted({r for r, _, _ in wanted})
     stmt = _BY_PAIR_IN_REPOSITORIES if len(repos) <= _MAX_REPOSITORIES else _BY_PAIR
     reads: list[tuple[Select[Any], dict[str, Any]]] = []
-    if each and len(repos) > _FEW_REPOSITORIES:
+    if each:  # a few repositories read whole cost every occurrence of their images
         rows = driver_rows_each(conn, _OF_FINDING, [
             {"repository": r, "vulnerability": v, "package": p} for r, v, p in sorted(wanted)])
     elif len(repos) <= _FEW_REPOSITORIES:

@@ -283,14 +283,14 @@ class Store:
         from daemon.store import plan
 
         with self.transaction() as conn:
-            plan.save(conn, counted[0], rules, now, counted[1])
-        return counted[0]
+            plan.save(conn, counted, rules, now)
+        return counted.version
 
     def planned_actions(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
-                        limit: int | None = None, version: str | None = None
+                        limit: int | None = None, version: str | None = None, offset: int = 0
                         ) -> tuple[list[Remedy[Members]], int] | None:
-        """The first ``limit`` actions of ``query``'s plan and how many there are, from the
-        plan ``build_plan`` kept; None when it was kept for another history (than
+        """The ``limit`` actions of ``query``'s plan from ``offset`` and how many there are,
+        from the plan ``build_plan`` kept; None when it was kept for another history (than
         ``version``, else the one now) or other rules (``plan.answer``). A repository's plan
         is counted from its findings."""
         from daemon.remedy import plan_counted
@@ -299,8 +299,9 @@ class Store:
         with self.reading() as conn:
             if query.repository is not None:
                 every = plan_counted(actions.counted(conn, query, rules, now))
-                return every[:limit] if limit is not None else every, len(every)
-            found = plan.answer(conn, query, rules, now, limit, version)
+                end = None if limit is None else offset + limit
+                return every[offset:end], len(every)
+            found = plan.answer(conn, query, rules, now, limit, version, offset)
         return None if found is None else (plan_counted(found.groups), found.total)
 
     def overdue_findings(self, spans: Mapping[Severity, timedelta], now: datetime

@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, create_engine, event, func, select
+from sqlalchemy import and_, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from daemon.model import Severity
+from daemon.store import plan
+from daemon.store import summary as page_summary
 from daemon.store import tables as t
 from daemon.store.base import sqlite_path
 from daemon.store.plan import data_version as data_version  # what pages key their cache by
+from daemon.store.summary import RegistryOverview as RegistryOverview
+from daemon.store.summary import Summary
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -46,50 +50,15 @@ def read_only_engine(url: str) -> Engine:
     return create_engine(parsed)
 
 
-@dataclass(frozen=True)
-class RegistryOverview:
-    name: str
-    repositories: int
-    artifacts: int
-    scanner_db_updated_at: datetime | None
-    last_scan_at: datetime | None
-    failing: int  # artifacts whose latest scan failed
-    open_by_severity: dict[Severity, int]
+def summary(conn: Connection) -> Summary:
+    """The overview's and the chart's counts of the history now: as the writer kept them
+    with the plan (``plan.summary``), else counted here (``summary.count``)."""
+    return plan.summary(conn) or page_summary.count(conn)
 
 
 def registries(conn: Connection) -> list[RegistryOverview]:
-    g, r, a, s, f = (t.registry.c, t.repository.c, t.artifact.c, t.scan.c, t.finding.c)
-    names: dict[int, str] = {int(i): n for i, n in conn.execute(
-        select(g.id, g.name).order_by(g.name))}
-    repos: dict[int, int] = {int(i): int(n) for i, n in conn.execute(
-        select(r.registry_id, func.count()).where(r.removed_at.is_(None))
-        .group_by(r.registry_id))}
-    arts: dict[int, tuple[int, int]] = {}
-    for reg, n, failing in conn.execute(
-            select(r.registry_id, func.count(), func.sum(
-                case((a.consecutive_failures > 0, 1), else_=0)))
-            .join(t.repository, r.id == a.repository_id)
-            .where(a.removed_at.is_(None)).group_by(r.registry_id)):
-        arts[reg] = (int(n), int(failing or 0))
-    scans: dict[int, tuple[Any, Any]] = {}
-    for reg, db_at, last_at in conn.execute(
-            select(r.registry_id, func.max(s.scanner_db_updated_at), func.max(s.finished_at))
-            .join(t.artifact, a.id == s.artifact_id)
-            .join(t.repository, r.id == a.repository_id)
-            .where(s.id == a.last_success_scan_id).group_by(r.registry_id)):
-        scans[reg] = (db_at, last_at)
-    # Per repository from ix_finding_open_severity alone, then summed per registry.
-    registry_of = {int(i): int(reg) for i, reg in conn.execute(select(r.id, r.registry_id))}
-    open_: dict[int, dict[Severity, int]] = defaultdict(lambda: defaultdict(int))
-    for repo, sev, n in conn.execute(
-            select(f.repository_id, f.severity, func.count())
-            .where(f.resolved_at.is_(None), f.ignored.is_(False))
-            .group_by(f.repository_id, f.severity)):
-        open_[registry_of[int(repo)]][Severity(sev)] += int(n)
-    return [RegistryOverview(name, int(repos.get(rid, 0)), arts.get(rid, (0, 0))[0],
-                             scans.get(rid, (None, None))[0], scans.get(rid, (None, None))[1],
-                             arts.get(rid, (0, 0))[1], dict(open_.get(rid, {})))
-            for rid, name in names.items()]
+    """Each registry's counts for the overview (``summary.registries``)."""
+    return summary(conn).registries
 
 
 def last_runs(conn: Connection) -> dict[str, tuple[datetime, datetime | None, str, str]]:
@@ -201,24 +170,13 @@ def finding(conn: Connection, repo_id: int, vulnerability: str, package: str
 
 def open_by_day(conn: Connection, days: list[date]) -> dict[Severity, list[int]]:
     """Open (not ignored) findings per severity at the end of each of ``days`` (UTC): how many
-    opened by then less how many resolved by then, from two GROUP BYs by day, whatever the
-    number of days. A finding resolved and opened again counts from its latest opening."""
-    f = t.finding.c
-    opened: dict[Severity, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    resolved: dict[Severity, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for column, into in ((f.opened_at, opened), (f.resolved_at, resolved)):
-        day = func.date(column)
-        for sev, on, n in conn.execute(
-                select(f.severity, day, func.count())
-                .where(column.is_not(None), f.ignored.is_(False))
-                .group_by(f.severity, day)):
-            into[Severity(sev)][str(on)[:10]] += int(n)
+    opened by then less how many resolved by then (``summary.days``)."""
+    counted = summary(conn).days
+    marks = [d.isoformat() for d in days]
     out: dict[Severity, list[int]] = {}
     for sev in Severity:
-        marks = [d.isoformat() for d in days]
-        out[sev] = [sum(n for on, n in opened[sev].items() if on <= mark)
-                    - sum(n for on, n in resolved[sev].items() if on <= mark)
-                    for mark in marks]
+        per = sorted(counted.get(sev, {}).items())
+        out[sev] = [sum(o - r for on, (o, r) in per if on <= mark) for mark in marks]
     return out
 
 

@@ -31,7 +31,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -43,7 +43,6 @@ from sqlalchemy import (
     case,
     func,
     select,
-    tuple_,
 )
 from sqlalchemy.engine import Connection
 
@@ -52,6 +51,7 @@ from daemon.model import FindingKey
 from daemon.remedy import Vuln
 from daemon.store import actions
 from daemon.store import statements as q
+from daemon.store import summary as page_summary
 from daemon.store import tables as t
 from daemon.store.base import driver_rows
 from daemon.store.findings import FindingQuery, FindingRow
@@ -79,6 +79,7 @@ plan_state = Table(
     Column("data_version", String(), nullable=False),
     Column("rules", String(), nullable=False),
     Column("built_at", UTCDateTime(), nullable=True),
+    Column("pages", String(), nullable=True),  # migration 21: summary.dumps of that history
 )
 _INSERT = 5000  # bucket rows per insert
 _SHOWN = 300  # (package, version) pairs whose buckets are read per statement
@@ -94,7 +95,10 @@ class Bucket:
     worst: int
 
 
-Counted = tuple[str, dict[BucketKey, Bucket]]  # the history counted, and its buckets
+class Counted(NamedTuple):
+    version: str  # the history counted
+    buckets: dict[BucketKey, Bucket]
+    pages: str  # the overview's and the chart's counts of that history (``summary.dumps``)
 
 
 def fingerprint(rules: IgnoreRules, now: datetime) -> str:
@@ -125,9 +129,10 @@ def _version_text(conn: Connection) -> str:
 
 
 def count(conn: Connection, rules: IgnoreRules, now: datetime) -> Counted:
-    """Every open finding counted into buckets under ``rules`` at ``now``, and the history
-    they were counted from (read first: rows written meanwhile make it look older, never
-    newer, so the next reader counts again rather than trust a stale plan)."""
+    """Every open finding counted into buckets under ``rules`` at ``now``, the pages'
+    summary (``store/summary.py``), and the history they were counted from (read first: rows
+    written meanwhile make it look older, never newer, so the next reader counts again rather
+    than trust a stale plan)."""
     version = _version_text(conn)
     buckets: dict[BucketKey, Bucket] = {}
     for row, versions, fix in actions.members(conn, FindingQuery(include_ignored=True), None):
@@ -145,14 +150,14 @@ def count(conn: Connection, rules: IgnoreRules, now: datetime) -> Counted:
             slot.findings += 1
             if (fix, -id_) > (slot.fix, -slot.worst):
                 slot.fix, slot.worst = fix, id_
-    return version, buckets
+    return Counted(version, buckets, page_summary.dumps(page_summary.count(conn)))
 
 
-def save(conn: Connection, version: str, rules: IgnoreRules, now: datetime,
-         buckets: dict[BucketKey, Bucket]) -> None:
-    """The counted buckets replace the plan in force, in the caller's transaction. The state
-    row (migration 20 writes it) is locked first (PostgreSQL): two instances saving at once
-    save one after the other."""
+def save(conn: Connection, counted: Counted, rules: IgnoreRules, now: datetime) -> None:
+    """The counted buckets and summary replace those in force, in the caller's transaction.
+    The state row (migration 20 writes it) is locked first (PostgreSQL): two instances saving
+    at once save one after the other."""
+    version, buckets = counted.version, counted.buckets
     s = plan_state.c
     conn.execute(select(s.id).where(s.id == 1).with_for_update()).first()
     conn.execute(plan_bucket.delete())
@@ -161,7 +166,8 @@ def save(conn: Connection, version: str, rules: IgnoreRules, now: datetime,
             for key, b in buckets.items()]
     for start in range(0, len(rows), _INSERT):
         q.bulk_insert(conn, plan_bucket, rows[start:start + _INSERT])
-    values = {"data_version": version, "rules": fingerprint(rules, now), "built_at": now}
+    values = {"data_version": version, "rules": fingerprint(rules, now), "built_at": now,
+              "pages": counted.pages}
     if conn.execute(plan_state.update().where(s.id == 1).values(**values)).rowcount == 0:
         conn.execute(plan_state.insert().values(id=1, **values))
 
@@ -170,6 +176,15 @@ def _state(conn: Connection) -> tuple[str, str] | None:
     s = plan_state.c
     row = conn.execute(select(s.data_version, s.rules).where(s.id == 1)).first()
     return None if row is None else (row[0], row[1])
+
+
+def summary(conn: Connection) -> page_summary.Summary | None:
+    """The pages' summary the writer kept with the plan, if it is of the history now."""
+    s = plan_state.c
+    row = conn.execute(select(s.data_version, s.pages).where(s.id == 1)).first()
+    if row is None or row[1] is None or row[0] != _version_text(conn):
+        return None
+    return page_summary.loads(row[1])
 
 
 def _where(query: FindingQuery, rules: IgnoreRules | None) -> list[Any]:
@@ -215,12 +230,16 @@ def _counts(conn: Connection, where: Sequence[Any], shown: list[tuple[str, str]]
     b = plan_bucket.c
     counts: actions.Counts = {}
     for start in range(0, len(shown), _SHOWN):
-        part = shown[start:start + _SHOWN]
+        part = set(shown[start:start + _SHOWN])
+        # By package through ix_plan_bucket_group (a pair IN is a scan of the whole index on
+        # SQLite), the other versions of those packages dropped here.
         for pkg, version, vuln, severity, fix, n, worst in driver_rows(conn, select(
                 b.package, b.version, b.vulnerability, b.severity, b.fix,
                 func.sum(b.findings), func.min(b.worst))
-                .where(*where, tuple_(b.package, b.version).in_(part))
+                .where(*where, b.package.in_(sorted({p for p, _ in part})))
                 .group_by(b.package, b.version, b.vulnerability, b.severity, b.fix)):
+            if (pkg, version) not in part:
+                continue
             slot = counts.get((pkg, version, vuln))
             if slot is None:
                 counts[(pkg, version, vuln)] = actions.Count(severity, fix, int(n), worst, set())
@@ -233,7 +252,7 @@ def _counts(conn: Connection, where: Sequence[Any], shown: list[tuple[str, str]]
 
 @dataclass(frozen=True)
 class Answer:
-    """The first ``limit`` actions' counts (for ``remedy.plan_counted``) and how many
+    """The shown actions' counts (for ``remedy.plan_counted``) and how many
     actions the filters leave in all."""
 
     groups: list[tuple[FindingRow, str, Vuln, int, set[int]]]
@@ -241,9 +260,10 @@ class Answer:
 
 
 def answer(conn: Connection, query: FindingQuery, rules: IgnoreRules | None, now: datetime,
-           limit: int | None = None, version: str | None = None) -> Answer | None:
-    """The plan of ``query`` from the buckets, its first ``limit`` actions (every one
-    without), or None when they were counted from another history than ``version`` (by
+           limit: int | None = None, version: str | None = None, offset: int = 0
+           ) -> Answer | None:
+    """The plan of ``query`` from the buckets, its ``limit`` actions from ``offset`` (every
+    one without), or None when they were counted from another history than ``version`` (by
     default the one now) or under other rules (or never), or the query names a repository
     (``actions.counted`` serves that one)."""
     if query.repository is not None:
@@ -256,7 +276,7 @@ def answer(conn: Connection, query: FindingQuery, rules: IgnoreRules | None, now
         return None
     where = _where(query, rules)
     groups = _groups(conn, where)
-    shown = groups if limit is None else groups[:limit]
+    shown = groups[offset:] if limit is None else groups[offset:offset + limit]
     counts = _counts(conn, where, shown)
     if _state(conn) != state:
         return None  # counted again meanwhile: the rows may be of either

@@ -9,7 +9,7 @@ Paths (the alerts' Details links use the first two)::
 
     /findings?registry=&project=&repository=&severity=&fixable=&limit=
     /images/{registry}/{project}/{repository}@{digest}
-    /                       overview          /fix?…same filters…     fix first
+    /                       overview          /fix?…same filters…&page=   fix first
     /repositories/{registry}/{project}/{repository}
     /finding?registry=&project=&repository=&vulnerability=&package=
     /trends  /trends/open.svg  /trends/fix.svg  /static/style.css
@@ -50,9 +50,9 @@ _log = log.get(__name__)
 
 PAGE = 100  # findings per page
 MAX_PAGE = 1000
-ACTIONS = 100  # remediation actions shown
+ACTIONS = 50  # remediation actions per page of "Fix first" (the next ones a link away)
 IMAGES = 10  # images listed per action (the rest counted; its findings a link away)
-KEPT = 16  # pages' results remembered (one per filter asked since history changed)
+KEPT = 32  # pages' results remembered (plans, rendered pages, charts) since history changed
 _MISSING = object()
 T = TypeVar("T")
 TREND_DAYS = 30
@@ -102,11 +102,12 @@ class WebApp:
                                trim_blocks=True, lstrip_blocks=True,
                                extensions=["jinja2.ext.do"])
         self.env.globals.update(qs=_qs, path=_path, repo_path=_repo_path, columns=COLUMNS,
-                                action_columns=ACTION_COLUMNS, images=_images,
+                                action_columns=ACTION_COLUMNS,
                                 sev_names=[s.label for s in _shown()])
         self.env.filters["when"] = _when
         self.env.filters["ago"] = lambda at: _ago(at, self.now())
         self.css = files("daemon.web").joinpath("static/style.css").read_bytes()
+        self.page_size = ACTIONS  # "Fix first" actions per page
         self._kept: dict[Hashable, Any] = {}  # what ``kept`` keeps, oldest first
         self._kept_lock = threading.Lock()  # pages render on worker threads
         # Counts the plan anew for the history in the database and returns the history it
@@ -190,36 +191,43 @@ class WebApp:
 
     def findings(self, q: dict[str, str]) -> bytes:
         query = self._query(q)
-        limit = min(max(int(q.get("limit") or PAGE), 1), MAX_PAGE)
+        limit = min(_whole(q, "limit", PAGE), MAX_PAGE)
         rules = self.store.ignore_rules(self.config)
         rows, rest = self.store.finding_page(query, limit=limit, rules=rules, now=self.now())
         return self._page("findings.html", title="Open findings", rows=rows, rest=rest,
                           filters=q, limit=limit, harbor=self._harbor, more=limit + PAGE,
                           exploit=self._exploit(r.key.vulnerability for r in rows))
 
-    def plan(self, query: store_findings.FindingQuery) -> tuple[list[Remedy[Any]], int]:
-        """The first ``ACTIONS`` actions of ``query``'s remediation plan and how many there
-        are: from the plan the writer counted (``store/plan.py``), counted anew when it is
-        stale (``rebuild``), else counted here (``actions.counted``: seconds on a large
-        registry); ``kept`` while history, rules and day stay."""
+    def plan(self, query: store_findings.FindingQuery, offset: int = 0
+             ) -> tuple[list[Remedy[Any]], int]:
+        """The ``page_size`` actions of ``query``'s remediation plan from ``offset`` and how
+        many there are: from the plan the writer counted (``store/plan.py``), counted anew
+        when it is stale (``rebuild``), else counted here (``actions.counted``: seconds on a
+        large registry); ``kept`` while history, rules and day stay."""
         rules = self.store.ignore_rules(self.config)
-        return self.kept(("plan", query, rules), lambda: self._planned(query, rules))
+        return self.kept(("plan", query, rules, offset, self.page_size),
+                         lambda: self._planned(query, rules, offset))
 
-    def _planned(self, query: store_findings.FindingQuery, rules: IgnoreRules
+    def _planned(self, query: store_findings.FindingQuery, rules: IgnoreRules, offset: int
                  ) -> tuple[list[Remedy[Any]], int]:
         now = self.now()
-        found = self.store.planned_actions(query, rules=rules, now=now, limit=ACTIONS)
+
+        def planned(version: str | None = None) -> tuple[list[Remedy[Any]], int] | None:
+            return self.store.planned_actions(query, rules=rules, now=now,
+                                              limit=self.page_size, offset=offset,
+                                              version=version)
+
+        found = planned()
         if found is None and self.rebuild is not None:
             with self._rebuild_lock:  # another request may have counted it meanwhile
-                found = self.store.planned_actions(query, rules=rules, now=now, limit=ACTIONS)
+                found = planned()
                 if found is None:
                     # The history counted is at least as new as this request: not stale.
-                    found = self.store.planned_actions(query, rules=rules, now=now,
-                                                       limit=ACTIONS, version=self.rebuild())
+                    found = planned(self.rebuild())
         if found is not None:
             return found
         every = self.store.finding_actions(query, rules=rules, now=now)
-        return every[:ACTIONS], len(every)
+        return every[offset:offset + self.page_size], len(every)
 
     def kept(self, what: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, or what it gave while history (``pages.data_version``), ``what``
@@ -249,12 +257,30 @@ class WebApp:
         if self.rebuild is not None:
             with self._rebuild_lock:
                 self.rebuild()
-        self.plan(self._query({}))
+        self.fix_first({})
 
     def fix_first(self, q: dict[str, str]) -> bytes:
-        actions, total = self.plan(self._query(q))
+        """One page of the plan (``page_size`` actions), kept rendered like the plan: a
+        large page costs more to render than to read."""
+        query = self._query(q)
+        page = _whole(q, "page", 1)
+        rules = self.store.ignore_rules(self.config)
+        return self.kept(("fix", query, rules, page, self.page_size),
+                         lambda: self._fix_page(query, q, page))
+
+    def _fix_page(self, query: store_findings.FindingQuery, q: dict[str, str], page: int
+                  ) -> bytes:
+        offset = (page - 1) * self.page_size
+        actions, total = self.plan(query, offset)
+        pages = max(1, -(-total // self.page_size))
+        if page > pages:
+            raise NotFound(f"no page {page} of Fix first: {total} action"
+                           f"{'' if total == 1 else 's'} for these filters, {pages} page"
+                           f"{'' if pages == 1 else 's'}")
+        filters = {k: v for k, v in q.items() if k != "page"}
         return self._page("fix.html", title="Fix first", actions=actions, total=total,
-                          filters=q, harbor=self._harbor, why=_why,
+                          filters=filters, first=offset + 1, page=page, pages=pages, why=_why,
+                          images=self._images,
                           exploit=self._exploit(v.id for r in actions
                                                 for v in r.vulnerabilities))
 
@@ -350,6 +376,9 @@ class WebApp:
                 return charts.open_findings(days, pages.open_by_day(conn, days))
             return charts.time_to_fix(pages.time_to_fix(conn, now - timedelta(days=TREND_DAYS)))
 
+    def _images(self, r: Remedy[Any]) -> tuple[list[tuple[str, list[ImageLink]]], int]:
+        return _images_of(r, self._harbor)
+
     def _harbor(self, registry: str, project: str, repository: str, digest: str = "") -> str:
         ids = self.project_ids  # this process's walks; else what any walk stored
         if (registry, project) not in ids:
@@ -368,6 +397,14 @@ def _split_target(rest: str) -> tuple[str, str, str]:
     if len(parts) != 3 or not all(parts):
         raise NotFound("a repository is REGISTRY/PROJECT/REPOSITORY")
     return parts[0], parts[1], parts[2]
+
+
+def _whole(q: Mapping[str, str], name: str, default: int) -> int:
+    """The query's ``name`` as a whole number ≥ 1 (``default`` when absent)."""
+    text = q.get(name) or str(default)
+    if not text.isdigit() or int(text) < 1:
+        raise NotFound(f"{name} must be a whole number from 1, not {text!r}")
+    return int(text)
 
 
 def _qs(**values: Any) -> str:
@@ -404,15 +441,30 @@ def _ago(at: datetime | None, now: datetime) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
-def _images(r: Remedy[Any], limit: int = IMAGES) -> tuple[list[tuple[Any, str]], int]:
-    """The first ``limit`` images that the action's shown findings are in (finding row,
-    digest), and how many there are."""
-    seen: dict[tuple[str, str, str, str], tuple[Any, str]] = {}
+@dataclass(frozen=True, slots=True)
+class ImageLink:
+    """One image of an action, as its row of "Fix first" links it."""
+
+    page: str  # its image page
+    short: str  # its digest, shortened
+    harbor: str  # its artifact in Harbor ("" where the registry has no link)
+
+
+def _images_of(r: Remedy[Any], harbor: Callable[[str, str, str, str], str],
+               limit: int = IMAGES) -> tuple[list[tuple[str, list[ImageLink]]], int]:
+    """The first ``limit`` images that the action's shown findings are in, by repository
+    ("project/repository", its images), and how many images there are."""
+    seen: dict[tuple[str, str, str, str], None] = {}
     for m in r.members:
         for f in m.rows:
             for d in f.digests:
-                seen.setdefault((f.key.registry, f.key.project, f.key.repository, d), (f, d))
-    return list(seen.values())[:limit], len(seen)
+                seen.setdefault((f.key.registry, f.key.project, f.key.repository, d))
+    by_repo: dict[tuple[str, str, str], list[ImageLink]] = {}
+    for registry, project, repository, d in itertools.islice(seen, limit):
+        by_repo.setdefault((registry, project, repository), []).append(ImageLink(
+            f"/images/{_repo_path(registry, project, repository)}@{d}", d[7:19],
+            harbor(registry, project, repository, d)))
+    return [(f"{p}/{n}", links) for (_, p, n), links in by_repo.items()], len(seen)
 
 
 def _why(r: Remedy[Any]) -> str:

@@ -120,6 +120,9 @@ def check_materialised(store: Store, rules: IgnoreRules, now: Any) -> None:
             first = store.planned_actions(query, rules=given, now=now, limit=3)
             assert first is not None
             assert (plain(first[0]), first[1]) == (plain(counted[:3]), len(counted))
+            later = store.planned_actions(query, rules=given, now=now, limit=3, offset=3)
+            assert later is not None  # a later page: the next actions in the same order
+            assert (plain(later[0]), later[1]) == (plain(counted[3:6]), len(counted))
     assert not store.finding_actions(NOTHING[0], rules=rules, now=now)
     # The shown actions' worst rows read finding by finding: the same carriers.
     with store.reading() as conn:

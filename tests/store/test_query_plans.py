@@ -63,5 +63,9 @@ def test_the_plan_and_the_overview_use_their_indexes(tmp_path: Path) -> None:
                            .where(f.resolved_at.is_(None), f.ignored.is_(False))
                            .group_by(f.repository_id, f.severity))
             assert counts == "SCAN finding USING INDEX ix_finding_open_severity", counts  # in order
+            resolved = _plan(conn, select(f.severity, f.opened_at, f.resolved_at).where(
+                f.resolved_at.is_not(None), f.resolved_at >= now,
+                f.resolved_reason != "image_removed"))  # pages.time_to_fix: the window only
+            assert "COVERING INDEX ix_finding_resolved (resolved_at>?)" in resolved, resolved
     finally:
         store.close()

@@ -7,9 +7,12 @@ file, real Trivy reports, the pages' read-only store."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from daemon.config import load
 from daemon.config_types import IgnoreConfig
@@ -78,6 +81,23 @@ FILTERS = [{}, {"severity": "Critical", "fixable": "yes"}, {"severity": "Medium"
            {"repository": "app-03"}]
 
 
+def paged(app: WebApp, q: dict[str, str]) -> list[tuple[str, str]]:
+    """(package, installed version) of each action "Fix first" lists for the filters ``q``,
+    following its "next page" links from the first page to the last."""
+    shown: list[tuple[str, str]] = []
+    target = f"/fix?{urlencode(q)}"
+    while target:
+        page = app.respond("GET", target, {})
+        assert page.status == 200
+        body = page.body.decode()
+        shown += [(html.unescape(p), html.unescape(v)) for p, v in re.findall(
+            r'<tr><td class="sev-\w+">\w+</td><td>([^<]*)</td><td>([^<]*)</td>', body)]
+        link = re.search(r'<a href="(/fix\?[^"]*)">next page</a>', body)
+        target = html.unescape(link.group(1)) if link else ""
+        assert len(shown) <= 1000
+    return shown
+
+
 def test_the_materialised_plan_is_never_stale(tmp_path: Path, trivy_fixtures: Path) -> None:
     url = f"sqlite:///{tmp_path / 'history.db'}"
     seed(url, trivy_fixtures)
@@ -114,6 +134,18 @@ def test_the_materialised_plan_is_never_stale(tmp_path: Path, trivy_fixtures: Pa
     for q in FILTERS:
         assert served(q) or "repository" in q
         assert plain(app.plan(app._query(q))[0]) == counted(q), q
+    assert len(builds) == 1
+    app.page_size = 2  # a page of two actions: the few of these reports on several pages
+    for q in ({}, {"severity": "Medium"}, {"repository": "app-03"}):
+        every = writer.finding_actions(app._query(q), rules=writer.ignore_rules(cfg), now=now[0])
+        assert len(every) > app.page_size, (q, len(every))
+        assert [(r.package, r.installed_version) for r in every] == paged(app, q), q
+    beyond = app.respond("GET", "/fix?page=99", {})
+    assert beyond.status == 404 and b"no page 99 of Fix first: 7 actions" in beyond.body
+    for bad in ("abc", "0", "-1"):
+        page = app.respond("GET", f"/fix?page={bad}", {})
+        assert page.status == 404 and b"page must be a whole number from 1" in page.body
+    app.page_size = ACTIONS
     assert len(builds) == 1
     assert b"CVE-2019-1559" not in app.respond("GET", "/fix", {}).body  # the rule hides it
 

@@ -130,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
         stats = state.stats
         stats.begin()
         route, status, triggered, fetched = f"{method} (unmatched)", 500, False, False
+        counted = False
         try:
             fault = state.faults.pick(method, path)
             if fault is not None and fault.kind == "reset":
@@ -144,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
                 response = error_response(status, _fault_code(status), "simulated fault")
                 if status == 429:
                     response.headers.append(("Retry-After", _retry_after(fault)))
+                counted = True
+                stats.count(route, status)
                 self._send(response)
                 return
             matched, other = match(self.server.routes, method, path[len("/api/v2.0"):] or "/")
@@ -164,6 +167,8 @@ class Handler(BaseHTTPRequestHandler):
                 triggered = matched.template.endswith("/scan") and response.status == 202
                 fetched = matched.template.endswith("/vulnerabilities") and response.status == 200
             status = response.status
+            counted = True  # before the bytes leave: a client that has its answer sees it
+            stats.count(route, status, scan_triggered=triggered, report_fetch=fetched)
             if fault is not None and fault.kind in ("malformed", "truncated"):
                 self._send(response, damage=fault.kind)
             else:
@@ -171,24 +176,29 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionError, OSError):
             status = 0
         finally:
-            stats.end(route, status, scan_triggered=triggered, report_fetch=fetched)
+            if not counted:
+                stats.count(route, status)
+            stats.leave()
 
     def _registry(self, method: str, path: str, raw_query: str) -> None:
         """The registry (``/v2/``) and its token service, counted in the statistics too."""
         state = self.server.state
         state.stats.begin()
-        status = 500
+        route, status, counted = registry_v2.route_of(method, path), 500, False
         try:
             if path == "/service/token":
                 response = registry_v2.token(state, self.headers, raw_query)
             else:
                 response = registry_v2.v2(state, method, path, self.headers)
-            status = response.status
+            status, counted = response.status, True
+            state.stats.count(route, status)
             self._send(response, sid=False)
         except (ConnectionError, OSError):
             status = 0
         finally:
-            state.stats.end(registry_v2.route_of(method, path), status)
+            if not counted:
+                state.stats.count(route, status)
+            state.stats.leave()
 
     def _guarded(self, request: Request, matched: Matched) -> Response:
         if request.method != "GET" and request.has_sid_cookie():

@@ -41,10 +41,16 @@ class Stats:
                 self.first = now
             self.last = now
 
-    def end(self, route: str, status: int, *, scan_triggered: bool = False,
-            report_fetch: bool = False) -> None:
+    def leave(self) -> None:
+        """A request no longer in flight (``begin``)."""
         with self._lock:
             self.in_flight -= 1
+
+    def count(self, route: str, status: int, *, scan_triggered: bool = False,
+              report_fetch: bool = False) -> None:
+        """A request answered (``status`` 0: its connection failed first). The server counts
+        an answer before its bytes leave: a client that has its answer finds it counted."""
+        with self._lock:
             self.requests[route] = self.requests.get(route, 0) + 1
             key = str(status)
             self.status[key] = self.status.get(key, 0) + 1

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 _log = log.get(__name__)
 BATCH = 200
+RESOLVED_BY = "1"  # the resolution's own version: a change to its rules resolves every image
 
 
 def _steps(body: object) -> tuple[Step, ...]:
@@ -204,7 +205,9 @@ def registry_host(url: str) -> str:
 
 async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
                  scanned: set[str], now_fn: Callable[[], datetime]) -> dict[str, Lineage]:
-    """Fetch the facts of ``scanned`` images not yet known, record them and re-resolve."""
+    """Fetch the facts of ``scanned`` images not yet known, record them and re-resolve; the
+    lineage of every image, or none when nothing it is resolved from changed (the stored
+    lineage stands)."""
     registry = client.registry
     db = store.thread
     host = registry_host(registry.url)
@@ -227,6 +230,17 @@ async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
     await fetcher.run(targets(artifacts, scanned, known), save)
     await fetcher.run([b for b in bases.values() if b.digest not in listed], save)
     fetcher.report()
+    for done in (known, listed, bases):
+        done.clear()  # not held through what follows
+    # Resolving reads every image's facts, and attribution the reports of the bases: most of
+    # an unchanged rerun's memory on a large registry. Where none of what they read changed
+    # since the last resolution (no facts fetched, no tag moved, no report stored), neither
+    # would their outcome: they are left alone, having read one row at a time.
+    salt = f"{RESOLVED_BY}|{host}|{','.join(registry.base_images)}"
+    fingerprint, unchanged = await db.run(store.lineage_inputs, registry.name, salt)
+    if unchanged:
+        _log.info("lineage_unchanged", registry=registry.name, fetched=fetched)
+        return {}
     scope = lineage.in_scope(registry.base_images)
     found: dict[str, Lineage] = await db.run(
         store.record_lineage, registry.name, (), now_fn(),
@@ -239,6 +253,7 @@ async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
         if rebuild is not None:
             targets_on[digest], fixes[digest] = rebuild[0].label, rebuild[1]
     events = await db.run(store.announce_rebuilds, registry.name, targets_on, fixes, now_fn())
+    await db.run(store.lineage_resolved, registry.name, fingerprint, now_fn())
     _log.info("lineage_updated", registry=registry.name, fetched=fetched,
               images=len(found), with_base=sum(1 for f in found.values() if f.base_digest),
               rebuild_events=events)

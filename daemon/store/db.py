@@ -377,6 +377,17 @@ class Store:
                                         if previous.get(d) != one})
             return resolved
 
+    def lineage_inputs(self, registry: str, salt: str) -> tuple[str, bool]:
+        """The fingerprint of what ``registry``'s lineage resolves from now, and whether it
+        is the one it was last resolved from (then resolving again would change nothing)."""
+        with self.reading() as conn:
+            now = lineage_store.inputs(conn, registry, salt)
+            return now, now == lineage_store.resolved_inputs(conn, registry)
+
+    def lineage_resolved(self, registry: str, fingerprint: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            lineage_store.save_resolved_inputs(conn, registry, fingerprint, now)
+
     def announce_rebuilds(self, registry: str, targets: Mapping[str, str],
                           fixes: Mapping[str, frozenset[tuple[str, str]]], now: datetime) -> int:
         with self.transaction() as conn:

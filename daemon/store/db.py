@@ -372,9 +372,8 @@ class Store:
             lineage_store.save_facts(conn, registry, fetched, now)
             every = lineage_store.images(conn, registry)
             resolved = dict(resolve_with(every))
-            previous = lineage_store.found(conn, registry)
-            lineage_store.save_found(conn, registry, {d: one for d, one in resolved.items()
-                                        if previous.get(d) != one})
+            lineage_store.save_found(conn, registry,
+                                     lineage_store.changed(conn, registry, resolved))
             return resolved
 
     def lineage_inputs(self, registry: str, salt: str) -> tuple[str, bool]:
@@ -396,6 +395,10 @@ class Store:
     def lineage_view(self, registry: str) -> tuple[list[Image], dict[str, Lineage]]:
         with self.reading() as conn:
             return lineage_store.images(conn, registry), lineage_store.found(conn, registry)
+
+    def lineage_images(self, registry: str) -> list[Image]:
+        with self.reading() as conn:
+            return lineage_store.images(conn, registry)
 
     def lineage_packages(self, registry: str, digests: Iterable[str]
                          ) -> dict[str, frozenset[tuple[str, str]]]:

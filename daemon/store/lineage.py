@@ -150,6 +150,17 @@ def save_found(conn: Connection, registry: str, found: Mapping[str, Lineage]) ->
                              found_base=one.base))
 
 
+def changed(conn: Connection, registry: str, resolved: Mapping[str, Lineage]
+            ) -> dict[str, Lineage]:
+    """Of ``resolved`` (every image with facts: a row each), the lineage that differs from
+    the stored one, compared row by row (not beside a second copy of every image's)."""
+    lin = image_lineage
+    rows = driver_rows(conn, select(lin.c.digest, lin.c.method, lin.c.found_base_digest,
+                                    lin.c.found_base).where(lin.c.registry_name == registry))
+    return {d: resolved[d] for d, m, b, label in rows
+            if d in resolved and resolved[d] != Lineage(d, m or "unknown", b, label or "unknown")}
+
+
 def found(conn: Connection, registry: str) -> dict[str, Lineage]:
     lin = image_lineage
     rows = conn.execute(select(lin.c.digest, lin.c.method, lin.c.found_base_digest,

@@ -21,6 +21,7 @@ from daemon.store.db import open_store
 from tests.lineage.test_lineage_sim import config, run
 from tests.pgkit import ADMIN_URL, NOT_SET, fresh_database
 
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "sqlite":
@@ -66,7 +67,7 @@ def test_an_unchanged_rerun_reads_no_lineage_and_a_change_resolves_it_again(
                          scanned_share=1.0, index_share=0.0, chart_share=0.0,
                          scan_seconds=0.05, scanner_concurrency=8)
     resolved = _counting(store, "record_lineage")
-    viewed = _counting(store, "lineage_view")
+    viewed = _counting(store, "lineage_images")  # attribution's read of every image
     with start_simulator(options) as sim:
         cfg = config(sim, select=("changed", "unscanned", "db_updated"))
         assert run(cfg, store).ok

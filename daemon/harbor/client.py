@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -72,6 +72,7 @@ MANIFEST_ACCEPT = {"Accept": ", ".join((
 RESPONSE = "max_response_size"  # the size limit of a page, a project, the system info…
 REPORT = "max_report_size"  # …and of a vulnerability report or a scan log, which may be large
 
+T = TypeVar("T")
 _log = log.get(__name__)
 
 
@@ -227,30 +228,40 @@ class HarborClient:
 
     async def _get_all(self, path: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every item of a list endpoint: page 1, then the rest (in parallel) by X-Total-Count."""
+        return await self._get_pages(path, params, list)
+
+    async def _get_pages(self, path: str, params: Mapping[str, Any] | None,
+                         read: Callable[[list[Any]], list[T]]) -> list[T]:
+        """``_get_all``, each page handed to ``read`` as it arrives: what the caller keeps of a
+        page (an artifact listing's ``Artifact`` values), not every page's decoded JSON at
+        once (about 2 KB an artifact, a whole project's while its pages came in)."""
         base = {**(params or {}), "page_size": PAGE_SIZE}
-        first, headers = await self._request("GET", path, params={**base, "page": 1})
-        items = list(_as_list(first, path))
+
+        async def page(number: int) -> tuple[list[T], int, Any]:
+            body, headers = await self._request("GET", path, params={**base, "page": number})
+            raw = list(_as_list(body, path))
+            del body
+            return read(raw), len(raw), headers
+
+        items, count, headers = await page(1)
         total = _total(headers)
         if total is None:  # no count: walk until a short page
-            page = 1
-            last = items
-            while len(last) == PAGE_SIZE:
-                page += 1
-                body, _ = await self._request("GET", path, params={**base, "page": page})
-                last = list(_as_list(body, path))
-                items.extend(last)
+            number, last = 1, count
+            while last == PAGE_SIZE:
+                number += 1
+                got, last, _ = await page(number)
+                items.extend(got)
+                count += last
             return items
         pages = -(-total // PAGE_SIZE)
-        rest = await asyncio.gather(
-            *(self._request("GET", path, params={**base, "page": p}) for p in range(2, pages + 1))
-        )
-        for body, _ in rest:
-            items.extend(_as_list(body, path))
-        if len(items) < total:
+        for got, size, _ in await asyncio.gather(*(page(p) for p in range(2, pages + 1))):
+            items.extend(got)
+            count += size
+        if count < total:
             # A page came back short (a proxy, a changing listing, a server fault): whatever is
             # missing is not known to be deleted, and the caller must not take it as such.
-            self.short_listings.append(f"GET {path}: {len(items)} of {total}")
-            _log.warning("listing_short", registry=self.name, path=path, got=len(items),
+            self.short_listings.append(f"GET {path}: {count} of {total}")
+            _log.warning("listing_short", registry=self.name, path=path, got=count,
                          promised=total)
         return items
 
@@ -356,25 +367,17 @@ class HarborClient:
 
     async def project_artifacts(self, project: str) -> list[Artifact]:
         """Every artifact of a project in one listing (Harbor ≥ v2.12)."""
-        items = await self._get_all(f"/projects/{quote(project, safe='')}/artifacts",
-                                    self._artifact_params())
-        return await self._artifacts(items, project)
+        return await self._get_pages(f"/projects/{quote(project, safe='')}/artifacts",
+                                     self._artifact_params(), self._reader(project))
 
     async def repository_artifacts(self, project: str, repository: str) -> list[Artifact]:
         path = self._repo_path(project, repository) + "/artifacts"
-        items = await self._get_all(path, self._artifact_params())
-        return await self._artifacts(items, project)
+        return await self._get_pages(path, self._artifact_params(), self._reader(project))
 
-    async def _artifacts(self, items: list[Any], project: str) -> list[Artifact]:
-        """A listing's artifacts read a page at a time, the loop free between pages: a
-        project's 1,000 read at once held it 50–70 ms (bench/loop.py)."""
-        artifacts: list[Artifact] = []
-        for start in range(0, len(items), PAGE_SIZE):
-            if start:
-                await asyncio.sleep(0)
-            artifacts.extend(wire.artifact(a, self.name, project)
-                             for a in items[start:start + PAGE_SIZE])
-        return artifacts
+    def _reader(self, project: str) -> Callable[[list[Any]], list[Artifact]]:
+        """A listing page's artifacts, read as the page arrives: a page at a time, the loop
+        free between pages (a project's 1,000 read at once held it 50–70 ms, bench/loop.py)."""
+        return lambda items: [wire.artifact(a, self.name, project) for a in items]
 
     async def artifact(self, project: str, repository: str, reference: str) -> Artifact:
         path = f"{self._repo_path(project, repository)}/artifacts/{quote(reference, safe=':')}"

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # httpx (the client's) is not imported by the readers of stor
 
 _log = log.get(__name__)
 BATCH = 200
+RESOLVED_BY = "1"  # the resolution's own version: a change to its rules resolves every image
 
 
 def _steps(body: object) -> tuple[Step, ...]:
@@ -204,7 +205,17 @@ def registry_host(url: str) -> str:
 
 async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
                  scanned: set[str], now_fn: Callable[[], datetime]) -> dict[str, Lineage]:
-    """Fetch the facts of ``scanned`` images not yet known, record them and re-resolve."""
+    """Fetch the facts of ``scanned`` images not yet known, record them and re-resolve; the
+    lineage of every image, or none when nothing it is resolved from changed (the stored
+    lineage stands)."""
+    fetched = await fetch_missing(client, store, artifacts, scanned, now_fn)
+    return await resolve_registry(client, store, now_fn, fetched)
+
+
+async def fetch_missing(client: HarborClient, store: Store, artifacts: list[Artifact],
+                        scanned: set[str], now_fn: Callable[[], datetime]) -> int:
+    """Fetch and store the facts of ``scanned`` images not yet known (and of the bases their
+    annotations name on this registry, unlisted); how many images' facts were stored."""
     registry = client.registry
     db = store.thread
     host = registry_host(registry.url)
@@ -227,28 +238,56 @@ async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
     await fetcher.run(targets(artifacts, scanned, known), save)
     await fetcher.run([b for b in bases.values() if b.digest not in listed], save)
     fetcher.report()
+    return fetched
+
+
+async def resolve_registry(client: HarborClient, store: Store,
+                           now_fn: Callable[[], datetime], fetched: int = 0
+                           ) -> dict[str, Lineage]:
+    """Resolve every image's base again and announce the rebuilds it makes possible; the
+    lineage of every image, or none when nothing it is resolved from changed since the last
+    resolution (the stored lineage stands). ``fetched``: facts this run stored (logged)."""
+    registry = client.registry
+    db = store.thread
+    host = registry_host(registry.url)
+    # Resolving reads every image's facts, and attribution the reports of the bases: most of
+    # an unchanged rerun's memory on a large registry. Where none of what they read changed
+    # since the last resolution (no facts fetched, no tag moved, no report stored), neither
+    # would their outcome: they are left alone, having read one row at a time.
+    salt = f"{RESOLVED_BY}|{host}|{','.join(registry.base_images)}"
+    fingerprint, unchanged = await db.run(store.lineage_inputs, registry.name, salt)
+    if unchanged:
+        _log.info("lineage_unchanged", registry=registry.name, fetched=fetched)
+        return {}
     scope = lineage.in_scope(registry.base_images)
     found: dict[str, Lineage] = await db.run(
         store.record_lineage, registry.name, (), now_fn(),
         lambda every: lineage.resolve(every, registry_host=host, scope=scope))
-    advice = await db.run(advisor, store, registry.name)
+    advice = await db.run(advisor, store, registry.name, found)
     targets_on: dict[str, str] = {}
     fixes: dict[str, frozenset[tuple[str, str]]] = {}
     for digest, one in found.items():
         rebuild = advice.rebuild(one.base_digest) if one.base_digest else None
         if rebuild is not None:
             targets_on[digest], fixes[digest] = rebuild[0].label, rebuild[1]
+    del advice
     events = await db.run(store.announce_rebuilds, registry.name, targets_on, fixes, now_fn())
+    await db.run(store.lineage_resolved, registry.name, fingerprint, now_fn())
     _log.info("lineage_updated", registry=registry.name, fetched=fetched,
               images=len(found), with_base=sum(1 for f in found.values() if f.base_digest),
               rebuild_events=events)
     return found
 
 
-def advisor(store: Store, registry: str) -> Advisor:
+def advisor(store: Store, registry: str, found: Mapping[str, Lineage] | None = None
+            ) -> Advisor:
     """One registry's lineage with what attribution compares: the package versions of each
-    base image's latest report, and the report keys of every tag of the base repositories."""
-    images, found = store.lineage_view(registry)
+    base image's latest report, and the report keys of every tag of the base repositories.
+    ``found``: the lineage just resolved (else the stored one is read)."""
+    if found is None:
+        images, found = store.lineage_view(registry)
+    else:
+        images = store.lineage_images(registry)
     bases = Advisor.bases_of(found)
     names = {i.name for i in images if i.digest in bases}
     related = {i.digest for i in images if i.name in names}

@@ -349,6 +349,7 @@ async def _registry_steps(
     listed = {a.ref for a in inventory.artifacts()}
     out.removal = mass_removal(len(known), sum(1 for k in known if k not in listed),
                                registry.max_removed_share)
+    del known, listed  # every artifact's ref, twice: not held through the rest of the run
     if out.removal:
         _log.warning("inventory_not_believed", registry=registry.name, detail=out.removal)
     elif inventory.complete:
@@ -411,10 +412,15 @@ async def _registry_steps(
     del history
     scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
                if r.last_success_at is not None}
-    await lineage_fetch.update(client, store, inventory.usable_artifacts(), scanned, now_fn)
+    fetched = await lineage_fetch.fetch_missing(client, store, inventory.usable_artifacts(),
+                                                scanned, now_fn)
     out.unreadable[:0] = [(str(ref), why) for ref, _, why in collector.unreadable]
     if collector.unreadable:
         await db.run(mark_set_aside, store, collector.unreadable, now_fn())
+    # Resolving holds every image's lineage: the walk, its selection and its scans are let go
+    # first, not held beside it.
+    del inventory, selection, queue, queued, scanned, collector
+    await lineage_fetch.resolve_registry(client, store, now_fn, fetched)
 
 
 async def _budget(store: Store, registry: RegistryConfig, schedule: ScheduleConfig,

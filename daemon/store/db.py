@@ -373,10 +373,20 @@ class Store:
             lineage_store.save_facts(conn, registry, fetched, now)
             every = lineage_store.images(conn, registry)
             resolved = dict(resolve_with(every))
-            previous = lineage_store.found(conn, registry)
-            lineage_store.save_found(conn, registry, {d: one for d, one in resolved.items()
-                                        if previous.get(d) != one})
+            lineage_store.save_found(conn, registry,
+                                     lineage_store.changed(conn, registry, resolved))
             return resolved
+
+    def lineage_inputs(self, registry: str, salt: str) -> tuple[str, bool]:
+        """The fingerprint of what ``registry``'s lineage resolves from now, and whether it
+        is the one it was last resolved from (then resolving again would change nothing)."""
+        with self.reading() as conn:
+            now = lineage_store.inputs(conn, registry, salt)
+            return now, now == lineage_store.resolved_inputs(conn, registry)
+
+    def lineage_resolved(self, registry: str, fingerprint: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            lineage_store.save_resolved_inputs(conn, registry, fingerprint, now)
 
     def announce_rebuilds(self, registry: str, targets: Mapping[str, str],
                           fixes: Mapping[str, frozenset[tuple[str, str]]], now: datetime) -> int:
@@ -386,6 +396,10 @@ class Store:
     def lineage_view(self, registry: str) -> tuple[list[Image], dict[str, Lineage]]:
         with self.reading() as conn:
             return lineage_store.images(conn, registry), lineage_store.found(conn, registry)
+
+    def lineage_images(self, registry: str) -> list[Image]:
+        with self.reading() as conn:
+            return lineage_store.images(conn, registry)
 
     def lineage_packages(self, registry: str, digests: Iterable[str]
                          ) -> dict[str, frozenset[tuple[str, str]]]:

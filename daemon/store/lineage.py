@@ -5,10 +5,14 @@ refused is asked again after ``DENIED_RETRY``); ``save_facts`` adds what was fet
 ``images`` reads them back as ``lineage.Image``;
 ``save_found`` records each image's resolved base; ``found`` reads those; ``packages`` gives the
 (package, version) pairs of a digest's latest successful report, which attribution compares.
+``inputs`` fingerprints what resolving and attribution read (migration 22 keeps the last one:
+``resolved_inputs``, ``save_resolved_inputs``), so that a run whose inputs did not change
+reads none of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -20,10 +24,13 @@ from sqlalchemy.engine import Connection
 
 from daemon.lineage import Image, Lineage, Step
 from daemon.store import tables as t
+from daemon.store.base import driver_rows
 from daemon.store.content import unpack_rows
+from daemon.store.migrations import m0022_lineage_inputs
 from daemon.store.migrations.m0016_lineage_platforms import table
 
 image_lineage = table(MetaData())
+lineage_resolved = m0022_lineage_inputs.table(MetaData())
 DENIED_RETRY = timedelta(days=1)  # a refused pull is asked again after this (access granted?)
 
 
@@ -93,12 +100,65 @@ def images(conn: Connection, registry: str) -> list[Image]:
     return out
 
 
+def inputs(conn: Connection, registry: str, salt: str) -> str:
+    """A fingerprint of everything ``images``, ``found``'s resolution and attribution read for
+    ``registry``: each image's facts (not what resolving wrote), each artifact's push time,
+    open tags, parent and report content. Read row by row and summed, so it holds one row at
+    a time and does not depend on the order rows come in (PostgreSQL's moves as rows are
+    updated). ``salt``: what else the resolution depends on (the registry's host, the
+    ``base_images`` globs)."""
+    a, lin = t.artifact.c, image_lineage.c
+    arts = (select(a.digest, a.push_time, a.parent_digest, a.content_id, a.removed_at,
+                   t.tag.c.name)
+            .select_from(t.artifact.join(t.repository, a.repository_id == t.repository.c.id)
+                         .join(t.registry, t.repository.c.registry_id == t.registry.c.id)
+                         .outerjoin(t.tag, and_(t.tag.c.artifact_id == a.id,
+                                                t.tag.c.until.is_(None))))
+            .where(t.registry.c.name == registry))
+    facts = select(lin.digest, lin.project, lin.repository, lin.layers, lin.steps,
+                   lin.base_name, lin.base_digest, lin.platform, lin.index_digest,
+                   lin.denied).where(lin.registry_name == registry)
+    total, rows = 0, 0
+    for kind, stmt in ((b"a", arts), (b"l", facts)):
+        for row in driver_rows(conn, stmt):
+            digest = hashlib.blake2b(kind + repr(tuple(row)).encode(), digest_size=16).digest()
+            total = (total + int.from_bytes(digest, "big")) % (1 << 128)
+            rows += 1
+    return f"{salt}|{rows}|{total:032x}"
+
+
+def resolved_inputs(conn: Connection, registry: str) -> str:
+    """The fingerprint ``registry``'s lineage was last resolved from ("" if never)."""
+    lr = lineage_resolved.c
+    found = conn.execute(select(lr.inputs).where(lr.registry_name == registry)).scalar()
+    return str(found or "")
+
+
+def save_resolved_inputs(conn: Connection, registry: str, fingerprint: str,
+                         now: datetime) -> None:
+    lr = lineage_resolved.c
+    conn.execute(delete(lineage_resolved).where(lr.registry_name == registry))
+    conn.execute(lineage_resolved.insert().values(registry_name=registry, inputs=fingerprint,
+                                                  resolved_at=now))
+
+
 def save_found(conn: Connection, registry: str, found: Mapping[str, Lineage]) -> None:
     lin = image_lineage
     for digest, one in found.items():
         conn.execute(update(lin).where(lin.c.registry_name == registry, lin.c.digest == digest)
                      .values(method=one.method, found_base_digest=one.base_digest,
                              found_base=one.base))
+
+
+def changed(conn: Connection, registry: str, resolved: Mapping[str, Lineage]
+            ) -> dict[str, Lineage]:
+    """Of ``resolved`` (every image with facts: a row each), the lineage that differs from
+    the stored one, compared row by row (not beside a second copy of every image's)."""
+    lin = image_lineage
+    rows = driver_rows(conn, select(lin.c.digest, lin.c.method, lin.c.found_base_digest,
+                                    lin.c.found_base).where(lin.c.registry_name == registry))
+    return {d: resolved[d] for d, m, b, label in rows
+            if d in resolved and resolved[d] != Lineage(d, m or "unknown", b, label or "unknown")}
 
 
 def found(conn: Connection, registry: str) -> dict[str, Lineage]:

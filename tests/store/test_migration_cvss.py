@@ -31,9 +31,10 @@ def test_it_fills_the_score_of_contents_stored_before(tmp_path: Path) -> None:
     for table in ("content_finding", "finding_event"):
         for column in ("cvss_v3", "cvss_vector"):
             raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    raw.execute("DROP TABLE plan_bucket")  # and without what later versions add (20, 21)
+    raw.execute("DROP TABLE plan_bucket")  # and without what later versions add (20)
     raw.execute("DROP TABLE plan_state")
-    raw.execute("DROP INDEX ix_finding_resolved")
+    raw.execute("DROP INDEX ix_finding_resolved")  # (21)
+    raw.execute("DROP TABLE lineage_resolved")  # (22)
     raw.execute("DELETE FROM schema_version WHERE version >= 18")
     raw.commit()
     raw.close()

@@ -22,10 +22,10 @@ from sqlalchemy.engine import Connection
 
 from daemon.ignores import IgnoreRules
 from daemon.model import FindingKey, Severity
-from daemon.store import carriers
+from daemon.store import carrier_summary, carriers
 from daemon.store import tables as t
 from daemon.store.base import driver_rows
-from daemon.store.carriers import Carrier
+from daemon.store.carriers import Carrier, Summary
 from daemon.store.tables import as_utc
 
 _REPOSITORY_BATCH = 20  # repositories whose images are decoded together in ``ordered``
@@ -63,6 +63,9 @@ class FindingHead:
     last_seen: datetime
     ignored: bool
     ignore_reason: str
+    # its carriers' summary as read with the row (``carrier_summary.decoded``): a Summary,
+    # NOT_CARRIED, or LIVE (read from the carriers: not kept, or not read with the row)
+    carried: Summary | str | None = carrier_summary.LIVE
 
 
 @dataclass(slots=True)
@@ -120,10 +123,11 @@ def matching(columns: Sequence[Any], query: FindingQuery, rules: IgnoreRules | N
 
 def _select(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
     f, r, g = t.finding.c, t.repository.c, t.registry.c
-    return matching((f.id, f.repository_id, f.vulnerability, f.package, f.severity,
-                     f.fix_version, f.installed_versions, f.first_seen, f.opened_at, f.last_seen,
-                     f.ignored, f.ignore_reason, r.project, r.name, g.name.label("registry")),
-                    query, rules)
+    return carrier_summary.joined(
+        matching((f.id, f.repository_id, f.vulnerability, f.package, f.severity,
+                  f.fix_version, f.installed_versions, f.first_seen, f.opened_at, f.last_seen,
+                  f.ignored, f.ignore_reason, r.project, r.name, g.name.label("registry")),
+                 query, rules))
 
 
 def heads_where(conn: Connection, query: FindingQuery, rules: IgnoreRules | None,
@@ -139,8 +143,10 @@ _SEVERITY = {int(s): s for s in Severity}
 def _heads(rows: Iterable[Any], query: FindingQuery, rules: IgnoreRules | None, now: datetime,
            keep: Keep | None) -> Iterator[FindingHead]:
     severity = _SEVERITY
+    decoded = carrier_summary.decoded
     for (id_, repository_id, vulnerability, package, level, fix_version, installed, first_seen,
-         opened_at, last_seen, ignored, why, project, name, registry) in rows:
+         opened_at, last_seen, ignored, why, project, name, registry, fix, held, tags, ecosystem,
+         score, vector, marked) in rows:
         key = FindingKey(registry, project, name, vulnerability, package)
         if rules is not None:  # what the rules say now: a rule added or removed counts at once
             why = rules.reason(key, now)
@@ -149,7 +155,8 @@ def _heads(rows: Iterable[Any], query: FindingQuery, rules: IgnoreRules | None, 
                 continue
         head = FindingHead(id_, repository_id, key, severity[level], fix_version, installed,
                            as_utc(first_seen), as_utc(opened_at), as_utc(last_seen),
-                           bool(ignored), why)
+                           bool(ignored), why,
+                           decoded(fix, held, tags, ecosystem, score, vector, marked))
         if keep is None or keep(head):
             yield head
 
@@ -190,52 +197,37 @@ def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> i
 
 def _row(head: FindingHead, seen: list[Carrier]) -> FindingRow:
     if not seen:
-        stored = tuple(v for v in head.installed_versions.split(", ") if v)
-        return FindingRow(head.key, head.severity, head.fix_version, stored, (), (),
-                          head.first_seen, head.opened_at, head.last_seen, head.ignored,
-                          head.ignore_reason, carriers=tuple((v, ()) for v in sorted(stored)))
-    fixes: set[str] = set()
-    tags: set[str] = set()
-    ecosystems: set[str] = set()
-    scored: set[tuple[float, str]] = set()
-    carried: dict[str, set[str]] = {}
-    for digest, version, fix, ecosystem, score, vector, names in seen:
-        holders = carried.get(version)
-        if holders is None:
-            carried[version] = {digest}
-        else:
-            holders.add(digest)
-        if fix:
-            fixes.add(fix)
-        if ecosystem:
-            ecosystems.add(ecosystem)
-        if score is not None:
-            scored.add((float(score), vector))
-        if names:
-            tags.update(names)
-    versions = tuple(sorted(carried))
+        return _uncarried(head)
+    return _summarised(head, carriers.summarise(seen))
+
+
+def _uncarried(head: FindingHead) -> FindingRow:
+    """A finding no counting image carries now: the versions its row last stored."""
+    stored = tuple(v for v in head.installed_versions.split(", ") if v)
+    return FindingRow(head.key, head.severity, head.fix_version, stored, (), (),
+                      head.first_seen, head.opened_at, head.last_seen, head.ignored,
+                      head.ignore_reason, carriers=tuple((v, ()) for v in sorted(stored)))
+
+
+def _summarised(head: FindingHead, s: Summary) -> FindingRow:
     return FindingRow(
-        head.key, head.severity, head.fix_version or (min(fixes) if fixes else ""),
-        versions, tuple(sorted({c[0] for c in seen})), tuple(sorted(tags)), head.first_seen,
-        head.opened_at, head.last_seen, head.ignored, head.ignore_reason,
-        min(ecosystems) if ecosystems else "", *_cvss(scored),
-        tuple((v, tuple(sorted(carried[v]))) for v in versions))
-
-
-def _cvss(scored: set[tuple[float, str]]) -> tuple[float | None, str]:
-    """The highest score of the images carrying it, and its vector."""
-    if not scored:
-        return None, ""
-    return max(scored, key=lambda sv: (sv[0], bool(sv[1]), sv[1]))
+        head.key, head.severity, head.fix_version or s.fix,
+        tuple([v for v, _ in s.carriers]), s.digests, s.tags, head.first_seen, head.opened_at,
+        head.last_seen, head.ignored, head.ignore_reason, s.ecosystem, s.cvss_v3,
+        s.cvss_vector, s.carriers)
 
 
 def with_carriers(conn: Connection, heads: Sequence[FindingHead], *, each: bool = False
                   ) -> list[FindingRow]:
     """``heads`` (in their order) with the images that carry each now (``each``: read
     finding by finding, ``carriers.carried``)."""
-    wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads}
-    carried = carriers.carried(conn, wanted, each=each)
+    live = carrier_summary.LIVE
+    wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads
+              if h.carried is live}
+    carried = carriers.carried(conn, wanted, each=each) if wanted else {}
     return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), []))
+            if h.carried is live else _uncarried(h) if h.carried is None
+            else _summarised(h, h.carried)  # type: ignore[arg-type]
             for h in heads]
 
 

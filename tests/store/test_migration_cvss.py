@@ -33,6 +33,11 @@ def test_it_fills_the_score_of_contents_stored_before(tmp_path: Path) -> None:
             raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     raw.execute("DROP TABLE plan_bucket")  # and without what later versions add (20)
     raw.execute("DROP TABLE plan_state")
+    for (trigger,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                                  " AND name LIKE 'carrier_%'").fetchall():  # and 21
+        raw.execute(f"DROP TRIGGER {trigger}")
+    raw.execute("DROP TABLE carrier_summary")
+    raw.execute("DROP TABLE carrier_dirty")
     raw.execute("DELETE FROM schema_version WHERE version >= 18")
     raw.commit()
     raw.close()

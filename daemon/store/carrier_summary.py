@@ -5,8 +5,8 @@ it say: the installed versions with the digests carrying each, their lowest list
 first ecosystem, the highest CVSS v3 score and vector, the images' open tags
 (``carriers.summarise``). Read from ``content_finding`` ⋈ ``artifact`` that is about eight
 rows per finding at 100,000 artifacts; ``carrier_summary`` (migration 21) holds the summary as
-one row per (repository, vulnerability, package) carried now, which the listing joins to the
-finding row it reads anyway.
+one row per finding carried now, keyed by the finding's id: a listing reads the finding rows
+in order as before, then each chunk's summaries by primary key (``read``).
 
 Never stale: every change to what the summary is made of (an artifact inserted, deleted, or
 its content, counting flag, repository or digest changed; a tag opened, closed, moved or
@@ -15,7 +15,8 @@ counter in ``carrier_dirty``. Whatever the writer path, raw SQL included, nothin
 carrier without marking it. A listing reads each finding's summary and its repository's mark
 in the same statement (one snapshot): a marked repository's findings are read from their
 carriers as before (``carriers.carried``), the others from their summary row, where no row
-means that no counting image carries the finding.
+means that no counting image carries the finding. (The finding rows come from an earlier
+statement, as they did before, when the carriers too were read after them.)
 
 ``refresh`` rebuilds the marked repositories a batch at a time, each batch one transaction,
 and clears a mark only if its counter is still the one read: a change committed meanwhile
@@ -34,7 +35,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Float, Integer, MetaData, Select, String, Table, and_, select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, and_, bindparam, select
 from sqlalchemy.engine import Connection
 
 from daemon.store import carriers
@@ -118,19 +119,28 @@ def _stored(finding: int, key: tuple[int, str, str], summary: Summary) -> dict[s
             "cvss_vector": summary.cvss_vector}
 
 
-# What a listing reads with each finding row (LEFT JOINed on the finding's key): the summary
-# columns, and the repository's mark (not NULL: read from the carriers).
-COLUMNS = (carrier_summary.c.fix, carrier_summary.c.carriers, carrier_summary.c.tags,
-           carrier_summary.c.ecosystem, carrier_summary.c.cvss_v3,
-           carrier_summary.c.cvss_vector, carrier_dirty.c.version.label("carriers_marked"))
+_READ = 2000  # findings whose summaries are read per statement
+# Each finding's summary and its repository's mark, read in one statement (one snapshot): a
+# summary is used only where its repository is not marked.
+_s, _d, _f = carrier_summary.c, carrier_dirty.c, t.finding.c
+_OF_FINDINGS = (select(_f.id, _s.fix, _s.carriers, _s.tags, _s.ecosystem, _s.cvss_v3,
+                       _s.cvss_vector, _d.version)
+                .select_from(t.finding)
+                .outerjoin(carrier_summary, _s.finding_id == _f.id)
+                .outerjoin(carrier_dirty, _d.repository_id == _f.repository_id)
+                .where(_f.id.in_(bindparam("findings", expanding=True))))
 
 
-def joined(stmt: Select[Any]) -> Select[Any]:
-    """``stmt`` (selecting from finding) with ``COLUMNS`` of each finding."""
-    s, d, f = carrier_summary.c, carrier_dirty.c, t.finding.c
-    return (stmt.add_columns(*COLUMNS)
-            .outerjoin(carrier_summary, s.finding_id == f.id)
-            .outerjoin(carrier_dirty, d.repository_id == f.repository_id))
+def read(conn: Connection, findings: Sequence[int]) -> dict[int, Summary | str | None]:
+    """Each finding's carriers as kept (``decoded``: a Summary, ``NOT_CARRIED`` or
+    ``LIVE``); a finding missing from the answer (its row deleted meanwhile) is LIVE."""
+    out: dict[int, Summary | str | None] = {}
+    wanted = sorted(set(findings))
+    for start in range(0, len(wanted), _READ):
+        for id_, *kept in driver_rows(conn, _OF_FINDINGS,
+                                      {"findings": wanted[start:start + _READ]}):
+            out[id_] = decoded(*kept)
+    return out
 
 
 NOT_CARRIED = None  # a summary's place for a finding no counting image carries now
@@ -140,7 +150,8 @@ LIVE = "live"  # for one whose carriers must be read (its repository marked, or 
 def decoded(fix: str | None, encoded: str | None, tags: str | None, ecosystem: str | None,
             cvss_v3: float | None, cvss_vector: str | None, marked: int | None
             ) -> Summary | str | None:
-    """A summary as ``COLUMNS`` read it: a ``Summary``, ``NOT_CARRIED`` or ``LIVE``."""
+    """A summary as read with its repository's mark: a ``Summary``, ``NOT_CARRIED`` (no
+    row: no counting image carries it) or ``LIVE`` (marked: read its carriers)."""
     if marked is not None:
         return LIVE
     if encoded is None:

@@ -63,9 +63,6 @@ class FindingHead:
     last_seen: datetime
     ignored: bool
     ignore_reason: str
-    # its carriers' summary as read with the row (``carrier_summary.decoded``): a Summary,
-    # NOT_CARRIED, or LIVE (read from the carriers: not kept, or not read with the row)
-    carried: Summary | str | None = carrier_summary.LIVE
 
 
 @dataclass(slots=True)
@@ -123,11 +120,10 @@ def matching(columns: Sequence[Any], query: FindingQuery, rules: IgnoreRules | N
 
 def _select(query: FindingQuery, rules: IgnoreRules | None) -> Select[Any]:
     f, r, g = t.finding.c, t.repository.c, t.registry.c
-    return carrier_summary.joined(
-        matching((f.id, f.repository_id, f.vulnerability, f.package, f.severity,
-                  f.fix_version, f.installed_versions, f.first_seen, f.opened_at, f.last_seen,
-                  f.ignored, f.ignore_reason, r.project, r.name, g.name.label("registry")),
-                 query, rules))
+    return matching((f.id, f.repository_id, f.vulnerability, f.package, f.severity,
+                     f.fix_version, f.installed_versions, f.first_seen, f.opened_at, f.last_seen,
+                     f.ignored, f.ignore_reason, r.project, r.name, g.name.label("registry")),
+                    query, rules)
 
 
 def heads_where(conn: Connection, query: FindingQuery, rules: IgnoreRules | None,
@@ -143,10 +139,8 @@ _SEVERITY = {int(s): s for s in Severity}
 def _heads(rows: Iterable[Any], query: FindingQuery, rules: IgnoreRules | None, now: datetime,
            keep: Keep | None) -> Iterator[FindingHead]:
     severity = _SEVERITY
-    decoded = carrier_summary.decoded
     for (id_, repository_id, vulnerability, package, level, fix_version, installed, first_seen,
-         opened_at, last_seen, ignored, why, project, name, registry, fix, held, tags, ecosystem,
-         score, vector, marked) in rows:
+         opened_at, last_seen, ignored, why, project, name, registry) in rows:
         key = FindingKey(registry, project, name, vulnerability, package)
         if rules is not None:  # what the rules say now: a rule added or removed counts at once
             why = rules.reason(key, now)
@@ -155,8 +149,7 @@ def _heads(rows: Iterable[Any], query: FindingQuery, rules: IgnoreRules | None, 
                 continue
         head = FindingHead(id_, repository_id, key, severity[level], fix_version, installed,
                            as_utc(first_seen), as_utc(opened_at), as_utc(last_seen),
-                           bool(ignored), why,
-                           decoded(fix, held, tags, ecosystem, score, vector, marked))
+                           bool(ignored), why)
         if keep is None or keep(head):
             yield head
 
@@ -222,13 +215,21 @@ def with_carriers(conn: Connection, heads: Sequence[FindingHead], *, each: bool 
     """``heads`` (in their order) with the images that carry each now (``each``: read
     finding by finding, ``carriers.carried``)."""
     live = carrier_summary.LIVE
+    kept = carrier_summary.read(conn, [h.id for h in heads])
     wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads
-              if h.carried is live}
+              if kept.get(h.id, live) is live}
     carried = carriers.carried(conn, wanted, each=each) if wanted else {}
-    return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), []))
-            if h.carried is live else _uncarried(h) if h.carried is None
-            else _summarised(h, h.carried)  # type: ignore[arg-type]
-            for h in heads]
+    rows = []
+    for h in heads:
+        summary = kept.get(h.id, live)
+        if summary is None:
+            rows.append(_uncarried(h))
+        elif isinstance(summary, Summary):
+            rows.append(_summarised(h, summary))
+        else:
+            rows.append(_row(h, carried.get((h.repository_id, h.key.vulnerability,
+                                             h.key.package), [])))
+    return rows
 
 
 def page(conn: Connection, query: FindingQuery, *, limit: int, rules: IgnoreRules | None,

@@ -346,7 +346,10 @@ class Store:
         with self.transaction() as conn:
             fence_current(conn)  # ha: lease fencing (issue 19)
             runs.record_run_finish(conn, run_id, now, result, detail)
-        self.refresh_carriers()
+        try:
+            self.refresh_carriers()
+        except SQLAlchemyError as exc:  # what stays marked is read from its carriers
+            _log.warning("carriers_not_summarised", error=type(exc).__name__)
 
     def refresh_carriers(self) -> int:
         """Summarise anew the carriers of every repository changed since they were last

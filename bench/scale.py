@@ -225,6 +225,15 @@ def compare_postgres(db: Path, url: str, on_sqlite: dict[str, float], sim: Simul
     started = time.monotonic()
     copied = copy_database(db, url)
     print(f"postgresql: {copied:,} rows copied in {time.monotonic() - started:.0f}s", flush=True)
+    from daemon.store.db import open_store
+
+    # The copy's inserts fired the carrier triggers: summarised again, as a run's end would.
+    started = time.monotonic()
+    store = open_store(url)
+    refreshed = store.refresh_carriers()
+    store.close()
+    print(f"postgresql: carriers of {refreshed:,} repositories summarised in "
+          f"{time.monotonic() - started:.0f}s", flush=True)
     write_config(config, sim.url, sim.admin, db, routes=True, database=url)
     on_postgres = queries(db, env, runs, quiet=True)
     for label, took in on_postgres.items():

@@ -11,7 +11,8 @@ step when artifacts start or stop counting: that stays on the artifact row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -168,11 +169,29 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool =
                  for part in (pairs[i:i + _CHUNK] for i in range(0, len(pairs), _CHUNK))]
     if reads:
         rows = (row for statement, params in reads for row in driver_rows(conn, statement, params))
+    return _grouped(conn, rows, wanted)
+
+
+def of_repositories(conn: Connection, repositories: Sequence[int]
+                    ) -> dict[tuple[int, str, str], list[Carrier]]:
+    """Every finding the counting images of ``repositories`` carry now, with its carriers as
+    ``carried`` returns them (read from the images, ``in_repositories``)."""
+    if not repositories:
+        return {}
+    return _grouped(conn, driver_rows(conn, _IN_REPOSITORIES,
+                                      {"repositories": sorted(repositories)}), None)
+
+
+def _grouped(conn: Connection, rows: Iterable[tuple[Any, ...]],
+             wanted: set[tuple[int, str, str]] | None
+             ) -> dict[tuple[int, str, str], list[Carrier]]:
+    """``rows`` (``_CARRIER``'s columns) by finding, those of ``wanted`` (None: every one),
+    each carrier with its image's open tags."""
     found: dict[tuple[int, str, str], list[tuple[Any, ...]]] = {}
     arts: set[int] = set()
     for row in rows:
         key = row[:3]
-        if key in wanted:  # what the product of the INs lets through is dropped here
+        if wanted is None or key in wanted:  # the product of the INs lets more through
             slot = found.get(key)
             if slot is None:
                 found[key] = [row]
@@ -189,3 +208,55 @@ def carried(conn: Connection, wanted: set[tuple[int, str, str]], *, each: bool =
     frozen = {art_id: tuple(names) for art_id, names in tags.items()}
     return {key: [(r[4], r[5], r[6], r[7], r[8], r[9] or "", frozen.get(r[3], none))
                   for r in occurrences] for key, occurrences in found.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a listing shows of a finding's carriers: the lowest fix they list ("": none),
+    the installed versions each with the digests carrying it (by version, digests sorted),
+    every digest and open tag (sorted), the first ecosystem named ("": none), and the
+    highest CVSS v3 score with its vector."""
+
+    fix: str
+    carriers: tuple[tuple[str, tuple[str, ...]], ...]
+    digests: tuple[str, ...]
+    tags: tuple[str, ...]
+    ecosystem: str
+    cvss_v3: float | None
+    cvss_vector: str
+
+
+def summarise(seen: Sequence[Carrier]) -> Summary:
+    """The summary of a finding's carriers (``seen``, at least one)."""
+    fixes: set[str] = set()
+    tags: set[str] = set()
+    ecosystems: set[str] = set()
+    scored: set[tuple[float, str]] = set()
+    carried: dict[str, set[str]] = {}
+    for digest, version, fix, ecosystem, score, vector, names in seen:
+        holders = carried.get(version)
+        if holders is None:
+            carried[version] = {digest}
+        else:
+            holders.add(digest)
+        if fix:
+            fixes.add(fix)
+        if ecosystem:
+            ecosystems.add(ecosystem)
+        if score is not None:
+            scored.add((float(score), vector))
+        if names:
+            tags.update(names)
+    versions = sorted(carried)
+    cvss_v3, cvss_vector = _cvss(scored)
+    return Summary(min(fixes) if fixes else "",
+                   tuple((v, tuple(sorted(carried[v]))) for v in versions),
+                   tuple(sorted({c[0] for c in seen})), tuple(sorted(tags)),
+                   min(ecosystems) if ecosystems else "", cvss_v3, cvss_vector)
+
+
+def _cvss(scored: set[tuple[float, str]]) -> tuple[float | None, str]:
+    """The highest score of the images carrying it, and its vector."""
+    if not scored:
+        return None, ""
+    return max(scored, key=lambda sv: (sv[0], bool(sv[1]), sv[1]))

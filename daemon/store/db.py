@@ -347,6 +347,17 @@ class Store:
         with self.transaction() as conn:
             fence_current(conn)  # ha: lease fencing (issue 19)
             runs.record_run_finish(conn, run_id, now, result, detail)
+        try:
+            self.refresh_carriers()
+        except SQLAlchemyError as exc:  # what stays marked is read from its carriers
+            _log.warning("carriers_not_summarised", error=type(exc).__name__)
+
+    def refresh_carriers(self) -> int:
+        """Summarise anew the carriers of every repository changed since they were last
+        (``carrier_summary.refresh``: a batch of repositories per transaction); how many."""
+        from daemon.store import carrier_summary
+
+        return carrier_summary.refresh(self.transaction)
 
     def last_run(self, schedule: str) -> RunRow | None:
         """The latest run of ``schedule`` (started, finished or not), for ``on_missed``."""

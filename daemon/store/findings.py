@@ -22,10 +22,10 @@ from sqlalchemy.engine import Connection
 
 from daemon.ignores import IgnoreRules
 from daemon.model import FindingKey, Severity
-from daemon.store import carriers
+from daemon.store import carrier_summary, carriers
 from daemon.store import tables as t
 from daemon.store.base import driver_rows
-from daemon.store.carriers import Carrier
+from daemon.store.carriers import Carrier, Summary
 from daemon.store.tables import as_utc
 
 _REPOSITORY_BATCH = 20  # repositories whose images are decoded together in ``ordered``
@@ -190,53 +190,46 @@ def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> i
 
 def _row(head: FindingHead, seen: list[Carrier]) -> FindingRow:
     if not seen:
-        stored = tuple(v for v in head.installed_versions.split(", ") if v)
-        return FindingRow(head.key, head.severity, head.fix_version, stored, (), (),
-                          head.first_seen, head.opened_at, head.last_seen, head.ignored,
-                          head.ignore_reason, carriers=tuple((v, ()) for v in sorted(stored)))
-    fixes: set[str] = set()
-    tags: set[str] = set()
-    ecosystems: set[str] = set()
-    scored: set[tuple[float, str]] = set()
-    carried: dict[str, set[str]] = {}
-    for digest, version, fix, ecosystem, score, vector, names in seen:
-        holders = carried.get(version)
-        if holders is None:
-            carried[version] = {digest}
-        else:
-            holders.add(digest)
-        if fix:
-            fixes.add(fix)
-        if ecosystem:
-            ecosystems.add(ecosystem)
-        if score is not None:
-            scored.add((float(score), vector))
-        if names:
-            tags.update(names)
-    versions = tuple(sorted(carried))
+        return _uncarried(head)
+    return _summarised(head, carriers.summarise(seen))
+
+
+def _uncarried(head: FindingHead) -> FindingRow:
+    """A finding no counting image carries now: the versions its row last stored."""
+    stored = tuple(v for v in head.installed_versions.split(", ") if v)
+    return FindingRow(head.key, head.severity, head.fix_version, stored, (), (),
+                      head.first_seen, head.opened_at, head.last_seen, head.ignored,
+                      head.ignore_reason, carriers=tuple((v, ()) for v in sorted(stored)))
+
+
+def _summarised(head: FindingHead, s: Summary) -> FindingRow:
     return FindingRow(
-        head.key, head.severity, head.fix_version or (min(fixes) if fixes else ""),
-        versions, tuple(sorted({c[0] for c in seen})), tuple(sorted(tags)), head.first_seen,
-        head.opened_at, head.last_seen, head.ignored, head.ignore_reason,
-        min(ecosystems) if ecosystems else "", *_cvss(scored),
-        tuple((v, tuple(sorted(carried[v]))) for v in versions))
-
-
-def _cvss(scored: set[tuple[float, str]]) -> tuple[float | None, str]:
-    """The highest score of the images carrying it, and its vector."""
-    if not scored:
-        return None, ""
-    return max(scored, key=lambda sv: (sv[0], bool(sv[1]), sv[1]))
+        head.key, head.severity, head.fix_version or s.fix,
+        tuple([v for v, _ in s.carriers]), s.digests, s.tags, head.first_seen, head.opened_at,
+        head.last_seen, head.ignored, head.ignore_reason, s.ecosystem, s.cvss_v3,
+        s.cvss_vector, s.carriers)
 
 
 def with_carriers(conn: Connection, heads: Sequence[FindingHead], *, each: bool = False
                   ) -> list[FindingRow]:
     """``heads`` (in their order) with the images that carry each now (``each``: read
     finding by finding, ``carriers.carried``)."""
-    wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads}
-    carried = carriers.carried(conn, wanted, each=each)
-    return [_row(h, carried.get((h.repository_id, h.key.vulnerability, h.key.package), []))
-            for h in heads]
+    live = carrier_summary.LIVE
+    kept = carrier_summary.read(conn, [h.id for h in heads])
+    wanted = {(h.repository_id, h.key.vulnerability, h.key.package) for h in heads
+              if kept.get(h.id, live) is live}
+    carried = carriers.carried(conn, wanted, each=each) if wanted else {}
+    rows = []
+    for h in heads:
+        summary = kept.get(h.id, live)
+        if summary is None:
+            rows.append(_uncarried(h))
+        elif isinstance(summary, Summary):
+            rows.append(_summarised(h, summary))
+        else:
+            rows.append(_row(h, carried.get((h.repository_id, h.key.vulnerability,
+                                             h.key.package), [])))
+    return rows
 
 
 def page(conn: Connection, query: FindingQuery, *, limit: int, rules: IgnoreRules | None,

@@ -35,6 +35,11 @@ def test_it_fills_the_score_of_contents_stored_before(tmp_path: Path) -> None:
     raw.execute("DROP TABLE plan_state")
     raw.execute("DROP INDEX ix_finding_resolved")  # (21)
     raw.execute("DROP TABLE lineage_resolved")  # (22)
+    for (trigger,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                                  " AND name LIKE 'carrier_%'").fetchall():  # and 23
+        raw.execute(f"DROP TRIGGER {trigger}")
+    raw.execute("DROP TABLE carrier_summary")
+    raw.execute("DROP TABLE carrier_dirty")
     raw.execute("DELETE FROM schema_version WHERE version >= 18")
     raw.commit()
     raw.close()

@@ -131,10 +131,11 @@ def in_repositories(*columns: Any) -> Select[Any]:
 
 _IN_REPOSITORIES = in_repositories(*_CARRIER)
 _FEW_REPOSITORIES = 20  # at most this many: read from their images
-# One finding's carriers, for a few findings spread over many repositories (``each``),
-# where a pair's thousands of contents cost more: its repository's counting images, each
-# content searched by (vulnerability, package, content) in ix_content_finding_key. ``+ 0``:
-# never driven from the pair's contents (what SQLite would choose otherwise).
+# One finding's carriers, for a few findings wherever they are (``each``), where a pair's
+# thousands of contents, or every occurrence of a few repositories' images, cost more: its
+# repository's counting images, each content searched by (vulnerability, package, content)
+# in ix_content_finding_key. ``+ 0``: never driven from the pair's contents (what SQLite
+# would choose otherwise).
 _OF_FINDING = (select(*_CARRIER)
                .select_from(t.artifact)
                .join(content_finding, and_(content_finding.c.content_id == _a.content_id + 0,

@@ -164,8 +164,9 @@ class Store:
         with self.reading() as conn:
             return inventory.present_artifacts(conn, registry)
 
-    def record_inventory(self, registry: str, artifacts: Sequence[Artifact], now: datetime,
-                         scope: Collection[tuple[str, str]] | None = None) -> InventoryDelta:
+    def record_inventory(self, registry: str, artifacts: Sequence[Artifact] | inventory.Walked,
+                         now: datetime, scope: Collection[tuple[str, str]] | None = None
+                         ) -> InventoryDelta:
         """Record a walk of ``registry`` (``inventory.record_inventory``); with ``scope``, a
         walk of only those (project, repository) pairs."""
         with self.transaction() as conn:

@@ -3,9 +3,11 @@
 A walk is held whole until the run is done with it (the registry-wide removal guard, the
 recorded inventory, the imports, the selection, the lineage), and an ``Artifact`` as objects
 costs about 1.3 KB (its ref, tags, overview, counts, half a dozen datetimes): 130 MB for
-100,000 artifacts. Packed with ``marshal`` (every value is a str, int, bool or None) a page of
-100 costs about 30 KB. Each page is unpacked again where it is read, into equal ``Artifact``
-values, and let go: a step holds one page of objects, not the registry's.
+100,000 artifacts. Packed with ``marshal`` (every value is a str, int, bool or None) and
+``zlib`` at its fastest level, a page of 100 costs about 17 KB (170 B an artifact; 380 B
+without zlib, whose 4 µs an artifact is a tenth of what building the objects costs). Each page
+is unpacked again where it is read, into equal ``Artifact`` values, and let go: a step holds
+one page of objects, not the registry's.
 
 A page also says what its readers ask of it without unpacking it: how many artifacts it holds
 per repository, its indexes' children, and how many of its artifacts are images (scannable).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import marshal
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -44,7 +47,8 @@ class Page:
         return sum(n for _, n in self.sizes)
 
     def artifacts(self) -> list[Artifact]:
-        return [_artifact(self.registry, self.project, row) for row in marshal.loads(self.blob)]
+        rows = marshal.loads(zlib.decompress(self.blob))
+        return [_artifact(self.registry, self.project, row) for row in rows]
 
 
 def pack(artifacts: Iterable[Artifact]) -> list[Page]:
@@ -77,7 +81,8 @@ def _page(chunk: list[Artifact]) -> Page:
         sizes[a.ref.repository] = sizes.get(a.ref.repository, 0) + 1
     images = [a for a in chunk if a.type.upper() == "IMAGE"]
     first = chunk[0].ref
-    return Page(marshal.dumps([_row(a) for a in chunk]), first.registry, first.project,
+    return Page(zlib.compress(marshal.dumps([_row(a) for a in chunk]), 1), first.registry,
+                first.project,
                 tuple(sizes.items()),
                 frozenset((a.ref.repository, c) for a in chunk for c in a.children),
                 len(images), sum(1 for a in images if a.scannable))

@@ -26,8 +26,10 @@ own step, or the only one running the package's ecosystem installer.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-from collections.abc import Callable, Iterable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -112,12 +114,34 @@ def resolve(images: Iterable[Image], *, registry_host: str,
             scope: Callable[[str], bool] = lambda name: True) -> dict[str, Lineage]:
     """Every image's lineage (keyed by digest)."""
     every = list(images)
-    table = _Table(every, scope)
-    return {image.digest: table.one(image, registry_host) for image in every}
+    return dict(resolve_each(lambda: every, registry_host=registry_host, scope=scope))
 
 
-def _history_key(steps: Sequence[Step]) -> tuple[tuple[str, str], ...]:
-    return tuple((s.created, s.created_by) for s in steps)
+def resolve_each(images: Callable[[], Iterable[Image]], *, registry_host: str,
+                 scope: Callable[[str], bool] = lambda name: True
+                 ) -> Iterator[tuple[str, Lineage]]:
+    """``resolve`` over a source read twice (``images()`` each time): first into the table
+    that looks bases up, holding each image without its build steps (a hash of each base's
+    history in their place), then image by image, each resolved as it comes. What a registry
+    of 100,000 images holds is the table, not every image's history."""
+    table = _Table(images(), scope)
+    for image in images():
+        yield image.digest, table.one(image, registry_host)
+
+
+_HAD_STEPS = (Step(""),)  # a table's image that had build steps (``_known`` asks no more)
+
+
+def _history_keys(steps: Sequence[Step]) -> list[bytes]:
+    """A key for each prefix of a build history (``[k - 1]``: its first ``k`` steps, by
+    ``created``/``created_by``), chained so that equal prefixes have equal keys."""
+    keys: list[bytes] = []
+    key = b""
+    for s in steps:
+        key = hashlib.blake2b(key + repr((s.created, s.created_by)).encode(),
+                              digest_size=16).digest()
+        keys.append(key)
+    return keys
 
 
 def _is_prefix(base: Image, image: Image) -> bool:
@@ -147,22 +171,32 @@ def _known(image: Image) -> bool:
 class _Table:
     """The registry's images, looked up every way a base can be named."""
 
-    def __init__(self, every: list[Image], scope: Callable[[str], bool]) -> None:
-        ordered = sorted(every, key=lambda i: i.digest)
+    def __init__(self, every: Iterable[Image], scope: Callable[[str], bool]) -> None:
+        held: list[Image] = []
+        history: dict[str, bytes] = {}  # a candidate's whole history, by digest
+        for i in every:
+            if i.steps and scope(i.name):
+                history[i.digest] = _history_keys(i.steps)[-1]
+            held.append(dataclasses.replace(i, steps=_HAD_STEPS) if i.steps else i)
+        ordered = sorted(held, key=lambda i: i.digest)
+        del held
         self.by_digest = {i.digest: [i] for i in ordered}
         self.by_tag: dict[tuple[str, str], list[Image]] = {}
+        names: dict[str, str] = {}
         for i in ordered:
             if i.index:  # an index's children answer for the index's digest
                 self.by_digest.setdefault(i.index, []).append(i)
-            for tag in i.tags:
-                self.by_tag.setdefault((i.name, tag), []).append(i)
-        self.denied = {i.project for i in every if i.denied}
+            if i.tags:
+                name = names.setdefault(i.name, i.name)
+                for tag in i.tags:
+                    self.by_tag.setdefault((name, tag), []).append(i)
+        self.denied = {i.project for i in ordered if i.denied}
         candidates = [i for i in ordered if scope(i.name)]
         self.by_layers = {i.layers: i for i in candidates if i.layers}
-        self.by_steps: dict[tuple[tuple[str, str], ...], list[Image]] = {}
+        self.by_steps: dict[bytes, list[Image]] = {}
         for i in candidates:
-            if i.steps:
-                self.by_steps.setdefault(_history_key(i.steps), []).append(i)
+            if i.digest in history:
+                self.by_steps.setdefault(history[i.digest], []).append(i)
 
     def _annotated(self, image: Image, host: str) -> tuple[Image | None, str, str]:
         """(the base the annotations name, an external name, a project refusing its pull)."""
@@ -195,9 +229,9 @@ class _Table:
             layered = self.by_layers.get(image.layers[:k])
             if layered is not None and layered.digest != image.digest:
                 return Lineage(image.digest, "layers", layered.digest, layered.label)
-        key = _history_key(image.steps)  # also where the base's manifest was refused
-        for k in range(len(key) - 1, 0, -1):
-            stepped = _choose(image, self.by_steps.get(key[:k], []))
+        keys = _history_keys(image.steps)  # also where the base's manifest was refused
+        for k in range(len(keys) - 1, 0, -1):
+            stepped = _choose(image, self.by_steps.get(keys[k - 1], []))
             if stepped is not None:
                 return Lineage(image.digest, "history", stepped.digest, stepped.label)
         refused = refused or image.denied

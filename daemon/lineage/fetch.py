@@ -267,7 +267,7 @@ async def resolve_registry(client: HarborClient, store: Store,
     scope = lineage.in_scope(registry.base_images)
     found: dict[str, Lineage] = await db.run(
         store.record_lineage, registry.name, (), now_fn(),
-        lambda every: lineage.resolve(every, registry_host=host, scope=scope))
+        lambda images: lineage.resolve_each(images, registry_host=host, scope=scope))
     advice = await db.run(advisor, store, registry.name, found)
     targets_on: dict[str, str] = {}
     fixes: dict[str, frozenset[tuple[str, str]]] = {}

@@ -386,7 +386,8 @@ async def _registry_steps(
     severe, kev = await db.run(_rescan_priority, store, registry.name)
     selection = select(inventory.each(usable=True), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
-                       now=now_fn(), budget=run_budget.scans, severe=severe, kev=kev)
+                       now=now_fn(), budget=run_budget.scans, severe=severe, kev=kev,
+                       grouped=True)
     out.budget, out.bound_by = run_budget.scans, run_budget.bound_by
     out.lanes = selection.lanes()
     out.followed = len(selection.follow)

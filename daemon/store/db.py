@@ -16,6 +16,7 @@ the daemon lock; ``transaction()`` is its unit of work, and each method is one t
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -376,15 +377,20 @@ class Store:
         with self.transaction() as conn:
             return lineage_store.save_facts(conn, registry, fetched, now)
 
-    def record_lineage(self, registry: str, fetched: Iterable[Image], now: datetime,
-                       resolve_with: Callable[[list[Image]], Mapping[str, Lineage]]
-                       ) -> dict[str, Lineage]:
+    def record_lineage(
+        self, registry: str, fetched: Iterable[Image], now: datetime,
+        resolve_with: Callable[[Callable[[], Iterable[Image]]], Iterable[tuple[str, Lineage]]],
+    ) -> dict[str, Lineage]:
         """Add the fetched facts, then re-resolve every image of the registry, in one
-        transaction; returns the lineage of every image."""
+        transaction; returns the lineage of every image. ``resolve_with`` is handed the
+        registry's images as a source to read (each call reads them again, row by row:
+        ``lineage.resolve_each``), not a list of every image with its build history."""
         with self.transaction() as conn:
             lineage_store.save_facts(conn, registry, fetched, now)
-            every = lineage_store.images(conn, registry)
-            resolved = dict(resolve_with(every))
+            marks = lineage_store.inventory_marks(conn, registry)
+            resolved = dict(resolve_with(
+                functools.partial(lineage_store.each_image, conn, registry, marks)))
+            del marks
             lineage_store.save_found(conn, registry,
                                      lineage_store.changed(conn, registry, resolved))
             return resolved

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,9 +63,18 @@ def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: da
 
 def images(conn: Connection, registry: str) -> list[Image]:
     """Every image with facts, its current tags and push time from the inventory."""
-    lin = image_lineage
+    return list(each_image(conn, registry, inventory_marks(conn, registry)))
+
+
+Marks = tuple[dict[str, list[str]], dict[str, datetime | None]]
+
+
+def inventory_marks(conn: Connection, registry: str) -> Marks:
+    """Each artifact's current tags and push time, by digest (what ``each_image`` adds to an
+    image's facts); a tag's name is kept once however many images carry it."""
     tags: dict[str, list[str]] = {}
     pushed: dict[str, datetime | None] = {}
+    names: dict[str, str] = {}
     q = (select(t.artifact.c.digest, t.artifact.c.push_time, t.tag.c.name)
          .select_from(t.artifact.join(t.repository, t.artifact.c.repository_id == t.repository.c.id)
                       .join(t.registry, t.repository.c.registry_id == t.registry.c.id)
@@ -75,8 +84,15 @@ def images(conn: Connection, registry: str) -> list[Image]:
     for digest, push_time, name in conn.execute(q):
         pushed[digest] = push_time
         if name:
-            tags.setdefault(digest, []).append(name)
-    out = []
+            tags.setdefault(digest, []).append(names.setdefault(name, name))
+    return tags, pushed
+
+
+def each_image(conn: Connection, registry: str, marks: Marks) -> Iterator[Image]:
+    """``images`` one at a time, as the rows come (``marks``: ``inventory_marks``)."""
+    lin = image_lineage
+    tags, pushed = marks
+    shared: dict[str, str] = {}  # project and repository names, once each
     # Read row by row (not all rows, then all images): one copy of the facts at a time.
     # Images on one base share its layers and build steps: each is kept once, not once per
     # image (a registry of 100,000 images held millions of equal strings and steps).
@@ -91,13 +107,12 @@ def images(conn: Connection, registry: str) -> list[Image]:
                 step = steps_of[key] = Step(by, bool(empty), created)
             steps.append(step)
         tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
-        out.append(Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(tagged, ()))),
-                         pushed.get(tagged),
-                         tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)),
-                         tuple(steps),
-                         r.base_name, r.base_digest, r.platform, r.index_digest, r.denied,
-                         r.digest in pushed))
-    return out
+        yield Image(r.digest, shared.setdefault(r.project, r.project),
+                    shared.setdefault(r.repository, r.repository),
+                    tuple(sorted(tags.get(tagged, ()))), pushed.get(tagged),
+                    tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)),
+                    tuple(steps), r.base_name, r.base_digest, r.platform, r.index_digest,
+                    r.denied, r.digest in pushed)
 
 
 def inputs(conn: Connection, registry: str, salt: str) -> str:

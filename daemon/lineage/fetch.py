@@ -288,13 +288,18 @@ def advisor(store: Store, registry: str, found: Mapping[str, Lineage] | None = N
             ) -> Advisor:
     """One registry's lineage with what attribution compares: the package versions of each
     base image's latest report, and the report keys of every tag of the base repositories.
-    ``found``: the lineage just resolved (else the stored one is read)."""
+    ``found``: the lineage just resolved (else the stored one is read); the Advisor then
+    answers ``rebuild`` alone (what a run announces), holding the images of the base
+    repositories only, not every image of the registry with its build history."""
     if found is None:
         images, found = store.lineage_view(registry)
+        bases = Advisor.bases_of(found)
+        names = {i.name for i in images if i.digest in bases}
     else:
-        images = store.lineage_images(registry)
-    bases = Advisor.bases_of(found)
-    names = {i.name for i in images if i.digest in bases}
+        bases = Advisor.bases_of(found)
+        names = {f"{project}/{repository}" for project, repository in
+                 store.lineage_names(registry, bases)}
+        images = store.lineage_images(registry, names) if names else []
     related = {i.digest for i in images if i.name in names}
     return Advisor(images, found, store.lineage_packages(registry, bases),
                    store.lineage_report_keys(registry, related))

@@ -367,6 +367,11 @@ class Store:
             return runs.last_run(conn, schedule)
 
     # --- lineage (daemon/lineage/) --------------------------------------------------------
+    def lineage_names(self, registry: str, digests: Iterable[str]) -> set[tuple[str, str]]:
+        """(project, repository) of the images with these digests."""
+        with self.reading() as conn:
+            return lineage_store.names(conn, registry, digests)
+
     def lineage_known(self, registry: str, now: datetime | None = None) -> set[str]:
         with self.reading() as conn:
             return lineage_store.known(conn, registry, now)
@@ -415,9 +420,11 @@ class Store:
         with self.reading() as conn:
             return lineage_store.images(conn, registry), lineage_store.found(conn, registry)
 
-    def lineage_images(self, registry: str) -> list[Image]:
+    def lineage_images(self, registry: str, names: Collection[str] | None = None
+                       ) -> list[Image]:
+        """The registry's images (of these ``project/repository`` names, with ``names``)."""
         with self.reading() as conn:
-            return lineage_store.images(conn, registry)
+            return lineage_store.images(conn, registry, names)
 
     def lineage_packages(self, registry: str, digests: Iterable[str]
                          ) -> dict[str, frozenset[tuple[str, str]]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,18 @@ def known(conn: Connection, registry: str, now: datetime | None = None) -> set[s
             if not denied or now is None or at is None or now - at < DENIED_RETRY}
 
 
+def names(conn: Connection, registry: str, digests: Iterable[str]) -> set[tuple[str, str]]:
+    """(project, repository) of the images with these digests."""
+    lin = image_lineage
+    wanted = sorted(set(digests))
+    out: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), 500):
+        out.update((p, r) for p, r in conn.execute(
+            select(lin.c.project, lin.c.repository).where(
+                lin.c.registry_name == registry, lin.c.digest.in_(wanted[start:start + 500]))))
+    return out
+
+
 def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: datetime) -> int:
     """Add (or, for a digest asked again, replace) the facts of ``images``."""
     lin = image_lineage
@@ -61,9 +73,12 @@ def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: da
     return len(rows)
 
 
-def images(conn: Connection, registry: str) -> list[Image]:
-    """Every image with facts, its current tags and push time from the inventory."""
-    return list(each_image(conn, registry, inventory_marks(conn, registry)))
+def images(conn: Connection, registry: str, names: Collection[str] | None = None
+           ) -> list[Image]:
+    """Every image with facts (of these ``project/repository`` names only, with ``names``),
+    its current tags and push time from the inventory."""
+    return list(each_image(conn, registry, inventory_marks(conn, registry), share=True,
+                           names=names))
 
 
 Marks = tuple[dict[str, list[str]], dict[str, datetime | None]]
@@ -88,8 +103,11 @@ def inventory_marks(conn: Connection, registry: str) -> Marks:
     return tags, pushed
 
 
-def each_image(conn: Connection, registry: str, marks: Marks) -> Iterator[Image]:
-    """``images`` one at a time, as the rows come (``marks``: ``inventory_marks``)."""
+def each_image(conn: Connection, registry: str, marks: Marks, *, share: bool = False,
+               names: Collection[str] | None = None) -> Iterator[Image]:
+    """``images`` one at a time, as the rows come (``marks``: ``inventory_marks``).
+    ``share``: equal build steps are one object across the images (for a caller that holds
+    them all; one that lets each image go would only hold every step alive)."""
     lin = image_lineage
     tags, pushed = marks
     shared: dict[str, str] = {}  # project and repository names, once each
@@ -99,12 +117,16 @@ def each_image(conn: Connection, registry: str, marks: Marks) -> Iterator[Image]
     layers: dict[str, str] = {}
     steps_of: dict[tuple[str, str, bool], Step] = {}
     for r in conn.execute(select(lin).where(lin.c.registry_name == registry)):
+        if names is not None and f"{r.project}/{r.repository}" not in names:
+            continue
         steps = []
         for created, by, empty in orjson.loads(r.steps):
             key = (created, by, bool(empty))
-            step = steps_of.get(key)
+            step = steps_of.get(key) if share else None
             if step is None:
-                step = steps_of[key] = Step(by, bool(empty), created)
+                step = Step(by, bool(empty), created)
+                if share:
+                    steps_of[key] = step
             steps.append(step)
         tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
         yield Image(r.digest, shared.setdefault(r.project, r.project),

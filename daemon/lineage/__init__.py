@@ -172,20 +172,27 @@ class _Table:
     """The registry's images, looked up every way a base can be named."""
 
     def __init__(self, every: Iterable[Image], scope: Callable[[str], bool]) -> None:
-        held: list[Image] = []
+        stripped: list[Image] = []
         history: dict[str, bytes] = {}  # a candidate's whole history, by digest
         for i in every:
             if i.steps and scope(i.name):
                 history[i.digest] = _history_keys(i.steps)[-1]
-            held.append(dataclasses.replace(i, steps=_HAD_STEPS) if i.steps else i)
-        ordered = sorted(held, key=lambda i: i.digest)
-        del held
-        self.by_digest = {i.digest: [i] for i in ordered}
+            stripped.append(dataclasses.replace(i, steps=_HAD_STEPS) if i.steps else i)
+        ordered = sorted(stripped, key=lambda i: i.digest)
+        del stripped
+        # One image per digest, a list only where an index's children answer for its digest.
+        self.by_digest: dict[str, Image | list[Image]] = {i.digest: i for i in ordered}
         self.by_tag: dict[tuple[str, str], list[Image]] = {}
         names: dict[str, str] = {}
         for i in ordered:
             if i.index:  # an index's children answer for the index's digest
-                self.by_digest.setdefault(i.index, []).append(i)
+                held = self.by_digest.get(i.index)
+                if held is None:
+                    self.by_digest[i.index] = [i]
+                elif isinstance(held, Image):
+                    self.by_digest[i.index] = [held, i]
+                else:
+                    held.append(i)
             if i.tags:
                 name = names.setdefault(i.name, i.name)
                 for tag in i.tags:
@@ -201,7 +208,8 @@ class _Table:
     def _annotated(self, image: Image, host: str) -> tuple[Image | None, str, str]:
         """(the base the annotations name, an external name, a project refusing its pull)."""
         if image.base_digest and image.base_digest != image.digest:
-            named = self.by_digest.get(image.base_digest, [])
+            held = self.by_digest.get(image.base_digest, [])
+            named = [held] if isinstance(held, Image) else held
             # a digest known only from a refused pull tells nothing of the base
             refused = next((n.denied for n in named if n.denied and not _known(n)), "")
             found = _choose(image, [n for n in named if _known(n)])

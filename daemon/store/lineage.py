@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,7 +82,7 @@ def images(conn: Connection, registry: str, names: Collection[str] | None = None
                            names=names))
 
 
-Marks = tuple[dict[str, list[str]], dict[str, datetime | None]]
+Marks = tuple[dict[str, tuple[str, ...]], dict[str, datetime | None]]
 
 
 def inventory_marks(conn: Connection, registry: str) -> Marks:
@@ -90,6 +91,7 @@ def inventory_marks(conn: Connection, registry: str) -> Marks:
     tags: dict[str, list[str]] = {}
     pushed: dict[str, datetime | None] = {}
     names: dict[str, str] = {}
+    # Digests interned: each_image's images hold the same string, not a second copy.
     q = (select(t.artifact.c.digest, t.artifact.c.push_time, t.tag.c.name)
          .select_from(t.artifact.join(t.repository, t.artifact.c.repository_id == t.repository.c.id)
                       .join(t.registry, t.repository.c.registry_id == t.registry.c.id)
@@ -97,10 +99,11 @@ def inventory_marks(conn: Connection, registry: str) -> Marks:
                                              t.tag.c.until.is_(None))))
          .where(t.registry.c.name == registry))
     for digest, push_time, name in conn.execute(q):
+        digest = sys.intern(digest)
         pushed[digest] = push_time
         if name:
             tags.setdefault(digest, []).append(names.setdefault(name, name))
-    return tags, pushed
+    return {d: tuple(sorted(carried)) for d, carried in tags.items()}, pushed
 
 
 def each_image(conn: Connection, registry: str, marks: Marks, *, share: bool = False,
@@ -129,9 +132,9 @@ def each_image(conn: Connection, registry: str, marks: Marks, *, share: bool = F
                     steps_of[key] = step
             steps.append(step)
         tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
-        yield Image(r.digest, shared.setdefault(r.project, r.project),
+        yield Image(sys.intern(r.digest), shared.setdefault(r.project, r.project),
                     shared.setdefault(r.repository, r.repository),
-                    tuple(sorted(tags.get(tagged, ()))), pushed.get(tagged),
+                    tags.get(tagged, ()), pushed.get(tagged),
                     tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)),
                     tuple(steps), r.base_name, r.base_digest, r.platform, r.index_digest,
                     r.denied, r.digest in pushed)

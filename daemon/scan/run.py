@@ -360,9 +360,10 @@ async def _registry_steps(
                              scope)
         # Selection asks whether a digest is new only of an artifact Harbor shows unscanned:
         # those alone are kept (a first import's every digest is new).
-        unscanned = {a.ref.digest for a in inventory.each() if a.overview is None}
-        new_digests = {r.digest for r in delta.new if r.digest in unscanned}
-        del unscanned
+        if delta.new:
+            unscanned = {a.ref.digest for a in inventory.each() if a.overview is None}
+            new_digests = {r.digest for r in delta.new if r.digest in unscanned}
+            del unscanned
         # Resolve where the project is usable, or where Harbor confirmed the deletion (404).
         usable = {p.name for p in inventory.projects if p.usable}
         gone = set(inventory.gone)

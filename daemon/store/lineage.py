@@ -109,8 +109,9 @@ def inventory_marks(conn: Connection, registry: str) -> Marks:
 def each_image(conn: Connection, registry: str, marks: Marks, *, share: bool = False,
                names: Collection[str] | None = None) -> Iterator[Image]:
     """``images`` one at a time, as the rows come (``marks``: ``inventory_marks``).
-    ``share``: equal build steps are one object across the images (for a caller that holds
-    them all; one that lets each image go would only hold every step alive)."""
+    ``share``: equal build steps and layer digests are one object across the images (for a
+    caller that holds them all; one that lets each image go would only hold every one of
+    them alive)."""
     lin = image_lineage
     tags, pushed = marks
     shared: dict[str, str] = {}  # project and repository names, once each
@@ -135,7 +136,8 @@ def each_image(conn: Connection, registry: str, marks: Marks, *, share: bool = F
         yield Image(sys.intern(r.digest), shared.setdefault(r.project, r.project),
                     shared.setdefault(r.repository, r.repository),
                     tags.get(tagged, ()), pushed.get(tagged),
-                    tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)),
+                    tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)) if share
+                    else tuple(orjson.loads(r.layers)),
                     tuple(steps), r.base_name, r.base_digest, r.platform, r.index_digest,
                     r.denied, r.digest in pushed)
 

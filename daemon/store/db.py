@@ -248,6 +248,15 @@ class Store:
         with self.reading() as conn:
             yield from findings.ordered(conn, query, rules=rules, now=now, keep=keep)
 
+    def finding_listing(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime
+                        ) -> Iterator[Any]:
+        """``iter_findings``' findings read lean (``store/listing.py``): plain rows where the
+        carriers' summary holds, ``FindingRow`` where they are read live."""
+        from daemon.store import listing
+
+        with self.reading() as conn:
+            yield from listing.rows(conn, query, rules=rules, now=now)
+
     def finding_batches(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
                         keep: Keep | None = None) -> Iterator[list[FindingRow]]:
         """Every matching finding with its carriers, in no particular order, a batch of

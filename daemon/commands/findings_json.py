@@ -1,0 +1,130 @@
+"""`findings --format json | jsonl` of a whole registry, written from lean rows (issue 11).
+
+Byte for byte what ``findings.write`` writes of ``findings._record``'s records, at a fraction
+of the cost: each record is put together from its parts, already JSON, instead of being built
+as a dictionary and encoded. The summary's carriers and tags are the JSON ``carrier_summary``
+stores (written by orjson, as the record's encoder writes them): spliced in as they are where
+the finding's images carry one installed version, decoded and encoded again where they carry
+several; the times, SLA state, ignore and KEV/EPSS fields are encoded once per distinct value
+(most findings share them). A row that is not lean (its carriers read live:
+``store/listing.py``) or whose record is not ASCII (which the standard encoder escapes) goes
+through ``_record`` and its encoder, as before.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from daemon.model import Severity
+from daemon.store import listing as ls
+from daemon.store.findings import FindingRow
+from daemon.store.tables import as_utc
+
+_FLUSH = 1 << 18  # bytes gathered before each write
+_CACHED = 1 << 16  # distinct values encoded once and kept (forgotten past this many)
+_SEVERITY = {int(s): s for s in Severity}
+_LABEL = {int(s): s.label for s in Severity}
+
+
+def write(fmt: str, rows: Iterable[ls.Lean | FindingRow], general: Callable[[FindingRow], bytes],
+          now: datetime, sla_for: Any, intel: Any, note: Callable[[Any], str] | None) -> None:
+    """Every row on stdout as ``findings.write(fmt, …)`` writes its record: ``general``
+    encodes one the lean way cannot."""
+    from daemon.commands import findings as cmd
+
+    encode = _encoder(general, now, sla_for, intel, note, cmd)
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    parts: list[bytes] = []
+    size = 0
+    lines = fmt == "jsonl"
+    before, after = (b"", b"\n") if lines else (b"[\n", b"")
+    for row in rows:
+        data = encode(row)
+        parts += (before, data, after)
+        size += len(data)
+        if not lines:
+            before = b",\n"
+        if size >= _FLUSH:
+            out.write(b"".join(parts))
+            parts, size = [], 0
+    if not lines:
+        parts.append(b"[]\n" if before == b"[\n" else b"\n]\n")
+    out.write(b"".join(parts))
+    out.flush()
+
+
+def _encoder(general: Callable[[FindingRow], bytes], now: datetime, sla_for: Any, intel: Any,
+             note: Callable[[Any], str] | None, cmd: Any) -> Callable[[Any], bytes]:
+    dumps = orjson.dumps
+    kev = intel.kev if intel is not None else {}
+    epss = intel.epss if intel is not None and intel.epss else None
+    times: dict[tuple[Any, ...], bytes] = {}
+    exploits: dict[str, bytes] = {}
+    ignores: dict[tuple[bool, str], bytes] = {}
+    not_exploited = dumps(cmd.NOT_EXPLOITED)[1:-1]
+    no_vex = b'"vex":null}'
+    usable = ls.usable
+    severity, label = _SEVERITY, _LABEL
+
+    def encode(row: Any) -> bytes:
+        if not isinstance(row, tuple) or not usable(row):
+            return general(row if isinstance(row, FindingRow) else ls.finding_row(row))
+        cve, level = row[ls.VULNERABILITY], row[ls.SEVERITY]
+        carriers = row[ls.S_CARRIERS].encode()
+        end = carriers.find(b'",["', 3)  # where the first version's JSON string ends
+        digests = carriers[end + 2:-2]
+        if end > 0 and carriers.startswith(b'[["') and carriers.endswith(b"]]]") \
+                and b"]" not in digests[:-1]:  # one version
+            version = carriers[2:end + 1]
+            installed = orjson.loads(version)
+            held = (b'"digests":' + digests + b',"installed_versions":[{"version":' + version
+                    + b',"digests":' + digests + b"}]")
+        else:
+            versions = orjson.loads(carriers)
+            installed = ", ".join([v for v, _ in versions])
+            every = sorted({d for _, ds in versions for d in ds})
+            held = (b'"digests":' + dumps(every) + b',"installed_versions":'
+                    + dumps([{"version": v, "digests": ds} for v, ds in versions]))
+        cvss = row[ls.S_CVSS]
+        head = dumps({
+            "package": row[ls.PACKAGE], "installed": installed,
+            "fixed": row[ls.FIX] or row[ls.S_FIX] or None, "vulnerability": cve,
+            "severity": label[level], "cvss_v3": None if cvss is None else float(cvss),
+            "cvss_vector": row[ls.S_VECTOR] or None, "registry": row[ls.REGISTRY],
+            "project": row[ls.PROJECT], "repository": row[ls.REPOSITORY]})
+        listed = cve in kev
+        key = (row[ls.FIRST_SEEN], row[ls.OPENED], level, cve if listed else None)
+        timed = times.get(key)
+        if timed is None:
+            if len(times) >= _CACHED:
+                times.clear()
+            timed = times[key] = dumps(cmd.when(
+                as_utc(key[0]), as_utc(key[1]), severity[level], cve, now, sla_for))[1:-1]
+        why = (bool(row[ls.IGNORED]), row[ls.REASON] or "")
+        ignored = ignores.get(why)
+        if ignored is None:
+            ignored = ignores[why] = dumps({"ignored": why[0],
+                                           "ignore_reason": why[1] or None})[1:-1]
+        exploited = not_exploited
+        if listed or (epss is not None and epss.get(cve) is not None):
+            exploited = exploits.get(cve)  # type: ignore[assignment]
+            if exploited is None:
+                if len(exploits) >= _CACHED:
+                    exploits.clear()
+                exploited = exploits[cve] = dumps(cmd.exploit_fields(cve, intel))[1:-1]
+        vex = no_vex
+        if note is not None:
+            vex = dumps({"vex": note(ls.head_key(row)) or None})[1:]
+        data = b"".join((head[:-1], b',"tags":', row[ls.S_TAGS].encode(), b",", held, b",",
+                         timed, b",", ignored, b",", exploited, b",", vex))
+        if not data.isascii():  # the standard encoder escapes it: the record as before
+            return general(ls.finding_row(row))
+        return data
+
+    return encode

@@ -36,6 +36,7 @@ FIELDS = ("package", "installed", "fixed", "vulnerability", "severity", "registr
           "repository", "tags", "digests", "first_seen", "opened_at", "age_days", "sla",
           "deadline", "ignored", "ignore_reason", "kev", "kev_date_added", "kev_due_date",
           "epss", "epss_percentile", "vex", "cvss_v3", "cvss_vector")
+LEAN_FORMATS = ("json", "jsonl")  # a whole listing in these is written lean (findings_json)
 PAGE_LIMIT = 5000  # up to this many rows come through the index, more through one full pass
 _SAMPLE = 200  # table rows that set the column widths before the rest stream
 
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 store.finding_heads(query, rules=rules, now=now, keep=keep), args.format)
         rest = 0
         note = rules.vex_note if rules is not None and rules.vex else None
-        if args.format in ("json", "jsonl") and keep is None and (
+        if args.format in LEAN_FORMATS and keep is None and (
                 limit is None or limit > PAGE_LIMIT):
             from daemon.commands import findings_json
 

@@ -22,6 +22,7 @@ import orjson
 
 from daemon.model import Severity
 from daemon.store import listing as ls
+from daemon.store.carrier_summary import one_version
 from daemon.store.findings import FindingRow
 from daemon.store.tables import as_utc
 
@@ -77,11 +78,9 @@ def _encoder(general: Callable[[FindingRow], bytes], now: datetime, sla_for: Any
             return general(row if isinstance(row, FindingRow) else ls.finding_row(row))
         cve, level = row[ls.VULNERABILITY], row[ls.SEVERITY]
         carriers = row[ls.S_CARRIERS].encode()
-        end = carriers.find(b'",["', 3)  # where the first version's JSON string ends
-        digests = carriers[end + 2:-2]
-        if end > 0 and carriers.startswith(b'[["') and carriers.endswith(b"]]]") \
-                and b"]" not in digests[:-1]:  # one version
-            version = carriers[2:end + 1]
+        one = one_version(carriers)
+        if one is not None:
+            version, digests = one
             installed = orjson.loads(version)
             held = (b'"digests":' + digests + b',"installed_versions":[{"version":' + version
                     + b',"digests":' + digests + b"}]")

@@ -136,13 +136,13 @@ def run(args: argparse.Namespace) -> int:
             from daemon.commands import findings_summary
 
             if args.by == "action":
-                lineage = findings_summary.lineage_of(store)
                 if keep is None:  # counted in SQL; a filter decided per finding reads each
                     return findings_summary.print_plan(store.finding_actions(
-                        query, rules=rules, now=now, lineage=lineage), args.format, store)
+                        query, rules=rules, now=now, lineage=findings_summary.lineage_for(store)),
+                        args.format, store)
                 return findings_summary.actions(
                     store.finding_batches(query, rules=rules, now=now, keep=keep), args.format,
-                    lineage, store)
+                    findings_summary.lineage_of(store), store)
             return findings_summary.images(
                 store.finding_heads(query, rules=rules, now=now, keep=keep), args.format)
         rest = 0

@@ -28,6 +28,7 @@ from daemon.store.base import driver_rows
 from daemon.store.content import unpack_rows
 from daemon.store.migrations import m0022_lineage_inputs
 from daemon.store.migrations.m0016_lineage_platforms import table
+from daemon.store.tables import as_utc
 
 image_lineage = table(MetaData())
 lineage_resolved = m0022_lineage_inputs.table(MetaData())
@@ -84,12 +85,11 @@ def _inventory(conn: Connection, registry: str, digests: Iterable[str] | None
                       .outerjoin(t.tag, and_(t.tag.c.artifact_id == t.artifact.c.id,
                                              t.tag.c.until.is_(None))))
          .where(t.registry.c.name == registry))
-    wanted = [None] if digests is None else sorted(set(digests))
-    for start in range(0, len(wanted), 500):
-        part = q if digests is None else q.where(
-            t.artifact.c.digest.in_(wanted[start:start + 500]))
-        for digest, push_time, name in conn.execute(part):
-            pushed[digest] = push_time
+    wanted = None if digests is None else set(digests)
+    # One pass either way (no index leads with the digest: each IN would be one too).
+    for digest, push_time, name in driver_rows(conn, q):
+        if wanted is None or digest in wanted:
+            pushed[digest] = as_utc(push_time) if push_time is not None else None
             if name:
                 tags.setdefault(digest, []).append(name)
     return tags, pushed
@@ -122,7 +122,10 @@ def view_of(conn: Connection, registry: str, digests: Iterable[str]
     rebuild on). The same answers as the whole registry's for those findings, without
     reading every image of a large registry."""
     lin = image_lineage.c
-    ours = _rows(conn, registry, sorted(set(digests)), lin.digest, lin.index_digest)
+    wanted = set(digests)
+    children = [d for d, index in driver_rows(conn, select(lin.digest, lin.index_digest).where(
+        lin.registry_name == registry, lin.index_digest != "")) if index in wanted]
+    ours = _rows(conn, registry, sorted(wanted | set(children)), lin.digest)
     bases = sorted({r.found_base_digest for r in ours if r.found_base_digest})
     names = {(r.project, r.repository) for r in _rows(conn, registry, bases, lin.digest)}
     related = [r for project, repository in sorted(names) for r in conn.execute(
@@ -137,17 +140,12 @@ def view_of(conn: Connection, registry: str, digests: Iterable[str]
              for r in ours})
 
 
-def _rows(conn: Connection, registry: str, digests: list[str], *columns: Any) -> list[Any]:
-    """The lineage rows of ``registry`` whose ``columns`` (any) is one of ``digests``."""
+def _rows(conn: Connection, registry: str, digests: list[str], column: Any) -> list[Any]:
+    """The lineage rows of ``registry`` whose ``column`` is one of ``digests``."""
     lin = image_lineage.c
-    out: dict[str, Any] = {}
-    for start in range(0, len(digests), 500):
-        part = digests[start:start + 500]
-        for column in columns:
-            for r in conn.execute(select(image_lineage).where(lin.registry_name == registry,
-                                                              column.in_(part))):
-                out[r.digest] = r
-    return list(out.values())
+    return [r for start in range(0, len(digests), 500) for r in conn.execute(
+        select(image_lineage).where(lin.registry_name == registry,
+                                    column.in_(digests[start:start + 500])))]
 
 
 def inputs(conn: Connection, registry: str, salt: str) -> str:

@@ -78,9 +78,10 @@ def _ruled(rows: Iterator[Any], query: FindingQuery, rules: IgnoreRules | None,
     if rules is None:  # the stored flag (the statement filtered on it unless asked for all)
         yield from rows
         return
-    if not rules:  # no rule in force: nothing is ignored
+    if not rules:  # no rule in force: nothing is ignored (whatever the stored flag says)
         for row in rows:
-            yield (*row[:IGNORED], False, "", *row[PROJECT:])
+            yield (*row[:IGNORED], False, "", *row[PROJECT:]) if row[IGNORED] or row[REASON] \
+                else row
         return
     for row in rows:
         why = ""
@@ -93,10 +94,14 @@ def _ruled(rows: Iterator[Any], query: FindingQuery, rules: IgnoreRules | None,
 
 def _resolved(conn: Any, chunk: list[Lean]) -> Iterator[Lean | FindingRow]:
     """``chunk`` with each row whose summary cannot be used read as a ``FindingRow``."""
-    live = [head(r) for r in chunk if usable(r) is not True]
-    read = iter(findings.with_carriers(conn, live)) if live else iter(())
-    for r in chunk:
-        yield r if usable(r) is True else next(read)
+    kept = [usable(r) for r in chunk]
+    if all(kept):
+        yield from chunk
+        return
+    read = iter(findings.with_carriers(conn, [head(r) for r, k in zip(chunk, kept, strict=True)
+                                              if not k]))
+    for r, k in zip(chunk, kept, strict=True):
+        yield r if k else next(read)
 
 
 def usable(row: Lean) -> bool:

@@ -36,7 +36,8 @@ FIELDS = ("package", "installed", "fixed", "vulnerability", "severity", "registr
           "repository", "tags", "digests", "first_seen", "opened_at", "age_days", "sla",
           "deadline", "ignored", "ignore_reason", "kev", "kev_date_added", "kev_due_date",
           "epss", "epss_percentile", "vex", "cvss_v3", "cvss_vector")
-LEAN_FORMATS = ("json", "jsonl")  # a whole listing in these is written lean (findings_json)
+# A whole listing in these is read lean and written from its parts (findings_lean).
+LEAN_FORMATS = ("json", "jsonl", "table")
 PAGE_LIMIT = 5000  # up to this many rows come through the index, more through one full pass
 _SAMPLE = 200  # table rows that set the column widths before the rest stream
 
@@ -147,25 +148,32 @@ def run(args: argparse.Namespace) -> int:
                 store.finding_heads(query, rules=rules, now=now, keep=keep), args.format)
         rest = 0
         note = rules.vex_note if rules is not None and rules.vex else None
+        records: Iterable[dict[str, Any]]
         if args.format in LEAN_FORMATS and keep is None and (
-                limit is None or limit > PAGE_LIMIT):
-            from daemon.commands import findings_json
+                limit is None or limit > PAGE_LIMIT):  # a whole listing: read lean
+            from daemon.commands import findings_lean
 
-            encode = _json_encoder()
-            findings_json.write(
-                args.format, itertools.islice(store.finding_listing(query, rules=rules, now=now),
-                                              limit),
-                lambda f: encode(_record(f, now, sla_for, intel, note)).encode(),
-                now, sla_for, intel, note)
-            return 0
-        rows: Iterable[FindingRow]
-        if limit is not None and limit <= PAGE_LIMIT:
-            rows, rest = store.finding_page(query, limit=limit, rules=rules, now=now, keep=keep)
+            lean = itertools.islice(store.finding_listing(query, rules=rules, now=now), limit)
+            if args.format == "table":
+                records = findings_lean.table_records(
+                    lean, lambda f: _record(f, now, sla_for, intel, note), now, sla_for, intel)
+            else:
+                encode = _json_encoder()
+                findings_lean.write(
+                    args.format, lean,
+                    lambda f: encode(_record(f, now, sla_for, intel, note)).encode(),
+                    now, sla_for, intel, note)
+                return 0
         else:
-            rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
-            if limit is not None:
-                rows = _first(rows, limit)
-        records = (_record(f, now, sla_for, intel, note) for f in rows)
+            rows: Iterable[FindingRow]
+            if limit is not None and limit <= PAGE_LIMIT:
+                rows, rest = store.finding_page(query, limit=limit, rules=rules, now=now,
+                                                keep=keep)
+            else:
+                rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
+                if limit is not None:
+                    rows = _first(rows, limit)
+            records = (_record(f, now, sla_for, intel, note) for f in rows)
         if args.format == "table":
             # A page with more after it ends with "… and N more" instead of a totals line.
             _table(records, bounded=limit is not None, wide=args.wide, empty=_empty(args),
@@ -202,7 +210,7 @@ def _exploit_filter(keep: Any, intel: Any, kev: bool, min_epss: float | None) ->
 
 def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
             intel: Any = None, note: Callable[[Any], str] | None = None) -> dict[str, Any]:
-    # (``findings_json`` writes the same keys in the same order from its parts)
+    # (``findings_lean`` writes the same keys in the same order from its parts)
     return {
         "package": f.key.package, "installed": ", ".join(f.installed_versions),
         "fixed": f.fix_version or None, "vulnerability": f.key.vulnerability,

@@ -1,12 +1,13 @@
-"""`scanwatch findings --format json | jsonl` read lean (``store/listing.py``) and written from
-JSON parts (``commands/findings_json.py``) is byte for byte what the general path writes (every
-finding a ``FindingRow``, a record, the record's encoder): on real Trivy reports recorded into
-25 repositories (a package at two versions in one), with the KEV copy in force listing one of
-their CVEs, EPSS scores, [sla] deadlines, [[ignore]] rules (one with a non-ASCII reason, which the
-standard encoder escapes) and every filter the lean path takes; before any summary is built,
-after, and with a rescan not yet summarised (its repository read from its carriers); on SQLite
-and on PostgreSQL. ``findings --by action``, whose counts now come from the same summaries, is
-the plan of every finding row read from the carriers, marks included."""
+"""A whole `scanwatch findings` listing (``--format json``, ``jsonl``, the table) read lean
+(``store/listing.py``) and written from its parts (``commands/findings_lean.py``) is byte for
+byte what the general path writes (every finding a ``FindingRow``, a record, its encoder): on
+real Trivy reports recorded into 25 repositories (a package at two versions in one), with the
+KEV copy in force listing one of their CVEs, EPSS scores, [sla] deadlines, [[ignore]] rules
+(one with a non-ASCII reason, which the standard encoder escapes) and every filter the lean
+path takes; before any summary is built, after, and with a rescan not yet summarised (its
+repository read from its carriers); on SQLite and on PostgreSQL. ``findings --by action``,
+whose counts now come from the same summaries, is the plan of every finding row read from the
+carriers, marks included."""
 
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def listed(config: Path, monkeypatch: pytest.MonkeyPatch, *args: str, lean: bool
 ARGS = [("--format", "json"), ("--format", "jsonl"), ("--format", "json", "--include-ignored"),
         ("--format", "json", "--fixable", "--severity", "High"),
         ("--format", "json", "--repository", "app-03"), ("--format", "jsonl", "--limit", "5001"),
+        ("--all",), ("--all", "--include-ignored", "--wide"), ("--fixable", "--severity", "High"),
         ("--format", "json", "--registry", "elsewhere")]
 
 

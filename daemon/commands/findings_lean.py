@@ -1,28 +1,29 @@
-"""`findings --format json | jsonl` of a whole registry, written from lean rows (issue 11).
+"""A whole `findings` listing written from lean rows (``store/listing.py``, issue 11): byte for
+byte what ``findings`` writes of ``findings._record``'s records, at a fraction of the cost.
 
-Byte for byte what ``findings.write`` writes of ``findings._record``'s records, at a fraction
-of the cost: each record is put together from its parts, already JSON, instead of being built
-as a dictionary and encoded. The summary's carriers and tags are the JSON ``carrier_summary``
-stores (written by orjson, as the record's encoder writes them): spliced in as they are where
-the finding's images carry one installed version, decoded and encoded again where they carry
-several; the times, SLA state, ignore and KEV/EPSS fields are encoded once per distinct value
-(most findings share them). A row that is not lean (its carriers read live:
-``store/listing.py``) or whose record is not ASCII (which the standard encoder escapes) goes
-through ``_record`` and its encoder, as before.
+``--format json | jsonl`` (``write``): each record is put together from its parts, already
+JSON, instead of being built as a dictionary and encoded. The summary's carriers and tags are
+the JSON ``carrier_summary`` stores (written by orjson, as the record's encoder writes them):
+spliced in as they are where the finding's images carry one installed version, decoded and
+encoded again where they carry several; the times, SLA state, ignore and KEV/EPSS fields are
+encoded once per distinct value (most findings share them). The table (``table_records``):
+only the fields it shows and counts. A row that is not lean (its carriers read live) or whose
+record is not ASCII (which the standard encoder escapes) goes through ``_record`` and its
+encoder, as before.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from daemon.model import Severity
 from daemon.store import listing as ls
-from daemon.store.carrier_summary import one_version
+from daemon.store.carrier_summary import one_version, versions
 from daemon.store.findings import FindingRow
 from daemon.store.tables import as_utc
 
@@ -65,13 +66,13 @@ def _encoder(general: Callable[[FindingRow], bytes], now: datetime, sla_for: Any
     dumps = orjson.dumps
     kev = intel.kev if intel is not None else {}
     epss = intel.epss if intel is not None and intel.epss else None
-    times: dict[tuple[Any, ...], bytes] = {}
+    times = _times(now, sla_for, kev, lambda fields: dumps(fields)[1:-1])
     exploits: dict[str, bytes] = {}
     ignores: dict[tuple[bool, str], bytes] = {}
     not_exploited = dumps(cmd.NOT_EXPLOITED)[1:-1]
     no_vex = b'"vex":null}'
     usable = ls.usable
-    severity, label = _SEVERITY, _LABEL
+    label = _LABEL
 
     def encode(row: Any) -> bytes:
         if not isinstance(row, tuple) or not usable(row):
@@ -97,21 +98,14 @@ def _encoder(general: Callable[[FindingRow], bytes], now: datetime, sla_for: Any
             "severity": label[level], "cvss_v3": None if cvss is None else float(cvss),
             "cvss_vector": row[ls.S_VECTOR] or None, "registry": row[ls.REGISTRY],
             "project": row[ls.PROJECT], "repository": row[ls.REPOSITORY]})
-        listed = cve in kev
-        key = (row[ls.FIRST_SEEN], row[ls.OPENED], level, cve if listed else None)
-        timed = times.get(key)
-        if timed is None:
-            if len(times) >= _CACHED:
-                times.clear()
-            timed = times[key] = dumps(cmd.when(
-                as_utc(key[0]), as_utc(key[1]), severity[level], cve, now, sla_for))[1:-1]
+        timed = times(row)
         why = (bool(row[ls.IGNORED]), row[ls.REASON] or "")
         ignored = ignores.get(why)
         if ignored is None:
             ignored = ignores[why] = dumps({"ignored": why[0],
                                            "ignore_reason": why[1] or None})[1:-1]
         exploited = not_exploited
-        if listed or (epss is not None and epss.get(cve) is not None):
+        if cve in kev or (epss is not None and epss.get(cve) is not None):
             exploited = exploits.get(cve)  # type: ignore[assignment]
             if exploited is None:
                 if len(exploits) >= _CACHED:
@@ -127,3 +121,53 @@ def _encoder(general: Callable[[FindingRow], bytes], now: datetime, sla_for: Any
         return data
 
     return encode
+
+
+T = TypeVar("T")
+
+
+def _times(now: datetime, sla_for: Any, kev: Mapping[str, Any], shape: Callable[[dict[str, Any]], T]
+           ) -> Callable[[ls.Lean], T]:
+    """A lean row's times (``findings.when``) in ``shape``, worked out once per distinct
+    (first seen, opened, severity, and the CVE where KEV lists it: its due date)."""
+    from daemon.commands import findings as cmd
+
+    cache: dict[tuple[Any, ...], T] = {}
+
+    def timed(row: ls.Lean) -> T:
+        cve, level = row[ls.VULNERABILITY], row[ls.SEVERITY]
+        key = (row[ls.FIRST_SEEN], row[ls.OPENED], level, cve if cve in kev else None)
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= _CACHED:
+                cache.clear()
+            found = cache[key] = shape(cmd.when(as_utc(key[0]), as_utc(key[1]),
+                                                _SEVERITY[level], cve, now, sla_for))
+        return found
+    return timed
+
+
+def table_records(rows: Iterable[ls.Lean | FindingRow], general: Callable[[FindingRow],
+                  dict[str, Any]], now: datetime, sla_for: Any, intel: Any
+                  ) -> Iterator[dict[str, Any]]:
+    """Each row as the fields of ``findings._record``'s record that the table shows and
+    counts (``findings._cells``, ``findings._table``), with the same values; ``general``:
+    the whole record of a row that is not lean."""
+
+    kev = intel.kev if intel is not None else {}
+    times = _times(now, sla_for, kev, lambda fields: fields)
+    label = _LABEL
+    for row in rows:
+        if not isinstance(row, tuple) or not ls.usable(row):
+            yield general(row if isinstance(row, FindingRow) else ls.finding_row(row))
+            continue
+        cve, level = row[ls.VULNERABILITY], row[ls.SEVERITY]
+        timed = times(row)
+        tags = row[ls.S_TAGS]
+        yield {"package": row[ls.PACKAGE], "installed": ", ".join(versions(row[ls.S_CARRIERS])),
+               "fixed": row[ls.FIX] or row[ls.S_FIX] or None, "vulnerability": cve,
+               "kev": cve in kev, "severity": label[level], "ignored": bool(row[ls.IGNORED]),
+               "registry": row[ls.REGISTRY], "project": row[ls.PROJECT],
+               "repository": row[ls.REPOSITORY],
+               "tags": [] if tags == "[]" else orjson.loads(tags),
+               "age_days": timed["age_days"], "sla": timed["sla"]}

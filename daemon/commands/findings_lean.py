@@ -75,8 +75,10 @@ def _encoder(general: Callable[[FindingRow], bytes], now: datetime, sla_for: Any
     label = _LABEL
 
     def encode(row: Any) -> bytes:
-        if not isinstance(row, tuple) or not usable(row):
-            return general(row if isinstance(row, FindingRow) else ls.finding_row(row))
+        if isinstance(row, FindingRow):
+            return general(row)
+        if not usable(row):  # (``listing`` yields none: a row read live is a FindingRow)
+            return general(ls.finding_row(row))
         cve, level = row[ls.VULNERABILITY], row[ls.SEVERITY]
         carriers = row[ls.S_CARRIERS].encode()
         one = one_version(carriers)
@@ -158,8 +160,8 @@ def table_records(rows: Iterable[ls.Lean | FindingRow], general: Callable[[Findi
     times = _times(now, sla_for, kev, lambda fields: fields)
     label = _LABEL
     for row in rows:
-        if not isinstance(row, tuple) or not ls.usable(row):
-            yield general(row if isinstance(row, FindingRow) else ls.finding_row(row))
+        if isinstance(row, FindingRow):
+            yield general(row)
             continue
         cve, level = row[ls.VULNERABILITY], row[ls.SEVERITY]
         timed = times(row)

@@ -130,9 +130,16 @@ def test_the_lean_listing_is_the_general_one_byte_for_byte(
     store.close()
     after = same_both_ways(config, monkeypatch)
     assert after == before
-    with monkeypatch.context() as m:  # summarised: read from the summaries alone
+    bare = tmp_path / "bare.toml"  # no [[ignore]]: the rows as the driver gives them
+    bare.write_text(config.read_text().split("[[ignore]]")[0])
+    with monkeypatch.context() as m:  # summarised: read and written lean alone
         m.setattr(findings, "with_carriers", refused)
-        assert listed(config, monkeypatch, "--format", "json") == after[("--format", "json")]
+        m.setattr(listing, "finding_row", refused)
+        for args in (("--format", "json"), ("--format", "jsonl"), ("--all",)):
+            assert listed(config, monkeypatch, *args) == after[args]
+            assert listed(bare, monkeypatch, *args) != after[args]  # more: none ignored
+    for args in (("--format", "json"), ("--all",)):
+        assert listed(bare, monkeypatch, *args) == listed(bare, monkeypatch, *args, lean=False)
     records = [orjson.loads(line) for line in after[("--format", "jsonl")].splitlines()]
     assert len(records) > 50 and records[0]["vulnerability"] == GIT_CVE  # KEV first
     assert records[0]["kev"] and records[0]["sla"] and records[0]["deadline"]

@@ -244,7 +244,7 @@ def when(first_seen: datetime, opened: datetime, severity: Severity, cve: str, n
 
 
 NOT_EXPLOITED: dict[str, Any] = {"kev": False, "kev_date_added": None, "kev_due_date": None,
-                                  "epss": None, "epss_percentile": None}
+                                 "epss": None, "epss_percentile": None}
 
 
 def exploit_fields(cve: str, intel: Any) -> dict[str, Any]:

@@ -4,9 +4,11 @@ first" need of a registry's open findings, without building a row object for eac
 ``remedy.plan_findings`` reads every finding with its carriers as ``FindingRow`` objects (a
 registry of 100,000 images holds hundreds of thousands) only to keep, per (package, installed
 version, vulnerability), its worst severity and fix, how many findings it covers and the worst
-row. Here a batch of repositories at a time, the database gives plain tuples: the matching
-findings, and the versions (and fixes) their counting images carry, through
-``ix_content_finding_content``; they are counted in Python as ``plan_findings`` counts them.
+row. Here the database gives plain tuples: each matching finding with the versions (and
+lowest fix) its counting images carry, from its carrier summary (``carrier_summary``, read in
+the same statement as its repository's mark), a marked repository's a batch of repositories at
+a time through ``ix_content_finding_content``; they are counted in Python as ``plan_findings``
+counts them.
 Only the worst finding of each triple is then read whole, with its carriers (its ecosystem, its
 images and, through lineage, where the package comes from): ``remedy.plan_counted``.
 

@@ -248,6 +248,15 @@ class Store:
         with self.reading() as conn:
             yield from findings.ordered(conn, query, rules=rules, now=now, keep=keep)
 
+    def finding_listing(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime
+                        ) -> Iterator[Any]:
+        """``iter_findings``' findings read lean (``store/listing.py``): plain rows where the
+        carriers' summary holds, ``FindingRow`` where they are read live."""
+        from daemon.store import listing
+
+        with self.reading() as conn:
+            yield from listing.rows(conn, query, rules=rules, now=now)
+
     def finding_batches(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
                         keep: Keep | None = None) -> Iterator[list[FindingRow]]:
         """Every matching finding with its carriers, in no particular order, a batch of
@@ -256,14 +265,29 @@ class Store:
             yield from findings.by_repository(conn, query, rules=rules, now=now, keep=keep)
 
     def finding_actions(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
-                        lineage: Callable[[str], Any] | None = None) -> list[Remedy[Members]]:
+                        lineage: Callable[[str, set[str]], Any] | None = None
+                        ) -> list[Remedy[Members]]:
         """The remediation plan of the matching findings (``remedy.plan_findings``'s), counted
-        in SQL (``store/actions.py``): one screen, whatever the size of the registry."""
+        in SQL (``store/actions.py``): one screen, whatever the size of the registry.
+        ``lineage(registry, digests)``: the lineage advisor of those images of ``registry``."""
         from daemon.remedy import plan_counted  # the version orderings load with it
         from daemon.store import actions
 
         with self.reading() as conn:
-            return plan_counted(actions.counted(conn, query, rules, now), lineage)
+            groups = list(actions.counted(conn, query, rules, now))
+        if lineage is None:
+            return plan_counted(groups)
+        # Only the images of the rows shown are attributed: their lineage is what is read.
+        wanted: dict[str, set[str]] = {}
+        for row, *_ in groups:
+            wanted.setdefault(row.key.registry, set()).update(row.digests)
+        advisors: dict[str, Any] = {}
+
+        def advisor(registry: str) -> Any:
+            if registry not in advisors:
+                advisors[registry] = lineage(registry, wanted.get(registry, set()))
+            return advisors[registry]
+        return plan_counted(groups, advisor)
 
     def build_plan(self, rules: IgnoreRules, now: datetime) -> str:
         """Count the remediation plan of every open finding under ``rules`` at ``now`` and
@@ -407,6 +431,13 @@ class Store:
     def lineage_view(self, registry: str) -> tuple[list[Image], dict[str, Lineage]]:
         with self.reading() as conn:
             return lineage_store.images(conn, registry), lineage_store.found(conn, registry)
+
+    def lineage_view_of(self, registry: str, digests: Iterable[str]
+                        ) -> tuple[list[Image], dict[str, Lineage]]:
+        """``lineage_view`` as far as attributing findings of ``digests`` reads it
+        (``lineage.view_of``)."""
+        with self.reading() as conn:
+            return lineage_store.view_of(conn, registry, digests)
 
     def lineage_images(self, registry: str) -> list[Image]:
         with self.reading() as conn:

@@ -28,6 +28,7 @@ from daemon.store.base import driver_rows
 from daemon.store.content import unpack_rows
 from daemon.store.migrations import m0022_lineage_inputs
 from daemon.store.migrations.m0016_lineage_platforms import table
+from daemon.store.tables import as_utc
 
 image_lineage = table(MetaData())
 lineage_resolved = m0022_lineage_inputs.table(MetaData())
@@ -64,6 +65,18 @@ def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: da
 def images(conn: Connection, registry: str) -> list[Image]:
     """Every image with facts, its current tags and push time from the inventory."""
     lin = image_lineage
+    tags, pushed = _inventory(conn, registry, None)
+    # Read row by row (not all rows, then all images): one copy of the facts at a time.
+    # Images on one base share its layers and build steps: each is kept once, not once per
+    # image (a registry of 100,000 images held millions of equal strings and steps).
+    shared: tuple[dict[str, str], dict[tuple[str, str, bool], Step]] = ({}, {})
+    return [_image(r, tags, pushed, shared)
+            for r in conn.execute(select(lin).where(lin.c.registry_name == registry))]
+
+
+def _inventory(conn: Connection, registry: str, digests: Iterable[str] | None
+               ) -> tuple[dict[str, list[str]], dict[str, datetime | None]]:
+    """The open tags and push time of ``registry``'s artifacts (only ``digests``' if given)."""
     tags: dict[str, list[str]] = {}
     pushed: dict[str, datetime | None] = {}
     q = (select(t.artifact.c.digest, t.artifact.c.push_time, t.tag.c.name)
@@ -72,32 +85,67 @@ def images(conn: Connection, registry: str) -> list[Image]:
                       .outerjoin(t.tag, and_(t.tag.c.artifact_id == t.artifact.c.id,
                                              t.tag.c.until.is_(None))))
          .where(t.registry.c.name == registry))
-    for digest, push_time, name in conn.execute(q):
-        pushed[digest] = push_time
-        if name:
-            tags.setdefault(digest, []).append(name)
-    out = []
-    # Read row by row (not all rows, then all images): one copy of the facts at a time.
-    # Images on one base share its layers and build steps: each is kept once, not once per
-    # image (a registry of 100,000 images held millions of equal strings and steps).
-    layers: dict[str, str] = {}
-    steps_of: dict[tuple[str, str, bool], Step] = {}
-    for r in conn.execute(select(lin).where(lin.c.registry_name == registry)):
-        steps = []
-        for created, by, empty in orjson.loads(r.steps):
-            key = (created, by, bool(empty))
-            step = steps_of.get(key)
-            if step is None:
-                step = steps_of[key] = Step(by, bool(empty), created)
-            steps.append(step)
-        tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
-        out.append(Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(tagged, ()))),
-                         pushed.get(tagged),
-                         tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)),
-                         tuple(steps),
-                         r.base_name, r.base_digest, r.platform, r.index_digest, r.denied,
-                         r.digest in pushed))
-    return out
+    wanted = None if digests is None else set(digests)
+    # One pass either way (no index leads with the digest: each IN would be one too).
+    for digest, push_time, name in driver_rows(conn, q):
+        if wanted is None or digest in wanted:
+            pushed[digest] = as_utc(push_time) if push_time is not None else None
+            if name:
+                tags.setdefault(digest, []).append(name)
+    return tags, pushed
+
+
+def _image(r: Any, tags: dict[str, list[str]], pushed: dict[str, datetime | None],
+           shared: tuple[dict[str, str], dict[tuple[str, str, bool], Step]]) -> Image:
+    layers, steps_of = shared
+    steps = []
+    for created, by, empty in orjson.loads(r.steps):
+        key = (created, by, bool(empty))
+        step = steps_of.get(key)
+        if step is None:
+            step = steps_of[key] = Step(by, bool(empty), created)
+        steps.append(step)
+    tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
+    return Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(tagged, ()))),
+                 pushed.get(tagged),
+                 tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)),
+                 tuple(steps),
+                 r.base_name, r.base_digest, r.platform, r.index_digest, r.denied,
+                 r.digest in pushed)
+
+
+def view_of(conn: Connection, registry: str, digests: Iterable[str]
+            ) -> tuple[list[Image], dict[str, Lineage]]:
+    """``images`` and ``found`` as far as attributing findings of ``digests`` reads them
+    (``lineage.advice.Advisor.source``): those images and their children (an index's), the
+    lineage of each, their bases and every image of the bases' repositories (a newer tag to
+    rebuild on). The same answers as the whole registry's for those findings, without
+    reading every image of a large registry."""
+    lin = image_lineage.c
+    wanted = set(digests)
+    children = [d for d, index in driver_rows(conn, select(lin.digest, lin.index_digest).where(
+        lin.registry_name == registry, lin.index_digest != "")) if index in wanted]
+    ours = _rows(conn, registry, sorted(wanted | set(children)), lin.digest)
+    bases = sorted({r.found_base_digest for r in ours if r.found_base_digest})
+    names = {(r.project, r.repository) for r in _rows(conn, registry, bases, lin.digest)}
+    related = [r for project, repository in sorted(names) for r in conn.execute(
+        select(image_lineage).where(lin.registry_name == registry, lin.project == project,
+                                    lin.repository == repository))]
+    rows = {r.digest: r for r in (*ours, *related)}
+    tags, pushed = _inventory(conn, registry, {d for r in rows.values()
+                                               for d in (r.digest, r.index_digest) if d})
+    shared: tuple[dict[str, str], dict[tuple[str, str, bool], Step]] = ({}, {})
+    return ([_image(r, tags, pushed, shared) for r in rows.values()],
+            {r.digest: _lineage(r.digest, r.method, r.found_base_digest, r.found_base)
+             for r in ours})
+
+
+def _rows(conn: Connection, registry: str, digests: list[str], column: Any) -> list[Any]:
+    """The lineage rows of ``registry`` whose ``column`` is one of ``digests``."""
+    lin = image_lineage.c
+    return [r for start in range(0, len(digests), 500) for r in conn.execute(
+        select(image_lineage).where(lin.registry_name == registry,
+                                    column.in_(digests[start:start + 500])))]
 
 
 def inputs(conn: Connection, registry: str, salt: str) -> str:
@@ -165,7 +213,11 @@ def found(conn: Connection, registry: str) -> dict[str, Lineage]:
     lin = image_lineage
     rows = conn.execute(select(lin.c.digest, lin.c.method, lin.c.found_base_digest,
                                lin.c.found_base).where(lin.c.registry_name == registry))
-    return {d: Lineage(d, m or "unknown", b, label or "unknown") for d, m, b, label in rows}
+    return {d: _lineage(d, m, b, label) for d, m, b, label in rows}
+
+
+def _lineage(digest: str, method: str | None, base: str, label: str | None) -> Lineage:
+    return Lineage(digest, method or "unknown", base, label or "unknown")
 
 
 def report_keys(conn: Connection, registry: str, digests: Iterable[str]

@@ -1,0 +1,63 @@
+"""Review of the lean listing (``store/listing.py``, ``commands/findings_lean.py``) and of the
+plan counted from the carrier summaries: cases where they must write what the general path
+writes, on real Trivy reports with one thing changed (a hostile installed version), on SQLite
+and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon.remedy import plan_findings
+from daemon.store.db import open_store
+from daemon.store.findings import FindingQuery
+from tests.store.store_helpers import REG, artifact, at
+from tests.store.test_actions_counted import plain
+from tests.store.test_findings_lean import listed, scan
+
+HOSTILE = '1.1.1c-r0",['  # ends with the bytes that end a version in a summary's JSON
+
+
+def config_for(url: str, tmp_path: Path) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[daemon]\ndatabase = "{url}"\n\n[[registry]]\nname = "{REG}"\n'
+        'url = "https://harbor.example"\nusername = "u"\npassword = "p"\n\n'
+        '[sla]\nCritical = "7d"\nHigh = "30d"\n')
+    return config
+
+
+def hostile_report(trivy: Path, tmp_path: Path) -> Path:
+    """alpine-310's real report, one vulnerability's installed version made hostile."""
+    report = json.loads((trivy / "alpine-310.json.golden").read_text())
+    report["Results"][0]["Vulnerabilities"][0]["InstalledVersion"] = HOSTILE
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_an_installed_version_holding_quote_comma_bracket_lists_as_before(
+        url: str, trivy_fixtures: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(url)
+    store.record_inventory(REG, [artifact("sha256:a1", "1.0", repository="edge")], at(0))
+    store.close()
+    scan(url, "sha256:a1", "edge", hostile_report(trivy_fixtures, tmp_path), 0)
+    store = open_store(url)
+    store.refresh_carriers()
+    store.close()
+    config = config_for(url, tmp_path)
+    for args in (("--format", "json"), ("--format", "jsonl"), ("--all",)):
+        lean = listed(config, monkeypatch, *args)
+        assert lean == listed(config, monkeypatch, *args, lean=False), args
+    assert HOSTILE.replace('"', '\\"').encode() in listed(config, monkeypatch, "--format", "json")
+    store = open_store(url)
+    try:
+        counted = store.finding_actions(FindingQuery(), rules=None, now=at(12))
+        every = plan_findings(store.finding_batches(FindingQuery(), rules=None, now=at(12)))
+        assert plain(counted) == plain(every)
+        assert any(HOSTILE in str(p) for p in plain(counted))
+    finally:
+        store.close()

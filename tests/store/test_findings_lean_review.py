@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,5 +60,38 @@ def test_an_installed_version_holding_quote_comma_bracket_lists_as_before(
         every = plan_findings(store.finding_batches(FindingQuery(), rules=None, now=at(12)))
         assert plain(counted) == plain(every)
         assert any(HOSTILE in str(p) for p in plain(counted))
+    finally:
+        store.close()
+
+
+def test_a_summary_json_could_not_hold_counts_its_finding_once(
+        url: str, trivy_fixtures: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finding whose summary is ``READ_LIVE`` (``_stored`` could not encode it) is read from
+    its carriers; its repository's other findings, counted from their summaries, are not
+    counted a second time."""
+    from daemon.store import carrier_summary as cs
+    from tests.store.test_actions_counted import seed
+
+    seed(url, trivy_fixtures)
+    stored = cs._stored
+    made: list[int] = []
+
+    def unencodable_once(finding: int, key: tuple[int, str, str], summary: Any) -> Any:
+        row = stored(finding, key, summary)
+        if not made:  # as _stored writes one whose JSON raised
+            made.append(finding)
+            row.update(carriers=cs.READ_LIVE, tags="[]")
+        return row
+
+    monkeypatch.setattr(cs, "_stored", unencodable_once)
+    store = open_store(url)
+    try:
+        store.refresh_carriers()
+        with store.engine.connect() as conn:
+            assert made and list(cs.marked(conn)) == []  # nothing marked: summaries in use
+        counted = store.finding_actions(FindingQuery(), rules=None, now=at(12))
+        every = plan_findings(store.finding_batches(FindingQuery(), rules=None, now=at(12)))
+        assert plain(counted) == plain(every)
     finally:
         store.close()

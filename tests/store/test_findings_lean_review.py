@@ -33,7 +33,10 @@ def config_for(url: str, tmp_path: Path) -> Path:
 def hostile_report(trivy: Path, tmp_path: Path) -> Path:
     """alpine-310's real report, one vulnerability's installed version made hostile."""
     report = json.loads((trivy / "alpine-310.json.golden").read_text())
-    report["Results"][0]["Vulnerabilities"][0]["InstalledVersion"] = HOSTILE
+    found = report["Results"][0]["Vulnerabilities"]
+    found[0]["InstalledVersion"] = HOSTILE
+    found[1]["InstalledVersion"] = "1.1.1c\\r0"  # a backslash: escaped in JSON
+    found[2]["PkgName"] += "\x1b[2J"  # a terminal escape (read as U+FFFD)
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps(report))
     return path
@@ -43,14 +46,16 @@ def test_an_installed_version_holding_quote_comma_bracket_lists_as_before(
         url: str, trivy_fixtures: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_store(url)
-    store.record_inventory(REG, [artifact("sha256:a1", "1.0", repository="edge")], at(0))
+    store.record_inventory(REG, [artifact("sha256:a1", "1.0", 'x",[', repository="edge")],
+                           at(0))
     store.close()
     scan(url, "sha256:a1", "edge", hostile_report(trivy_fixtures, tmp_path), 0)
     store = open_store(url)
     store.refresh_carriers()
     store.close()
     config = config_for(url, tmp_path)
-    for args in (("--format", "json"), ("--format", "jsonl"), ("--all",)):
+    for args in (("--format", "json"), ("--format", "jsonl"), ("--all",),
+                 ("--limit", "5001")):
         lean = listed(config, monkeypatch, *args)
         assert lean == listed(config, monkeypatch, *args, lean=False), args
     assert HOSTILE.replace('"', '\\"').encode() in listed(config, monkeypatch, "--format", "json")

@@ -100,3 +100,59 @@ def test_a_summary_json_could_not_hold_counts_its_finding_once(
         assert plain(counted) == plain(every)
     finally:
         store.close()
+
+
+def test_vex_statements_allowlists_and_expiring_rules_list_as_before(
+        url: str, trivy_fixtures: Path, shared_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``test_findings_lean``'s registry with every kind of rule: a VEX ``not_affected``
+    statement, an ``under_investigation`` one and an ``affected`` one with a non-ASCII action
+    (notes), a Harbor allowlist (one of the project's, one expired), a rule added from the
+    command line, a rule expiring today and one expired; summarised and not."""
+    from datetime import timedelta
+
+    from daemon.config_types import IgnoreConfig
+    from daemon.model import CveAllowlist
+    from tests.intel.test_vex import openvex
+    from tests.store.store_helpers import PROJECT
+    from tests.store.test_findings_lean import prepare
+
+    config = prepare(url, trivy_fixtures, shared_dir, tmp_path)
+    store = open_store(url)
+    cves = sorted({r.key.vulnerability for r in store.open_findings()})
+    packages = sorted({r.key.package for r in store.open_findings()})
+    store.save_allowlists(REG, [CveAllowlist(REG, frozenset(cves[1:3]), None, PROJECT),
+                                CveAllowlist(REG, frozenset(cves[3:4]), at(5))], at(0))
+    store.add_ignore(IgnoreConfig("from the CLI", at(12).date(), package=packages[1]),
+                     "ops", at(0))
+    store.close()
+    doc = tmp_path / "team.openvex.json"
+    doc.write_text(json.dumps(openvex([
+        {"vulnerability": cves[4], "products": [f"{PROJECT}/app-1*"], "status": "not_affected",
+         "justification": "vulnerable_code_not_present"},
+        {"vulnerability": cves[5], "products": [f"{PROJECT}/*"],
+         "status": "under_investigation"},
+        {"vulnerability": cves[6], "products": [f"{PROJECT}/*"], "status": "affected",
+         "action_statement": "Mise à jour de l'image de base"}])))
+    today = at(12).date()
+    text = config.read_text().replace('password = "p"\n',
+                                      'password = "p"\nuse_harbor_allowlist = true\n')
+    config.write_text(
+        text + f'\n[[ignore]]\npackage = "{packages[2]}"\nreason = "until today"\n'
+        f'expires = {today.isoformat()}\n\n[[ignore]]\npackage = "{packages[3]}"\n'
+        f'reason = "long gone"\nexpires = {(today - timedelta(days=1)).isoformat()}\n\n'
+        f'[[vex]]\nname = "team"\npath = "{doc}"\n')
+    for summarised in (False, True):
+        if summarised:
+            store = open_store(url)
+            store.refresh_carriers()
+            store.close()
+        for args in (("--format", "json"), ("--format", "jsonl", "--include-ignored"),
+                     ("--all", "--include-ignored"), ("--format", "json", "--fixable")):
+            lean = listed(config, monkeypatch, *args)
+            assert lean == listed(config, monkeypatch, *args, lean=False), (summarised, args)
+    every = listed(config, monkeypatch, "--format", "json", "--include-ignored")
+    for shown in (b"VEX under_investigation", b"VEX not_affected", b"Harbor CVE allowlist",
+                  b"from the CLI", b"until today", b"Mise \\u00e0 jour"):
+        assert shown in every, shown
+    assert b"long gone" not in every

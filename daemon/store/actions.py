@@ -110,11 +110,15 @@ def members(conn: Connection, query: FindingQuery, rules: IgnoreRules | None
                   .outerjoin(cs.carrier_summary, s.finding_id == f.id)
                   .outerjoin(cs.carrier_dirty, d.repository_id == f.repository_id))
     live: set[int] = set()
+    # The findings read again with their carriers: only those (a summary JSON could not hold
+    # leaves its repository's other findings counted from their summaries).
+    deferred: set[int] = set()
     versions_of = cs.versions
     for row in driver_rows(conn, summarised):
         fix, encoded, mark = row[-3:]
         if mark is not None or encoded == cs.READ_LIVE:
             live.add(row[1])
+            deferred.add(row[0])
         elif encoded is None:  # no image carries it now: as stored
             yield row[:-3], [v for v in row[6].split(", ") if v], row[5]
         else:
@@ -124,6 +128,8 @@ def members(conn: Connection, query: FindingQuery, rules: IgnoreRules | None
         batch = repos[start:start + _REPOSITORIES]
         carried = _carried(conn, batch)
         for row in driver_rows(conn, stmt.where(f.repository_id.in_(batch))):
+            if row[0] not in deferred:
+                continue
             versions, fixes = carried.get((row[1], row[2], row[3])) or (None, None)
             if versions is None or fixes is None:  # no image carries it now: as stored
                 yield row, [v for v in row[6].split(", ") if v], row[5]

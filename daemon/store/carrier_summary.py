@@ -169,12 +169,13 @@ def decoded(fix: str | None, encoded: str | None, tags: str | None, ecosystem: s
 def one_version(encoded: bytes) -> tuple[bytes, bytes] | None:
     """The JSON of the one installed version and of its digests in ``encoded`` (a summary's
     carriers, as stored: ``[["version",["digest", ...]]]``), or None where it holds several
-    versions (or a digest with a bracket): without decoding each digest. A JSON string
-    never holds ``",["`` unescaped, so the first one ends the version."""
+    versions (or a digest with a bracket, or a version with an escape): without decoding
+    each digest. A JSON string never holds ``",["`` with its quote unescaped, so in a version
+    without a backslash the first one ends it (``1.0",[`` is ``"1.0\\",["``: not its end)."""
     end = encoded.find(b'",["', 3)
     digests = encoded[end + 2:-2]
     if end > 0 and encoded.startswith(b'[["') and encoded.endswith(b"]]]") \
-            and b"]" not in digests[:-1]:
+            and b"]" not in digests[:-1] and encoded.find(b"\\", 3, end) < 0:
         return encoded[2:end + 1], digests
     return None
 

@@ -36,6 +36,8 @@ FIELDS = ("package", "installed", "fixed", "vulnerability", "severity", "registr
           "repository", "tags", "digests", "first_seen", "opened_at", "age_days", "sla",
           "deadline", "ignored", "ignore_reason", "kev", "kev_date_added", "kev_due_date",
           "epss", "epss_percentile", "vex", "cvss_v3", "cvss_vector")
+# A whole listing in these is read lean and written from its parts (findings_lean).
+LEAN_FORMATS = ("json", "jsonl", "table")
 PAGE_LIMIT = 5000  # up to this many rows come through the index, more through one full pass
 _SAMPLE = 200  # table rows that set the column widths before the rest stream
 
@@ -135,25 +137,43 @@ def run(args: argparse.Namespace) -> int:
             from daemon.commands import findings_summary
 
             if args.by == "action":
-                lineage = findings_summary.lineage_of(store)
                 if keep is None:  # counted in SQL; a filter decided per finding reads each
                     return findings_summary.print_plan(store.finding_actions(
-                        query, rules=rules, now=now, lineage=lineage), args.format, store)
+                        query, rules=rules, now=now, lineage=findings_summary.lineage_for(store)),
+                        args.format, store)
                 return findings_summary.actions(
                     store.finding_batches(query, rules=rules, now=now, keep=keep), args.format,
-                    lineage, store)
+                    findings_summary.lineage_of(store), store)
             return findings_summary.images(
                 store.finding_heads(query, rules=rules, now=now, keep=keep), args.format)
         rest = 0
-        rows: Iterable[FindingRow]
-        if limit is not None and limit <= PAGE_LIMIT:
-            rows, rest = store.finding_page(query, limit=limit, rules=rules, now=now, keep=keep)
-        else:
-            rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
-            if limit is not None:
-                rows = _first(rows, limit)
         note = rules.vex_note if rules is not None and rules.vex else None
-        records = (_record(f, now, sla_for, intel, note) for f in rows)
+        records: Iterable[dict[str, Any]]
+        if args.format in LEAN_FORMATS and keep is None and (
+                limit is None or limit > PAGE_LIMIT):  # a whole listing: read lean
+            from daemon.commands import findings_lean
+
+            lean = itertools.islice(store.finding_listing(query, rules=rules, now=now), limit)
+            if args.format == "table":
+                records = findings_lean.table_records(
+                    lean, lambda f: _record(f, now, sla_for, intel, note), now, sla_for, intel)
+            else:
+                encode = _json_encoder()
+                findings_lean.write(
+                    args.format, lean,
+                    lambda f: encode(_record(f, now, sla_for, intel, note)).encode(),
+                    now, sla_for, intel, note)
+                return 0
+        else:
+            rows: Iterable[FindingRow]
+            if limit is not None and limit <= PAGE_LIMIT:
+                rows, rest = store.finding_page(query, limit=limit, rules=rules, now=now,
+                                                keep=keep)
+            else:
+                rows = store.iter_findings(query, rules=rules, now=now, keep=keep)
+                if limit is not None:
+                    rows = _first(rows, limit)
+            records = (_record(f, now, sla_for, intel, note) for f in rows)
         if args.format == "table":
             # A page with more after it ends with "… and N more" instead of a totals line.
             _table(records, bounded=limit is not None, wide=args.wide, empty=_empty(args),
@@ -190,14 +210,7 @@ def _exploit_filter(keep: Any, intel: Any, kev: bool, min_epss: float | None) ->
 
 def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
             intel: Any = None, note: Callable[[Any], str] | None = None) -> dict[str, Any]:
-    deadline = sla_for(f.severity, f.opened_at, f.key.vulnerability) if sla_for else None
-    sla: str | None
-    if deadline is None:
-        sla = None  # no [sla] deadline for this severity
-    elif now > deadline:
-        sla = f"overdue {(now - deadline).days}d"
-    else:
-        sla = f"due in {(deadline - now).days}d"
+    # (``findings_lean`` writes the same keys in the same order from its parts)
     return {
         "package": f.key.package, "installed": ", ".join(f.installed_versions),
         "fixed": f.fix_version or None, "vulnerability": f.key.vulnerability,
@@ -206,25 +219,39 @@ def _record(f: FindingRow, now: datetime, sla_for: Deadline | None,
         "repository": f.key.repository, "tags": list(f.tags), "digests": list(f.digests),
         # each installed version with the images (digests) that carry it
         "installed_versions": [{"version": v, "digests": list(ds)} for v, ds in f.carriers],
-        "first_seen": f.first_seen.isoformat(), "opened_at": f.opened_at.isoformat(),
-        "age_days": (now - f.opened_at).days, "sla": sla,
-        "deadline": deadline.isoformat() if deadline else None,
+        **when(f.first_seen, f.opened_at, f.severity, f.key.vulnerability, now, sla_for),
         "ignored": f.ignored, "ignore_reason": f.ignore_reason or None,
-        **_exploit_fields(f.key.vulnerability, intel),
+        **exploit_fields(f.key.vulnerability, intel),
         # a VEX statement that does not silence it: "VEX under_investigation", "VEX affected: …"
         "vex": (note(f.key) if note else "") or None,
     }
 
 
-_NOT_EXPLOITED: dict[str, Any] = {"kev": False, "kev_date_added": None, "kev_due_date": None,
-                                  "epss": None, "epss_percentile": None}
+def when(first_seen: datetime, opened: datetime, severity: Severity, cve: str, now: datetime,
+         sla_for: Deadline | None) -> dict[str, Any]:
+    """A record's times: first seen, opened, its age and SLA state at ``now``."""
+    deadline = sla_for(severity, opened, cve) if sla_for else None
+    sla: str | None
+    if deadline is None:
+        sla = None  # no [sla] deadline for this severity
+    elif now > deadline:
+        sla = f"overdue {(now - deadline).days}d"
+    else:
+        sla = f"due in {(deadline - now).days}d"
+    return {"first_seen": first_seen.isoformat(), "opened_at": opened.isoformat(),
+            "age_days": (now - opened).days, "sla": sla,
+            "deadline": deadline.isoformat() if deadline else None}
 
 
-def _exploit_fields(cve: str, intel: Any) -> dict[str, Any]:
+NOT_EXPLOITED: dict[str, Any] = {"kev": False, "kev_date_added": None, "kev_due_date": None,
+                                 "epss": None, "epss_percentile": None}
+
+
+def exploit_fields(cve: str, intel: Any) -> dict[str, Any]:
     kev = intel.kev.get(cve) if intel else None
     score = intel.epss.get(cve) if intel else None
     if kev is None and score is None:
-        return _NOT_EXPLOITED  # most findings: one shared value (records are only read)
+        return NOT_EXPLOITED  # most findings: one shared value (records are only read)
     return {"kev": kev is not None,
             "kev_date_added": kev[0].isoformat() if kev else None,
             "kev_due_date": kev[1].isoformat() if kev else None,

@@ -37,6 +37,13 @@ def lineage_of(store: Store) -> Callable[[str], Advisor]:
     return get
 
 
+def lineage_for(store: Store) -> Callable[[str, set[str]], Advisor]:
+    """The lineage of some images of a registry, read when asked for (``finding_actions``)."""
+    from daemon.lineage.fetch import advisor
+
+    return lambda registry, digests: advisor(store, registry, digests=digests)
+
+
 def actions(batches: Iterable[list[FindingRow]], fmt: str,
             lineage: Callable[[str], Advisor] | None = None, store: Store | None = None) -> int:
     from daemon.remedy import plan_findings

@@ -113,19 +113,19 @@ def _short_external(name: str) -> str:
 def resolve(images: Iterable[Image], *, registry_host: str,
             scope: Callable[[str], bool] = lambda name: True) -> dict[str, Lineage]:
     """Every image's lineage (keyed by digest)."""
-    every = list(images)
-    return dict(resolve_each(lambda: every, registry_host=registry_host, scope=scope))
+    return dict(resolve_each(list(images), registry_host=registry_host, scope=scope))
 
 
-def resolve_each(images: Callable[[], Iterable[Image]], *, registry_host: str,
+def resolve_each(images: Iterable[Image], *, registry_host: str,
                  scope: Callable[[str], bool] = lambda name: True
                  ) -> Iterator[tuple[str, Lineage]]:
-    """``resolve`` over a source read twice (``images()`` each time): first into the table
+    """``resolve`` over images iterated twice (a list, or a source whose each iteration reads
+    them again, ``store.lineage.Reread``): first into the table
     that looks bases up, holding each image without its build steps and layer digests (a
     hash of each whole list in their place), then image by image, each resolved as it comes.
     What a registry of 100,000 images holds is the table, not every image's history."""
-    table = _Table(images(), scope)
-    for image in images():
+    table = _Table(images, scope)
+    for image in images:
         yield image.digest, table.one(image, registry_host)
 
 

@@ -93,7 +93,9 @@ class Advisor:
                      and i.platform == base.platform and i.digest in self.keys
                      and newer(i, base)]
             best = None
-            for candidate in later:
+            # by digest: of equally new tags (2.0 and 2.0.0) the same one, whatever order
+            # the images were read in (the whole registry's, or a partial view's)
+            for candidate in sorted(later, key=lambda i: i.digest):
                 if best is None or newer(candidate, best):
                     best = candidate
             if best is not None:

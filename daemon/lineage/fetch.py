@@ -284,15 +284,17 @@ async def resolve_registry(client: HarborClient, store: Store,
     return found
 
 
-def advisor(store: Store, registry: str, found: Mapping[str, Lineage] | None = None
-            ) -> Advisor:
+def advisor(store: Store, registry: str, found: Mapping[str, Lineage] | None = None,
+            digests: Iterable[str] | None = None) -> Advisor:
     """One registry's lineage with what attribution compares: the package versions of each
     base image's latest report, and the report keys of every tag of the base repositories.
     ``found``: the lineage just resolved (else the stored one is read); the Advisor then
     answers ``rebuild`` alone (what a run announces), holding the images of the base
-    repositories only, not every image of the registry with its build history."""
+    repositories only, not every image of the registry with its build history. ``digests``:
+    only what attributing findings of those images reads (``Store.lineage_view_of``)."""
     if found is None:
-        images, found = store.lineage_view(registry)
+        images, found = store.lineage_view(registry) if digests is None \
+            else store.lineage_view_of(registry, digests)
         bases = Advisor.bases_of(found)
         names = {i.name for i in images if i.digest in bases}
     else:

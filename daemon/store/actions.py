@@ -4,9 +4,11 @@ first" need of a registry's open findings, without building a row object for eac
 ``remedy.plan_findings`` reads every finding with its carriers as ``FindingRow`` objects (a
 registry of 100,000 images holds hundreds of thousands) only to keep, per (package, installed
 version, vulnerability), its worst severity and fix, how many findings it covers and the worst
-row. Here a batch of repositories at a time, the database gives plain tuples: the matching
-findings, and the versions (and fixes) their counting images carry, through
-``ix_content_finding_content``; they are counted in Python as ``plan_findings`` counts them.
+row. Here the database gives plain tuples: each matching finding with the versions (and
+lowest fix) its counting images carry, from its carrier summary (``carrier_summary``, read in
+the same statement as its repository's mark), a marked repository's a batch of repositories at
+a time through ``ix_content_finding_content``; they are counted in Python as ``plan_findings``
+counts them.
 Only the worst finding of each triple is then read whole, with its carriers (its ecosystem, its
 images and, through lineage, where the package comes from): ``remedy.plan_counted``.
 
@@ -22,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from daemon.ignores import IgnoreRules
 from daemon.model import FindingKey, Severity
 from daemon.remedy import Vuln
+from daemon.store import carrier_summary as cs
 from daemon.store import carriers, findings
 from daemon.store import tables as t
 from daemon.store.base import driver_rows
@@ -98,16 +100,36 @@ def members(conn: Connection, query: FindingQuery, rules: IgnoreRules | None
             ) -> Iterator[tuple[tuple[Any, ...], set[str] | list[str], str]]:
     """Each open finding ``query`` matches in SQL (``MEMBER_COLUMNS``), with the installed
     versions its images carry now and its fix (the stored one, else the lowest its images
-    report), as the plan counts them; a batch of repositories at a time. A finding no image
-    carries now counts as stored."""
-    f = t.finding.c
+    report), as the plan counts them. Both come from the finding's carrier summary, read with
+    it and its repository's mark in one statement; a marked repository's findings are read
+    again with their carriers a batch of repositories at a time. A finding no image carries
+    now counts as stored."""
+    f, s, d = t.finding.c, cs.carrier_summary.c, cs.carrier_dirty.c
     stmt = findings.matching(MEMBER_COLUMNS, query, rules)
-    repos = sorted(int(x) for x in conn.execute(
-        select(stmt.subquery().c.repository_id).distinct()).scalars())
+    summarised = (stmt.add_columns(s.fix, s.carriers, d.version)
+                  .outerjoin(cs.carrier_summary, s.finding_id == f.id)
+                  .outerjoin(cs.carrier_dirty, d.repository_id == f.repository_id))
+    live: set[int] = set()
+    # The findings read again with their carriers: only those (a summary JSON could not hold
+    # leaves its repository's other findings counted from their summaries).
+    deferred: set[int] = set()
+    versions_of = cs.versions
+    for row in driver_rows(conn, summarised):
+        fix, encoded, mark = row[-3:]
+        if mark is not None or encoded == cs.READ_LIVE:
+            live.add(row[1])
+            deferred.add(row[0])
+        elif encoded is None:  # no image carries it now: as stored
+            yield row[:-3], [v for v in row[6].split(", ") if v], row[5]
+        else:
+            yield row[:-3], versions_of(encoded), row[5] or fix
+    repos = sorted(live)
     for start in range(0, len(repos), _REPOSITORIES):
         batch = repos[start:start + _REPOSITORIES]
         carried = _carried(conn, batch)
         for row in driver_rows(conn, stmt.where(f.repository_id.in_(batch))):
+            if row[0] not in deferred:
+                continue
             versions, fixes = carried.get((row[1], row[2], row[3])) or (None, None)
             if versions is None or fixes is None:  # no image carries it now: as stored
                 yield row, [v for v in row[6].split(", ") if v], row[5]

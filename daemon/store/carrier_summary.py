@@ -65,7 +65,7 @@ carrier_dirty = Table(
     Column("version", Integer(), nullable=False),  # bumped by each change (the triggers)
 )
 BATCH = 20  # repositories rebuilt per transaction
-_READ_LIVE = ""  # a summary JSON cannot hold (a lone surrogate): read from the carriers
+READ_LIVE = ""  # a summary JSON cannot hold (a lone surrogate): read from the carriers
 
 Begin = Callable[[], AbstractContextManager[Connection]]
 
@@ -112,7 +112,7 @@ def _stored(finding: int, key: tuple[int, str, str], summary: Summary) -> dict[s
         encoded = orjson.dumps(summary.carriers).decode()
         tags = orjson.dumps(summary.tags).decode()
     except orjson.JSONEncodeError:
-        encoded, tags = _READ_LIVE, "[]"
+        encoded, tags = READ_LIVE, "[]"
     return {"finding_id": finding, "repository_id": key[0],
             "fix": summary.fix, "carriers": encoded, "tags": tags,
             "ecosystem": summary.ecosystem, "cvss_v3": summary.cvss_v3,
@@ -156,7 +156,7 @@ def decoded(fix: str | None, encoded: str | None, tags: str | None, ecosystem: s
         return LIVE
     if encoded is None:
         return NOT_CARRIED
-    if encoded == _READ_LIVE:
+    if encoded == READ_LIVE:
         return LIVE
     held = tuple([(v, tuple(ds)) for v, ds in orjson.loads(encoded)])
     digests = held[0][1] if len(held) == 1 else tuple(sorted({d for _, ds in held for d in ds}))
@@ -164,6 +164,28 @@ def decoded(fix: str | None, encoded: str | None, tags: str | None, ecosystem: s
     return Summary(fix or "", held, digests, names,
                    ecosystem or "", None if cvss_v3 is None else float(cvss_v3),
                    cvss_vector or "")
+
+
+def one_version(encoded: bytes) -> tuple[bytes, bytes] | None:
+    """The JSON of the one installed version and of its digests in ``encoded`` (a summary's
+    carriers, as stored: ``[["version",["digest", ...]]]``), or None where it holds several
+    versions (or a digest with a bracket, or a version with an escape): without decoding
+    each digest. A JSON string never holds ``",["`` with its quote unescaped, so in a version
+    without a backslash the first one ends it (``1.0",[`` is ``"1.0\\",["``: not its end)."""
+    end = encoded.find(b'",["', 3)
+    digests = encoded[end + 2:-2]
+    if end > 0 and encoded.startswith(b'[["') and encoded.endswith(b"]]]") \
+            and b"]" not in digests[:-1] and encoded.find(b"\\", 3, end) < 0:
+        return encoded[2:end + 1], digests
+    return None
+
+
+def versions(encoded: str) -> list[str]:
+    """The installed versions of a summary's carriers as stored."""
+    one = one_version(encoded.encode())
+    if one is not None:
+        return [orjson.loads(one[0])]
+    return [v for v, _ in orjson.loads(encoded)]
 
 
 def marked(conn: Connection) -> Iterator[int]:

@@ -16,7 +16,6 @@ the daemon lock; ``transaction()`` is its unit of work, and each method is one t
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -250,6 +249,15 @@ class Store:
         with self.reading() as conn:
             yield from findings.ordered(conn, query, rules=rules, now=now, keep=keep)
 
+    def finding_listing(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime
+                        ) -> Iterator[Any]:
+        """``iter_findings``' findings read lean (``store/listing.py``): plain rows where the
+        carriers' summary holds, ``FindingRow`` where they are read live."""
+        from daemon.store import listing
+
+        with self.reading() as conn:
+            yield from listing.rows(conn, query, rules=rules, now=now)
+
     def finding_batches(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
                         keep: Keep | None = None) -> Iterator[list[FindingRow]]:
         """Every matching finding with its carriers, in no particular order, a batch of
@@ -258,14 +266,29 @@ class Store:
             yield from findings.by_repository(conn, query, rules=rules, now=now, keep=keep)
 
     def finding_actions(self, query: FindingQuery, *, rules: IgnoreRules | None, now: datetime,
-                        lineage: Callable[[str], Any] | None = None) -> list[Remedy[Members]]:
+                        lineage: Callable[[str, set[str]], Any] | None = None
+                        ) -> list[Remedy[Members]]:
         """The remediation plan of the matching findings (``remedy.plan_findings``'s), counted
-        in SQL (``store/actions.py``): one screen, whatever the size of the registry."""
+        in SQL (``store/actions.py``): one screen, whatever the size of the registry.
+        ``lineage(registry, digests)``: the lineage advisor of those images of ``registry``."""
         from daemon.remedy import plan_counted  # the version orderings load with it
         from daemon.store import actions
 
         with self.reading() as conn:
-            return plan_counted(actions.counted(conn, query, rules, now), lineage)
+            groups = list(actions.counted(conn, query, rules, now))
+        if lineage is None:
+            return plan_counted(groups)
+        # Only the images of the rows shown are attributed: their lineage is what is read.
+        wanted: dict[str, set[str]] = {}
+        for row, *_ in groups:
+            wanted.setdefault(row.key.registry, set()).update(row.digests)
+        advisors: dict[str, Any] = {}
+
+        def advisor(registry: str) -> Any:
+            if registry not in advisors:
+                advisors[registry] = lineage(registry, wanted.get(registry, set()))
+            return advisors[registry]
+        return plan_counted(groups, advisor)
 
     def build_plan(self, rules: IgnoreRules, now: datetime) -> str:
         """Count the remediation plan of every open finding under ``rules`` at ``now`` and
@@ -384,17 +407,18 @@ class Store:
 
     def record_lineage(
         self, registry: str, fetched: Iterable[Image], now: datetime,
-        resolve_with: Callable[[Callable[[], Iterable[Image]]], Iterable[tuple[str, Lineage]]],
+        resolve_with: Callable[[Iterable[Image]],
+                               Mapping[str, Lineage] | Iterable[tuple[str, Lineage]]],
     ) -> dict[str, Lineage]:
         """Add the fetched facts, then re-resolve every image of the registry, in one
         transaction; returns the lineage of every image. ``resolve_with`` is handed the
-        registry's images as a source to read (each call reads them again, row by row:
-        ``lineage.resolve_each``), not a list of every image with its build history."""
+        registry's images as a source that reads them again row by row at each iteration
+        (``lineage.resolve_each`` iterates it twice), not a list of every image with its
+        build history."""
         with self.transaction() as conn:
             lineage_store.save_facts(conn, registry, fetched, now)
             marks = lineage_store.inventory_marks(conn, registry)
-            resolved = dict(resolve_with(
-                functools.partial(lineage_store.each_image, conn, registry, marks)))
+            resolved = dict(resolve_with(lineage_store.Reread(conn, registry, marks)))
             del marks
             lineage_store.save_found(conn, registry,
                                      lineage_store.changed(conn, registry, resolved))
@@ -419,6 +443,13 @@ class Store:
     def lineage_view(self, registry: str) -> tuple[list[Image], dict[str, Lineage]]:
         with self.reading() as conn:
             return lineage_store.images(conn, registry), lineage_store.found(conn, registry)
+
+    def lineage_view_of(self, registry: str, digests: Iterable[str]
+                        ) -> tuple[list[Image], dict[str, Lineage]]:
+        """``lineage_view`` as far as attributing findings of ``digests`` reads it
+        (``lineage.view_of``)."""
+        with self.reading() as conn:
+            return lineage_store.view_of(conn, registry, digests)
 
     def lineage_images(self, registry: str, names: Collection[str] | None = None
                        ) -> list[Image]:

@@ -136,6 +136,11 @@ def heads_where(conn: Connection, query: FindingQuery, rules: IgnoreRules | None
 _SEVERITY = {int(s): s for s in Severity}
 
 
+def head_of(row: Sequence[Any]) -> FindingHead:
+    """The head of one row of ``_select``'s columns, its ignored flag and reason as given."""
+    return next(_heads([row], FindingQuery(include_ignored=True), None, datetime.min, None))
+
+
 def _heads(rows: Iterable[Any], query: FindingQuery, rules: IgnoreRules | None, now: datetime,
            keep: Keep | None) -> Iterator[FindingHead]:
     severity = _SEVERITY
@@ -191,7 +196,7 @@ def count(conn: Connection, query: FindingQuery, rules: IgnoreRules | None) -> i
 def _row(head: FindingHead, seen: list[Carrier]) -> FindingRow:
     if not seen:
         return _uncarried(head)
-    return _summarised(head, carriers.summarise(seen))
+    return summarised(head, carriers.summarise(seen))
 
 
 def _uncarried(head: FindingHead) -> FindingRow:
@@ -202,7 +207,7 @@ def _uncarried(head: FindingHead) -> FindingRow:
                       head.ignore_reason, carriers=tuple((v, ()) for v in sorted(stored)))
 
 
-def _summarised(head: FindingHead, s: Summary) -> FindingRow:
+def summarised(head: FindingHead, s: Summary) -> FindingRow:
     return FindingRow(
         head.key, head.severity, head.fix_version or s.fix,
         tuple([v for v, _ in s.carriers]), s.digests, s.tags, head.first_seen, head.opened_at,
@@ -225,7 +230,7 @@ def with_carriers(conn: Connection, heads: Sequence[FindingHead], *, each: bool 
         if summary is None:
             rows.append(_uncarried(h))
         elif isinstance(summary, Summary):
-            rows.append(_summarised(h, summary))
+            rows.append(summarised(h, summary))
         else:
             rows.append(_row(h, carried.get((h.repository_id, h.key.vulnerability,
                                              h.key.package), [])))

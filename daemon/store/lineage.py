@@ -29,6 +29,7 @@ from daemon.store.base import driver_rows
 from daemon.store.content import unpack_rows
 from daemon.store.migrations import m0022_lineage_inputs
 from daemon.store.migrations.m0016_lineage_platforms import table
+from daemon.store.tables import as_utc
 
 image_lineage = table(MetaData())
 lineage_resolved = m0022_lineage_inputs.table(MetaData())
@@ -74,72 +75,131 @@ def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: da
     return len(rows)
 
 
+Marks = tuple[dict[str, tuple[str, ...]], dict[str, datetime | None]]
+Shared = tuple[dict[str, str], dict[tuple[str, str, bool], Step]]  # layers, steps
+
+
 def images(conn: Connection, registry: str, names: Collection[str] | None = None
            ) -> list[Image]:
     """Every image with facts (of these ``project/repository`` names only, with ``names``),
     its current tags and push time from the inventory."""
-    return list(each_image(conn, registry, inventory_marks(conn, registry), share=True,
-                           names=names))
-
-
-Marks = tuple[dict[str, tuple[str, ...]], dict[str, datetime | None]]
+    lin = image_lineage
+    tags, pushed = _inventory(conn, registry, None)
+    # Read row by row (not all rows, then all images): one copy of the facts at a time.
+    # Images on one base share its layers and build steps: each is kept once, not once per
+    # image (a registry of 100,000 images held millions of equal strings and steps).
+    shared: Shared = ({}, {})
+    return [_image(r, tags, pushed, shared)
+            for r in conn.execute(select(lin).where(lin.c.registry_name == registry))
+            if names is None or f"{r.project}/{r.repository}" in names]
 
 
 def inventory_marks(conn: Connection, registry: str) -> Marks:
     """Each artifact's current tags and push time, by digest (what ``each_image`` adds to an
-    image's facts); a tag's name is kept once however many images carry it."""
+    image's facts)."""
+    return _inventory(conn, registry, None)
+
+
+class Reread(Iterable[Image]):
+    """The registry's images, read again from their rows at each iteration (``each_image``):
+    what resolving iterates twice without holding every image between the two."""
+
+    def __init__(self, conn: Connection, registry: str, marks: Marks) -> None:
+        self._conn, self._registry, self._marks = conn, registry, marks
+
+    def __iter__(self) -> Iterator[Image]:
+        return each_image(self._conn, self._registry, self._marks)
+
+
+def each_image(conn: Connection, registry: str, marks: Marks) -> Iterator[Image]:
+    """``images`` one at a time, as the rows come (``marks``: ``inventory_marks``), sharing
+    no build step or layer digest across them: a caller that lets each image go would only
+    hold every one of the registry's alive."""
+    lin = image_lineage
+    tags, pushed = marks
+    for r in conn.execute(select(lin).where(lin.c.registry_name == registry)):
+        yield _image(r, tags, pushed, None)
+
+
+def _inventory(conn: Connection, registry: str, digests: Iterable[str] | None) -> Marks:
+    """The open tags (sorted) and push time of ``registry``'s artifacts (only ``digests``' if
+    given). Digests interned, tag names kept once: the images hold the same strings."""
     tags: dict[str, list[str]] = {}
     pushed: dict[str, datetime | None] = {}
     names: dict[str, str] = {}
-    # Digests interned: each_image's images hold the same string, not a second copy.
     q = (select(t.artifact.c.digest, t.artifact.c.push_time, t.tag.c.name)
          .select_from(t.artifact.join(t.repository, t.artifact.c.repository_id == t.repository.c.id)
                       .join(t.registry, t.repository.c.registry_id == t.registry.c.id)
                       .outerjoin(t.tag, and_(t.tag.c.artifact_id == t.artifact.c.id,
                                              t.tag.c.until.is_(None))))
          .where(t.registry.c.name == registry))
-    for digest, push_time, name in conn.execute(q):
-        digest = sys.intern(digest)
-        pushed[digest] = push_time
-        if name:
-            tags.setdefault(digest, []).append(names.setdefault(name, name))
+    wanted = None if digests is None else set(digests)
+    # One pass either way (no index leads with the digest: each IN would be one too).
+    for digest, push_time, name in driver_rows(conn, q):
+        if wanted is None or digest in wanted:
+            digest = sys.intern(digest)
+            pushed[digest] = as_utc(push_time) if push_time is not None else None
+            if name:
+                tags.setdefault(digest, []).append(names.setdefault(name, name))
     return {d: tuple(sorted(carried)) for d, carried in tags.items()}, pushed
 
 
-def each_image(conn: Connection, registry: str, marks: Marks, *, share: bool = False,
-               names: Collection[str] | None = None) -> Iterator[Image]:
-    """``images`` one at a time, as the rows come (``marks``: ``inventory_marks``).
-    ``share``: equal build steps and layer digests are one object across the images (for a
-    caller that holds them all; one that lets each image go would only hold every one of
-    them alive)."""
-    lin = image_lineage
-    tags, pushed = marks
-    shared: dict[str, str] = {}  # project and repository names, once each
-    # Read row by row (not all rows, then all images): one copy of the facts at a time.
-    # Images on one base share its layers and build steps: each is kept once, not once per
-    # image (a registry of 100,000 images held millions of equal strings and steps).
-    layers: dict[str, str] = {}
-    steps_of: dict[tuple[str, str, bool], Step] = {}
-    for r in conn.execute(select(lin).where(lin.c.registry_name == registry)):
-        if names is not None and f"{r.project}/{r.repository}" not in names:
-            continue
-        steps = []
-        for created, by, empty in orjson.loads(r.steps):
-            key = (created, by, bool(empty))
-            step = steps_of.get(key) if share else None
-            if step is None:
-                step = Step(by, bool(empty), created)
-                if share:
-                    steps_of[key] = step
-            steps.append(step)
-        tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
-        yield Image(sys.intern(r.digest), shared.setdefault(r.project, r.project),
-                    shared.setdefault(r.repository, r.repository),
-                    tags.get(tagged, ()), pushed.get(tagged),
-                    tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)) if share
-                    else tuple(orjson.loads(r.layers)),
-                    tuple(steps), r.base_name, r.base_digest, r.platform, r.index_digest,
-                    r.denied, r.digest in pushed)
+def _image(r: Any, tags: dict[str, tuple[str, ...]], pushed: dict[str, datetime | None],
+           shared: Shared | None) -> Image:
+    """One lineage row as an Image; ``shared``: equal layers and steps kept once across the
+    images read with it (None: each image its own)."""
+    layers, steps_of = shared if shared is not None else ({}, {})
+    steps = []
+    for created, by, empty in orjson.loads(r.steps):
+        key = (created, by, bool(empty))
+        step = steps_of.get(key)
+        if step is None:
+            step = Step(by, bool(empty), created)
+            if shared is not None:
+                steps_of[key] = step
+        steps.append(step)
+    tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
+    return Image(sys.intern(r.digest), sys.intern(r.project), sys.intern(r.repository),
+                 tags.get(tagged, ()), pushed.get(tagged),
+                 tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers))
+                 if shared is not None else tuple(orjson.loads(r.layers)),
+                 tuple(steps),
+                 r.base_name, r.base_digest, r.platform, r.index_digest, r.denied,
+                 r.digest in pushed)
+
+
+def view_of(conn: Connection, registry: str, digests: Iterable[str]
+            ) -> tuple[list[Image], dict[str, Lineage]]:
+    """``images`` and ``found`` as far as attributing findings of ``digests`` reads them
+    (``lineage.advice.Advisor.source``): those images and their children (an index's), the
+    lineage of each, their bases and every image of the bases' repositories (a newer tag to
+    rebuild on). The same answers as the whole registry's for those findings, without
+    reading every image of a large registry."""
+    lin = image_lineage.c
+    wanted = set(digests)
+    children = [d for d, index in driver_rows(conn, select(lin.digest, lin.index_digest).where(
+        lin.registry_name == registry, lin.index_digest != "")) if index in wanted]
+    ours = _rows(conn, registry, sorted(wanted | set(children)), lin.digest)
+    bases = sorted({r.found_base_digest for r in ours if r.found_base_digest})
+    names = {(r.project, r.repository) for r in _rows(conn, registry, bases, lin.digest)}
+    related = [r for project, repository in sorted(names) for r in conn.execute(
+        select(image_lineage).where(lin.registry_name == registry, lin.project == project,
+                                    lin.repository == repository))]
+    rows = {r.digest: r for r in (*ours, *related)}
+    tags, pushed = _inventory(conn, registry, {d for r in rows.values()
+                                               for d in (r.digest, r.index_digest) if d})
+    shared: Shared = ({}, {})
+    return ([_image(r, tags, pushed, shared) for r in rows.values()],
+            {r.digest: _lineage(r.digest, r.method, r.found_base_digest, r.found_base)
+             for r in ours})
+
+
+def _rows(conn: Connection, registry: str, digests: list[str], column: Any) -> list[Any]:
+    """The lineage rows of ``registry`` whose ``column`` is one of ``digests``."""
+    lin = image_lineage.c
+    return [r for start in range(0, len(digests), 500) for r in conn.execute(
+        select(image_lineage).where(lin.registry_name == registry,
+                                    column.in_(digests[start:start + 500])))]
 
 
 def inputs(conn: Connection, registry: str, salt: str) -> str:
@@ -207,7 +267,11 @@ def found(conn: Connection, registry: str) -> dict[str, Lineage]:
     lin = image_lineage
     rows = conn.execute(select(lin.c.digest, lin.c.method, lin.c.found_base_digest,
                                lin.c.found_base).where(lin.c.registry_name == registry))
-    return {d: Lineage(d, m or "unknown", b, label or "unknown") for d, m, b, label in rows}
+    return {d: _lineage(d, m, b, label) for d, m, b, label in rows}
+
+
+def _lineage(digest: str, method: str | None, base: str, label: str | None) -> Lineage:
+    return Lineage(digest, method or "unknown", base, label or "unknown")
 
 
 def report_keys(conn: Connection, registry: str, digests: Iterable[str]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,14 +26,6 @@ from tests.store.store_helpers import REG, artifact, at, ref
 from tests.store.test_actions_counted import FIXTURES, seed
 
 EVERY = FindingQuery(include_ignored=True)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'h.db'}"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 def listed(store: Store, monkeypatch: pytest.MonkeyPatch, *, live: bool,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -27,7 +27,7 @@ from fnmatch import fnmatchcase
 from daemon import log
 from daemon.config_types import RegistryConfig
 from daemon.errors import HarborError, NotFound
-from daemon.harbor import wire
+from daemon.harbor import packed, wire
 from daemon.harbor.client import HarborClient
 from daemon.harbor.confirm import Confirmation, confirm_missing, listed_refs, project_lookup
 from daemon.model import Artifact, ArtifactRef, CveAllowlist
@@ -40,7 +40,7 @@ _log = log.get(__name__)
 @dataclass(frozen=True, slots=True)
 class ProjectInventory:
     name: str
-    artifacts: tuple[Artifact, ...] = ()
+    pages: tuple[packed.Page, ...] = ()  # its artifacts, packed (``daemon/harbor/packed.py``)
     scanner: wire.Scanner | None = None
     db_updated_at: datetime | None = None
     unavailable: str = ""  # why scans cannot run here ("" when they can)
@@ -50,6 +50,13 @@ class ProjectInventory:
     @property
     def usable(self) -> bool:
         return not self.unavailable and not self.error
+
+    @property
+    def artifacts(self) -> tuple[Artifact, ...]:
+        return tuple(packed.unpack(self.pages))
+
+    def __len__(self) -> int:
+        return packed.count(self.pages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +101,35 @@ class RegistryInventory:
         return "the listing was incomplete: " + "; ".join(parts) + "; nothing resolved for it"
 
     def artifacts(self) -> list[Artifact]:
-        return [a for p in self.projects for a in p.artifacts]
+        return list(self.each())
 
     def usable_artifacts(self) -> list[Artifact]:
-        return [a for p in self.projects if p.usable for a in p.artifacts]
+        return list(self.each(usable=True))
+
+    def each(self, *, usable: bool = False) -> Iterator[Artifact]:
+        """Every artifact (of usable projects only, with ``usable``) in walk order, unpacked a
+        page at a time: what a step of the run reads without holding the walk as objects."""
+        for p in self.projects:
+            if p.usable or not usable:
+                yield from packed.unpack(p.pages)
+
+    def count(self) -> int:
+        return sum(len(p) for p in self.projects)
+
+    def of_repositories(self, keys: Collection[tuple[str, str]]
+                        ) -> dict[tuple[str, str], list[Artifact]]:
+        """The artifacts of these (project, repository) pairs, each in walk order: only the
+        pages that hold them are unpacked (``Store.record_inventory`` reads a walk so)."""
+        wanted = set(keys)
+        out: dict[tuple[str, str], list[Artifact]] = {}
+        for p in self.projects:
+            for page in p.pages:
+                if any((page.project, repo) in wanted for repo, _ in page.sizes):
+                    for a in page.artifacts():
+                        key = (a.ref.project, a.ref.repository)
+                        if key in wanted:
+                            out.setdefault(key, []).append(a)
+        return out
 
     def project(self, name: str) -> ProjectInventory | None:
         return next((p for p in self.projects if p.name == name), None)
@@ -107,9 +139,11 @@ class RegistryInventory:
 
     def repository_sizes(self) -> dict[tuple[str, str], int]:
         sizes: dict[tuple[str, str], int] = {}
-        for a in self.artifacts():
-            key = (a.ref.project, a.ref.repository)
-            sizes[key] = sizes.get(key, 0) + 1
+        for p in self.projects:
+            for page in p.pages:
+                for repo, n in page.sizes:
+                    key = (page.project, repo)
+                    sizes[key] = sizes.get(key, 0) + n
         return sizes
 
 
@@ -131,6 +165,21 @@ def drop_children(artifacts: Sequence[Artifact]) -> list[Artifact]:
     children = {(a.ref.repository, c) for a in artifacts for c in a.children}
     return [a for a in artifacts
             if a.tags or (a.ref.repository, a.ref.digest) not in children]
+
+
+def kept_pages(pages: list[packed.Page], wanted: Callable[[str], bool] = lambda repo: True
+               ) -> list[packed.Page]:
+    """``drop_children`` of a packed listing, after dropping the repositories not ``wanted``:
+    the pages as they are where there is nothing to drop, else packed again."""
+    if all(wanted(repo) for p in pages for repo, _ in p.sizes):
+        kept = pages
+    else:
+        kept = packed.pack(a for a in packed.unpack(pages) if wanted(a.ref.repository))
+    children: frozenset[tuple[str, str]] = frozenset().union(*(p.children for p in kept))
+    if not children:
+        return kept
+    return packed.pack(a for a in packed.unpack(kept)
+                       if a.tags or (a.ref.repository, a.ref.digest) not in children)
 
 
 class _ScannerDB:
@@ -218,7 +267,7 @@ async def walk(
         short_listings=tuple(client.short_listings))
     _log.info("inventory_walked", registry=registry.name, version=system.harbor_version,
               projects=len(listed), empty_projects=len(empty),
-              artifacts=len(inventory.artifacts()),
+              artifacts=inventory.count(),
               unavailable=[p.name for p in listed if p.unavailable],
               failed=[p.name for p in listed if p.error])
     problem = inventory.listing_problem()
@@ -235,12 +284,12 @@ async def _confirm(
     still exists as if listed. A project whose listing failed is left alone: the walk is
     incomplete anyway and records nothing."""
     failed = {p.name for p in listed if p.error}
-    present = listed_refs(a for p in listed for a in p.artifacts)
-    missing = [r for r in known if r.project in walked and r.project not in failed
-               and (r.project, r.repository, r.digest) not in present]
+    candidates = [r for r in known if r.project in walked and r.project not in failed]
+    missed = not_listed(listed, candidates, children=True)
+    missing = [r for r in candidates if (r.project, r.repository, r.digest) in missed]
     if not missing:
         return listed
-    repositories = {(a.ref.project, a.ref.repository) for p in listed for a in p.artifacts}
+    repositories = {(p.project, repo) for q in listed for p in q.pages for repo, _ in p.sizes}
     found = await confirm_missing(client, missing, repositories)
     confirmation.gone.extend(found.gone)
     confirmation.unconfirmed.extend(found.unconfirmed)
@@ -248,11 +297,31 @@ async def _confirm(
     by_project: dict[str, list[Artifact]] = {}
     for art in found.restored:
         by_project.setdefault(art.ref.project, []).append(art)
-    out = [dataclasses.replace(p, artifacts=p.artifacts + tuple(by_project.pop(p.name, ())))
+    out = [dataclasses.replace(p, pages=p.pages + tuple(packed.pack(by_project.pop(p.name, ()))))
            for p in listed]
     for name, arts in by_project.items():  # listed with no repositories, yet it has some
-        out.append(ProjectInventory(name, tuple(arts), unavailable="listed with no repositories"))
+        out.append(ProjectInventory(name, tuple(packed.pack(arts)),
+                                    unavailable="listed with no repositories"))
     return out
+
+
+def not_listed(projects: Sequence[ProjectInventory], refs: Iterable[ArtifactRef], *,
+               children: bool) -> set[tuple[str, str, str]]:
+    """(project, repository, digest) of each of ``refs`` that no project of the walk listed
+    (nor, with ``children``, named as an index's child). Set against each project's listing a
+    project at a time: no set of every artifact of the registry is held."""
+    of_project: dict[str, set[tuple[str, str]]] = {}
+    for r in refs:
+        of_project.setdefault(r.project, set()).add((r.repository, r.digest))
+    missed: set[tuple[str, str, str]] = set()
+    for name, held in of_project.items():
+        walked = (a for p in projects if p.name == name for a in packed.unpack(p.pages))
+        present = listed_refs(walked) if children else {
+            (a.ref.project, a.ref.repository, a.ref.digest) for a in walked}
+        missed.update((name, repo, digest) for repo, digest in held
+                      if (name, repo, digest) not in present)
+        del present
+    return missed
 
 
 async def _allowlists(
@@ -284,13 +353,13 @@ async def _walk_project(
     scanner_task = asyncio.ensure_future(client.project_scanner(project))
     try:
         if repositories is None:
-            artifacts = await _list_artifacts(client, registry, project, by_project)
+            pages = await _list_artifacts(client, registry, project, by_project)
         else:
             # An empty listing here is a repository deleted (or emptied) since the event:
             # what history holds of it goes through confirmation like any missing artifact.
             per_repo = await asyncio.gather(
-                *(client.repository_artifacts(project, r) for r in repositories))
-            artifacts = [a for listing in per_repo for a in drop_children(listing)]
+                *(client.repository_listing(project, r) for r in repositories))
+            pages = [p for listing in per_repo for p in kept_pages(listing)]
     except HarborError as exc:
         scanner_task.cancel()
         _log.warning("project_listing_failed", registry=registry.name, project=project,
@@ -299,7 +368,7 @@ async def _walk_project(
     try:
         scanner = await scanner_task
     except HarborError as exc:
-        return ProjectInventory(project, tuple(artifacts),
+        return ProjectInventory(project, tuple(pages),
                                 unavailable=f"scanner unavailable: {exc}")
     unavailable = ""
     if scanner is None:
@@ -309,32 +378,31 @@ async def _walk_project(
     elif scanner.health == "unhealthy":
         unavailable = f"scanner unavailable: {scanner.name} is unhealthy"
     else:
-        images = [a for a in artifacts if a.type.upper() == "IMAGE"]
-        if images and not any(a.scannable for a in images):
+        images = sum(p.images for p in pages)
+        if images and not sum(p.scannable_images for p in pages):
             unavailable = (f"scanner unavailable: every image looks unsupported by "
                            f"{scanner.name} (is the adapter down?)")
     db_time = await db.get(scanner.uuid) if scanner is not None and not unavailable else None
     if unavailable:
         _log.warning("scanner_unavailable", registry=registry.name, project=project,
                      reason=unavailable)
-    return ProjectInventory(project, tuple(artifacts), scanner, db_time, unavailable)
+    return ProjectInventory(project, tuple(pages), scanner, db_time, unavailable)
 
 
 async def _list_artifacts(
     client: HarborClient, registry: RegistryConfig, project: str, by_project: bool
-) -> list[Artifact]:
+) -> list[packed.Page]:
     if by_project:
-        listed = await client.project_artifacts(project)
-        kept = [a for a in listed if repository_wanted(registry, project, a.ref.repository)]
-        return drop_children(kept)
+        listed = await client.project_listing(project)
+        return kept_pages(listed, lambda repo: repository_wanted(registry, project, repo))
     repositories = [r for r in await client.repositories(project)
                     if repository_wanted(registry, project, r.name) and r.artifact_count != 0]
     per_repo = await asyncio.gather(
-        *(client.repository_artifacts(project, r.name) for r in repositories))
+        *(client.repository_listing(project, r.name) for r in repositories))
     for repo, listing in zip(repositories, per_repo, strict=True):
         if not listing:
             # Harbor lists a repository deleted since the repository listing as empty (200 [],
             # not 404): that proves nothing, so the project's walk is incomplete this run.
             raise HarborError(f"registry {registry.name}: {project}/{repo.name} counted "
                               f"{repo.artifact_count} artifacts but listed none")
-    return [a for listing in per_repo for a in drop_children(listing)]
+    return [p for listing in per_repo for p in kept_pages(listing)]

@@ -26,8 +26,10 @@ own step, or the only one running the package's ecosystem installer.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-from collections.abc import Callable, Iterable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,26 +113,60 @@ def _short_external(name: str) -> str:
 def resolve(images: Iterable[Image], *, registry_host: str,
             scope: Callable[[str], bool] = lambda name: True) -> dict[str, Lineage]:
     """Every image's lineage (keyed by digest)."""
-    every = list(images)
-    table = _Table(every, scope)
-    return {image.digest: table.one(image, registry_host) for image in every}
+    return dict(resolve_each(list(images), registry_host=registry_host, scope=scope))
 
 
-def _history_key(steps: Sequence[Step]) -> tuple[tuple[str, str], ...]:
-    return tuple((s.created, s.created_by) for s in steps)
+def resolve_each(images: Iterable[Image], *, registry_host: str,
+                 scope: Callable[[str], bool] = lambda name: True
+                 ) -> Iterator[tuple[str, Lineage]]:
+    """``resolve`` over images iterated twice (a list, or a source whose each iteration reads
+    them again, ``store.lineage.Reread``): first into the table
+    that looks bases up, holding each image without its build steps and layer digests (a
+    hash of each whole list in their place), then image by image, each resolved as it comes.
+    What a registry of 100,000 images holds is the table, not every image's history."""
+    table = _Table(images, scope)
+    for image in images:
+        yield image.digest, table.one(image, registry_host)
 
 
-def _is_prefix(base: Image, image: Image) -> bool:
+_HAD_STEPS = (Step(""),)  # a table's image that had build steps (``_known`` asks no more)
+
+
+def _chained(items: Iterable[str]) -> list[str]:
+    """A key for each prefix of ``items`` (``[k - 1]``: its first ``k``), chained so that
+    equal prefixes have equal keys."""
+    keys: list[str] = []
+    key = ""
+    for item in items:
+        key = hashlib.blake2b(f"{key}{item!r}".encode(), digest_size=16).hexdigest()
+        keys.append(key)
+    return keys
+
+
+def _history_keys(steps: Sequence[Step]) -> list[str]:
+    """A key for each prefix of a build history, by ``created``/``created_by``."""
+    return _chained(repr((s.created, s.created_by)) for s in steps)
+
+
+def _held_layers(layers: tuple[str, ...]) -> tuple[str, ...]:
+    """How a table holds an image's layers: as many times the key of the whole list (its
+    length is what ``_choose`` compares, the key what a prefix is matched by)."""
+    return (_chained(layers)[-1],) * len(layers) if layers else ()
+
+
+def _is_prefix(base: Image, keys: Sequence[str]) -> bool:
+    """``base`` (as the table holds it) is built on by the image whose layer keys are
+    ``keys``: its layers are a proper prefix of the image's."""
     n = len(base.layers)
-    return 0 < n < len(image.layers) and image.layers[:n] == base.layers
+    return 0 < n < len(keys) and keys[n - 1] == base.layers[0]
 
 
-def _choose(image: Image, candidates: Sequence[Image]) -> Image | None:
-    """Of one base's images (a single image, or an index's children), the one ``image`` is
-    built on: the longest whose layers start its own, else the one of its platform, else the
-    only one."""
+def _choose(image: Image, keys: Sequence[str], candidates: Sequence[Image]) -> Image | None:
+    """Of one base's images (a single image, or an index's children), the one ``image``
+    (``keys``: its layers' keys) is built on: the longest whose layers start its own, else
+    the one of its platform, else the only one."""
     others = [c for c in candidates if c.digest != image.digest]
-    layered = [c for c in others if _is_prefix(c, image)]
+    layered = [c for c in others if _is_prefix(c, keys)]
     if layered:
         return max(layered, key=lambda c: (len(c.layers), c.digest))
     same = [c for c in others if image.platform and c.platform == image.platform]
@@ -147,30 +183,50 @@ def _known(image: Image) -> bool:
 class _Table:
     """The registry's images, looked up every way a base can be named."""
 
-    def __init__(self, every: list[Image], scope: Callable[[str], bool]) -> None:
-        ordered = sorted(every, key=lambda i: i.digest)
-        self.by_digest = {i.digest: [i] for i in ordered}
+    def __init__(self, every: Iterable[Image], scope: Callable[[str], bool]) -> None:
+        stripped: list[Image] = []
+        history: dict[str, str] = {}  # a candidate's whole history, by digest
+        for i in every:
+            if i.steps and scope(i.name):
+                history[i.digest] = _history_keys(i.steps)[-1]
+            stripped.append(dataclasses.replace(i, steps=_HAD_STEPS if i.steps else (),
+                                                layers=_held_layers(i.layers)))
+        ordered = sorted(stripped, key=lambda i: i.digest)
+        del stripped
+        # One image per digest, a list only where an index's children answer for its digest.
+        self.by_digest: dict[str, Image | list[Image]] = {i.digest: i for i in ordered}
         self.by_tag: dict[tuple[str, str], list[Image]] = {}
+        names: dict[str, str] = {}
         for i in ordered:
             if i.index:  # an index's children answer for the index's digest
-                self.by_digest.setdefault(i.index, []).append(i)
-            for tag in i.tags:
-                self.by_tag.setdefault((i.name, tag), []).append(i)
-        self.denied = {i.project for i in every if i.denied}
+                held = self.by_digest.get(i.index)
+                if held is None:
+                    self.by_digest[i.index] = [i]
+                elif isinstance(held, Image):
+                    self.by_digest[i.index] = [held, i]
+                else:
+                    held.append(i)
+            if i.tags:
+                name = names.setdefault(i.name, i.name)
+                for tag in i.tags:
+                    self.by_tag.setdefault((name, tag), []).append(i)
+        self.denied = {i.project for i in ordered if i.denied}
         candidates = [i for i in ordered if scope(i.name)]
-        self.by_layers = {i.layers: i for i in candidates if i.layers}
-        self.by_steps: dict[tuple[tuple[str, str], ...], list[Image]] = {}
+        self.by_layers = {i.layers[0]: i for i in candidates if i.layers}
+        self.by_steps: dict[str, list[Image]] = {}
         for i in candidates:
-            if i.steps:
-                self.by_steps.setdefault(_history_key(i.steps), []).append(i)
+            if i.digest in history:
+                self.by_steps.setdefault(history[i.digest], []).append(i)
 
-    def _annotated(self, image: Image, host: str) -> tuple[Image | None, str, str]:
+    def _annotated(self, image: Image, keys: Sequence[str], host: str
+                   ) -> tuple[Image | None, str, str]:
         """(the base the annotations name, an external name, a project refusing its pull)."""
         if image.base_digest and image.base_digest != image.digest:
-            named = self.by_digest.get(image.base_digest, [])
+            held = self.by_digest.get(image.base_digest, [])
+            named = [held] if isinstance(held, Image) else held
             # a digest known only from a refused pull tells nothing of the base
             refused = next((n.denied for n in named if n.denied and not _known(n)), "")
-            found = _choose(image, [n for n in named if _known(n)])
+            found = _choose(image, keys, [n for n in named if _known(n)])
             if found is not None or refused:
                 return found, "", refused
         if not image.base_name:
@@ -180,24 +236,25 @@ class _Table:
             return None, f"external ({_short_external(image.base_name)} per annotation)", ""
         project = repo.split("/", 1)[0]
         if not ref.startswith("@"):
-            found = _choose(image, self.by_tag.get((repo, ref), []))
+            found = _choose(image, keys, self.by_tag.get((repo, ref), []))
             if found is not None:
                 return found, "", ""
         return None, "", project if project in self.denied else ""
 
     def one(self, image: Image, host: str) -> Lineage:
-        found, external, refused = self._annotated(image, host)
+        layers = _chained(image.layers)
+        found, external, refused = self._annotated(image, layers, host)
         if found is not None:
             return Lineage(image.digest, "annotation", found.digest, found.label)
         if external:
             return Lineage(image.digest, "external", base=external)
-        for k in range(len(image.layers) - 1, 0, -1):
-            layered = self.by_layers.get(image.layers[:k])
+        for k in range(len(layers) - 1, 0, -1):
+            layered = self.by_layers.get(layers[k - 1])
             if layered is not None and layered.digest != image.digest:
                 return Lineage(image.digest, "layers", layered.digest, layered.label)
-        key = _history_key(image.steps)  # also where the base's manifest was refused
-        for k in range(len(key) - 1, 0, -1):
-            stepped = _choose(image, self.by_steps.get(key[:k], []))
+        keys = _history_keys(image.steps)  # also where the base's manifest was refused
+        for k in range(len(keys) - 1, 0, -1):
+            stepped = _choose(image, layers, self.by_steps.get(keys[k - 1], []))
             if stepped is not None:
                 return Lineage(image.digest, "history", stepped.digest, stepped.label)
         refused = refused or image.denied

@@ -208,21 +208,22 @@ async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
     """Fetch the facts of ``scanned`` images not yet known, record them and re-resolve; the
     lineage of every image, or none when nothing it is resolved from changed (the stored
     lineage stands)."""
-    fetched = await fetch_missing(client, store, artifacts, scanned, now_fn)
+    fetched = await fetch_missing(client, store, lambda: artifacts, scanned, now_fn)
     return await resolve_registry(client, store, now_fn, fetched)
 
 
-async def fetch_missing(client: HarborClient, store: Store, artifacts: list[Artifact],
-                        scanned: set[str], now_fn: Callable[[], datetime]) -> int:
+async def fetch_missing(client: HarborClient, store: Store,
+                        artifacts: Callable[[], Iterable[Artifact]], scanned: set[str],
+                        now_fn: Callable[[], datetime]) -> int:
     """Fetch and store the facts of ``scanned`` images not yet known (and of the bases their
-    annotations name on this registry, unlisted); how many images' facts were stored."""
+    annotations name on this registry, unlisted); how many images' facts were stored.
+    ``artifacts``: the walk's, read again for each pass over it (a packed walk unpacks a page
+    at a time)."""
     registry = client.registry
     db = store.thread
     host = registry_host(registry.url)
     known = await db.run(store.lineage_known, registry.name, now_fn())
     fetcher = _Fetcher(client)
-    listed = known | {a.ref.digest for a in artifacts} | {c for a in artifacts
-                                                         for c in a.children}
     # Each batch's facts are stored as they arrive (a digest's facts never change): the run
     # holds one batch of them, not every image's, however large the registry.
     bases: dict[str, Target] = {}
@@ -231,12 +232,16 @@ async def fetch_missing(client: HarborClient, store: Store, artifacts: list[Arti
     async def save(batch: list[Image]) -> None:
         nonlocal fetched
         fetched += len(batch)
-        for probe in probes(batch, host, listed):
+        for probe in probes(batch, host, known):
             bases.setdefault(probe.digest, probe)
         await db.run(store.save_lineage_facts, registry.name, batch, now_fn())
 
-    await fetcher.run(targets(artifacts, scanned, known), save)
-    await fetcher.run([b for b in bases.values() if b.digest not in listed], save)
+    await fetcher.run(targets(artifacts(), scanned, known), save)
+    # Of the bases named, those the walk listed (itself or as an index's child) are no
+    # probes: looked for in one pass over the walk, not in a set of every digest it holds.
+    walked = {d for a in artifacts() for d in (a.ref.digest, *a.children) if d in bases} \
+        if bases else set()
+    await fetcher.run([b for d, b in bases.items() if d not in walked], save)
     fetcher.report()
     return fetched
 
@@ -262,7 +267,7 @@ async def resolve_registry(client: HarborClient, store: Store,
     scope = lineage.in_scope(registry.base_images)
     found: dict[str, Lineage] = await db.run(
         store.record_lineage, registry.name, (), now_fn(),
-        lambda every: lineage.resolve(every, registry_host=host, scope=scope))
+        lambda images: lineage.resolve_each(images, registry_host=host, scope=scope))
     advice = await db.run(advisor, store, registry.name, found)
     targets_on: dict[str, str] = {}
     fixes: dict[str, frozenset[tuple[str, str]]] = {}
@@ -283,15 +288,20 @@ def advisor(store: Store, registry: str, found: Mapping[str, Lineage] | None = N
             digests: Iterable[str] | None = None) -> Advisor:
     """One registry's lineage with what attribution compares: the package versions of each
     base image's latest report, and the report keys of every tag of the base repositories.
-    ``found``: the lineage just resolved (else the stored one is read); ``digests``: only
-    what attributing findings of those images reads (``Store.lineage_view_of``)."""
+    ``found``: the lineage just resolved (else the stored one is read); the Advisor then
+    answers ``rebuild`` alone (what a run announces), holding the images of the base
+    repositories only, not every image of the registry with its build history. ``digests``:
+    only what attributing findings of those images reads (``Store.lineage_view_of``)."""
     if found is None:
         images, found = store.lineage_view(registry) if digests is None \
             else store.lineage_view_of(registry, digests)
+        bases = Advisor.bases_of(found)
+        names = {i.name for i in images if i.digest in bases}
     else:
-        images = store.lineage_images(registry)
-    bases = Advisor.bases_of(found)
-    names = {i.name for i in images if i.digest in bases}
+        bases = Advisor.bases_of(found)
+        names = {f"{project}/{repository}" for project, repository in
+                 store.lineage_names(registry, bases)}
+        images = store.lineage_images(registry, names) if names else []
     related = {i.digest for i in images if i.name in names}
     return Advisor(images, found, store.lineage_packages(registry, bases),
                    store.lineage_report_keys(registry, related))

@@ -15,6 +15,8 @@ like an empty registry) takes no part in the run; when no registry does, the run
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -28,7 +30,8 @@ from daemon.config_types import Config, RegistryConfig, ScheduleConfig
 from daemon.diff import mass_removal
 from daemon.errors import CredentialsRejected, HarborError, UsageError
 from daemon.harbor.client import HarborClient
-from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, walk
+from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, not_listed, walk
+from daemon.harbor.packed import unpack
 from daemon.harbor.wire import SystemInfo
 from daemon.ignores import NO_RULES, IgnoreRules
 from daemon.lineage import fetch as lineage_fetch
@@ -330,7 +333,7 @@ async def _registry_steps(
     inventory = await walk(client, registry, system=system, known=known, scope=scope)
     out.harbor_version = inventory.harbor_version
     out.listing = inventory.listing_problem()
-    out.artifacts = len(inventory.artifacts())
+    out.artifacts = inventory.count()
     tell(on_progress, registry.name, "walked", out.artifacts)
     out.unavailable = {p.name: p.unavailable for p in inventory.projects if p.unavailable}
     out.failed_projects = {p.name: p.error for p in inventory.projects if p.error}
@@ -346,16 +349,21 @@ async def _registry_steps(
         rules = rules.with_allowlists(registry.name, inventory.allowlists)
         await db.run(store.reconcile_ignores, rules, now_fn(), registry.name)
     new_digests: set[str] = set()
-    listed = {a.ref for a in inventory.artifacts()}
-    out.removal = mass_removal(len(known), sum(1 for k in known if k not in listed),
-                               registry.max_removed_share)
-    del known, listed  # every artifact's ref, twice: not held through the rest of the run
+    unlisted = not_listed(inventory.projects, known, children=False)
+    out.removal = mass_removal(len(known), sum(1 for k in known if (
+        k.project, k.repository, k.digest) in unlisted), registry.max_removed_share)
+    del known, unlisted  # every artifact's ref: not held through the rest of the run
     if out.removal:
         _log.warning("inventory_not_believed", registry=registry.name, detail=out.removal)
     elif inventory.complete:
-        delta = await db.run(store.record_inventory, registry.name, inventory.artifacts(),
-                             now_fn(), scope)
-        new_digests = set(delta.new_digests)
+        delta = await db.run(store.record_inventory, registry.name, inventory, now_fn(),
+                             scope)
+        # Selection asks whether a digest is new only of an artifact Harbor shows unscanned:
+        # those alone are kept (a first import's every digest is new).
+        if delta.new:
+            unscanned = {a.ref.digest for a in inventory.each() if a.overview is None}
+            new_digests = {r.digest for r in delta.new if r.digest in unscanned}
+            del unscanned
         # Resolve where the project is usable, or where Harbor confirmed the deletion (404).
         usable = {p.name for p in inventory.projects if p.usable}
         gone = set(inventory.gone)
@@ -363,6 +371,7 @@ async def _registry_steps(
         if removed:
             out.events.extend(await db.run(store.resolve_removed, registry.name, removed,
                                            now_fn(), rules))
+        del delta, removed  # every new artifact's ref, on a first import
     else:
         # A project could not be listed, or what the listing missed could not be looked up:
         # those artifacts would look deleted. Record nothing of the walk this time (no tag
@@ -376,9 +385,10 @@ async def _registry_steps(
 
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
     severe, kev = await db.run(_rescan_priority, store, registry.name)
-    selection = select(inventory.usable_artifacts(), history, schedule=schedule,
+    selection = select(inventory.each(usable=True), history, schedule=schedule,
                        new_digests=new_digests, db_updated_at=inventory.db_times(),
-                       now=now_fn(), budget=run_budget.scans, severe=severe, kev=kev)
+                       now=now_fn(), budget=run_budget.scans, severe=severe, kev=kev,
+                       grouped=True)
     out.budget, out.bound_by = run_budget.scans, run_budget.bound_by
     out.lanes = selection.lanes()
     out.followed = len(selection.follow)
@@ -412,8 +422,8 @@ async def _registry_steps(
     del history
     scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
                if r.last_success_at is not None}
-    fetched = await lineage_fetch.fetch_missing(client, store, inventory.usable_artifacts(),
-                                                scanned, now_fn)
+    fetched = await lineage_fetch.fetch_missing(
+        client, store, functools.partial(inventory.each, usable=True), scanned, now_fn)
     out.unreadable[:0] = [(str(ref), why) for ref, _, why in collector.unreadable]
     if collector.unreadable:
         await db.run(mark_set_aside, store, collector.unreadable, now_fn())
@@ -456,11 +466,22 @@ def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selecti
                      reason="the scanner's DB time is not readable by this account")
         return
     rescanned = sum(1 for j in queued.jobs if j.lane == "db_updated" and j.outcome == "complete")
-    # Images with a report after the run: those Harbor showed scanned, and those scanned now.
-    reported = {a.ref for a in inventory.usable_artifacts() if is_scannable(a)
-                and a.overview is not None and a.overview.state is ScanState.SUCCESS}
-    reported.update(j.artifact.ref for j in queued.jobs if j.outcome == "complete")
-    images = len(reported)
+    # Images with a report after the run: those Harbor showed scanned, and those scanned now;
+    # counted a project at a time (no set of every image).
+    scanned_now: dict[str, set[tuple[str, str]]] = {}
+    for j in queued.jobs:
+        if j.outcome == "complete":
+            ref = j.artifact.ref
+            scanned_now.setdefault(ref.project, set()).add((ref.repository, ref.digest))
+    images = 0
+    for project in inventory.projects:
+        if not project.usable:
+            continue
+        reported = {(a.ref.repository, a.ref.digest) for a in unpack(project.pages)
+                    if is_scannable(a) and a.overview is not None
+                    and a.overview.state is ScanState.SUCCESS}
+        images += len(reported | scanned_now.pop(project.name, set()))
+    images += sum(len(refs) for refs in scanned_now.values())
     coverage = trickle.Coverage(out.registry, images, max(0, selection.behind_db - rescanned),
                                 selection.oldest_behind if selection.behind_db > rescanned
                                 else None)
@@ -520,16 +541,16 @@ async def import_reports(
     """Store every finished report Harbor shows that history does not know yet, without a
     rescan (trigger ``imported``). Unchanged artifacts cost nothing: their ids are known."""
     db = store.thread
-    finished = [a for a in inventory.usable_artifacts()
-                if a.overview is not None and a.overview.state.finished and a.overview.report_id]
+    finished = (a for a in inventory.each(usable=True)
+                if a.overview is not None and a.overview.state.finished and a.overview.report_id)
     todo = 0
     stored = 0
     before = await db.run(store.last_scan_id)  # "known": stored before this import began
     # A batch of candidates at a time: which of its reports history holds is asked for that
     # batch alone (an unchanged rerun holds no set of every report id), and each batch's
-    # reports are fetched, stored and let go before the next.
-    for start in range(0, len(finished), IMPORT_BATCH):
-        candidates = finished[start:start + IMPORT_BATCH]
+    # reports are fetched, stored and let go before the next (the walk is unpacked as the
+    # batches go: no list of every finished artifact).
+    while candidates := list(itertools.islice(finished, IMPORT_BATCH)):
         known = await db.run(store.known_reports_among, inventory.registry,
                              [a.overview.report_id for a in candidates if a.overview], before)
         batch: Sequence[Artifact] = [a for a in candidates

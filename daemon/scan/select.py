@@ -24,6 +24,7 @@ next one, so each run continues where the last one stopped.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -157,9 +158,27 @@ def _order_key(lane: str, artifact: Artifact, severe: Mapping[tuple[str, str], i
     return (ended is None, ended.timestamp() if ended else 0.0, str(artifact.ref))
 
 
-def _ordered(lane: str, artifacts: list[Artifact], severe: Mapping[tuple[str, str], int],
-             now: datetime, kev: Mapping[tuple[str, str], int]) -> list[Artifact]:
-    return sorted(artifacts, key=lambda a: _order_key(lane, a, severe, now, kev))
+class _Lane:
+    """One lane's candidates: every one counted, only the ``bound`` first in the lane's order
+    kept (all without a bound). Pruned to the bound each time it holds twice as many, in
+    order of arrival among equals, so the kept ones are what sorting them all would put first:
+    a lane holds at most twice the run's budget, not every image behind the scanner's DB."""
+
+    def __init__(self, name: str, bound: int | None, severe: Mapping[tuple[str, str], int],
+                 now: datetime, kev: Mapping[tuple[str, str], int]) -> None:
+        self.name, self.bound, self.count = name, bound, 0
+        self._kept: list[Artifact] = []
+        self._key = lambda a: _order_key(name, a, severe, now, kev)
+
+    def add(self, artifact: Artifact) -> None:
+        self.count += 1
+        self._kept.append(artifact)
+        if self.bound is not None and len(self._kept) >= 2 * max(self.bound, 1):
+            self._kept = heapq.nsmallest(self.bound, self._kept, key=self._key)
+
+    def ordered(self) -> list[Artifact]:
+        ordered = sorted(self._kept, key=self._key)
+        return ordered if self.bound is None else ordered[:self.bound]
 
 
 def select(
@@ -173,18 +192,29 @@ def select(
     budget: int | None = None,
     severe: Mapping[tuple[str, str], int] | None = None,
     kev: Mapping[tuple[str, str], int] | None = None,
+    grouped: bool = False,
 ) -> Selection:
     """The ordered scan list for one run; ``db_updated_at`` is keyed by project name.
     ``budget``: the scans the run may start (else the schedule's ``max_scans``, else all);
     ``severe``: open fixable Critical/High findings per (project, repository), ``kev``: open
-    known-exploited findings per (project, repository), for the order of the rescan lanes."""
+    known-exploited findings per (project, repository), for the order of the rescan lanes.
+    ``grouped``: ``artifacts`` come a project at a time (each project's together, as a walk
+    yields them), so what was seen of one project is let go at the next."""
     wanted_lanes = [lane for lane in ALL_LANES if lane in schedule.select]
-    by_lane: dict[str, list[Artifact]] = {lane: [] for lane in wanted_lanes}
+    if budget is None:
+        budget = schedule.max_scans
+    bound = None if budget is None else max(0, budget)
+    by_lane = {lane: _Lane(lane, bound, severe or {}, now, kev or {}) for lane in wanted_lanes}
     follow: list[Artifact] = []
     not_supported = filtered = backing_off = 0
     seen: set[tuple[str, str]] = set()
-    behind: list[Artifact] = []  # behind the DB whether or not this schedule rescans them
+    project = None
+    behind = 0  # behind the DB whether or not this schedule rescans them
+    oldest_behind: datetime | None = None
     for artifact in artifacts:
+        if grouped and artifact.ref.project != project:
+            seen.clear()
+            project = artifact.ref.project
         key = (artifact.ref.project, artifact.ref.digest)
         if key in seen:
             continue
@@ -204,29 +234,27 @@ def select(
             now=now,
         )
         if lane == "db_updated":
-            behind.append(artifact)
+            behind += 1
+            end = artifact.overview.end_time if artifact.overview else None
+            if end and (oldest_behind is None or end < oldest_behind):
+                oldest_behind = end
         if lane == "follow":
             follow.append(artifact)
         elif lane == "backoff":
             backing_off += 1
         elif lane is not None and lane in by_lane:
-            by_lane[lane].append(artifact)
-    ordered = [
-        Pick(artifact, lane)
-        for lane in wanted_lanes
-        for artifact in _ordered(lane, by_lane[lane], severe or {}, now, kev or {})
-    ]
-    if budget is None:
-        budget = schedule.max_scans if schedule.max_scans is not None else len(ordered)
-    budget = max(0, budget)
-    ends = [a.overview.end_time for a in behind if a.overview and a.overview.end_time]
+            by_lane[lane].add(artifact)
+    ordered = [Pick(artifact, lane) for lane in wanted_lanes
+               for artifact in by_lane[lane].ordered()]
+    candidates = sum(lane.count for lane in by_lane.values())
+    allowed = candidates if bound is None else bound
     return Selection(
-        scans=tuple(ordered[:budget]),
+        scans=tuple(ordered[:allowed]),
         follow=tuple(follow),
         not_supported=not_supported,
         filtered_out=filtered,
-        over_budget=max(0, len(ordered) - budget),
+        over_budget=max(0, candidates - allowed),
         backing_off=backing_off,
-        behind_db=len(behind),
-        oldest_behind=min(ends, default=None),
+        behind_db=behind,
+        oldest_behind=oldest_behind,
     )

@@ -164,8 +164,9 @@ class Store:
         with self.reading() as conn:
             return inventory.present_artifacts(conn, registry)
 
-    def record_inventory(self, registry: str, artifacts: Sequence[Artifact], now: datetime,
-                         scope: Collection[tuple[str, str]] | None = None) -> InventoryDelta:
+    def record_inventory(self, registry: str, artifacts: Sequence[Artifact] | inventory.Walked,
+                         now: datetime, scope: Collection[tuple[str, str]] | None = None
+                         ) -> InventoryDelta:
         """Record a walk of ``registry`` (``inventory.record_inventory``); with ``scope``, a
         walk of only those (project, repository) pairs."""
         with self.transaction() as conn:
@@ -389,6 +390,11 @@ class Store:
             return runs.last_run(conn, schedule)
 
     # --- lineage (daemon/lineage/) --------------------------------------------------------
+    def lineage_names(self, registry: str, digests: Iterable[str]) -> set[tuple[str, str]]:
+        """(project, repository) of the images with these digests."""
+        with self.reading() as conn:
+            return lineage_store.names(conn, registry, digests)
+
     def lineage_known(self, registry: str, now: datetime | None = None) -> set[str]:
         with self.reading() as conn:
             return lineage_store.known(conn, registry, now)
@@ -399,15 +405,21 @@ class Store:
         with self.transaction() as conn:
             return lineage_store.save_facts(conn, registry, fetched, now)
 
-    def record_lineage(self, registry: str, fetched: Iterable[Image], now: datetime,
-                       resolve_with: Callable[[list[Image]], Mapping[str, Lineage]]
-                       ) -> dict[str, Lineage]:
+    def record_lineage(
+        self, registry: str, fetched: Iterable[Image], now: datetime,
+        resolve_with: Callable[[Iterable[Image]],
+                               Mapping[str, Lineage] | Iterable[tuple[str, Lineage]]],
+    ) -> dict[str, Lineage]:
         """Add the fetched facts, then re-resolve every image of the registry, in one
-        transaction; returns the lineage of every image."""
+        transaction; returns the lineage of every image. ``resolve_with`` is handed the
+        registry's images as a source that reads them again row by row at each iteration
+        (``lineage.resolve_each`` iterates it twice), not a list of every image with its
+        build history."""
         with self.transaction() as conn:
             lineage_store.save_facts(conn, registry, fetched, now)
-            every = lineage_store.images(conn, registry)
-            resolved = dict(resolve_with(every))
+            marks = lineage_store.inventory_marks(conn, registry)
+            resolved = dict(resolve_with(lineage_store.Reread(conn, registry, marks)))
+            del marks
             lineage_store.save_found(conn, registry,
                                      lineage_store.changed(conn, registry, resolved))
             return resolved
@@ -439,9 +451,11 @@ class Store:
         with self.reading() as conn:
             return lineage_store.view_of(conn, registry, digests)
 
-    def lineage_images(self, registry: str) -> list[Image]:
+    def lineage_images(self, registry: str, names: Collection[str] | None = None
+                       ) -> list[Image]:
+        """The registry's images (of these ``project/repository`` names, with ``names``)."""
         with self.reading() as conn:
-            return lineage_store.images(conn, registry)
+            return lineage_store.images(conn, registry, names)
 
     def lineage_packages(self, registry: str, digests: Iterable[str]
                          ) -> dict[str, frozenset[tuple[str, str]]]:

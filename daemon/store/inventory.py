@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
@@ -35,11 +35,41 @@ def present_artifacts(conn: Connection, registry: str) -> list[ArtifactRef]:
              .join(t.repository, r.id == a.repository_id)
              .join(t.registry, g.id == r.registry_id)
              .where(g.name == registry, a.removed_at.is_(None), a.parent_digest.is_(None)))
-    return [ArtifactRef(registry, row[0], row[1], row[2]) for row in conn.execute(query)]
+    # A project's and a repository's name once, not once per artifact (100,000 refs).
+    names: dict[str, str] = {}
+    return [ArtifactRef(registry, names.setdefault(row[0], row[0]),
+                        names.setdefault(row[1], row[1]), row[2])
+            for row in conn.execute(query)]
+
+
+class Walked(Protocol):
+    """A walk too large to hand over as one list of artifacts (``harbor.inventory``'s, packed
+    a page at a time): its repositories' sizes, and the artifacts of a few repositories."""
+
+    def repository_sizes(self) -> dict[tuple[str, str], int]: ...
+
+    def of_repositories(self, keys: Collection[tuple[str, str]]
+                        ) -> dict[tuple[str, str], list[Artifact]]: ...
+
+
+class _Listed:
+    """A walk given as a list of artifacts, read the way a packed one is."""
+
+    def __init__(self, artifacts: Sequence[Artifact]) -> None:
+        self._by_repo: dict[tuple[str, str], list[Artifact]] = {}
+        for art in artifacts:
+            self._by_repo.setdefault((art.ref.project, art.ref.repository), []).append(art)
+
+    def repository_sizes(self) -> dict[tuple[str, str], int]:
+        return {k: len(v) for k, v in self._by_repo.items()}
+
+    def of_repositories(self, keys: Collection[tuple[str, str]]
+                        ) -> dict[tuple[str, str], list[Artifact]]:
+        return {k: self._by_repo[k] for k in keys if k in self._by_repo}
 
 
 def record_inventory(
-    conn: Connection, caches: Caches, registry: str, artifacts: Sequence[Artifact],
+    conn: Connection, caches: Caches, registry: str, artifacts: Sequence[Artifact] | Walked,
     now: datetime, scope: Collection[tuple[str, str]] | None = None,
 ) -> InventoryDelta:
     """Record a full walk of ``registry``: upsert artifacts and tags, close moved or deleted
@@ -48,21 +78,23 @@ def record_inventory(
     nothing outside them is touched."""
     reg_id = registry_id(conn, caches, registry, now, create=True)
     assert reg_id is not None
-    repos = sync_repositories(conn, reg_id, artifacts, now, scope)
+    walked = artifacts if not isinstance(artifacts, Sequence) else _Listed(artifacts)
+    sizes = walked.repository_sizes()
+    repos = sync_repositories(conn, reg_id, sizes, now, scope)
     if scope is not None:
         wanted = set(scope)
         repos = {k: v for k, v in repos.items() if k in wanted}
-    by_repo: dict[int, list[Artifact]] = {}
-    for art in artifacts:
-        by_repo.setdefault(repos[(art.ref.project, art.ref.repository)], []).append(art)
     new: list[ArtifactRef] = []
     deleted: list[ArtifactRef] = []
     moved: list[TagMove] = []
     untagged: list[ArtifactRef] = []
     # A few repositories at a time (up to ~RECORD_STEP artifacts), in the one transaction:
-    # what each step loads and writes is bounded, whatever the size of the registry.
-    for group in repository_groups(repos, by_repo):
-        arts = [a for rid in group.values() for a in by_repo.get(rid, ())]
+    # what each step loads and writes is bounded, whatever the size of the registry (and a
+    # packed walk unpacks only those repositories' artifacts).
+    for group in repository_groups(repos, {rid: sizes.get(k, 0) for k, rid in repos.items()}):
+        listed = walked.of_repositories(group)
+        arts = [a for key in group for a in listed.get(key, ())]
+        del listed
         got_new, got_deleted, ids = sync_artifacts(conn, registry, reg_id, group, arts, now)
         got_moved, got_untagged = sync_tags(conn, registry, reg_id, group, ids, arts, now)
         new += got_new
@@ -71,22 +103,23 @@ def record_inventory(
         untagged += got_untagged
     delta = InventoryDelta(new=tuple(new), moved=tuple(moved), deleted=tuple(deleted),
                            untagged=tuple(untagged))
-    _log.info("inventory_recorded", registry=registry, artifacts=len(artifacts),
+    _log.info("inventory_recorded", registry=registry, artifacts=sum(sizes.values()),
               new=len(new), moved=len(moved), deleted=len(deleted), untagged=len(untagged))
     return delta
 
 
-def repository_groups(repos: dict[tuple[str, str], int], by_repo: dict[int, list[Artifact]],
+def repository_groups(repos: dict[tuple[str, str], int], sizes: dict[int, int],
                       step: int = 0) -> list[dict[tuple[str, str], int]]:
     """``repos`` cut into groups of whole repositories holding about ``step`` walked
-    artifacts each (and at most ``CHUNK`` repositories): one step of ``record_inventory``."""
+    artifacts each (``sizes``: per repository id; at most ``CHUNK`` repositories): one step
+    of ``record_inventory``."""
     step = step or RECORD_STEP
     groups: list[dict[tuple[str, str], int]] = []
     current: dict[tuple[str, str], int] = {}
     size = 0
     for key, rid in sorted(repos.items(), key=lambda kv: kv[1]):
         current[key] = rid
-        size += len(by_repo.get(rid, ())) + 1
+        size += sizes.get(rid, 0) + 1
         if size >= step or len(current) >= CHUNK:
             groups.append(current)
             current, size = {}, 0
@@ -96,12 +129,14 @@ def repository_groups(repos: dict[tuple[str, str], int], by_repo: dict[int, list
 
 
 def sync_repositories(
-    conn: Connection, reg_id: int, artifacts: Sequence[Artifact], now: datetime,
+    conn: Connection, reg_id: int, listed: Collection[tuple[str, str]], now: datetime,
     scope: Collection[tuple[str, str]] | None = None,
 ) -> dict[tuple[str, str], int]:
+    """Insert the (project, repository) pairs ``listed`` that history lacks, mark them seen
+    and the others (within ``scope``) removed; every repository's id."""
     known = repository_ids(conn, reg_id)
     walked = None if scope is None else set(scope)
-    wanted = {(a.ref.project, a.ref.repository) for a in artifacts}
+    wanted = set(listed)
     missing = sorted(wanted - set(known))
     if missing:
         conn.execute(t.repository.insert(), [

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,18 @@ def known(conn: Connection, registry: str, now: datetime | None = None) -> set[s
             if not denied or now is None or at is None or now - at < DENIED_RETRY}
 
 
+def names(conn: Connection, registry: str, digests: Iterable[str]) -> set[tuple[str, str]]:
+    """(project, repository) of the images with these digests."""
+    lin = image_lineage
+    wanted = sorted(set(digests))
+    out: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), 500):
+        out.update((p, r) for p, r in conn.execute(
+            select(lin.c.project, lin.c.repository).where(
+                lin.c.registry_name == registry, lin.c.digest.in_(wanted[start:start + 500]))))
+    return out
+
+
 def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: datetime) -> int:
     """Add (or, for a digest asked again, replace) the facts of ``images``."""
     lin = image_lineage
@@ -62,23 +75,58 @@ def save_facts(conn: Connection, registry: str, images: Iterable[Image], now: da
     return len(rows)
 
 
-def images(conn: Connection, registry: str) -> list[Image]:
-    """Every image with facts, its current tags and push time from the inventory."""
+Marks = tuple[dict[str, tuple[str, ...]], dict[str, datetime | None]]
+Shared = tuple[dict[str, str], dict[tuple[str, str, bool], Step]]  # layers, steps
+
+
+def images(conn: Connection, registry: str, names: Collection[str] | None = None
+           ) -> list[Image]:
+    """Every image with facts (of these ``project/repository`` names only, with ``names``),
+    its current tags and push time from the inventory."""
     lin = image_lineage
     tags, pushed = _inventory(conn, registry, None)
     # Read row by row (not all rows, then all images): one copy of the facts at a time.
     # Images on one base share its layers and build steps: each is kept once, not once per
     # image (a registry of 100,000 images held millions of equal strings and steps).
-    shared: tuple[dict[str, str], dict[tuple[str, str, bool], Step]] = ({}, {})
+    shared: Shared = ({}, {})
     return [_image(r, tags, pushed, shared)
-            for r in conn.execute(select(lin).where(lin.c.registry_name == registry))]
+            for r in conn.execute(select(lin).where(lin.c.registry_name == registry))
+            if names is None or f"{r.project}/{r.repository}" in names]
 
 
-def _inventory(conn: Connection, registry: str, digests: Iterable[str] | None
-               ) -> tuple[dict[str, list[str]], dict[str, datetime | None]]:
-    """The open tags and push time of ``registry``'s artifacts (only ``digests``' if given)."""
+def inventory_marks(conn: Connection, registry: str) -> Marks:
+    """Each artifact's current tags and push time, by digest (what ``each_image`` adds to an
+    image's facts)."""
+    return _inventory(conn, registry, None)
+
+
+class Reread(Iterable[Image]):
+    """The registry's images, read again from their rows at each iteration (``each_image``):
+    what resolving iterates twice without holding every image between the two."""
+
+    def __init__(self, conn: Connection, registry: str, marks: Marks) -> None:
+        self._conn, self._registry, self._marks = conn, registry, marks
+
+    def __iter__(self) -> Iterator[Image]:
+        return each_image(self._conn, self._registry, self._marks)
+
+
+def each_image(conn: Connection, registry: str, marks: Marks) -> Iterator[Image]:
+    """``images`` one at a time, as the rows come (``marks``: ``inventory_marks``), sharing
+    no build step or layer digest across them: a caller that lets each image go would only
+    hold every one of the registry's alive."""
+    lin = image_lineage
+    tags, pushed = marks
+    for r in conn.execute(select(lin).where(lin.c.registry_name == registry)):
+        yield _image(r, tags, pushed, None)
+
+
+def _inventory(conn: Connection, registry: str, digests: Iterable[str] | None) -> Marks:
+    """The open tags (sorted) and push time of ``registry``'s artifacts (only ``digests``' if
+    given). Digests interned, tag names kept once: the images hold the same strings."""
     tags: dict[str, list[str]] = {}
     pushed: dict[str, datetime | None] = {}
+    names: dict[str, str] = {}
     q = (select(t.artifact.c.digest, t.artifact.c.push_time, t.tag.c.name)
          .select_from(t.artifact.join(t.repository, t.artifact.c.repository_id == t.repository.c.id)
                       .join(t.registry, t.repository.c.registry_id == t.registry.c.id)
@@ -89,26 +137,32 @@ def _inventory(conn: Connection, registry: str, digests: Iterable[str] | None
     # One pass either way (no index leads with the digest: each IN would be one too).
     for digest, push_time, name in driver_rows(conn, q):
         if wanted is None or digest in wanted:
+            digest = sys.intern(digest)
             pushed[digest] = as_utc(push_time) if push_time is not None else None
             if name:
-                tags.setdefault(digest, []).append(name)
-    return tags, pushed
+                tags.setdefault(digest, []).append(names.setdefault(name, name))
+    return {d: tuple(sorted(carried)) for d, carried in tags.items()}, pushed
 
 
-def _image(r: Any, tags: dict[str, list[str]], pushed: dict[str, datetime | None],
-           shared: tuple[dict[str, str], dict[tuple[str, str, bool], Step]]) -> Image:
-    layers, steps_of = shared
+def _image(r: Any, tags: dict[str, tuple[str, ...]], pushed: dict[str, datetime | None],
+           shared: Shared | None) -> Image:
+    """One lineage row as an Image; ``shared``: equal layers and steps kept once across the
+    images read with it (None: each image its own)."""
+    layers, steps_of = shared if shared is not None else ({}, {})
     steps = []
     for created, by, empty in orjson.loads(r.steps):
         key = (created, by, bool(empty))
         step = steps_of.get(key)
         if step is None:
-            step = steps_of[key] = Step(by, bool(empty), created)
+            step = Step(by, bool(empty), created)
+            if shared is not None:
+                steps_of[key] = step
         steps.append(step)
     tagged = r.index_digest or r.digest  # an index's child: the index's tags and push
-    return Image(r.digest, r.project, r.repository, tuple(sorted(tags.get(tagged, ()))),
-                 pushed.get(tagged),
-                 tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers)),
+    return Image(sys.intern(r.digest), sys.intern(r.project), sys.intern(r.repository),
+                 tags.get(tagged, ()), pushed.get(tagged),
+                 tuple(layers.setdefault(x, x) for x in orjson.loads(r.layers))
+                 if shared is not None else tuple(orjson.loads(r.layers)),
                  tuple(steps),
                  r.base_name, r.base_digest, r.platform, r.index_digest, r.denied,
                  r.digest in pushed)
@@ -134,7 +188,7 @@ def view_of(conn: Connection, registry: str, digests: Iterable[str]
     rows = {r.digest: r for r in (*ours, *related)}
     tags, pushed = _inventory(conn, registry, {d for r in rows.values()
                                                for d in (r.digest, r.index_digest) if d})
-    shared: tuple[dict[str, str], dict[tuple[str, str, bool], Step]] = ({}, {})
+    shared: Shared = ({}, {})
     return ([_image(r, tags, pushed, shared) for r in rows.values()],
             {r.digest: _lineage(r.digest, r.method, r.found_base_digest, r.found_base)
              for r in ours})

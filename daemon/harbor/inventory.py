@@ -285,7 +285,9 @@ async def _confirm(
     incomplete anyway and records nothing."""
     failed = {p.name for p in listed if p.error}
     candidates = [r for r in known if r.project in walked and r.project not in failed]
-    missed = not_listed(listed, candidates, children=True)
+    # Every known artifact against the listing: beside the loop, not on it (as the run's
+    # other whole-walk steps).
+    missed = await asyncio.to_thread(not_listed, listed, candidates, children=True)
     missing = [r for r in candidates if (r.project, r.repository, r.digest) in missed]
     if not missing:
         return listed

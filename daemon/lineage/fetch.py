@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -82,6 +82,11 @@ class Target:
         return Image(self.digest, self.project, self.repository, base_name=self.base_name,
                      base_digest=self.base_digest, platform=self.platform, index=self.index,
                      **facts)
+
+
+def _listed_among(artifacts: Iterable[Artifact], digests: Collection[str]) -> set[str]:
+    """Those of ``digests`` that ``artifacts`` list, themselves or as an index's child."""
+    return {d for a in artifacts for d in (a.ref.digest, *a.children) if d in digests}
 
 
 def targets(artifacts: Iterable[Artifact], scanned: set[str], known: set[str]) -> list[Target]:
@@ -236,11 +241,11 @@ async def fetch_missing(client: HarborClient, store: Store,
             bases.setdefault(probe.digest, probe)
         await db.run(store.save_lineage_facts, registry.name, batch, now_fn())
 
-    await fetcher.run(targets(artifacts(), scanned, known), save)
+    # The passes over the whole walk run beside the loop (a worker thread), not on it.
+    await fetcher.run(await asyncio.to_thread(targets, artifacts(), scanned, known), save)
     # Of the bases named, those the walk listed (itself or as an index's child) are no
     # probes: looked for in one pass over the walk, not in a set of every digest it holds.
-    walked = {d for a in artifacts() for d in (a.ref.digest, *a.children) if d in bases} \
-        if bases else set()
+    walked = await asyncio.to_thread(_listed_among, artifacts(), bases) if bases else set()
     await fetcher.run([b for d, b in bases.items() if d not in walked], save)
     fetcher.report()
     return fetched

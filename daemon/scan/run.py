@@ -349,7 +349,10 @@ async def _registry_steps(
         rules = rules.with_allowlists(registry.name, inventory.allowlists)
         await db.run(store.reconcile_ignores, rules, now_fn(), registry.name)
     new_digests: set[str] = set()
-    unlisted = not_listed(inventory.projects, known, children=False)
+    # The steps that read the whole walk run beside the loop (a worker thread, as the
+    # database's work does): unpacking every page is seconds at 100,000 artifacts, which the
+    # loop would otherwise stand still for (polling, /healthz, the watchdog).
+    unlisted = await asyncio.to_thread(not_listed, inventory.projects, known, children=False)
     out.removal = mass_removal(len(known), sum(1 for k in known if (
         k.project, k.repository, k.digest) in unlisted), registry.max_removed_share)
     del known, unlisted  # every artifact's ref: not held through the rest of the run
@@ -361,7 +364,7 @@ async def _registry_steps(
         # Selection asks whether a digest is new only of an artifact Harbor shows unscanned:
         # those alone are kept (a first import's every digest is new).
         if delta.new:
-            unscanned = {a.ref.digest for a in inventory.each() if a.overview is None}
+            unscanned = await asyncio.to_thread(_unscanned, inventory)
             new_digests = {r.digest for r in delta.new if r.digest in unscanned}
             del unscanned
         # Resolve where the project is usable, or where Harbor confirmed the deletion (404).
@@ -385,10 +388,10 @@ async def _registry_steps(
 
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
     severe, kev = await db.run(_rescan_priority, store, registry.name)
-    selection = select(inventory.each(usable=True), history, schedule=schedule,
-                       new_digests=new_digests, db_updated_at=inventory.db_times(),
-                       now=now_fn(), budget=run_budget.scans, severe=severe, kev=kev,
-                       grouped=True)
+    selection = await asyncio.to_thread(
+        select, inventory.each(usable=True), history, schedule=schedule,
+        new_digests=new_digests, db_updated_at=inventory.db_times(), now=now_fn(),
+        budget=run_budget.scans, severe=severe, kev=kev, grouped=True)
     out.budget, out.bound_by = run_budget.scans, run_budget.bound_by
     out.lanes = selection.lanes()
     out.followed = len(selection.follow)
@@ -416,8 +419,8 @@ async def _registry_steps(
     out.left_running = queued.left_running
     out.not_triggered = queued.not_triggered
     out.outcomes = queued.outcomes()
-    _coverage(out, inventory, selection, queued, run_budget, interval, scope is None,
-              schedule)
+    await asyncio.to_thread(_coverage, out, inventory, selection, queued, run_budget,
+                            interval, scope is None, schedule)
     out.not_stored = len(collector.skipped)
     del history
     scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
@@ -450,6 +453,11 @@ async def _budget(store: Store, registry: RegistryConfig, schedule: ScheduleConf
     interval = fires[1] - fires[0] if len(fires) >= 2 else window
     scan_time = await store.thread.run(mean_scan_time, store, registry.name)
     return trickle.budget(registry, schedule, scan_time=scan_time, window=window), interval
+
+
+def _unscanned(inventory: RegistryInventory) -> set[str]:
+    """The digests of the walk that Harbor shows without a scan."""
+    return {a.ref.digest for a in inventory.each() if a.overview is None}
 
 
 def _coverage(out: RegistryRun, inventory: RegistryInventory, selection: Selection,

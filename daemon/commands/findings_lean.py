@@ -71,14 +71,11 @@ def _encoder(general: Callable[[FindingRow], bytes], now: datetime, sla_for: Any
     ignores: dict[tuple[bool, str], bytes] = {}
     not_exploited = dumps(cmd.NOT_EXPLOITED)[1:-1]
     no_vex = b'"vex":null}'
-    usable = ls.usable
     label = _LABEL
 
     def encode(row: Any) -> bytes:
-        if isinstance(row, FindingRow):
+        if isinstance(row, FindingRow):  # read live (``listing``: every other row is usable)
             return general(row)
-        if not usable(row):  # (``listing`` yields none: a row read live is a FindingRow)
-            return general(ls.finding_row(row))
         cve, level = row[ls.VULNERABILITY], row[ls.SEVERITY]
         carriers = row[ls.S_CARRIERS].encode()
         one = one_version(carriers)
@@ -88,11 +85,11 @@ def _encoder(general: Callable[[FindingRow], bytes], now: datetime, sla_for: Any
             held = (b'"digests":' + digests + b',"installed_versions":[{"version":' + version
                     + b',"digests":' + digests + b"}]")
         else:
-            versions = orjson.loads(carriers)
-            installed = ", ".join([v for v, _ in versions])
-            every = sorted({d for _, ds in versions for d in ds})
+            carried = orjson.loads(carriers)
+            installed = ", ".join([v for v, _ in carried])
+            every = sorted({d for _, ds in carried for d in ds})
             held = (b'"digests":' + dumps(every) + b',"installed_versions":'
-                    + dumps([{"version": v, "digests": ds} for v, ds in versions]))
+                    + dumps([{"version": v, "digests": ds} for v, ds in carried]))
         cvss = row[ls.S_CVSS]
         head = dumps({
             "package": row[ls.PACKAGE], "installed": installed,

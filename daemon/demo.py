@@ -306,7 +306,7 @@ async def run_demo(demo: Demo) -> int:
             progress.done()
             report = await deliver(cfg, store, now_fn=now, within=None, sender=demo.capture)
             reg = second.run.registries[0]
-            say(f"   {reg.triggered} scans, {len(second.run.events)} changes recorded, "
+            say(f"   {reg.triggered} scans, {second.run.changes} changes recorded, "
                 f"{report.sent} alert messages delivered.\n")
             _show_alerts(demo)
             await _kev_step(demo, cfg, store, sim, kev_feed, kev_after, now)

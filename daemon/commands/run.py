@@ -149,14 +149,11 @@ def _print_stopped(signal_name: str, results: list[Any], schedules: list[Any]) -
 def _print_first_runs(results: list[Any]) -> None:
     """Why nothing was sent, where that is a registry's first run: its findings are recorded
     as the baseline, and alerts announce what changes from then on."""
-    from daemon.diff import is_first_sight
-
     for result in results:
         for reg in result.registries:
-            if reg.events and all(is_first_sight(e) for e in reg.events):
-                found = sum(e.count for e in reg.events)
-                print(f"first run of {reg.registry}: {found} findings recorded, none announced "
-                      "(later runs announce what changes)")
+            if reg.only_first_sight:
+                print(f"first run of {reg.registry}: {reg.first_sight_findings} findings "
+                      "recorded, none announced (later runs announce what changes)")
 
 
 def _print_summary(results: list[Any]) -> None:
@@ -166,7 +163,7 @@ def _print_summary(results: list[Any]) -> None:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(reg.outcomes.items())) or "-"
             lanes = ", ".join(f"{k} {v}" for k, v in reg.lanes.items()) or "-"
             rows.append((result.schedule, reg.registry, reg.artifacts, reg.imported, lanes,
-                         outcomes, len(reg.events), reg.error or "ok"))
+                         outcomes, reg.changes, reg.error or "ok"))
     print_table(("SCHEDULE", "REGISTRY", "ARTIFACTS", "IMPORTED", "SELECTED", "SCANS",
                  "CHANGES", "RESULT"), rows)
     for result in results:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # httpx (the client's) is not imported by the readers of stor
 
 _log = log.get(__name__)
 BATCH = 200
+TARGET_BATCH = 100  # artifacts looked at per read of what history holds of them (a page)
 RESOLVED_BY = "1"  # the resolution's own version: a change to its rules resolves every image
 
 
@@ -89,7 +91,8 @@ def _listed_among(artifacts: Iterable[Artifact], digests: Collection[str]) -> se
     return {d for a in artifacts for d in (a.ref.digest, *a.children) if d in digests}
 
 
-def targets(artifacts: Iterable[Artifact], scanned: set[str], known: set[str]) -> list[Target]:
+def targets(artifacts: Iterable[Artifact], scanned: Collection[str], known: Collection[str]
+            ) -> list[Target]:
     """The scanned images (an index's children in its place) whose facts are not known."""
     out: list[Target] = []
     for a in artifacts:
@@ -189,7 +192,7 @@ class _Fetcher:
                                 "images; asked again in a day")
 
 
-def probes(fetched: Iterable[Image], host: str, listed: set[str]) -> list[Target]:
+def probes(fetched: Iterable[Image], host: str, listed: Collection[str]) -> list[Target]:
     """Bases that fetched images' annotations name on this registry by digest, where the walk
     listed no such artifact (another project, perhaps one this account may not pull)."""
     out: dict[str, Target] = {}
@@ -208,26 +211,36 @@ def registry_host(url: str) -> str:
     return urlsplit(url).netloc
 
 
-async def update(client: HarborClient, store: Store, artifacts: list[Artifact],
-                 scanned: set[str], now_fn: Callable[[], datetime]) -> dict[str, Lineage]:
-    """Fetch the facts of ``scanned`` images not yet known, record them and re-resolve; the
-    lineage of every image, or none when nothing it is resolved from changed (the stored
-    lineage stands)."""
-    fetched = await fetch_missing(client, store, lambda: artifacts, scanned, now_fn)
-    return await resolve_registry(client, store, now_fn, fetched)
+def _missing(store: Store, registry: str, artifacts: Iterable[Artifact], now: datetime
+             ) -> list[Target]:
+    """``targets`` of the walk, a batch at a time, each with what history says of that
+    batch's digests alone (scanned, and facts known) read for it on the database's thread:
+    no set of every digest. (This runs in a worker thread beside the loop.)"""
+    out: list[Target] = []
+    walk = iter(artifacts)
+    while batch := list(itertools.islice(walk, TARGET_BATCH)):
+        images = {a.ref.digest for a in batch if a.type == "IMAGE"}
+        scanned = {d for d, r in store.thread.submit(store.scan_records, registry,
+                                                     images).result().items()
+                   if r.last_success_at is not None}
+        named = {d for a in batch if a.ref.digest in scanned for d in (a.ref.digest,
+                                                                        *a.children)}
+        known = store.thread.submit(store.lineage_known, registry, now, named).result()
+        out.extend(targets(batch, scanned, known))
+    return sorted(out, key=lambda t: (t.project, t.repository, t.digest))
 
 
 async def fetch_missing(client: HarborClient, store: Store,
-                        artifacts: Callable[[], Iterable[Artifact]], scanned: set[str],
+                        artifacts: Callable[[], Iterable[Artifact]],
                         now_fn: Callable[[], datetime]) -> int:
-    """Fetch and store the facts of ``scanned`` images not yet known (and of the bases their
-    annotations name on this registry, unlisted); how many images' facts were stored.
+    """Fetch and store the facts of the walk's scanned images not yet known (and of the bases
+    their annotations name on this registry, unlisted); how many images' facts were stored.
     ``artifacts``: the walk's, read again for each pass over it (a packed walk unpacks a page
     at a time)."""
     registry = client.registry
     db = store.thread
     host = registry_host(registry.url)
-    known = await db.run(store.lineage_known, registry.name, now_fn())
+    now = now_fn()
     fetcher = _Fetcher(client)
     # Each batch's facts are stored as they arrive (a digest's facts never change): the run
     # holds one batch of them, not every image's, however large the registry.
@@ -237,12 +250,16 @@ async def fetch_missing(client: HarborClient, store: Store,
     async def save(batch: list[Image]) -> None:
         nonlocal fetched
         fetched += len(batch)
+        named = {i.base_digest for i in batch if i.base_digest}
+        known = await db.run(store.lineage_known, registry.name, now, named) if named \
+            else set()
         for probe in probes(batch, host, known):
             bases.setdefault(probe.digest, probe)
         await db.run(store.save_lineage_facts, registry.name, batch, now_fn())
 
     # The passes over the whole walk run beside the loop (a worker thread), not on it.
-    await fetcher.run(await asyncio.to_thread(targets, artifacts(), scanned, known), save)
+    await fetcher.run(await asyncio.to_thread(_missing, store, registry.name, artifacts(), now),
+                      save)
     # Of the bases named, those the walk listed (itself or as an index's child) are no
     # probes: looked for in one pass over the walk, not in a set of every digest it holds.
     walked = await asyncio.to_thread(_listed_among, artifacts(), bases) if bases else set()
@@ -255,8 +272,9 @@ async def resolve_registry(client: HarborClient, store: Store,
                            now_fn: Callable[[], datetime], fetched: int = 0
                            ) -> dict[str, Lineage]:
     """Resolve every image's base again and announce the rebuilds it makes possible; the
-    lineage of every image, or none when nothing it is resolved from changed since the last
-    resolution (the stored lineage stands). ``fetched``: facts this run stored (logged)."""
+    lineage of the images with a base in the registry, or none when nothing it is resolved
+    from changed since the last resolution (the stored lineage stands). ``fetched``: facts
+    this run stored (logged)."""
     registry = client.registry
     db = store.thread
     host = registry_host(registry.url)
@@ -270,9 +288,17 @@ async def resolve_registry(client: HarborClient, store: Store,
         _log.info("lineage_unchanged", registry=registry.name, fetched=fetched)
         return {}
     scope = lineage.in_scope(registry.base_images)
-    found: dict[str, Lineage] = await db.run(
-        store.record_lineage, registry.name, (), now_fn(),
-        lambda images: lineage.resolve_each(images, registry_host=host, scope=scope))
+    resolved = 0
+
+    def resolving(images: Iterable[Image]) -> Iterator[tuple[str, Lineage]]:
+        nonlocal resolved
+        for pair in lineage.resolve_each(images, registry_host=host, scope=scope):
+            resolved += 1
+            yield pair
+
+    # The lineage of the images with a base here (every image's is written as it comes).
+    found: dict[str, Lineage] = await db.run(store.record_lineage, registry.name, (), now_fn(),
+                                             resolving)
     advice = await db.run(advisor, store, registry.name, found)
     targets_on: dict[str, str] = {}
     fixes: dict[str, frozenset[tuple[str, str]]] = {}
@@ -284,7 +310,7 @@ async def resolve_registry(client: HarborClient, store: Store,
     events = await db.run(store.announce_rebuilds, registry.name, targets_on, fixes, now_fn())
     await db.run(store.lineage_resolved, registry.name, fingerprint, now_fn())
     _log.info("lineage_updated", registry=registry.name, fetched=fetched,
-              images=len(found), with_base=sum(1 for f in found.values() if f.base_digest),
+              images=resolved, with_base=len(found),
               rebuild_events=events)
     return found
 

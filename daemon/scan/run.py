@@ -18,7 +18,7 @@ import asyncio
 import functools
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from daemon import log
 from daemon.config_types import Config, RegistryConfig, ScheduleConfig
-from daemon.diff import mass_removal
+from daemon.diff import is_first_sight, mass_removal
 from daemon.errors import CredentialsRejected, HarborError, UsageError
 from daemon.harbor.client import HarborClient
 from daemon.harbor.inventory import PROJECT_LISTING_SINCE, RegistryInventory, not_listed, walk
-from daemon.harbor.packed import unpack
+from daemon.harbor.packed import PAGE, unpack
 from daemon.harbor.wire import SystemInfo
 from daemon.ignores import NO_RULES, IgnoreRules
 from daemon.lineage import fetch as lineage_fetch
@@ -41,7 +41,7 @@ from daemon.scan.collect import Collector
 from daemon.scan.gcpolicy import quiet_collections
 from daemon.scan.queue import Progress, QueueOptions, ScanQueue
 from daemon.scan.ratelimit import WeightedCap
-from daemon.scan.select import Selection, is_scannable, select
+from daemon.scan.select import Selection, Selector, is_scannable
 from daemon.scan.stop import StopRequest
 from daemon.scan.watch import tell
 
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from daemon.store.db import Store
 
 IMPORT_BATCH = 100
+SELECT_BATCH = PAGE  # artifacts selected from a read of their scan records (a walk's page)
 Scope = frozenset[tuple[str, str]]  # (project, repository): what a small run walks
 INTERRUPTED = "interrupted"  # a run's result when a stop cut it short
 
@@ -74,7 +75,12 @@ class RegistryRun:
     scanner_db_updated_at: datetime | None = None  # the newest DB among the projects' scanners
     failed_projects: dict[str, str] = field(default_factory=dict)
     not_stored: int = 0
-    events: list[ChangeEvent] = field(default_factory=list)
+    # The changes this run recorded, counted (alerts read them from the database's events):
+    # a first import of 100,000 reports would otherwise hold an event of each until the end.
+    changes: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)  # the changes by kind ("new", ...)
+    first_sight: int = 0  # of them, first-sight summaries (diff.is_first_sight)
+    first_sight_findings: int = 0  # the findings those summaries stand for
     calls: int = 0
     error: str = ""
     listing: str = ""  # what the listing hid, when it hid anything (one line)
@@ -102,9 +108,24 @@ class RegistryRun:
                 "cover_seconds": self.cover_seconds if self.rescans else None,
                 "falling_behind": self.falling_behind or None, "rescans": self.rescans}
 
+    def record(self, events: Iterable[ChangeEvent]) -> None:
+        """Count the changes a step of the run recorded."""
+        for event in events:
+            self.changes += 1
+            self.kinds[event.kind.value] = self.kinds.get(event.kind.value, 0) + 1
+            if is_first_sight(event):
+                self.first_sight += 1
+                self.first_sight_findings += event.count
+
+    @property
+    def only_first_sight(self) -> bool:
+        """The registry's first run: every change it recorded is a first-sight summary."""
+        return bool(self.changes) and self.first_sight == self.changes
+
     def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "events"}
-        data["events"] = len(self.events)
+        skip = ("changes", "kinds", "first_sight", "first_sight_findings")
+        data = {k: v for k, v in self.__dict__.items() if k not in skip}
+        data["events"] = self.changes
         for key in ("scanner_db_updated_at", "oldest_behind"):
             value = getattr(self, key)
             if value is not None:
@@ -152,8 +173,16 @@ class RunResult:
         return not self.failed
 
     @property
-    def events(self) -> list[ChangeEvent]:
-        return [e for r in self.registries for e in r.events]
+    def changes(self) -> int:
+        return sum(r.changes for r in self.registries)
+
+    def kinds(self) -> dict[str, int]:
+        """The changes this run recorded, by kind."""
+        out: dict[str, int] = {}
+        for reg in self.registries:
+            for kind, count in reg.kinds.items():
+                out[kind] = out.get(kind, 0) + count
+        return out
 
     def summary(self, alerts: int) -> dict[str, Any]:
         """What `scanwatch runs` shows of this run (kept with its row)."""
@@ -163,7 +192,7 @@ class RunResult:
                 scans[outcome] = scans.get(outcome, 0) + count
         return {"trigger": self.trigger, "registries": [r.registry for r in self.registries],
                 "scans": scans, "imported": sum(r.imported for r in self.registries),
-                "changes": len(self.events), "alerts": alerts,
+                "changes": self.changes, "alerts": alerts,
                 "errors": {r.registry: r.error for r in self.registries if r.error},
                 # per registry of a whole-registry run (a webhook's small run measures none)
                 "coverage": {r.registry: r.coverage_record() for r in self.registries
@@ -279,7 +308,7 @@ async def _run(
               left_running=result.left_running, not_triggered=result.not_triggered,
               triggered=sum(r.triggered for r in result.registries),
               imported=sum(r.imported for r in result.registries),
-              events=len(result.events))
+              events=result.changes)
     return result
 
 
@@ -372,8 +401,8 @@ async def _registry_steps(
         gone = set(inventory.gone)
         removed = [r for r in delta.removed if r.project in usable or r in gone]
         if removed:
-            out.events.extend(await db.run(store.resolve_removed, registry.name, removed,
-                                           now_fn(), rules))
+            out.record(await db.run(store.resolve_removed, registry.name, removed, now_fn(),
+                                    rules))
         del delta, removed  # every new artifact's ref, on a first import
     else:
         # A project could not be listed, or what the listing missed could not be looked up:
@@ -384,14 +413,12 @@ async def _registry_steps(
     collector = Collector(client, db_times=inventory.db_times())
     out.imported = await import_reports(store, collector, inventory, now_fn, out, rules)
     tell(on_progress, registry.name, "imported", out.imported)
-    history = await db.run(store.scan_records, registry.name)
-
     run_budget, interval = await _budget(store, registry, schedule, options, now_fn())
     severe, kev = await db.run(_rescan_priority, store, registry.name)
-    selection = await asyncio.to_thread(
-        select, inventory.each(usable=True), history, schedule=schedule,
-        new_digests=new_digests, db_updated_at=inventory.db_times(), now=now_fn(),
-        budget=run_budget.scans, severe=severe, kev=kev, grouped=True)
+    selector = Selector(schedule=schedule, new_digests=new_digests,
+                        db_updated_at=inventory.db_times(), now=now_fn(),
+                        budget=run_budget.scans, severe=severe, kev=kev, grouped=True)
+    selection = await asyncio.to_thread(_select, store, inventory, selector)
     out.budget, out.bound_by = run_budget.scans, run_budget.bound_by
     out.lanes = selection.lanes()
     out.followed = len(selection.follow)
@@ -414,7 +441,7 @@ async def _registry_steps(
                              f"schedule:{schedule.name}")
     for done in recorded:
         events: list[ChangeEvent] = await asyncio.wrap_future(done)
-        out.events.extend(events)
+        out.record(events)
     out.triggered = queued.triggered
     out.left_running = queued.left_running
     out.not_triggered = queued.not_triggered
@@ -422,17 +449,14 @@ async def _registry_steps(
     await asyncio.to_thread(_coverage, out, inventory, selection, queued, run_budget,
                             interval, scope is None, schedule)
     out.not_stored = len(collector.skipped)
-    del history
-    scanned = {d for d, r in (await db.run(store.scan_records, registry.name)).items()
-               if r.last_success_at is not None}
     fetched = await lineage_fetch.fetch_missing(
-        client, store, functools.partial(inventory.each, usable=True), scanned, now_fn)
+        client, store, functools.partial(inventory.each, usable=True), now_fn)
     out.unreadable[:0] = [(str(ref), why) for ref, _, why in collector.unreadable]
     if collector.unreadable:
         await db.run(mark_set_aside, store, collector.unreadable, now_fn())
     # Resolving holds every image's lineage: the walk, its selection and its scans are let go
     # first, not held beside it.
-    del inventory, selection, queue, queued, scanned, collector
+    del inventory, selection, queue, queued, collector
     await lineage_fetch.resolve_registry(client, store, now_fn, fetched)
 
 
@@ -453,6 +477,19 @@ async def _budget(store: Store, registry: RegistryConfig, schedule: ScheduleConf
     interval = fires[1] - fires[0] if len(fires) >= 2 else window
     scan_time = await store.thread.run(mean_scan_time, store, registry.name)
     return trickle.budget(registry, schedule, scan_time=scan_time, window=window), interval
+
+
+def _select(store: Store, inventory: RegistryInventory, selector: Selector) -> Selection:
+    """Feed the walk to ``selector`` a batch at a time, each with the scan records of its
+    digests read for it (on the database's thread; this runs in a worker thread beside the
+    loop): the run holds a batch of records, not every artifact's."""
+    artifacts = inventory.each(usable=True)
+    while batch := list(itertools.islice(artifacts, SELECT_BATCH)):
+        records = store.thread.submit(store.scan_records, inventory.registry,
+                                      {a.ref.digest for a in batch}).result()
+        for artifact in batch:
+            selector.add(artifact, records.get(artifact.ref.digest))
+    return selector.selection()
 
 
 def _unscanned(inventory: RegistryInventory) -> set[str]:
@@ -572,7 +609,7 @@ async def import_reports(
             set_aside = len(out.unreadable) if out is not None else 0
             events = await db.run(store_or_set_aside, store, done, now_fn(), rules, out)
             if out is not None:
-                out.events.extend(events)
+                out.record(events)
                 set_aside = len(out.unreadable) - set_aside
             stored += len(done) - set_aside
     if todo:

@@ -181,6 +181,90 @@ class _Lane:
         return ordered if self.bound is None else ordered[:self.bound]
 
 
+class Selector:
+    """``select`` fed one artifact at a time, each with its scan record: a run hands it the
+    walk a batch at a time with the records of that batch's digests, holding neither every
+    artifact nor every record (``daemon/scan/run.py``). Arguments as ``select``'s."""
+
+    def __init__(
+        self,
+        *,
+        schedule: ScheduleConfig,
+        new_digests: Collection[str] = (),
+        db_updated_at: Mapping[str, datetime | None] | None = None,
+        now: datetime,
+        budget: int | None = None,
+        severe: Mapping[tuple[str, str], int] | None = None,
+        kev: Mapping[tuple[str, str], int] | None = None,
+        grouped: bool = False,
+    ) -> None:
+        self._schedule, self._new, self._now, self._grouped = schedule, new_digests, now, grouped
+        self._db_updated_at = db_updated_at or {}
+        self._wanted = [lane for lane in ALL_LANES if lane in schedule.select]
+        if budget is None:
+            budget = schedule.max_scans
+        self._bound = None if budget is None else max(0, budget)
+        self._lanes = {lane: _Lane(lane, self._bound, severe or {}, now, kev or {})
+                       for lane in self._wanted}
+        self._follow: list[Artifact] = []
+        self._not_supported = self._filtered = self._backing_off = 0
+        self._seen: set[tuple[str, str]] = set()
+        self._project: str | None = None
+        self._behind = 0  # behind the DB whether or not this schedule rescans them
+        self._oldest_behind: datetime | None = None
+
+    def add(self, artifact: Artifact, record: ScanRecord | None) -> None:
+        """One artifact of the walk, with the last scan of its digest (``None``: never)."""
+        if self._grouped and artifact.ref.project != self._project:
+            self._seen.clear()
+            self._project = artifact.ref.project
+        key = (artifact.ref.project, artifact.ref.digest)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        if not passes_filters(artifact, self._schedule, self._now):
+            self._filtered += 1
+            return
+        if not is_scannable(artifact):
+            self._not_supported += 1
+            return
+        lane = lane_of(
+            artifact,
+            record,
+            is_new=artifact.ref.digest in self._new,
+            db_updated_at=self._db_updated_at.get(artifact.ref.project),
+            schedule=self._schedule,
+            now=self._now,
+        )
+        if lane == "db_updated":
+            self._behind += 1
+            end = artifact.overview.end_time if artifact.overview else None
+            if end and (self._oldest_behind is None or end < self._oldest_behind):
+                self._oldest_behind = end
+        if lane == "follow":
+            self._follow.append(artifact)
+        elif lane == "backoff":
+            self._backing_off += 1
+        elif lane is not None and lane in self._lanes:
+            self._lanes[lane].add(artifact)
+
+    def selection(self) -> Selection:
+        ordered = [Pick(artifact, lane) for lane in self._wanted
+                   for artifact in self._lanes[lane].ordered()]
+        candidates = sum(lane.count for lane in self._lanes.values())
+        allowed = candidates if self._bound is None else self._bound
+        return Selection(
+            scans=tuple(ordered[:allowed]),
+            follow=tuple(self._follow),
+            not_supported=self._not_supported,
+            filtered_out=self._filtered,
+            over_budget=max(0, candidates - allowed),
+            backing_off=self._backing_off,
+            behind_db=self._behind,
+            oldest_behind=self._oldest_behind,
+        )
+
+
 def select(
     artifacts: Iterable[Artifact],
     history: Mapping[str, ScanRecord],
@@ -200,61 +284,8 @@ def select(
     known-exploited findings per (project, repository), for the order of the rescan lanes.
     ``grouped``: ``artifacts`` come a project at a time (each project's together, as a walk
     yields them), so what was seen of one project is let go at the next."""
-    wanted_lanes = [lane for lane in ALL_LANES if lane in schedule.select]
-    if budget is None:
-        budget = schedule.max_scans
-    bound = None if budget is None else max(0, budget)
-    by_lane = {lane: _Lane(lane, bound, severe or {}, now, kev or {}) for lane in wanted_lanes}
-    follow: list[Artifact] = []
-    not_supported = filtered = backing_off = 0
-    seen: set[tuple[str, str]] = set()
-    project = None
-    behind = 0  # behind the DB whether or not this schedule rescans them
-    oldest_behind: datetime | None = None
+    selector = Selector(schedule=schedule, new_digests=new_digests, db_updated_at=db_updated_at,
+                        now=now, budget=budget, severe=severe, kev=kev, grouped=grouped)
     for artifact in artifacts:
-        if grouped and artifact.ref.project != project:
-            seen.clear()
-            project = artifact.ref.project
-        key = (artifact.ref.project, artifact.ref.digest)
-        if key in seen:
-            continue
-        seen.add(key)
-        if not passes_filters(artifact, schedule, now):
-            filtered += 1
-            continue
-        if not is_scannable(artifact):
-            not_supported += 1
-            continue
-        lane = lane_of(
-            artifact,
-            history.get(artifact.ref.digest),
-            is_new=artifact.ref.digest in new_digests,
-            db_updated_at=(db_updated_at or {}).get(artifact.ref.project),
-            schedule=schedule,
-            now=now,
-        )
-        if lane == "db_updated":
-            behind += 1
-            end = artifact.overview.end_time if artifact.overview else None
-            if end and (oldest_behind is None or end < oldest_behind):
-                oldest_behind = end
-        if lane == "follow":
-            follow.append(artifact)
-        elif lane == "backoff":
-            backing_off += 1
-        elif lane is not None and lane in by_lane:
-            by_lane[lane].add(artifact)
-    ordered = [Pick(artifact, lane) for lane in wanted_lanes
-               for artifact in by_lane[lane].ordered()]
-    candidates = sum(lane.count for lane in by_lane.values())
-    allowed = candidates if bound is None else bound
-    return Selection(
-        scans=tuple(ordered[:allowed]),
-        follow=tuple(follow),
-        not_supported=not_supported,
-        filtered_out=filtered,
-        over_budget=max(0, candidates - allowed),
-        backing_off=backing_off,
-        behind_db=behind,
-        oldest_behind=oldest_behind,
-    )
+        selector.add(artifact, history.get(artifact.ref.digest))
+    return selector.selection()

@@ -98,3 +98,13 @@ def registry_id(conn: Connection, caches: Caches, name: str, now: datetime | Non
         row = conn.execute(select(t.registry.c.id).where(t.registry.c.name == name)).one()
     caches.registry_ids[name] = int(row[0])
     return int(row[0])
+
+
+def repository_ids(conn: Connection, registry: str) -> set[int]:
+    """The ids of ``registry``'s repositories. A lookup of a batch of digests or report ids
+    reads them by their own index and keeps the rows of these: given the registry in SQL
+    instead, SQLite's planner walks every repository of the registry for each value of the
+    batch (65 ms a batch of 100 report ids at 100,000 artifacts; under 1 ms by their index)."""
+    r, g = t.repository.c, t.registry.c
+    return set(conn.execute(select(r.id).join(t.registry, g.id == r.registry_id)
+                            .where(g.name == registry)).scalars())

@@ -203,10 +203,12 @@ class Store:
         with self.transaction() as conn:
             return resolve.reconcile_ignores(conn, rules, now, registry)
 
-    def scan_records(self, registry: str) -> dict[str, ScanRecord]:
-        """The last scan of each listed artifact of ``registry``, keyed by digest."""
+    def scan_records(self, registry: str, digests: Iterable[str] | None = None
+                     ) -> dict[str, ScanRecord]:
+        """The last scan of each listed artifact of ``registry``, keyed by digest (with
+        ``digests``, of those alone)."""
         with self.reading() as conn:
-            return queries.scan_records(conn, registry)
+            return queries.scan_records(conn, registry, digests)
 
     def known_report_ids(self, registry: str) -> set[str]:
         """Report ids already stored for ``registry`` (collect fetches each report once)."""
@@ -395,9 +397,10 @@ class Store:
         with self.reading() as conn:
             return lineage_store.names(conn, registry, digests)
 
-    def lineage_known(self, registry: str, now: datetime | None = None) -> set[str]:
+    def lineage_known(self, registry: str, now: datetime | None = None,
+                      digests: Iterable[str] | None = None) -> set[str]:
         with self.reading() as conn:
-            return lineage_store.known(conn, registry, now)
+            return lineage_store.known(conn, registry, now, digests)
 
     def save_lineage_facts(self, registry: str, fetched: Iterable[Image], now: datetime
                            ) -> int:
@@ -411,18 +414,28 @@ class Store:
                                Mapping[str, Lineage] | Iterable[tuple[str, Lineage]]],
     ) -> dict[str, Lineage]:
         """Add the fetched facts, then re-resolve every image of the registry, in one
-        transaction; returns the lineage of every image. ``resolve_with`` is handed the
-        registry's images as a source that reads them again row by row at each iteration
-        (``lineage.resolve_each`` iterates it twice), not a list of every image with its
-        build history."""
+        transaction; returns the lineage of the images with a base in the registry (what
+        rebuild advice starts from). ``resolve_with`` is handed the registry's images as a
+        source that reads them again page by page at each iteration (``lineage.resolve_each``
+        iterates it twice), not a list of every image with its build history; what it yields
+        is written a page at a time, as it comes, not held for every image."""
         with self.transaction() as conn:
             lineage_store.save_facts(conn, registry, fetched, now)
             marks = lineage_store.inventory_marks(conn, registry)
-            resolved = dict(resolve_with(lineage_store.Reread(conn, registry, marks)))
-            del marks
-            lineage_store.save_found(conn, registry,
-                                     lineage_store.changed(conn, registry, resolved))
-            return resolved
+            resolved = resolve_with(lineage_store.Reread(conn, registry, marks))
+            pairs = resolved.items() if isinstance(resolved, Mapping) else resolved
+            with_base: dict[str, Lineage] = {}
+            page: dict[str, Lineage] = {}
+            for digest, one in pairs:
+                page[digest] = one
+                if one.base_digest:
+                    with_base[digest] = one
+                if len(page) >= lineage_store.READ_PAGE:
+                    lineage_store.save_found(conn, registry,
+                                             lineage_store.changed(conn, registry, page))
+                    page = {}
+            lineage_store.save_found(conn, registry, lineage_store.changed(conn, registry, page))
+            return with_base
 
     def lineage_inputs(self, registry: str, salt: str) -> tuple[str, bool]:
         """The fingerprint of what ``registry``'s lineage resolves from now, and whether it

@@ -33,15 +33,22 @@ from daemon.store.tables import as_utc
 
 image_lineage = table(MetaData())
 lineage_resolved = m0022_lineage_inputs.table(MetaData())
+READ_PAGE = 1000  # images read (and resolved lineage written) at a time
 DENIED_RETRY = timedelta(days=1)  # a refused pull is asked again after this (access granted?)
 
 
-def known(conn: Connection, registry: str, now: datetime | None = None) -> set[str]:
-    """Digests whose facts need no fetch: all but refused pulls older than ``DENIED_RETRY``."""
+def known(conn: Connection, registry: str, now: datetime | None = None,
+          digests: Iterable[str] | None = None) -> set[str]:
+    """Digests whose facts need no fetch: all but refused pulls older than ``DENIED_RETRY``
+    (with ``digests``, of those alone)."""
     lin = image_lineage
-    rows = conn.execute(select(lin.c.digest, lin.c.denied, lin.c.fetched_at)
-                        .where(lin.c.registry_name == registry))
-    return {d for d, denied, at in rows
+    query = select(lin.c.digest, lin.c.denied, lin.c.fetched_at).where(
+        lin.c.registry_name == registry)
+    wanted = None if digests is None else sorted(set(digests))
+    statements = [query] if wanted is None else [
+        query.where(lin.c.digest.in_(wanted[start:start + 500]))
+        for start in range(0, len(wanted), 500)]
+    return {d for statement in statements for d, denied, at in conn.execute(statement)
             if not denied or now is None or at is None or now - at < DENIED_RETRY}
 
 
@@ -117,8 +124,16 @@ def each_image(conn: Connection, registry: str, marks: Marks) -> Iterator[Image]
     hold every one of the registry's alive."""
     lin = image_lineage
     tags, pushed = marks
-    for r in conn.execute(select(lin).where(lin.c.registry_name == registry)):
-        yield _image(r, tags, pushed, None)
+    # A page at a time (by digest, each read whole before its images are handed on): no
+    # statement is left open while the caller writes resolved lineage between pages, and
+    # PostgreSQL's driver does not receive every row's facts at once.
+    after = ""
+    while page := conn.execute(select(lin).where(lin.c.registry_name == registry,
+                                                 lin.c.digest > after)
+                               .order_by(lin.c.digest).limit(READ_PAGE)).all():
+        after = page[-1].digest
+        for r in page:
+            yield _image(r, tags, pushed, None)
 
 
 def _inventory(conn: Connection, registry: str, digests: Iterable[str] | None) -> Marks:
@@ -254,13 +269,17 @@ def save_found(conn: Connection, registry: str, found: Mapping[str, Lineage]) ->
 
 def changed(conn: Connection, registry: str, resolved: Mapping[str, Lineage]
             ) -> dict[str, Lineage]:
-    """Of ``resolved`` (every image with facts: a row each), the lineage that differs from
-    the stored one, compared row by row (not beside a second copy of every image's)."""
-    lin = image_lineage
-    rows = driver_rows(conn, select(lin.c.digest, lin.c.method, lin.c.found_base_digest,
-                                    lin.c.found_base).where(lin.c.registry_name == registry))
-    return {d: resolved[d] for d, m, b, label in rows
-            if d in resolved and resolved[d] != Lineage(d, m or "unknown", b, label or "unknown")}
+    """Of ``resolved`` (images with facts: a row each), the lineage that differs from the
+    stored one (read for those digests alone: a resolution compares a page at a time)."""
+    stored = {r.digest: r for r in _rows(conn, registry, sorted(resolved),
+                                         image_lineage.c.digest)}
+    out: dict[str, Lineage] = {}
+    for digest, one in resolved.items():
+        r = stored.get(digest)
+        if r is not None and one != Lineage(digest, r.method or "unknown", r.found_base_digest,
+                                            r.found_base or "unknown"):
+            out[digest] = one
+    return out
 
 
 def found(conn: Connection, registry: str) -> dict[str, Lineage]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ from daemon.model import (
     Severity,
 )
 from daemon.store import tables as t
+from daemon.store.base import repository_ids
+from daemon.store.batch import chunks
 from daemon.store.findings import FindingHead, FindingQuery, FindingRow
 from daemon.store.runs import RunRow
 
@@ -47,33 +50,45 @@ class HistoryEntry:
     changes: tuple[ChangeEvent, ...] = field(default_factory=tuple)
 
 
-def scan_records(conn: Connection, registry: str) -> dict[str, ScanRecord]:
-    """The last scan of each listed artifact of ``registry``, keyed by digest."""
+def scan_records(conn: Connection, registry: str, digests: Iterable[str] | None = None
+                 ) -> dict[str, ScanRecord]:
+    """The last scan of each listed artifact of ``registry``, keyed by digest; with
+    ``digests``, of those digests alone (a run's selection reads a batch of its walk at a
+    time). A digest's record is its latest scan in the registry, wherever it is listed."""
     a, r, g = t.artifact.c, t.repository.c, t.registry.c
     last, good = aliased(t.scan), aliased(t.scan)
     query = (select(a.digest, last.c.status, last.c.report_id, last.c.last_confirmed_at,
                     last.c.finished_at, good.c.last_confirmed_at.label("ok_at"),
-                    good.c.scanner_db_updated_at.label("ok_db"), a.consecutive_failures)
-             .join(t.repository, r.id == a.repository_id)
-             .join(t.registry, g.id == r.registry_id)
+                    good.c.scanner_db_updated_at.label("ok_db"), a.consecutive_failures,
+                    a.repository_id)
              .join(last, last.c.id == a.last_scan_id)
              .outerjoin(good, good.c.id == a.last_success_scan_id)
-             .where(g.name == registry, a.removed_at.is_(None)))
+             .where(a.removed_at.is_(None)))
+    ours = select(r.id).join(t.registry, g.id == r.registry_id).where(g.name == registry)
+    repositories: set[int] | None = None
+    if digests is None:
+        statements = [query.where(a.repository_id.in_(ours.scalar_subquery()))]
+    else:
+        repositories = repository_ids(conn, registry)  # (base.repository_ids: why)
+        statements = [query.where(a.digest.in_(chunk)) for chunk in chunks(sorted(set(digests)))]
     out: dict[str, ScanRecord] = {}
     # Equal times one object each (a registry's 100,000 records: a success's two times are
-    # one, its scanner's DB times a few): 100 B a record less, selection holds them all.
+    # one, its scanner's DB times a few): 100 B a record less.
     db_times: dict[datetime | None, datetime | None] = {}
-    for row in conn.execute(query):
-        finished = row.last_confirmed_at or row.finished_at
-        ok_at = finished if row.ok_at == finished and finished is not None else row.ok_at
-        record = ScanRecord(
-            digest=row.digest, state=ScanState(row.status), report_id=row.report_id,
-            finished_at=finished, last_success_at=ok_at,
-            scanner_db_updated_at=db_times.setdefault(row.ok_db, row.ok_db),
-            consecutive_failures=row.consecutive_failures)
-        prior = out.get(row.digest)
-        if prior is None or _later(record.finished_at, prior.finished_at):
-            out[row.digest] = record
+    for statement in statements:
+        for row in conn.execute(statement):
+            if repositories is not None and row.repository_id not in repositories:
+                continue
+            finished = row.last_confirmed_at or row.finished_at
+            ok_at = finished if row.ok_at == finished and finished is not None else row.ok_at
+            record = ScanRecord(
+                digest=row.digest, state=ScanState(row.status), report_id=row.report_id,
+                finished_at=finished, last_success_at=ok_at,
+                scanner_db_updated_at=db_times.setdefault(row.ok_db, row.ok_db),
+                consecutive_failures=row.consecutive_failures)
+            prior = out.get(row.digest)
+            if prior is None or _later(record.finished_at, prior.finished_at):
+                out[row.digest] = record
     return out
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from daemon.store import tables as t
+from daemon.store.base import repository_ids
 from daemon.store.batch import chunks
 
 
@@ -19,18 +20,19 @@ def last_scan_id(conn: Connection) -> int:
 
 def known_among(conn: Connection, registry: str, report_ids: Iterable[str],
                 upto: int | None = None) -> set[str]:
-    """Of ``report_ids``, those a stored scan of ``registry`` carries (``ix_scan_report``);
+    """Of ``report_ids``, those a stored scan of ``registry`` carries (``ix_scan_report``,
+    the registry's repositories told apart here: ``base.repository_ids``);
     with ``upto``, only scans up to that id (those stored before an import began, as one
     read of every known id at its start would have seen them)."""
-    a, r, g, s = t.artifact.c, t.repository.c, t.registry.c, t.scan.c
+    a, s = t.artifact.c, t.scan.c
+    ours = repository_ids(conn, registry)
     found: set[str] = set()
     for chunk in chunks(sorted({i for i in report_ids if i})):
-        query = (select(s.report_id).distinct()
+        query = (select(s.report_id, a.repository_id)
                  .join(t.artifact, a.id == s.artifact_id)
-                 .join(t.repository, r.id == a.repository_id)
-                 .join(t.registry, g.id == r.registry_id)
-                 .where(g.name == registry, s.report_id.in_(chunk)))
+                 .where(s.report_id.in_(chunk)))
         if upto is not None:
             query = query.where(s.id <= upto)
-        found.update(row[0] for row in conn.execute(query))
+        found.update(report for report, repository in conn.execute(query)
+                     if repository in ours)
     return found

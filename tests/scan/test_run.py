@@ -138,8 +138,7 @@ async def test_it_completes_through_faults_and_records_nothing_false(
     second = await run_once(cfg, store)
 
     assert first.ok and second.ok
-    events = first.events + second.events
-    assert not [e for e in events if e.kind is ChangeKind.FIXED]
+    assert first.changes and ChangeKind.FIXED.value not in first.kinds() | second.kinds()
     inventory = sim.control.inventory()
     records = store.scan_records("sim")
     successes = [r for r in records.values() if r.state is ScanState.SUCCESS]

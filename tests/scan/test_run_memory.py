@@ -21,12 +21,13 @@ import pytest
 
 from daemon import lineage
 from daemon.harbor.packed import PAGE
-from daemon.model import Artifact
+from daemon.model import Artifact, ChangeEvent, ScanRecord
+from daemon.store import lineage as lineage_store
 from daemon.store.db import Store, open_store
 from tests.scan.test_run import config_for, run_once
 
-SAMPLED = ("record_inventory", "known_reports_among", "scan_records", "save_lineage_facts",
-           "record_run_finish")
+SAMPLED = ("record_inventory", "known_reports_among", "scan_records", "record_scans",
+           "save_lineage_facts", "record_run_finish")
 # A page being unpacked, an import batch and the one before it (let go as the next is read),
 # what a step keeps of them: the same at any size (292 at both sizes here; 1,205 held whole).
 BOUND = 4 * PAGE
@@ -54,6 +55,10 @@ class Peaks:
         self.artifacts = 0
         self.images = 0
         self.samples = 0
+        self.records = 0  # scan records (selection's), at the sampled steps
+        self.events = 0  # change events (the run's), at the sampled steps
+        self.lineages = 0  # resolved lineage without a base, while resolving
+        monkeypatch.setattr(lineage_store, "READ_PAGE", PAGE)
         for name in SAMPLED:
             monkeypatch.setattr(Store, name, self._sampling(getattr(Store, name)))
         one = lineage._Table.one
@@ -63,6 +68,8 @@ class Peaks:
             calls[0] += 1
             if calls[0] % 50 == 0:
                 self.images = max(self.images, live(lineage.Image, with_history))
+                self.lineages = max(self.lineages,
+                                    live(lineage.Lineage, lambda o: not o.base_digest))
             return one(table, image, host)
 
         monkeypatch.setattr(lineage._Table, "one", sampled_one)
@@ -72,6 +79,8 @@ class Peaks:
         def sampled(*args: Any, **kwargs: Any) -> Any:
             self.samples += 1
             self.artifacts = max(self.artifacts, live(Artifact))
+            self.records = max(self.records, live(ScanRecord))
+            self.events = max(self.events, live(ChangeEvent))
             return method(*args, **kwargs)
 
         return sampled
@@ -112,3 +121,11 @@ async def test_it_holds_a_few_pages_of_the_registry_whatever_its_size(
     assert at_large.artifacts <= at_small.artifacts + PAGE
     assert at_large.images <= PAGE, at_large.images
     assert at_large.images <= at_small.images + PAGE
+    # Selection reads the scan records of a page of the walk at a time (1,140 held whole,
+    # through the scans), the run counts its changes (a first import's 1,140 first-sight
+    # events were held to its end), and resolving writes each page of lineage as it comes
+    # (every image's was held): a page or two of each, at either size.
+    assert at_large.records <= 2 * PAGE, at_large.records
+    assert at_large.events <= 2 * PAGE, at_large.events
+    assert at_large.lineages <= 2 * PAGE, at_large.lineages
+    assert at_small.records and at_small.events and at_small.lineages

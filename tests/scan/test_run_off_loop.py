@@ -24,7 +24,7 @@ from daemon.scan import run
 from daemon.store.db import open_store
 from tests.scan.test_run import config_for, run_once
 
-WHOLE_WALK = [(run, "select"), (run, "not_listed"), (run, "_unscanned"), (run, "_coverage"),
+WHOLE_WALK = [(run, "_select"), (run, "not_listed"), (run, "_unscanned"), (run, "_coverage"),
               (inventory, "not_listed"), (fetch, "targets"), (fetch, "_listed_among")]
 
 
@@ -60,7 +60,7 @@ async def test_no_step_that_reads_the_whole_walk_runs_on_the_loop(
     steps = {name for name, _ in ran}
     # Every step ran (the rerun's guard and the walk's confirmation have known artifacts to
     # set against the listing), and none on the loop's thread.
-    assert steps >= {"daemon.scan.run.select", "daemon.scan.run.not_listed",
+    assert steps >= {"daemon.scan.run._select", "daemon.scan.run.not_listed",
                      "daemon.scan.run._unscanned", "daemon.scan.run._coverage",
                      "daemon.harbor.inventory.not_listed", "daemon.lineage.fetch.targets"}, steps
     on_loop = sorted({name for name, on in ran if on})

@@ -54,6 +54,16 @@ def triggered_after_stop(proc: DaemonProcess) -> list[str]:
             if e.get("event") == "scan_triggered"]
 
 
+def both_slots_taken(proc: DaemonProcess, sim: Any) -> int:
+    """Wait until Harbor has both scans and the daemon has logged both triggers; the count of
+    triggers then. (Harbor counts a trigger when its request arrives, the daemon logs it when
+    the answer is back: a signal sent between the two is answered with ``stopping`` before the
+    trigger that came first is logged.)"""
+    proc.wait_until(lambda: triggers(sim) >= IN_FLIGHT
+                    and len(proc.logged("scan_triggered")) >= IN_FLIGHT, "both scan slots taken")
+    return triggers(sim)
+
+
 def config_with_old_run(tmp_path: Path, sim: Any) -> tuple[Path, Path]:
     db = tmp_path / "h.db"
     config = write_config(tmp_path / "config.toml", sim, db, schedule_toml("nightly"),
@@ -82,8 +92,7 @@ def test_the_daemon_triggers_nothing_after_sigterm_and_exits_when_its_scans_have
     d = start(tmp_path, sim, config)
     processes.append(d)
     d.wait_for_event("run_started", schedule="nightly", trigger="catch_up")
-    d.wait_until(lambda: triggers(sim) >= IN_FLIGHT, "both scan slots taken")
-    before = triggers(sim)
+    before = both_slots_taken(d, sim)
 
     d.signal(signal.SIGTERM)
     # WAIT (60 s) is a tenth of stop_timeout: exiting means the daemon did not wait it out.
@@ -125,8 +134,7 @@ def test_run_once_stops_starting_work_on_a_signal(
     config, db = config_with_old_run(tmp_path, sim)
     p = once(tmp_path, sim, config)
     processes.append(p)
-    p.wait_until(lambda: triggers(sim) >= IN_FLIGHT, "both scan slots taken")
-    before = triggers(sim)
+    before = both_slots_taken(p, sim)
 
     p.signal(sig)
     if twice:

@@ -40,6 +40,7 @@ def test_it_fills_the_score_of_contents_stored_before(tmp_path: Path) -> None:
         raw.execute(f"DROP TRIGGER {trigger}")
     raw.execute("DROP TABLE carrier_summary")
     raw.execute("DROP TABLE carrier_dirty")
+    raw.execute("DROP INDEX ix_artifact_digest")  # (24)
     raw.execute("DELETE FROM schema_version WHERE version >= 18")
     raw.commit()
     raw.close()

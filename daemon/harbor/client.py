@@ -64,6 +64,7 @@ RETRY_AFTER_CAP = 120.0
 BACKOFF_CAP = 30.0
 LOG_TAIL_BYTES = 4096
 SCAN_BODY = {"scan_type": "vulnerability"}
+_SPENT = httpx.ByteStream(b"")  # what a read response keeps as its stream (see _request)
 MANIFEST_ACCEPT = {"Accept": ", ".join((
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -191,6 +192,10 @@ class HarborClient:
                                                  **extra) as response:
                         # Read inside the slot: truncation raises here.
                         content = await self._read_bounded(response, limit)
+                    # httpx's response and its stream hold each other: left so, a response
+                    # that outlived two young collections waits, frozen, for the end of the
+                    # run (scan/gcpolicy.py), hundreds of them through a large import.
+                    response.stream = _SPENT
             except httpx.TransportError as exc:
                 failure = ServerError(f"{where}: {type(exc).__name__}: {_short(exc)}")
             else:

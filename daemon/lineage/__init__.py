@@ -124,7 +124,7 @@ def resolve_each(images: Iterable[Image], *, registry_host: str,
     that looks bases up, holding each image without its build steps and layer digests (a
     hash of each whole list in their place), then image by image, each resolved as it comes.
     What a registry of 100,000 images holds is the table, not every image's history."""
-    table = _Table(images, scope)
+    table = _Table(images, scope, registry_host)
     for image in images:
         yield image.digest, table.one(image, registry_host)
 
@@ -180,50 +180,65 @@ def _known(image: Image) -> bool:
     return bool(image.layers or image.steps or not image.denied)
 
 
+def _add(table: dict[str, Image | list[Image]], key: str, image: Image) -> None:
+    """``image`` under ``key``: alone, or a list from the second image on (most keys have
+    one: a list each would be most of the table)."""
+    held = table.get(key)
+    if held is None:
+        table[key] = image
+    elif isinstance(held, Image):
+        table[key] = [held, image]
+    else:
+        held.append(image)
+
+
+def _all(held: Image | list[Image] | None) -> list[Image]:
+    return [] if held is None else [held] if isinstance(held, Image) else held
+
+
 class _Table:
     """The registry's images, looked up every way a base can be named."""
 
-    def __init__(self, every: Iterable[Image], scope: Callable[[str], bool]) -> None:
+    def __init__(self, every: Iterable[Image], scope: Callable[[str], bool],
+                 host: str = "") -> None:
         stripped: list[Image] = []
         history: dict[str, str] = {}  # a candidate's whole history, by digest
+        named: set[str] = set()  # the repositories annotations name by tag on ``host``
         for i in every:
             if i.steps and scope(i.name):
                 history[i.digest] = _history_keys(i.steps)[-1]
+            if i.base_name:
+                ref_host, repo, ref = split_ref(i.base_name)
+                if ref_host == host and not ref.startswith("@"):
+                    named.add(repo)
             stripped.append(dataclasses.replace(i, steps=_HAD_STEPS if i.steps else (),
                                                 layers=_held_layers(i.layers)))
         ordered = sorted(stripped, key=lambda i: i.digest)
         del stripped
         # One image per digest, a list only where an index's children answer for its digest.
         self.by_digest: dict[str, Image | list[Image]] = {i.digest: i for i in ordered}
+        # Tags only of the repositories an annotation names (``_annotated`` looks up no other:
+        # every image's tags were a fifth of what resolving 100,000 images held).
         self.by_tag: dict[tuple[str, str], list[Image]] = {}
-        names: dict[str, str] = {}
         for i in ordered:
             if i.index:  # an index's children answer for the index's digest
-                held = self.by_digest.get(i.index)
-                if held is None:
-                    self.by_digest[i.index] = [i]
-                elif isinstance(held, Image):
-                    self.by_digest[i.index] = [held, i]
-                else:
-                    held.append(i)
-            if i.tags:
-                name = names.setdefault(i.name, i.name)
+                _add(self.by_digest, i.index, i)
+            if i.tags and i.name in named:
                 for tag in i.tags:
-                    self.by_tag.setdefault((name, tag), []).append(i)
+                    self.by_tag.setdefault((i.name, tag), []).append(i)
         self.denied = {i.project for i in ordered if i.denied}
         candidates = [i for i in ordered if scope(i.name)]
         self.by_layers = {i.layers[0]: i for i in candidates if i.layers}
-        self.by_steps: dict[str, list[Image]] = {}
+        self.by_steps: dict[str, Image | list[Image]] = {}
         for i in candidates:
             if i.digest in history:
-                self.by_steps.setdefault(history[i.digest], []).append(i)
+                _add(self.by_steps, history[i.digest], i)
 
     def _annotated(self, image: Image, keys: Sequence[str], host: str
                    ) -> tuple[Image | None, str, str]:
         """(the base the annotations name, an external name, a project refusing its pull)."""
         if image.base_digest and image.base_digest != image.digest:
-            held = self.by_digest.get(image.base_digest, [])
-            named = [held] if isinstance(held, Image) else held
+            named = _all(self.by_digest.get(image.base_digest))
             # a digest known only from a refused pull tells nothing of the base
             refused = next((n.denied for n in named if n.denied and not _known(n)), "")
             found = _choose(image, keys, [n for n in named if _known(n)])
@@ -254,7 +269,7 @@ class _Table:
                 return Lineage(image.digest, "layers", layered.digest, layered.label)
         keys = _history_keys(image.steps)  # also where the base's manifest was refused
         for k in range(len(keys) - 1, 0, -1):
-            stepped = _choose(image, layers, self.by_steps.get(keys[k - 1], []))
+            stepped = _choose(image, layers, _all(self.by_steps.get(keys[k - 1])))
             if stepped is not None:
                 return Lineage(image.digest, "history", stepped.digest, stepped.label)
         refused = refused or image.denied

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from daemon import lineage
 from daemon.lineage import Image, Step, resolve, step_for, step_words
 
 BASE = Image("sha256:b1", "base", "debian", ("12.5",), layers=("L1",),
@@ -59,3 +60,18 @@ def test_it_names_the_step_only_when_unambiguous(ecosystem: str, steps: list[str
 def test_step_words_drop_buildkit_noise() -> None:
     assert step_words("RUN /bin/sh -c pip install -r requirements.txt # buildkit") == \
         "RUN pip install -r requirements.txt"
+
+
+def test_the_table_holds_the_tags_of_the_repositories_annotations_name_alone() -> None:
+    # Resolving a large registry holds every image in a table; its tags are looked up only
+    # for a base an annotation names by tag on this registry, so only those are indexed, and
+    # a base named so is still found (on another host, or by digest, no tag is looked up).
+    named = app(base_name="harbor.example.com/base/debian:12.6")
+    others = [app(digest="sha256:a2", base_name="docker.io/library/python:3.12"),
+              app(digest="sha256:a3", base_name="harbor.example.com/base/python@sha256:p1")]
+    table = lineage._Table([BASE, NEWER, PY, named, *others], lambda name: True,
+                           "harbor.example.com")
+    assert sorted(table.by_tag) == [("base/debian", "12.5"), ("base/debian", "12.6")]
+    found = resolve([BASE, NEWER, PY, named, *others], registry_host="harbor.example.com")
+    assert (found[named.digest].method, found[named.digest].base) == (
+        "annotation", "base/debian:12.6")

@@ -337,9 +337,11 @@ class RunSummaryTable(SQLModel, table=True):
 
 
 class IgnoreRuleTable(SQLModel, table=True):
-    """Added by migration 12: ignore rules from `scanwatch ignore add` (globs comma-separated)."""
+    """Added by migration 12: ignore rules from `scanwatch ignore add` (globs comma-separated);
+    since migration 25 an id is never given twice on SQLite either (history names rules by id)."""
 
     __tablename__ = "ignore_rule"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: int | None = Field(default=None, primary_key=True)
     vulnerability: str = ""
     package: str = ""

@@ -42,6 +42,7 @@ from daemon.store.migrations import (
     m0022_lineage_inputs,
     m0023_carrier_summary,
     m0024_artifact_digest,
+    m0025_ignore_ids_kept,
 )
 from daemon.store.tables import UTCDateTime
 
@@ -66,7 +67,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _of(m0016_lineage_platforms), _of(m0017_harbor_projects), _of(m0018_cvss),
     _of(m0019_covering_carriers), _of(m0020_plan), _of(m0021_page_summary),
     _of(m0022_lineage_inputs), _of(m0023_carrier_summary),
-    _of(m0024_artifact_digest))
+    _of(m0024_artifact_digest), _of(m0025_ignore_ids_kept))
 LATEST = MIGRATIONS[-1].version
 _MIGRATION_LOCK = 0x5C4E_3A7D  # pg_advisory_lock key: "scanwatch migration"
 

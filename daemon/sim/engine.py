@@ -45,6 +45,7 @@ class ScanEngine:
         self.waiting: deque[tuple[Artifact, Scan]] = deque()  # holding a worker, adapter busy
         self.active: list[tuple[Artifact, Scan]] = []
         self.adapter_up = True
+        self.on_pull: Callable[[Artifact], None] = lambda art: None  # the scanner's pull
         self.last_scan_end = 0.0
         self.peak_queued = 0  # the most scans waiting for the adapter at once since the reset
         self.finished = 0
@@ -154,6 +155,8 @@ class ScanEngine:
                 art, scan = self.waiting.popleft()
                 scan.adapter_start, scan.adapter_end = now, now + o.scan_seconds
                 self.active.append((art, scan))
+                if not o.scanner_skip_update_pulltime:
+                    self.on_pull(art)  # the adapter pulls the image with the scan's robot
                 moved = True
             if not moved:
                 break

@@ -50,6 +50,7 @@ class Tag:
     id: int
     name: str
     push_time: float
+    pull_time: float | None = None  # a GET of its manifest by this tag (``SimState.pulled``)
 
 
 @dataclass(eq=False)
@@ -64,6 +65,7 @@ class Artifact:
     size: int
     push_time: float
     tags: list[Tag] = field(default_factory=list)
+    pull_time: float | None = None  # the last GET of its manifest (``SimState.pulled``)
     children: list[Artifact] = field(default_factory=list)
     parents: list[Artifact] = field(default_factory=list)
     packages: tuple[tuple[str, str], ...] = ()
@@ -103,6 +105,7 @@ class Repository:
     creation_time: float
     artifacts: list[Artifact] = field(default_factory=list)
     deleted: int = 0  # artifacts deleted so far: new digests never repeat an old one
+    pull_count: int = 0  # manifest GETs that counted as pulls (``SimState.pulled``)
 
     @property
     def short(self) -> str:
@@ -409,6 +412,9 @@ class Inventory:
                 end = self.started - 3600 - self.rng.random() * 72000
                 scan = Scan(self.new_report_id(), "Success", end - 3 - self.rng.random() * 20,
                             end, percent=100, scanner_version=target.scanner_version)
+                if not self.options.scanner_skip_update_pulltime:
+                    target.pull_time = scan.start_wall  # the scanner's pull of it (``pulled``)
+                    target.repo.pull_count += 1
                 scan.items = self.items_for(target)
                 scan.log = [f"scan of {target.repo.name}@{target.digest} finished: "
                             f"{len(scan.items)} vulnerabilities"]

@@ -112,6 +112,9 @@ class SimOptions:
     # has one child per platform of its base, each built on the base's child of that platform.
     base_platforms: int = 1
     feeds: dict[str, str] = field(default_factory=dict)  # "kev"/"epss" -> file served
+    # Harbor's "Retain image last pull time on scanning" (``scanner_skip_update_pulltime``,
+    # off by default): when off, the scanner's pull of each image it scans is a pull.
+    scanner_skip_update_pulltime: bool = False
 
     def __post_init__(self) -> None:
         for name in ("scanned_share", "index_share", "chart_share", "cnab_share", "error_share",

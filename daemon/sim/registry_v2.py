@@ -19,6 +19,11 @@ token that opens nothing. A manifest is served by digest or tag with its media t
 ``Docker-Content-Digest``; an index's children are served by their digest (each is an artifact
 of the repository), and, as distribution's manifest handler does, an OCI manifest or index is
 ``404 MANIFEST_UNKNOWN`` to a client whose ``Accept`` does not name its media type.
+
+A ``GET`` of a manifest is a pull, as Harbor's ``getManifest`` fires it
+(``src/server/registry/manifest.go``): the artifact's pull time, its tag's when asked by tag,
+the repository's pull count (``SimState.pulled``); a ``HEAD`` is not, nor a ``GET`` from
+Harbor's own replication client (``User-Agent: harbor-registry-client``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from daemon.sim.state import SimState
 SERVICE = "harbor-registry"
 TOKEN_SECONDS = 1800  # Harbor's token_expiration default: 30 minutes
 V2_HEADER = ("Docker-Distribution-Api-Version", "registry/2.0")
+# Harbor's own registry client (replication): its GETs are not pulls (registry.UserAgent)
+HARBOR_CLIENT = "harbor-registry-client"
 
 
 def _error(status: int, code: str, message: str, challenge: str = "") -> Response:
@@ -135,6 +142,8 @@ def v2(state: SimState, method: str, path: str, headers: Any) -> Response:
         if refused:
             return _error(404, "MANIFEST_UNKNOWN", refused)
         body, media_type = lineage.manifest(art, state.registry_host)
+        if method == "GET" and headers.get("User-Agent") != HARBOR_CLIENT:
+            state.pulled(art, "" if reference.startswith("sha256:") else reference)
     return Response(200, body, media_type,
                     headers=[V2_HEADER, ("Docker-Content-Digest", art.digest)])
 

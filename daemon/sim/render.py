@@ -72,8 +72,8 @@ def repository(r: Repository) -> dict[str, Any]:
     tops = r.top_level()
     updated = max((a.push_time for a in r.artifacts), default=r.creation_time)
     return {"id": r.id, "name": r.name, "project_id": r.project.id, "description": "",
-            "artifact_count": len(tops), "pull_count": 0, "creation_time": ts(r.creation_time),
-            "update_time": ts(updated)}
+            "artifact_count": len(tops), "pull_count": r.pull_count,
+            "creation_time": ts(r.creation_time), "update_time": ts(updated)}
 
 
 # ---- scan overviews ----------------------------------------------------------------------------
@@ -182,14 +182,15 @@ def artifact(art: Artifact, *, with_tag: bool, with_overview: bool, mimes: list[
     tags = None
     if with_tag and art.tags:
         tags = [{"id": t.id, "repository_id": art.repo.id, "artifact_id": art.id, "name": t.name,
-                 "push_time": ts(t.push_time), "pull_time": ZERO_TIME, "immutable": False}
+                 "push_time": ts(t.push_time), "pull_time": ts(t.pull_time), "immutable": False}
                 for t in art.tags]
     body: dict[str, Any] = {
         "accessories": None, "addition_links": links,
         "annotations": lineage.annotations_of(art, host), "digest": art.digest,
         "extra_attrs": extra, "icon": icon, "id": art.id, "labels": None,
         "manifest_media_type": art.manifest_media_type, "media_type": art.media_type,
-        "project_id": art.project.id, "pull_time": ZERO_TIME, "push_time": ts(art.push_time),
+        "project_id": art.project.id, "pull_time": ts(art.pull_time),
+        "push_time": ts(art.push_time),
         "references": references, "repository_id": art.repo.id, "repository_name": art.repo.name,
         "size": art.size, "tags": tags, "type": art.type,
     }

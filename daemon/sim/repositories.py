@@ -24,7 +24,7 @@ COLUMNS = ("repository_id", "name", "project_id", "description", "pull_count", "
 def _value(repo: Repository, column: str) -> Any:
     return {
         "repository_id": repo.id, "name": repo.name, "project_id": repo.project.id,
-        "description": "", "pull_count": 0, "star_count": 0,
+        "description": "", "pull_count": repo.pull_count, "star_count": 0,
         "creation_time": int(repo.creation_time),
         "update_time": int(max((a.push_time for a in repo.artifacts),
                                default=repo.creation_time)),

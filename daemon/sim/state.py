@@ -58,6 +58,7 @@ class SimState:
         self.webhooks = Webhooks(stable_seed(options.seed, "webhooks"), self.wall,
                                  options.webhook_retry_delay, options.webhook_drop_share)
         self.engine.on_scan_end = self._scan_ended
+        self.engine.on_pull = self.pulled
         self.scan_all = ScanAll()
         self.registry_host = f"{options.host}:{options.port}"  # set to the bound address
         self.tokens: dict[str, tuple[Any, frozenset[str], float]] = {}  # /service/token's
@@ -73,6 +74,24 @@ class SimState:
 
     def wall(self) -> float:
         return self._wall0 + (time.monotonic() - self._mono0)
+
+    def pulled(self, art: Artifact, tag: str = "") -> None:
+        """A pull of ``art`` (by ``tag`` when it was asked by tag), as Harbor's internal
+        artifact handler records it (``src/controller/event/handler/internal/artifact.go``
+        ``onPull``): the artifact's pull time, the tag's when pulled by tag, and one more on
+        the repository's pull count. Harbor fires the event for every ``GET`` of a manifest
+        through ``/v2/`` but a ``HEAD`` or its own replication client's; its scanner's pulls
+        count too unless ``scanner_skip_update_pulltime`` is set. Harbor writes the time ten
+        seconds later by default (``ARTIFACT_PULL_ASYNC_FLUSH_DURATION``); here at once."""
+        with self.lock:
+            now = self.wall()
+            art.pull_time = now
+            for t in art.tags:
+                if t.name == tag:
+                    t.pull_time = now
+            art.repo.pull_count += 1
+            art.touch()
+            self.bump()
 
     def bump(self) -> None:
         self.version += 1

@@ -96,6 +96,7 @@ REGISTRY_KEYS: dict[str, Parser] = {
     "max_report_size": size(64 * 1024, 1024**3),
     "max_removed_share": share,
     "base_images": globs,
+    "read_manifests": bool_,
 }
 SCHEDULE_KEYS: dict[str, Parser] = {
     "name": name,
@@ -321,6 +322,7 @@ def _build(ctx: Ctx, data: dict[str, Any], source: str) -> ct.Config:
     vex = [_vex(ctx, w, t) for w, t in _each(tables, "vex")]
     for section in ("registry", "schedule", "receiver", "route", "feed", "vex"):
         _check_unique(ctx, section, tables[section])
+    _pulls_read(ctx, registries, schedules)
     if not registries and "registry" not in data:
         ctx.warn("registry", "no [[registry]] table: there is nothing to scan")
     if ctx.problems:
@@ -338,6 +340,22 @@ def _build(ctx: Ctx, data: dict[str, Any], source: str) -> ct.Config:
         source=source,
         warnings=tuple(ctx.warnings),
     )
+
+
+def _pulls_read(ctx: Ctx, registries: list[ct.RegistryConfig | None],
+                schedules: list[ct.ScheduleConfig | None]) -> None:
+    """A schedule that selects by pull time over registries whose manifests lineage reads:
+    Harbor counts each such read as a pull (``daemon/lineage/fetch.py``)."""
+    reading = {r.name for r in registries if r is not None and r.read_manifests}
+    for schedule in schedules:
+        if schedule is None or schedule.only_pulled_within is None:
+            continue
+        named = [n for n in schedule.registries if n in reading]
+        if named:
+            ctx.warn(f"schedule[{schedule.name}].only_pulled_within",
+                     f"lineage reads each scanned image's manifest on {', '.join(named)}, and "
+                     "Harbor counts that as a pull: every image scanwatch has read looks "
+                     "pulled; set read_manifests = false there")
 
 
 def _is_tables(value: Any) -> bool:

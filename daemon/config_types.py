@@ -88,6 +88,9 @@ class RegistryConfig:
     exclude_projects: tuple[str, ...] = ()
     # project/repository globs where base images live (lineage); () = every repository
     base_images: tuple[str, ...] = ()
+    # lineage reads each scanned image's manifest once through /v2/; Harbor records that GET as
+    # a pull (pull time, pull count, audit log). False: build history and annotations only.
+    read_manifests: bool = True
     repositories: tuple[str, ...] = ("*",)
     exclude_repositories: tuple[str, ...] = ()
     requests_per_second: float = 5.0

@@ -129,7 +129,7 @@ BAD = [
                  "repositories, exclude_repositories, requests_per_second, burst, "
                  "max_concurrent_requests, max_scans_in_flight, timeout, max_retries, verify_tls, "
                  "ca_bundle, use_harbor_allowlist, max_response_size, max_report_size, "
-                 "max_removed_share, base_images",
+                 "max_removed_share, base_images, read_manifests",
                  id="unknown-key"),
     pytest.param(BASE + REG + 'max_report_size = "2TB"',
                  'registry[r2].max_report_size: must be a size from 64 KiB to 1 GiB such as '
@@ -599,3 +599,22 @@ def test_it_warns_about_a_literal_password_in_a_receiver_url(tmp_path: Path, url
     assert outcome.problems == []
     flagged = [w for w in outcome.warnings if "literal password" in w]
     assert bool(flagged) is warned, outcome.warnings
+
+
+@pytest.mark.parametrize("reads", [True, False], ids=["manifests-read", "read_manifests-off"])
+def test_a_pull_time_filter_over_manifest_reads_is_warned_of_by_config_check(
+    tmp_path: Path, reads: bool
+) -> None:
+    """Harbor counts lineage's manifest reads as pulls: ``only_pulled_within`` would see them."""
+    text = BASE.replace('registries = ["prod"]\n',
+                        'registries = ["prod"]\nonly_pulled_within = "30d"\n', 1)
+    if not reads:
+        text = text.replace('password = "${HARBOR_PASSWORD}"\n',
+                            'password = "${HARBOR_PASSWORD}"\nread_manifests = false\n', 1)
+    checked = scanwatch("config", "check", "--config", str(write(tmp_path, text)), env=ENV)
+    assert checked.returncode == 0, checked.stderr
+    warned = [line for line in checked.stderr.splitlines() if "only_pulled_within" in line]
+    assert warned == ([
+        "scanwatch: warning: schedule[nightly].only_pulled_within: lineage reads each scanned "
+        "image's manifest on prod, and Harbor counts that as a pull: every image scanwatch has "
+        "read looks pulled; set read_manifests = false there"] if reads else [])

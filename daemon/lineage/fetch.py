@@ -8,6 +8,12 @@ digest, its base annotations read from its own manifest. Then every image's base
 again (``daemon.lineage.resolve``): an application image scanned before its base gets its base
 when the base is scanned.
 
+Harbor records each ``GET`` of a manifest through ``/v2/`` as a pull (the artifact's pull time,
+the repository's pull count, a pull in the audit log), which pull-based retention rules and
+``only_pulled_within`` read; a registry with ``read_manifests = false`` is read through its
+build history and the listing's annotations alone (the additions API is Harbor's own read, no
+pull), and no base is probed.
+
 A pull the registry refuses (Harbor issues a token that opens nothing, then ``/v2/`` answers
 401, or 403/404 behind some proxies) is recorded as "no pull access to PROJECT" and not asked
 again for a day (``store.lineage.DENIED_RETRY``): once one image of a project is refused, the
@@ -34,6 +40,7 @@ from daemon.lineage.advice import Advisor
 from daemon.model import Artifact
 
 if TYPE_CHECKING:  # httpx (the client's) is not imported by the readers of stored lineage
+    from daemon.config_types import RegistryConfig
     from daemon.harbor.client import HarborClient
     from daemon.store.db import Store
 
@@ -127,7 +134,8 @@ class _Fetcher:
 
     async def facts(self, t: Target) -> Image | None:
         client = self.client
-        skip = t.project in self.refused
+        refused = t.project in self.refused
+        skip = refused or not client.registry.read_manifests
         calls: list[Any] = []
         if not skip:
             calls.append(client.manifest(t.project, t.repository, t.digest))
@@ -136,7 +144,7 @@ class _Fetcher:
         got = list(await asyncio.gather(*calls, return_exceptions=True))
         manifest = None if skip else got.pop(0)
         history = got.pop(0) if not t.probe else None
-        denied = t.project if skip else ""
+        denied = t.project if refused else ""
         if isinstance(manifest, BaseException):
             how = _refusal(manifest)
             if not how:
@@ -211,8 +219,8 @@ def registry_host(url: str) -> str:
     return urlsplit(url).netloc
 
 
-def _missing(store: Store, registry: str, artifacts: Iterable[Artifact], now: datetime
-             ) -> list[Target]:
+def _missing(store: Store, registry: RegistryConfig, artifacts: Iterable[Artifact],
+             now: datetime) -> list[Target]:
     """``targets`` of the walk, a batch at a time, each with what history says of that
     batch's digests alone (scanned, and facts known) read for it on the database's thread:
     no set of every digest. (This runs in a worker thread beside the loop.)"""
@@ -220,12 +228,13 @@ def _missing(store: Store, registry: str, artifacts: Iterable[Artifact], now: da
     walk = iter(artifacts)
     while batch := list(itertools.islice(walk, TARGET_BATCH)):
         images = {a.ref.digest for a in batch if a.type == "IMAGE"}
-        scanned = {d for d, r in store.thread.submit(store.scan_records, registry,
+        scanned = {d for d, r in store.thread.submit(store.scan_records, registry.name,
                                                      images).result().items()
                    if r.last_success_at is not None}
         named = {d for a in batch if a.ref.digest in scanned for d in (a.ref.digest,
                                                                         *a.children)}
-        known = store.thread.submit(store.lineage_known, registry, now, named).result()
+        known = store.thread.submit(store.lineage_known, registry.name, now, named,
+                                    registry.read_manifests).result()
         out.extend(targets(batch, scanned, known))
     return sorted(out, key=lambda t: (t.project, t.repository, t.digest))
 
@@ -250,15 +259,17 @@ async def fetch_missing(client: HarborClient, store: Store,
     async def save(batch: list[Image]) -> None:
         nonlocal fetched
         fetched += len(batch)
-        named = {i.base_digest for i in batch if i.base_digest}
-        known = await db.run(store.lineage_known, registry.name, now, named) if named \
+        # A probe reads a manifest alone: none where manifests are not read.
+        named = {i.base_digest for i in batch if i.base_digest} if registry.read_manifests \
+            else set()
+        known = await db.run(store.lineage_known, registry.name, now, named, True) if named \
             else set()
         for probe in probes(batch, host, known):
             bases.setdefault(probe.digest, probe)
         await db.run(store.save_lineage_facts, registry.name, batch, now_fn())
 
     # The passes over the whole walk run beside the loop (a worker thread), not on it.
-    await fetcher.run(await asyncio.to_thread(_missing, store, registry.name, artifacts(), now),
+    await fetcher.run(await asyncio.to_thread(_missing, store, registry, artifacts(), now),
                       save)
     # Of the bases named, those the walk listed (itself or as an index's child) are no
     # probes: looked for in one pass over the walk, not in a set of every digest it holds.

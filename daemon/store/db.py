@@ -398,9 +398,10 @@ class Store:
             return lineage_store.names(conn, registry, digests)
 
     def lineage_known(self, registry: str, now: datetime | None = None,
-                      digests: Iterable[str] | None = None) -> set[str]:
+                      digests: Iterable[str] | None = None, layers_wanted: bool = False
+                      ) -> set[str]:
         with self.reading() as conn:
-            return lineage_store.known(conn, registry, now, digests)
+            return lineage_store.known(conn, registry, now, digests, layers_wanted)
 
     def save_lineage_facts(self, registry: str, fetched: Iterable[Image], now: datetime
                            ) -> int:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import MetaData, and_, delete, select, update
+from sqlalchemy import MetaData, and_, delete, literal, select, update
 from sqlalchemy.engine import Connection
 
 from daemon.lineage import Image, Lineage, Step
@@ -38,18 +38,22 @@ DENIED_RETRY = timedelta(days=1)  # a refused pull is asked again after this (ac
 
 
 def known(conn: Connection, registry: str, now: datetime | None = None,
-          digests: Iterable[str] | None = None) -> set[str]:
+          digests: Iterable[str] | None = None, layers_wanted: bool = False) -> set[str]:
     """Digests whose facts need no fetch: all but refused pulls older than ``DENIED_RETRY``
-    (with ``digests``, of those alone)."""
+    (with ``digests``, of those alone). ``layers_wanted`` (a registry whose manifests are
+    read): facts without layers, fetched while its manifests were not read, are asked again
+    after ``DENIED_RETRY`` too."""
     lin = image_lineage
-    query = select(lin.c.digest, lin.c.denied, lin.c.fetched_at).where(
+    bare = (lin.c.layers == "[]") if layers_wanted else literal(False)
+    query = select(lin.c.digest, lin.c.denied, lin.c.fetched_at, bare).where(
         lin.c.registry_name == registry)
     wanted = None if digests is None else sorted(set(digests))
     statements = [query] if wanted is None else [
         query.where(lin.c.digest.in_(wanted[start:start + 500]))
         for start in range(0, len(wanted), 500)]
-    return {d for statement in statements for d, denied, at in conn.execute(statement)
-            if not denied or now is None or at is None or now - at < DENIED_RETRY}
+    return {d for statement in statements for d, denied, at, layerless in conn.execute(statement)
+            if not (denied or layerless) or now is None or at is None
+            or now - at < DENIED_RETRY}
 
 
 def names(conn: Connection, registry: str, digests: Iterable[str]) -> set[tuple[str, str]]:

@@ -106,6 +106,12 @@ class Repository:
     artifacts: list[Artifact] = field(default_factory=list)
     deleted: int = 0  # artifacts deleted so far: new digests never repeat an old one
     pull_count: int = 0  # manifest GETs that counted as pulls (``SimState.pulled``)
+    pulled_at: float = 0.0  # the last of them: Harbor's AddPullCount sets update_time too
+
+    def update_time(self) -> float:
+        """Harbor's ``update_time``: the newest push, or pull (``AddPullCount``)."""
+        pushed = max((a.push_time for a in self.artifacts), default=self.creation_time)
+        return max(pushed, self.pulled_at)
 
     @property
     def short(self) -> str:
@@ -415,6 +421,7 @@ class Inventory:
                 if not self.options.scanner_skip_update_pulltime:
                     target.pull_time = scan.start_wall  # the scanner's pull of it (``pulled``)
                     target.repo.pull_count += 1
+                    target.repo.pulled_at = max(target.repo.pulled_at, scan.start_wall)
                 scan.items = self.items_for(target)
                 scan.log = [f"scan of {target.repo.name}@{target.digest} finished: "
                             f"{len(scan.items)} vulnerabilities"]

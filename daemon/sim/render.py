@@ -70,7 +70,7 @@ def project(p: Project) -> dict[str, Any]:
 
 def repository(r: Repository) -> dict[str, Any]:
     tops = r.top_level()
-    updated = max((a.push_time for a in r.artifacts), default=r.creation_time)
+    updated = r.update_time()
     return {"id": r.id, "name": r.name, "project_id": r.project.id, "description": "",
             "artifact_count": len(tops), "pull_count": r.pull_count,
             "creation_time": ts(r.creation_time), "update_time": ts(updated)}

@@ -26,8 +26,7 @@ def _value(repo: Repository, column: str) -> Any:
         "repository_id": repo.id, "name": repo.name, "project_id": repo.project.id,
         "description": "", "pull_count": repo.pull_count, "star_count": 0,
         "creation_time": int(repo.creation_time),
-        "update_time": int(max((a.push_time for a in repo.artifacts),
-                               default=repo.creation_time)),
+        "update_time": int(repo.update_time()),
     }[column]
 
 

@@ -1,9 +1,9 @@
 """The simulator records pulls as Harbor does, never kinder: a GET of a manifest through
-``/v2/`` sets the artifact's pull time (its tag's too when asked by tag) and adds one to the
-repository's pull count (``getManifest`` fires the event, the internal artifact handler
-writes it); a HEAD does not, nor a GET from Harbor's own replication client; and the
-scanner's pull of each image it scans counts unless "Retain image last pull time on scanning"
-(``scanner_skip_update_pulltime``) is set."""
+``/v2/`` sets the artifact's pull time (its tag's too when asked by tag), adds one to the
+repository's pull count and sets its update time (``getManifest`` fires the event, the
+internal artifact handler writes it); a HEAD does not, nor a GET from Harbor's own replication
+client; and the scanner's pull of each image it scans counts unless "Retain image last pull
+time on scanning" (``scanner_skip_update_pulltime``) is set."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def test_a_manifest_get_is_a_pull_and_a_head_or_harbors_own_client_is_not(
 ) -> None:
     arts, tags, count = pulls(sim)
     assert set(arts.values()) == set(tags.values()) == {NEVER} and count == 0
+    pushed = httpx.get(f"{sim.url}{API}", auth=sim.admin).json()["update_time"]
+    assert pushed < time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 60))
     url = f"{sim.url}/v2/base/debian/manifests"
     headers = {"Accept": OCI}
     digest = httpx.head(f"{url}/12.4", auth=sim.admin, headers=headers
@@ -60,6 +62,9 @@ def test_a_manifest_get_is_a_pull_and_a_head_or_harbors_own_client_is_not(
     assert httpx.get(f"{url}/12.4", auth=sim.admin, headers=headers).status_code == 200
     _, tags_after, count = pulls(sim)
     assert count == 2 and {n for n, t in tags_after.items() if t != NEVER} == {"12.4"}
+    # Harbor's AddPullCount sets the repository's update_time with the count
+    repo = httpx.get(f"{sim.url}{API}", auth=sim.admin).json()
+    assert repo["update_time"] >= by_digest[digest]
 
 
 @pytest.mark.parametrize("skip", [False, True], ids=["counted", "retained_on_scanning"])

@@ -11,7 +11,8 @@ Lanes, served in this order (DESIGN.md "Selection and rate limits"):
 - ``stale``: the last successful scan is older than ``stale_after``.
 
 Only lanes named in the schedule's ``select`` are served. Filters: tag globs, ``types``,
-``only_pulled_within``. Only ``IMAGE`` artifacts (an index of images is ``IMAGE`` too) whose
+``only_pulled_within`` (someone's pull: the scanner's own pull during a scan, which Harbor
+records as one by default, is not, ``pull_times``). Only ``IMAGE`` artifacts (an index of images is ``IMAGE`` too) whose
 scanner offers a vulnerabilities addition are scannable; the rest are Not Supported. Artifacts that
 Harbor already shows Pending or Running are followed, never triggered again. The run's budget
 (``daemon/scan/trickle.py``: what the registry's limits allow until the next run, or a fixed
@@ -38,6 +39,9 @@ IN_PROGRESS = frozenset({ScanState.PENDING, ScanState.RUNNING, ScanState.SCHEDUL
 _EPOCH = datetime.min
 RESCAN_LANES = frozenset({"db_updated", "stale"})
 RECENT = timedelta(days=7)  # "recently pushed or pulled", for the rescan order
+# How long after its last scan ends an artifact's pull time is still the scanner's own pull
+# (Harbor writes the event's time as its handler runs it, shortly after the request)
+SCANNER_PULL_SLACK = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +75,24 @@ def is_scannable(artifact: Artifact) -> bool:
     return artifact.scannable and artifact.type.upper() in SCANNABLE_TYPES
 
 
+def pull_times(artifact: Artifact, now: datetime) -> list[datetime]:
+    """When the artifact, or one of its tags, was last pulled by someone other than its
+    scanner. Harbor records the scanner's pull of each image it scans as a pull (pull time,
+    pull count) unless "Retain image last pull time on scanning" is on
+    (``scanner_skip_update_pulltime``), so an artifact pull time inside its last scan, from its
+    start to ``SCANNER_PULL_SLACK`` after its end, is that pull and not counted. The scanner
+    pulls by digest: a tag's pull time is always someone's pull by that tag."""
+    pulled = [t.pull_time for t in artifact.tags if t.pull_time]
+    at, scan = artifact.pull_time, artifact.overview
+    if at is not None and not (scan is not None and scan.start_time is not None
+                               and scan.start_time <= at
+                               <= (scan.end_time or now) + SCANNER_PULL_SLACK):
+        pulled.append(at)
+    return pulled
+
+
 def passes_filters(artifact: Artifact, schedule: ScheduleConfig, now: datetime) -> bool:
-    """The schedule's tag globs, types and ``only_pulled_within``."""
+    """The schedule's tag globs, types and ``only_pulled_within`` (``pull_times``)."""
     if schedule.types and artifact.type.upper() not in {t.upper() for t in schedule.types}:
         return False
     if schedule.tags and not any(
@@ -80,7 +100,7 @@ def passes_filters(artifact: Artifact, schedule: ScheduleConfig, now: datetime) 
     ):
         return False
     if schedule.only_pulled_within is not None:
-        pulled = [t for t in (artifact.pull_time, *(t.pull_time for t in artifact.tags)) if t]
+        pulled = pull_times(artifact, now)
         if not pulled or max(pulled) < now - schedule.only_pulled_within:
             return False
     return True
@@ -131,10 +151,10 @@ def lane_of(
 
 
 def recently_used(artifact: Artifact, now: datetime) -> bool:
-    """Pushed or pulled (the artifact or one of its tags) within :data:`RECENT` of ``now``."""
-    times = [t for t in (artifact.push_time, artifact.pull_time,
-                         *(t.pull_time for t in artifact.tags), *(t.push_time for t in
-                                                                  artifact.tags)) if t]
+    """Pushed or pulled (the artifact or one of its tags, its scanner's pull aside:
+    ``pull_times``) within :data:`RECENT` of ``now``."""
+    times = [t for t in (artifact.push_time, *(t.push_time for t in artifact.tags)) if t]
+    times.extend(pull_times(artifact, now))
     return bool(times) and max(times) >= now - RECENT
 
 

@@ -45,6 +45,19 @@ def art(
     )
 
 
+def scanned_and_pulled(digest: str, pulled: datetime,
+                       tag_pulled: datetime | None = None) -> Artifact:
+    """Scanned from 5 days and 1 minute ago to 5 days ago (before the DB update), last pulled
+    at ``pulled``; its tag at ``tag_pulled``."""
+    scan = ScanOverview(report_id=f"rep-{digest}", state=ScanState.SUCCESS,
+                        start_time=NOW - timedelta(days=5, minutes=1),
+                        end_time=NOW - timedelta(days=5))
+    return Artifact(ref=ArtifactRef("r", "p", "app", digest), type="IMAGE",
+                    tags=(Tag("latest", pull_time=tag_pulled),),
+                    push_time=NOW - timedelta(days=30), pull_time=pulled, scannable=True,
+                    overview=scan)
+
+
 def rec(digest: str, state: ScanState, **kw: object) -> ScanRecord:
     return ScanRecord(digest=digest, state=state, report_id=f"rep-{digest}", **kw)  # type: ignore[arg-type]
 
@@ -99,6 +112,16 @@ CASES = [
          art("c")],
         {}, set(), schedule(only_pulled_within=timedelta(days=7)), [("a", "unscanned")],
         id="only-pulled-within"),
+    pytest.param(
+        [scanned_and_pulled("scanner", NOW - timedelta(days=5, seconds=-30)),
+         scanned_and_pulled("slack", NOW - timedelta(days=5) + timedelta(seconds=59)),
+         scanned_and_pulled("after", NOW - timedelta(days=4, hours=23)),
+         scanned_and_pulled("before", NOW - timedelta(days=5, minutes=2)),
+         scanned_and_pulled("by-tag", NOW - timedelta(days=5, seconds=-30),
+                            tag_pulled=NOW - timedelta(days=6))],
+        {}, set(), schedule(only_pulled_within=timedelta(days=7)),
+        [("after", "db_updated"), ("before", "db_updated"), ("by-tag", "db_updated")],
+        id="the-scanners-own-pull-is-no-pull"),
     pytest.param(
         [art("a", ScanState.SUCCESS, ended=NOW - timedelta(days=9)),
          art("b", ScanState.ERROR, ended=NOW - timedelta(days=1)),

@@ -12,15 +12,15 @@ Lanes, served in this order (DESIGN.md "Selection and rate limits"):
 
 Only lanes named in the schedule's ``select`` are served. Filters: tag globs, ``types``,
 ``only_pulled_within`` (someone's pull: the scanner's own pull during a scan, which Harbor
-records as one by default, is not, ``pull_times``). Only ``IMAGE`` artifacts (an index of images is ``IMAGE`` too) whose
-scanner offers a vulnerabilities addition are scannable; the rest are Not Supported. Artifacts that
-Harbor already shows Pending or Running are followed, never triggered again. The run's budget
-(``daemon/scan/trickle.py``: what the registry's limits allow until the next run, or a fixed
-``max_scans``) caps the list, fresh lanes first. The rescan lanes are ordered for the trickle:
-images whose repository has open known-exploited findings (CISA KEV, the most first), then
-recently pushed or pulled images, then those whose repository has the most open fixable
-Critical/High findings, then the oldest report; what a run leaves is still behind the DB at the
-next one, so each run continues where the last one stopped.
+records as one by default, is not, ``pull_times``). Only ``IMAGE`` artifacts (an index of images
+is ``IMAGE`` too) whose scanner offers a vulnerabilities addition are scannable; the rest are
+Not Supported. Artifacts that Harbor already shows Pending or Running are followed, never
+triggered again. The run's budget (``daemon/scan/trickle.py``: what the registry's limits allow
+until the next run, or a fixed ``max_scans``) caps the list, fresh lanes first. The rescan lanes
+are ordered for the trickle: images whose repository has open known-exploited findings (CISA
+KEV, the most first), then recently pushed or pulled images, then those whose repository has the
+most open fixable Critical/High findings, then the oldest report; what a run leaves is still
+behind the DB at the next one, so each run continues where the last one stopped.
 """
 
 from __future__ import annotations

@@ -91,6 +91,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    "POST /_sim/feeds)")
     p.add_argument("--epss", metavar="FILE", default=None,
                    help="serve this EPSS file at /feeds/epss.csv.gz")
+    p.add_argument("--scanner-skip-update-pulltime", action="store_true",
+                   help="as Harbor's 'Retain image last pull time on scanning': the scanner's "
+                   "pulls set no pull time (by default they do, as Harbor's do; every GET of a "
+                   "manifest through /v2/ is a pull)")
     p.set_defaults(handler=serve)
 
 
@@ -115,6 +119,7 @@ def serve(args: argparse.Namespace) -> int:
             webhook_drop_share=args.webhook_drop_share, faults=faults,
             base_images=args.base_images, base_tags=args.base_tags,
             base_platforms=args.base_platforms,
+            scanner_skip_update_pulltime=args.scanner_skip_update_pulltime,
             feeds={k: v for k, v in (("kev", args.kev), ("epss", args.epss)) if v})
     except ValueError as exc:
         raise UsageError(f"sim serve: {exc}") from None

@@ -48,3 +48,25 @@ def test_it_rejects_a_bad_fault_in_one_line() -> None:
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "boom" in result.stderr
+
+
+@pytest.mark.parametrize("retain", [False, True], ids=["scanner-pulls", "retained"])
+def test_the_scanners_pulls_set_pull_times_unless_told_to_retain_them(retain: bool) -> None:
+    """Every image was scanned before the start: by its scanner's pull, pulled then."""
+    flags = ["--scanner-skip-update-pulltime"] if retain else []
+    proc = subprocess.Popen([sys.executable, "-m", "daemon", "sim", "serve", "--projects", "1",
+                             "--scanned-share", "1.0", "--index-share", "0", "--chart-share",
+                             "0", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        admin = tuple(proc.stdout.readline().split())
+        repos = httpx.get(url + "/api/v2.0/repositories", auth=admin).json()
+        assert repos and {r["pull_count"] == 0 for r in repos} == {retain}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -262,7 +262,7 @@ async def fetch_missing(client: HarborClient, store: Store,
         # A probe reads a manifest alone: none where manifests are not read.
         named = {i.base_digest for i in batch if i.base_digest} if registry.read_manifests \
             else set()
-        known = await db.run(store.lineage_known, registry.name, now, named, True) if named \
+        known = await db.run(store.lineage_known, registry.name, now, named) if named \
             else set()
         for probe in probes(batch, host, known):
             bases.setdefault(probe.digest, probe)

@@ -84,9 +84,14 @@ def pull_times(artifact: Artifact, now: datetime) -> list[datetime]:
     pulls by digest: a tag's pull time is always someone's pull by that tag."""
     pulled = [t.pull_time for t in artifact.tags if t.pull_time]
     at, scan = artifact.pull_time, artifact.overview
-    if at is not None and not (scan is not None and scan.start_time is not None
-                               and scan.start_time <= at
-                               <= (scan.end_time or now) + SCANNER_PULL_SLACK):
+    if at is None:
+        return pulled
+    if scan is None or scan.start_time is None:
+        pulled.append(at)
+        return pulled
+    # a scan under way pulls until it ends; one that ended without an end time, at its start
+    end = scan.end_time or (now if scan.state in IN_PROGRESS else scan.start_time)
+    if not scan.start_time <= at <= end + SCANNER_PULL_SLACK:
         pulled.append(at)
     return pulled
 

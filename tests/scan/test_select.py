@@ -9,7 +9,7 @@ import pytest
 
 from daemon.config_types import ScheduleConfig
 from daemon.model import Artifact, ArtifactRef, ScanOverview, ScanRecord, ScanState, Tag
-from daemon.scan.select import select
+from daemon.scan.select import pull_times, select
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DB_NEW = NOW - timedelta(days=4, hours=12)
@@ -45,13 +45,13 @@ def art(
     )
 
 
-def scanned_and_pulled(digest: str, pulled: datetime,
-                       tag_pulled: datetime | None = None) -> Artifact:
-    """Scanned from 5 days and 1 minute ago to 5 days ago (before the DB update), last pulled
-    at ``pulled``; its tag at ``tag_pulled``."""
+def scanned_and_pulled(digest: str, pulled: datetime, tag_pulled: datetime | None = None,
+                       ended: bool = True) -> Artifact:
+    """Scanned from 5 days and 1 minute ago to 5 days ago (before the DB update; with no end
+    time unless ``ended``), last pulled at ``pulled``; its tag at ``tag_pulled``."""
     scan = ScanOverview(report_id=f"rep-{digest}", state=ScanState.SUCCESS,
                         start_time=NOW - timedelta(days=5, minutes=1),
-                        end_time=NOW - timedelta(days=5))
+                        end_time=NOW - timedelta(days=5) if ended else None)
     return Artifact(ref=ArtifactRef("r", "p", "app", digest), type="IMAGE",
                     tags=(Tag("latest", pull_time=tag_pulled),),
                     push_time=NOW - timedelta(days=30), pull_time=pulled, scannable=True,
@@ -178,3 +178,14 @@ def test_it_needs_no_db_time_to_work() -> None:
     artifacts = [art("a", ScanState.SUCCESS, ended=NOW - timedelta(days=5))]
     result = select(artifacts, {}, schedule=schedule(), db_updated_at={"p": None}, now=NOW)
     assert result.scans == ()
+
+
+def test_a_scan_without_an_end_time_discounts_its_start_alone_unless_under_way() -> None:
+    """Harbor's zero end time reads as none: a pull after such a scan's start is someone's,
+    while a scan under way pulls until it ends."""
+    start = NOW - timedelta(days=5, minutes=1)
+    ended = scanned_and_pulled("a", NOW - timedelta(days=4), ended=False)
+    assert pull_times(ended, NOW) == [NOW - timedelta(days=4)]
+    assert pull_times(scanned_and_pulled("b", start, ended=False), NOW) == []
+    running = replace(ended, overview=replace(ended.overview, state=ScanState.RUNNING))
+    assert pull_times(running, NOW) == []

@@ -61,3 +61,23 @@ def test_a_version_24_file_keeps_its_rules_and_stops_reusing_ids(tmp_path: Path)
     (ddl,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'ignore_rule'").fetchone()
     raw.close()
     assert "AUTOINCREMENT" in ddl
+
+
+def test_an_attempt_that_failed_after_creating_its_table_is_done_again(tmp_path: Path) -> None:
+    """Python's sqlite3 commits a CREATE TABLE on its own: a migration 25 that failed after it
+    left ``ignore_rule_new`` behind, with the rules and version 24 rolled back."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    engine = create_store_engine(url)
+    assert migrate(engine, target=24) == 24
+    old = Store(engine, url)
+    kept = old.add_ignore(rule("CVE-1"), "alice", NOW)
+    old.close()
+    raw = sqlite3.connect(tmp_path / "h.db")
+    raw.execute("CREATE TABLE ignore_rule_new (id INTEGER PRIMARY KEY AUTOINCREMENT)")
+    raw.commit()
+    raw.close()
+    store = open_store(url)
+    try:
+        assert [(r.id, r.rule) for r in store.list_ignores()] == [(kept.id, rule("CVE-1"))]
+    finally:
+        store.close()

@@ -22,6 +22,9 @@ _COLUMNS = ("id, vulnerability, package, registries, projects, repositories, rea
 def upgrade(conn: Connection) -> None:
     if conn.dialect.name != "sqlite":
         return
+    # Python's sqlite3 opens the transaction at the INSERT, so an attempt that failed after the
+    # CREATE left its new table behind (the rest rolled back): start from none.
+    conn.exec_driver_sql("DROP TABLE IF EXISTS ignore_rule_new")
     conn.exec_driver_sql(
         "CREATE TABLE ignore_rule_new ("
         "id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, vulnerability VARCHAR NOT NULL, "

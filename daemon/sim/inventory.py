@@ -91,6 +91,17 @@ class Artifact:
     def is_index(self) -> bool:
         return self.manifest_media_type == OCI_INDEX and self.type == "IMAGE"
 
+    def record_pull(self, at: float, tag: str = "") -> None:
+        """A pull of it at ``at`` (by ``tag`` when asked by tag), as Harbor records one: its
+        pull time, the tag's, one more on the repository's pull count, which moves its
+        update time too (``AddPullCount``)."""
+        self.pull_time = at
+        for t in self.tags:
+            if t.name == tag:
+                t.pull_time = at
+        self.repo.pull_count += 1
+        self.repo.pulled_at = max(self.repo.pulled_at, at)
+
     def touch(self) -> None:
         self.version += 1
         for parent in self.parents:
@@ -419,9 +430,7 @@ class Inventory:
                 scan = Scan(self.new_report_id(), "Success", end - 3 - self.rng.random() * 20,
                             end, percent=100, scanner_version=target.scanner_version)
                 if not self.options.scanner_skip_update_pulltime:
-                    target.pull_time = scan.start_wall  # the scanner's pull of it (``pulled``)
-                    target.repo.pull_count += 1
-                    target.repo.pulled_at = max(target.repo.pulled_at, scan.start_wall)
+                    target.record_pull(scan.start_wall)  # the scanner's pull of it
                 scan.items = self.items_for(target)
                 scan.log = [f"scan of {target.repo.name}@{target.digest} finished: "
                             f"{len(scan.items)} vulnerabilities"]

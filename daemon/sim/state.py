@@ -76,22 +76,15 @@ class SimState:
         return self._wall0 + (time.monotonic() - self._mono0)
 
     def pulled(self, art: Artifact, tag: str = "") -> None:
-        """A pull of ``art`` (by ``tag`` when it was asked by tag), as Harbor's internal
+        """A pull of ``art`` now (by ``tag`` when it was asked by tag), as Harbor's internal
         artifact handler records it (``src/controller/event/handler/internal/artifact.go``
-        ``onPull``): the artifact's pull time, the tag's when pulled by tag, and one more on
-        the repository's pull count, which sets its update time too (``AddPullCount``). Harbor
-        fires the event for every ``GET`` of a manifest through ``/v2/`` but a ``HEAD`` or its
-        own replication client's; its scanner's pulls
-        count too unless ``scanner_skip_update_pulltime`` is set. Harbor writes the time ten
-        seconds later by default (``ARTIFACT_PULL_ASYNC_FLUSH_DURATION``); here at once."""
+        ``onPull``; ``Artifact.record_pull``). Harbor fires the event for every ``GET`` of a
+        manifest through ``/v2/`` but a ``HEAD`` or its own replication client's; its
+        scanner's pulls count too unless ``scanner_skip_update_pulltime`` is set. Harbor
+        writes the time ten seconds later by default (``ARTIFACT_PULL_ASYNC_FLUSH_DURATION``);
+        here at once."""
         with self.lock:
-            now = self.wall()
-            art.pull_time = now
-            for t in art.tags:
-                if t.name == tag:
-                    t.pull_time = now
-            art.repo.pull_count += 1
-            art.repo.pulled_at = now
+            art.record_pull(self.wall(), tag)
             art.touch()
             self.bump()
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import MetaData, and_, delete, literal, select, update
+from sqlalchemy import MetaData, and_, delete, select, update
 from sqlalchemy.engine import Connection
 
 from daemon.lineage import Image, Lineage, Step
@@ -44,15 +44,14 @@ def known(conn: Connection, registry: str, now: datetime | None = None,
     read): facts without layers, fetched while its manifests were not read, are asked again
     after ``DENIED_RETRY`` too."""
     lin = image_lineage
-    bare = (lin.c.layers == "[]") if layers_wanted else literal(False)
-    query = select(lin.c.digest, lin.c.denied, lin.c.fetched_at, bare).where(
+    query = select(lin.c.digest, lin.c.denied, lin.c.fetched_at, lin.c.layers == "[]").where(
         lin.c.registry_name == registry)
     wanted = None if digests is None else sorted(set(digests))
     statements = [query] if wanted is None else [
         query.where(lin.c.digest.in_(wanted[start:start + 500]))
         for start in range(0, len(wanted), 500)]
     return {d for statement in statements for d, denied, at, layerless in conn.execute(statement)
-            if not (denied or layerless) or now is None or at is None
+            if not (denied or (layers_wanted and layerless)) or now is None or at is None
             or now - at < DENIED_RETRY}
 
 

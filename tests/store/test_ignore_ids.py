@@ -21,6 +21,14 @@ def rule(vulnerability: str) -> IgnoreConfig:
                         vulnerability=vulnerability)
 
 
+def version_24(tmp_path: Path) -> tuple[str, Store]:
+    """An SQLite file migrated to version 24 alone, and today's store code on it."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    engine = create_store_engine(url)
+    assert migrate(engine, target=24) == 24
+    return url, Store(engine, url)
+
+
 def test_the_newest_rules_id_is_not_given_again_after_its_removal(url: str) -> None:
     store = open_store(url)
     try:
@@ -36,10 +44,7 @@ def test_the_newest_rules_id_is_not_given_again_after_its_removal(url: str) -> N
 
 
 def test_a_version_24_file_keeps_its_rules_and_stops_reusing_ids(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    engine = create_store_engine(url)
-    assert migrate(engine, target=24) == 24
-    old = Store(engine, url)
+    url, old = version_24(tmp_path)
     kept = old.add_ignore(rule("CVE-1"), "alice", NOW)
     newest = old.add_ignore(rule("CVE-2"), "alice", NOW)
     assert old.remove_ignore(newest.id)
@@ -66,10 +71,7 @@ def test_a_version_24_file_keeps_its_rules_and_stops_reusing_ids(tmp_path: Path)
 def test_an_attempt_that_failed_after_creating_its_table_is_done_again(tmp_path: Path) -> None:
     """Python's sqlite3 commits a CREATE TABLE on its own: a migration 25 that failed after it
     left ``ignore_rule_new`` behind, with the rules and version 24 rolled back."""
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    engine = create_store_engine(url)
-    assert migrate(engine, target=24) == 24
-    old = Store(engine, url)
+    url, old = version_24(tmp_path)
     kept = old.add_ignore(rule("CVE-1"), "alice", NOW)
     old.close()
     raw = sqlite3.connect(tmp_path / "h.db")
